@@ -1,0 +1,49 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { defineConfig } from 'vitest/config';
+
+// One unit and one integration project per package. Integration tests
+// (*.integration.test.ts) talk to real runtimes (podman, TLS servers, nginx) and
+// get longer timeouts; unit tests stay fast and hermetic.
+const packageDirectories = ['packages', 'apps'].flatMap((group) =>
+  existsSync(group)
+    ? readdirSync(group, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory() && existsSync(join(group, entry.name, 'package.json')))
+        .map((entry) => ({ directory: join(group, entry.name), name: entry.name }))
+    : [],
+);
+
+const sourceConditions = ['dev-source', 'node', 'import', 'default'];
+
+export default defineConfig({
+  test: {
+    projects: packageDirectories.flatMap(({ directory, name }) => [
+      {
+        resolve: { conditions: sourceConditions },
+        ssr: { resolve: { conditions: sourceConditions } },
+        test: {
+          name: `${name}:unit`,
+          root: directory,
+          include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+          exclude: ['**/*.integration.test.ts', '**/node_modules/**', '**/dist/**'],
+          environment: 'node',
+        },
+      },
+      {
+        resolve: { conditions: sourceConditions },
+        ssr: { resolve: { conditions: sourceConditions } },
+        test: {
+          name: `${name}:integration`,
+          root: directory,
+          include: ['src/**/*.integration.test.ts', 'test/**/*.integration.test.ts'],
+          exclude: ['**/node_modules/**', '**/dist/**'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+          // Real runtimes are shared state: run integration files one at a time.
+          fileParallelism: false,
+        },
+      },
+    ]),
+  },
+});
