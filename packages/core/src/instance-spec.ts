@@ -1,0 +1,97 @@
+import * as z from 'zod';
+import { KeywardError } from './errors/keyward-error.js';
+import { networkModes } from './spec/v1/network-mode.js';
+
+const dnsLabelPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const environmentNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A DNS-1123 label: what Kubernetes, podman and docker all accept as a name. */
+export const dnsLabelSchema = z
+  .string({ error: 'must be a string' })
+  .min(1, { error: 'must not be empty' })
+  .max(63, { error: 'must be at most 63 characters (a DNS-1123 label)' })
+  .regex(dnsLabelPattern, {
+    error:
+      'must be a DNS-1123 label: lower-case letters, digits and "-", starting and ending with a letter or digit (for example "my-agent")',
+  });
+
+const portSchema = z
+  .number({ error: 'must be a number' })
+  .int({ error: 'must be a whole number' })
+  .min(1, { error: 'must be between 1 and 65535' })
+  .max(65535, { error: 'must be between 1 and 65535' });
+
+export const agentSpecSchema = z
+  .object({
+    image: z
+      .string({ error: 'is required: the agent image, for example "ghcr.io/openclaw/openclaw:latest"' })
+      .min(1, {
+        error: 'must not be empty',
+      }),
+    port: portSchema.default(18789),
+    /** Non-secret environment. Credentials belong in a sidecar (the tokenizer), never here. */
+    env: z
+      .record(
+        z
+          .string()
+          .regex(environmentNamePattern, {
+            error: 'environment variable names must match [A-Za-z_][A-Za-z0-9_]*',
+          }),
+        z.string({ error: 'environment values must be strings' }),
+      )
+      .default({}),
+    command: z.array(z.string()).min(1, { error: 'must have at least one element when given' }).optional(),
+    skillsDirectory: z
+      .string()
+      .startsWith('/', { error: 'must be an absolute path' })
+      .default('/home/node/.openclaw/skills'),
+  })
+  .strict();
+
+export const networkSpecSchema = z
+  .object({
+    egress: z.enum(networkModes, { error: 'must be "proxy-only" (default) or "open"' }).default('proxy-only'),
+    /** Host port for the agent; null or absent lets the runtime pick one. */
+    hostPort: portSchema.nullable().optional(),
+    hostAddress: z.string().default('127.0.0.1'),
+  })
+  .strict();
+
+export const instanceSpecSchema = z
+  .object({
+    apiVersion: z.literal('keyward.dev/v1', { error: 'must be "keyward.dev/v1"' }).default('keyward.dev/v1'),
+    name: dnsLabelSchema,
+    target: dnsLabelSchema.default('local'),
+    agent: agentSpecSchema,
+    network: networkSpecSchema.default({ egress: 'proxy-only', hostAddress: '127.0.0.1' }),
+    /** Per-sidecar config keyed by provider id; each provider validates its own part. */
+    sidecars: z.record(dnsLabelSchema, z.unknown()).default({}),
+  })
+  .strict();
+
+export type InstanceSpec = z.output<typeof instanceSpecSchema>;
+export type InstanceSpecInput = z.input<typeof instanceSpecSchema>;
+
+/** Turns zod issues into one message per issue that names the field and the rule. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix = ''): string[] {
+  return issues.map((issue) => {
+    const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+    if (issue.code === 'unrecognized_keys') {
+      return `${path || '(root)'}: unknown field(s) ${issue.keys.map((key) => `"${key}"`).join(', ')}; remove them or check the spelling`;
+    }
+    return `${path || '(root)'}: ${issue.message}`;
+  });
+}
+
+export function parseInstanceSpec(input: unknown): InstanceSpec {
+  const result = instanceSpecSchema.safeParse(input);
+  if (!result.success) {
+    const problems = formatIssues(result.error.issues);
+    throw new KeywardError({
+      code: 'INVALID_INSTANCE_SPEC',
+      message: `Invalid instance spec: ${problems.join('; ')}`,
+      details: { problems },
+    });
+  }
+  return result.data;
+}
