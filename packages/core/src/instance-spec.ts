@@ -32,11 +32,9 @@ export const agentSpecSchema = z
     /** Non-secret environment. Credentials belong in a sidecar (the tokenizer), never here. */
     env: z
       .record(
-        z
-          .string()
-          .regex(environmentNamePattern, {
-            error: 'environment variable names must match [A-Za-z_][A-Za-z0-9_]*',
-          }),
+        z.string().regex(environmentNamePattern, {
+          error: 'environment variable names must match [A-Za-z_][A-Za-z0-9_]*',
+        }),
         z.string({ error: 'environment values must be strings' }),
       )
       .default({}),
