@@ -1,0 +1,45 @@
+export { decodeBase64Go } from './encoding.js';
+export {
+  ConfigError,
+  DecryptionError,
+  EncodingError,
+  InvalidKeyError,
+  ProxyAuthError,
+  SecretJsonError,
+  TokenizerError,
+  type TokenizerErrorCode,
+} from './errors.js';
+export {
+  generateOpenKey,
+  OpenKey,
+  open,
+  SEALED_BOX_OVERHEAD,
+  seal,
+  sealKeyFromOpenKey,
+} from './sealed-box.js';
+export { bearerDigest, openSecret, sealSecret } from './secret.js';
+export {
+  type AuthDefinition,
+  type BearerAuthDefinition,
+  type BytesInput,
+  type ClientCredentialsProcessorDefinition,
+  type FlyioMacaroonAuthDefinition,
+  type FlySrcAuthDefinition,
+  type GithubAppProcessorDefinition,
+  type InjectBodyProcessorDefinition,
+  type InjectHmacProcessorDefinition,
+  type InjectProcessorDefinition,
+  type JwtProcessorDefinition,
+  type MacaroonAuthDefinition,
+  type MultiProcessorDefinition,
+  marshalSecret,
+  type NoAuthDefinition,
+  type OAuth2BodyProcessorDefinition,
+  type OAuth2ProcessorDefinition,
+  type OAuth2Token,
+  type ProcessorDefinition,
+  parseSecret,
+  type Secret,
+  type SecretDefinition,
+  type Sigv4ProcessorDefinition,
+} from './secret-json.js';
