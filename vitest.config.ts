@@ -1,17 +1,20 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 // One unit and one integration project per package. Integration tests
 // (*.integration.test.ts) talk to real runtimes (podman, TLS servers, nginx) and
 // get longer timeouts; unit tests stay fast and hermetic.
-const packageDirectories = ['packages', 'apps'].flatMap((group) =>
-  existsSync(group)
-    ? readdirSync(group, { withFileTypes: true })
-        .filter((entry) => entry.isDirectory() && existsSync(join(group, entry.name, 'package.json')))
-        .map((entry) => ({ directory: join(group, entry.name), name: entry.name }))
-    : [],
-);
+const repositoryRoot = dirname(fileURLToPath(import.meta.url));
+const packageDirectories = ['packages', 'apps'].flatMap((group) => {
+  const groupDirectory = join(repositoryRoot, group);
+  return existsSync(groupDirectory)
+    ? readdirSync(groupDirectory, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory() && existsSync(join(groupDirectory, entry.name, 'package.json')))
+        .map((entry) => ({ directory: join(groupDirectory, entry.name), name: entry.name }))
+    : [];
+});
 
 const sourceConditions = ['dev-source', 'node', 'import', 'default'];
 

@@ -77,6 +77,10 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix = ''): 
     if (issue.code === 'unrecognized_keys') {
       return `${path || '(root)'}: unknown field(s) ${issue.keys.map((key) => `"${key}"`).join(', ')}; remove them or check the spelling`;
     }
+    if (issue.code === 'invalid_key') {
+      // zod reports a bad record key as "Invalid key in record"; the rule is in the nested issues.
+      return `${path || '(root)'}: ${issue.issues.map((nested) => nested.message).join('; ')}`;
+    }
     return `${path || '(root)'}: ${issue.message}`;
   });
 }
