@@ -1,0 +1,33 @@
+/** How an image's base layer is made. */
+export type ImageBase =
+  /** `FROM scratch` + the host's node binary and its shared libraries: no registry needed. */
+  | 'scratch'
+  /** `FROM node:20-slim`: for machines that can pull from a registry. */
+  | 'registry';
+
+export interface ImageDefinition {
+  /** Repository name without registry, e.g. `keyward-tokenizer`. */
+  name: string;
+  tag: string;
+  description: string;
+  /** TypeScript or JavaScript entry bundled by esbuild into `/app/main.js`. */
+  entry: string;
+  /** Arguments after `node /app/main.js`. */
+  args: string[];
+  /** Numeric uid:gid; scratch images have no /etc/passwd. */
+  user: string;
+  exposedPorts: number[];
+  env: Record<string, string>;
+}
+
+/** `localhost/<name>:<tag>`, the reference podman and docker give a locally built image. */
+export function imageReference(definition: Pick<ImageDefinition, 'name' | 'tag'>): string {
+  return `localhost/${definition.name}:${definition.tag}`;
+}
+
+export type ImageBuildProgress =
+  | { type: 'skipped'; image: string; reason: string }
+  | { type: 'bundling'; image: string }
+  | { type: 'building'; image: string; base: ImageBase }
+  | { type: 'output'; image: string; line: string }
+  | { type: 'built'; image: string; milliseconds: number };

@@ -1,0 +1,28 @@
+export {
+  type BuildImageOptions,
+  type BuildImageResult,
+  buildImage,
+  bundleProgram,
+  contentLabel,
+  ensureNodeRuntimeImage,
+  ImageBuildError,
+  renderDockerfile,
+} from './build-image.js';
+export { dockerFromEnvironment } from './docker-from-environment.js';
+export {
+  type ImageBase,
+  type ImageBuildProgress,
+  type ImageDefinition,
+  imageReference,
+} from './image-definition.js';
+export {
+  agentStandInImage,
+  demoUpstreamImage,
+  imageDefinitions,
+  networkHelperImage,
+  nonRootUser,
+  tokenizerImage,
+} from './image-definitions.js';
+export { collectNodeRuntime, parseLddOutput } from './node-runtime.js';
+
+export const VERSION = '0.1.0';
