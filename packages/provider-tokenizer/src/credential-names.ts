@@ -1,0 +1,58 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The `<K>` of `TOKENIZER_CRED_<K>`: the name upper-cased, every character outside
+ * [A-Z0-9] replaced by `_` (the seed installer's rule, kept so existing skills work).
+ */
+export function sanitizeCredentialName(name: string): string {
+  return name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
+
+export const environmentPrefixes = {
+  token: 'TOKENIZER_CRED_',
+  auth: 'TOKENIZER_AUTH_',
+  hosts: 'TOKENIZER_HOSTS_',
+} as const;
+
+export interface CredentialVariableNames {
+  token: string;
+  auth: string;
+  hosts: string;
+}
+
+export function credentialVariableNames(name: string): CredentialVariableNames {
+  const key = sanitizeCredentialName(name);
+  return {
+    token: `${environmentPrefixes.token}${key}`,
+    auth: `${environmentPrefixes.auth}${key}`,
+    hosts: `${environmentPrefixes.hosts}${key}`,
+  };
+}
+
+const readableKeyPattern = /^[A-Z0-9]+(_[A-Z0-9]+)*$/;
+const maximumReadableLength = 40;
+
+/**
+ * A DNS-label suffix for the secret objects of one credential. Clean keys
+ * (`GITHUB`, `MY_API`) stay readable (`github`, `my-api`); anything that would not
+ * map one-to-one (leading or doubled `_`, very long names) gets a hash of the key, so
+ * two distinct keys never share a secret name.
+ */
+export function credentialSecretSuffix(key: string): string {
+  if (readableKeyPattern.test(key) && key.length <= maximumReadableLength) {
+    return key.toLowerCase().replace(/_/g, '-');
+  }
+  const slug = key
+    .toLowerCase()
+    .replace(/_+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 30)
+    .replace(/-+$/g, '');
+  const hash = createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 10);
+  return slug ? `${slug}-x${hash}` : `x${hash}`;
+}
+
+export function credentialSecretNames(name: string): { token: string; auth: string } {
+  const suffix = credentialSecretSuffix(sanitizeCredentialName(name));
+  return { token: `tokenizer-cred-${suffix}`, auth: `tokenizer-auth-${suffix}` };
+}

@@ -1,0 +1,84 @@
+import type { ContainerContributionV1, FileContributionV1, SecretContributionV1 } from '@keyward/core';
+
+export const TOKENIZER_CONTAINER_NAME = 'tokenizer';
+export const OPEN_KEY_SECRET_NAME = 'tokenizer-open-key';
+/** Only the tokenizer container mounts this file; it never reaches env, argv or the agent. */
+export const OPEN_KEY_FILE_PATH = '/run/keyward/tokenizer/open-key';
+export const UPSTREAM_CA_FILE_PATH = '/etc/keyward/tokenizer/upstream-ca.pem';
+/** The distroless "nonroot" uid/gid; the image runs as it too. */
+export const TOKENIZER_USER_ID = 65532;
+export const READINESS_PATH = '/healthz';
+
+/** Environment variables the `@keyward/tokenizer` server reads. */
+export const serverEnvironment = {
+  listenAddress: 'LISTEN_ADDRESS',
+  openKeyFile: 'OPEN_KEY_FILE',
+  adminListenAddress: 'ADMIN_LISTEN_ADDRESS',
+  upstreamCaFile: 'UPSTREAM_CA_FILE',
+  allowPrivateUpstreams: 'ALLOW_PRIVATE_UPSTREAMS',
+} as const;
+
+export interface TokenizerRuntimeOptions {
+  image: string;
+  port: number;
+  adminPort: number;
+  allowPrivateUpstreams: boolean;
+  upstreamCaCertificates?: string | undefined;
+}
+
+export function tokenizerContainer(options: TokenizerRuntimeOptions): ContainerContributionV1 {
+  const env: Record<string, string> = {
+    [serverEnvironment.listenAddress]: `0.0.0.0:${options.port}`,
+    [serverEnvironment.openKeyFile]: OPEN_KEY_FILE_PATH,
+    [serverEnvironment.adminListenAddress]: `0.0.0.0:${options.adminPort}`,
+  };
+  if (options.upstreamCaCertificates !== undefined) {
+    env[serverEnvironment.upstreamCaFile] = UPSTREAM_CA_FILE_PATH;
+  }
+  if (options.allowPrivateUpstreams) env[serverEnvironment.allowPrivateUpstreams] = 'true';
+  return {
+    name: TOKENIZER_CONTAINER_NAME,
+    image: options.image,
+    env,
+    ports: [
+      { name: 'proxy', containerPort: options.port, protocol: 'tcp' },
+      { name: 'admin', containerPort: options.adminPort, protocol: 'tcp' },
+    ],
+    readiness: {
+      type: 'http',
+      port: options.adminPort,
+      path: READINESS_PATH,
+      timeoutSeconds: 2,
+      retries: 15,
+    },
+    security: {
+      runAsUser: TOKENIZER_USER_ID,
+      runAsGroup: TOKENIZER_USER_ID,
+      readOnlyRootFilesystem: true,
+      dropAllCapabilities: true,
+      noNewPrivileges: true,
+    },
+    tmpfs: ['/tmp'],
+    egress: 'internet',
+  };
+}
+
+export function openKeySecret(openKey: string): SecretContributionV1 {
+  return {
+    name: OPEN_KEY_SECRET_NAME,
+    value: openKey,
+    visibleTo: [TOKENIZER_CONTAINER_NAME],
+    // Group-readable so the target can hand it to the container's group when it cannot chown.
+    delivery: { type: 'file', path: OPEN_KEY_FILE_PATH, mode: 0o440 },
+  };
+}
+
+export function upstreamCaFile(pem: string): FileContributionV1 {
+  return {
+    container: TOKENIZER_CONTAINER_NAME,
+    root: 'absolute',
+    path: UPSTREAM_CA_FILE_PATH,
+    content: pem,
+    mode: 0o444,
+  };
+}
