@@ -1,0 +1,88 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { ProxyAuthError } from './errors.js';
+import type { AuthDefinition } from './secret-json.js';
+
+const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Go url.QueryUnescape: `%XX` decoded, `+` → space; undefined when an escape is malformed. */
+export function queryUnescape(text: string): string | undefined {
+  if (/%(?![0-9A-Fa-f]{2})/.test(text)) return undefined;
+  const bytes = Buffer.from(text.replaceAll('+', ' ').replace(/%([0-9A-Fa-f]{2})/g, '\u0000$1'), 'latin1');
+  // Rebuild raw bytes so that multi-byte UTF-8 escapes decode exactly.
+  const output: number[] = [];
+  for (let index = 0; index < bytes.length; index++) {
+    if (bytes[index] === 0) {
+      output.push(Number.parseInt(bytes.subarray(index + 1, index + 3).toString('latin1'), 16));
+      index += 2;
+    } else output.push(bytes[index] as number);
+  }
+  return Buffer.from(output).toString('utf8');
+}
+
+/**
+ * Candidate proxy tokens from every Proxy-Authorization line (protocol §3.4):
+ * `Bearer x` and `FlyV1 x` give x verbatim; `Basic` gives the password raw and URL-unescaped.
+ * The scheme is case-sensitive. Digests are computed once per request, on demand.
+ */
+export class ProxyCredentials {
+  readonly tokens: string[];
+  private digests: Buffer[] | undefined;
+
+  constructor(lines: readonly string[]) {
+    const tokens: string[] = [];
+    for (const line of lines) {
+      const space = line.indexOf(' ');
+      if (space < 0) continue;
+      const scheme = line.slice(0, space);
+      const rest = line.slice(space + 1);
+      if (scheme === 'Bearer' || scheme === 'FlyV1') tokens.push(rest);
+      else if (scheme === 'Basic') {
+        if (!STRICT_BASE64.test(rest)) continue;
+        const decoded = Buffer.from(rest, 'base64').toString('utf8');
+        const colon = decoded.indexOf(':');
+        if (colon < 0) continue;
+        const password = decoded.slice(colon + 1);
+        tokens.push(password);
+        const unescaped = queryUnescape(password);
+        if (unescaped !== undefined && unescaped !== password) tokens.push(unescaped);
+      }
+    }
+    this.tokens = tokens;
+  }
+
+  /** Constant-time comparison of SHA-256(candidate) with the sealed digest. */
+  matchesDigest(digest: Uint8Array): boolean {
+    if (digest.length !== 32) return false;
+    this.digests ??= this.tokens.map((token) => createHash('sha256').update(token, 'utf8').digest());
+    let matched = false;
+    for (const candidate of this.digests) {
+      // No early exit: every candidate is compared.
+      if (timingSafeEqual(candidate, digest)) matched = true;
+    }
+    return matched;
+  }
+}
+
+/** Checks one secret's auth; throws ProxyAuthError (407). */
+export function authorize(
+  auth: AuthDefinition,
+  digest: Uint8Array | undefined,
+  credentials: ProxyCredentials,
+): void {
+  switch (auth.type) {
+    case 'none':
+      return;
+    case 'bearer':
+      if (digest && credentials.matchesDigest(digest)) return;
+      throw new ProxyAuthError();
+    case 'macaroon':
+      throw new ProxyAuthError('macaroon_auth is not supported by this proxy', 'UNSUPPORTED_AUTH');
+    case 'flyio_macaroon':
+      throw new ProxyAuthError('flyio_macaroon_auth only works inside Fly.io', 'UNSUPPORTED_AUTH');
+    case 'fly_src':
+      throw new ProxyAuthError(
+        'no flysrc parser (fly_src_auth only works inside Fly.io)',
+        'UNSUPPORTED_AUTH',
+      );
+  }
+}

@@ -1,0 +1,739 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { isIP } from 'node:net';
+import { rootCertificates } from 'node:tls';
+import { Agent, type Dispatcher } from 'undici';
+import { createGuardedLookup, isPrivateAddress, UpstreamDeniedError } from './address-policy.js';
+import { type AuditEntry, type AuditSink, stdoutAuditSink } from './audit-log.js';
+import { BadRequestError, TokenizerError } from './errors.js';
+import { type JsonValue, parseJsonTree } from './go-json.js';
+import { type Params, ProcessorRuntimeError } from './header-rules.js';
+import { ProxyMetrics } from './metrics.js';
+import {
+  BodyTooLargeError,
+  OutgoingBody,
+  type OutgoingHeaders,
+  type OutgoingRequest,
+} from './outgoing-request.js';
+import { createProcessor, type RequestProcessor, type ResponseProcessor } from './processors.js';
+import { authorize, ProxyCredentials } from './proxy-auth.js';
+import { type OpenKey, toOpenKey } from './sealed-box.js';
+import { SecretResolver, validateHost } from './secret-resolver.js';
+
+export interface TokenizerServerOptions {
+  /** The X25519 open (private) key, hex or parsed. */
+  openKey: string | OpenKey;
+  /** Go-style listen address: `:8080`, `127.0.0.1:0`, `[::1]:8080`. Default `:8080`. */
+  listenAddress?: string;
+  /** Separate listener for `/health` and `/metrics`; none when unset. */
+  adminListenAddress?: string;
+  /** Request headers always removed before forwarding (FILTERED_HEADERS). */
+  filteredHeaders?: readonly string[];
+  /** The proxy's own names; enables origin-form ("transparent") requests (TOKENIZER_HOSTNAMES). */
+  tokenizerHostnames?: readonly string[];
+  /** Forward requests that carry no Proxy-Tokenizer header (OPEN_PROXY). */
+  openProxy?: boolean;
+  /** Log refusal details to the operational log (never secret values). */
+  debug?: boolean;
+  /** Allow private, loopback and link-local upstream addresses. Off by default. */
+  allowPrivateUpstreams?: boolean;
+  /** Extra PEM CA certificates trusted for upstream TLS, in addition to the system roots. */
+  upstreamCa?: string | Buffer | ReadonlyArray<string | Buffer>;
+  /** Largest request head accepted from clients. Default 64 KiB (sealed JWT keys are several KB). */
+  maxHeaderBytes?: number;
+  /** Largest request body forwarded. Default 32 MiB. */
+  maxBodyBytes?: number;
+  /** Opened secrets kept in memory. Default 10,000. */
+  secretCacheSize?: number;
+  /** Idle keep-alive time for client connections. Default 65 s. */
+  keepAliveTimeoutMs?: number;
+  /** Upstream connect timeout. Default 10 s. */
+  upstreamConnectTimeoutMs?: number;
+  /** Upstream response header / body inactivity timeout. Default 120 s. */
+  upstreamTimeoutMs?: number;
+  /** Where audit lines go; `false` disables them. Default: JSON lines on stdout. */
+  auditLog?: AuditSink | false;
+  /** Operational log (start-up, refusals in debug mode). Default: JSON lines on stderr. */
+  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  /** How long close() waits for in-flight requests before cutting them. Default 30 s. */
+  shutdownTimeoutMs?: number;
+}
+
+export interface TokenizerServer {
+  readonly server: Server;
+  readonly adminServer: Server | undefined;
+  readonly metrics: ProxyMetrics;
+  /** The seal key clients seal secrets with (lowercase hex). */
+  readonly sealKey: string;
+  /** Starts both listeners. */
+  listen(): Promise<RunningTokenizerServer>;
+  /** Stops accepting, drains in-flight requests, closes upstream connections. */
+  close(): Promise<void>;
+}
+
+export interface RunningTokenizerServer {
+  /** `http://host:port` of the proxy listener. */
+  url: string;
+  /** `http://host:port` of the admin listener, when configured. */
+  adminUrl: string | undefined;
+  sealKey: string;
+  server: TokenizerServer;
+  close(): Promise<void>;
+}
+
+const defaultLog: NonNullable<TokenizerServerOptions['log']> = (level, message, fields) => {
+  process.stderr.write(
+    `${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`,
+  );
+};
+
+// Never forwarded: hop-by-hop headers, the proxy's own headers, and headers undici manages.
+const REQUEST_HEADERS_DROPPED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'proxy-tokenizer',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'expect',
+  'http2-settings',
+]);
+const RESPONSE_HEADERS_DROPPED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+]);
+
+interface Target {
+  /** Authority as the client sent it: what validators check. */
+  authority: string;
+  /** Lowercase hostname without brackets: what is dialled and used for SNI. */
+  hostname: string;
+  dialPort: number;
+  /** Host header sent upstream. */
+  hostHeader: string;
+  path: string;
+}
+
+/** Parses `host[:port]` / `[v6]:port`; undefined when malformed. */
+export function splitAuthority(
+  authority: string,
+): { hostname: string; port: number | undefined } | undefined {
+  let hostname: string;
+  let portText: string | undefined;
+  if (authority.startsWith('[')) {
+    const close = authority.indexOf(']');
+    if (close < 0) return undefined;
+    hostname = authority.slice(1, close);
+    if (isIP(hostname) !== 6) return undefined;
+    const rest = authority.slice(close + 1);
+    if (rest !== '') {
+      if (!rest.startsWith(':')) return undefined;
+      portText = rest.slice(1);
+    }
+  } else {
+    const colon = authority.indexOf(':');
+    hostname = colon < 0 ? authority : authority.slice(0, colon);
+    portText = colon < 0 ? undefined : authority.slice(colon + 1);
+    if (!/^[A-Za-z0-9._-]+$/.test(hostname)) return undefined;
+  }
+  let port: number | undefined;
+  if (portText !== undefined) {
+    if (!/^\d{1,5}$/.test(portText)) return undefined;
+    port = Number(portText);
+    if (port < 1 || port > 65535) return undefined;
+  }
+  return { hostname: hostname.toLowerCase(), port };
+}
+
+const mustBeHttp = () => new BadRequestError('BAD_TARGET', 'bad request: proxied request must be HTTP');
+
+/** §3.2: port 443 refused, 80 or none → TLS 443, any other port kept (TLS). */
+function resolveTarget(authority: string, path: string): Target {
+  const parts = splitAuthority(authority);
+  if (!parts || parts.hostname === '') throw new BadRequestError('BAD_TARGET', 'bad request: bad host');
+  if (parts.port === 443) throw mustBeHttp();
+  const dialPort = parts.port === undefined || parts.port === 80 ? 443 : parts.port;
+  const bracketed = isIP(parts.hostname) === 6 ? `[${parts.hostname}]` : parts.hostname;
+  return {
+    authority,
+    hostname: parts.hostname,
+    dialPort,
+    hostHeader: dialPort === 443 ? bracketed : `${bracketed}:${dialPort}`,
+    path,
+  };
+}
+
+function sameHost(hostHeader: string, target: Target): boolean {
+  const parts = splitAuthority(hostHeader);
+  if (!parts) return false;
+  const port = parts.port ?? 80;
+  const targetPort = splitAuthority(target.authority)?.port ?? 80;
+  return parts.hostname === target.hostname && port === targetPort;
+}
+
+class TextError extends BadRequestError {
+  // Transparent-mode refusals are written by Go's http.Error: text/plain, nosniff, trailing newline.
+  readonly plainText = true;
+}
+
+function parseParams(text: string): Params {
+  if (text === '') return {};
+  let tree: JsonValue;
+  try {
+    tree = parseJsonTree(text);
+  } catch (error) {
+    throw new BadRequestError('BAD_PARAMS', `bad request: ${(error as Error).message}`);
+  }
+  if (tree.kind === 'null') return {};
+  if (tree.kind !== 'object') {
+    throw new BadRequestError(
+      'BAD_PARAMS',
+      `bad request: json: cannot unmarshal ${tree.kind} into Go value of type map[string]string`,
+    );
+  }
+  const params: Record<string, string> = Object.create(null);
+  for (const [key, value] of tree.entries) {
+    if (value.kind === 'null') params[key] = '';
+    else if (value.kind === 'string') params[key] = value.value;
+    else
+      throw new BadRequestError(
+        'BAD_PARAMS',
+        `bad request: json: cannot unmarshal ${value.kind} into Go value of type string`,
+      );
+  }
+  return params;
+}
+
+function parseListenAddress(address: string): { host: string | undefined; port: number } {
+  const colon = address.lastIndexOf(':');
+  if (colon < 0)
+    throw new TokenizerError(
+      'INVALID_CONFIG',
+      `bad listen address ${JSON.stringify(address)}: missing port`,
+      500,
+    );
+  let host = address.slice(0, colon);
+  const portText = address.slice(colon + 1);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) {
+    throw new TokenizerError(
+      'INVALID_CONFIG',
+      `bad listen address ${JSON.stringify(address)}: bad port`,
+      500,
+    );
+  }
+  return { host: host === '' ? undefined : host, port };
+}
+
+function urlOf(server: Server): string {
+  const address = server.address() as AddressInfo;
+  let host = address.address;
+  if (host === '::' || host === '0.0.0.0') host = '127.0.0.1';
+  return `http://${isIP(host) === 6 ? `[${host}]` : host}:${address.port}`;
+}
+
+/** Builds the proxy (not yet listening). See startTokenizerServer for the one-call form. */
+export function createTokenizerServer(options: TokenizerServerOptions): TokenizerServer {
+  const openKey = toOpenKey(options.openKey);
+  const sealKey = openKey.sealKeyHex;
+  const log = options.log ?? defaultLog;
+  const audit = options.auditLog === false ? undefined : (options.auditLog ?? stdoutAuditSink);
+  const filteredHeaders = (options.filteredHeaders ?? [])
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean);
+  const filteredSet = new Set(filteredHeaders);
+  const hostnames = new Set(
+    (options.tokenizerHostnames ?? []).map((name) => name.toLowerCase()).filter(Boolean),
+  );
+  const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
+  const allowPrivate = options.allowPrivateUpstreams === true;
+  const resolver = new SecretResolver(openKey, options.secretCacheSize ?? 10_000);
+  const metrics = new ProxyMetrics();
+  const extraCa =
+    options.upstreamCa === undefined
+      ? []
+      : Array.isArray(options.upstreamCa)
+        ? options.upstreamCa
+        : [options.upstreamCa];
+  const upstreamTimeout = options.upstreamTimeoutMs ?? 120_000;
+  const agent = new Agent({
+    connect: {
+      ...(extraCa.length > 0 ? { ca: [...rootCertificates, ...extraCa.map(String)] } : {}),
+      ...(allowPrivate ? {} : { lookup: createGuardedLookup() }),
+      rejectUnauthorized: true,
+      timeout: options.upstreamConnectTimeoutMs ?? 10_000,
+    },
+    keepAliveTimeout: 30_000,
+    headersTimeout: upstreamTimeout,
+    bodyTimeout: upstreamTimeout,
+    // Never follow redirects: 3xx go back to the client unchanged (§3.11).
+    maxRedirections: 0,
+  } as Agent.Options);
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+
+  function finish(entry: AuditEntry, started: number): void {
+    const seconds = (performance.now() - started) / 1000;
+    metrics.recordRequest(entry.status, entry.decision, seconds);
+    entry.durationMs = Math.round(seconds * 100_000) / 100;
+    if (audit) audit(entry);
+  }
+
+  function respondError(res: ServerResponse, error: unknown, entry: AuditEntry, hasBody: boolean): void {
+    let status = 502;
+    let body = 'internal proxy error';
+    let plainText = false;
+    if (error instanceof TokenizerError) {
+      status = error.status;
+      body = error.message;
+      entry.error = error.code;
+      if (error instanceof ProcessorRuntimeError) entry.detail = error.detail;
+      plainText = error instanceof TextError;
+    } else if (error instanceof UpstreamDeniedError) {
+      status = 400;
+      body = error.message;
+      entry.error = 'UPSTREAM_DENIED';
+    } else {
+      metrics.upstreamErrors++;
+      entry.error = 'UPSTREAM_FAILED';
+      body = upstreamErrorText(error);
+    }
+    entry.status = status;
+    entry.decision = status >= 500 ? 'error' : 'denied';
+    if (options.debug)
+      log('warn', 'request refused', { status, error: entry.error, detail: entry.detail ?? body });
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const text = plainText ? `${body}\n` : body;
+    const headers: Record<string, string> = {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': String(Buffer.byteLength(text)),
+    };
+    if (plainText) headers['x-content-type-options'] = 'nosniff';
+    // An unread request body would desynchronise a kept-alive connection.
+    if (hasBody) headers.connection = 'close';
+    res.writeHead(status, headers);
+    res.end(text);
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    inFlight++;
+    metrics.inFlight = inFlight;
+    res.once('close', () => {
+      inFlight--;
+      metrics.inFlight = inFlight;
+      if (inFlight === 0 && drained) drained();
+    });
+    const entry: AuditEntry = {
+      time: new Date().toISOString(),
+      credentials: [],
+      method: req.method ?? '',
+      host: '',
+      path: '',
+      status: 0,
+      durationMs: 0,
+      decision: 'denied',
+    };
+    const hasBody =
+      req.headers['content-length'] !== undefined
+        ? req.headers['content-length'] !== '0'
+        : req.headers['transfer-encoding'] !== undefined;
+    res.once('finish', () => finish(entry, started));
+    try {
+      const declaredLength = Number(req.headers['content-length'] ?? 0);
+      if (declaredLength > maxBodyBytes) throw new BodyTooLargeError(maxBodyBytes);
+      const target = targetOf(req);
+      entry.host = target.authority;
+      const queryIndex = target.path.indexOf('?');
+      entry.path = queryIndex < 0 ? target.path : target.path.slice(0, queryIndex);
+      const prepared = prepare(req, target, entry, hasBody);
+      if (prepared instanceof Promise) {
+        prepared.then(
+          (request) => forward(res, request, target, entry, hasBody),
+          (error) => respondError(res, error, entry, hasBody),
+        );
+      } else forward(res, prepared, target, entry, hasBody);
+    } catch (error) {
+      respondError(res, error, entry, hasBody);
+    }
+  }
+
+  function targetOf(req: IncomingMessage): Target {
+    const url = req.url ?? '';
+    const scheme = url.slice(0, 8).toLowerCase();
+    if (scheme.startsWith('http://')) {
+      const rest = url.slice(7);
+      let end = rest.length;
+      for (const stop of ['/', '?', '#']) {
+        const index = rest.indexOf(stop);
+        if (index >= 0 && index < end) end = index;
+      }
+      const authority = rest.slice(0, end);
+      let path = rest.slice(end);
+      const hash = path.indexOf('#');
+      if (hash >= 0) path = path.slice(0, hash);
+      if (!path.startsWith('/')) path = `/${path}`;
+      if (authority.includes('@'))
+        throw new BadRequestError('BAD_TARGET', 'bad request: userinfo in request target');
+      const target = resolveTarget(authority, path);
+      const hostHeader = req.headers.host;
+      if (hostHeader !== undefined && !sameHost(hostHeader, target)) {
+        throw new BadRequestError('BAD_TARGET', 'bad request: Host header does not match the request target');
+      }
+      return target;
+    }
+    // https:// would mean the client expects end-to-end TLS that we would silently drop.
+    if (scheme === 'https://') throw mustBeHttp();
+    if (!url.startsWith('/'))
+      throw new BadRequestError('BAD_TARGET', 'bad request: unsupported request target');
+    // Origin-form ("transparent") mode, only when the proxy knows its own names (§3.1).
+    if (hostnames.size === 0) throw new TextError('BAD_TARGET', "I'm not that kind of server");
+    const host = req.headers.host ?? '';
+    if (host === '') throw new TextError('BAD_TARGET', 'must specify host');
+    const parts = splitAuthority(host);
+    if (!parts) throw new TextError('BAD_TARGET', 'bad host');
+    if (hostnames.has(parts.hostname)) throw new TextError('BAD_TARGET', 'circular request');
+    return resolveTarget(host, url);
+  }
+
+  /** Everything before dialling: headers, secrets, auth, validators, processors (§3.5). */
+  function prepare(
+    req: IncomingMessage,
+    target: Target,
+    entry: AuditEntry,
+    hasBody: boolean,
+  ): OutgoingRequest | Promise<OutgoingRequest> {
+    const raw = req.rawHeaders;
+    const headers: OutgoingHeaders = Object.create(null);
+    const tokenizerLines: string[] = [];
+    const authorizationLines: string[] = [];
+    let connectionTokens: string[] | undefined;
+    for (let index = 0; index < raw.length; index += 2) {
+      const name = (raw[index] as string).toLowerCase();
+      const value = raw[index + 1] as string;
+      if (REQUEST_HEADERS_DROPPED.has(name)) {
+        if (name === 'proxy-tokenizer') tokenizerLines.push(value);
+        else if (name === 'proxy-authorization') authorizationLines.push(value);
+        else if (name === 'connection') {
+          connectionTokens = (connectionTokens ?? []).concat(
+            value.split(',').map((token) => token.trim().toLowerCase()),
+          );
+        }
+        continue;
+      }
+      const existing = headers[name];
+      if (existing === undefined) headers[name] = value;
+      else if (Array.isArray(existing)) existing.push(value);
+      else headers[name] = [existing, value];
+    }
+    if (connectionTokens) for (const token of connectionTokens) delete headers[token];
+    headers.host = target.hostHeader;
+    const request: OutgoingRequest = {
+      method: req.method ?? 'GET',
+      path: target.path,
+      host: target.authority,
+      headers,
+      body: new OutgoingBody(hasBody ? req : undefined, maxBodyBytes),
+    };
+    const credentials = new ProxyCredentials(authorizationLines);
+    const processors: RequestProcessor[] = [];
+    const responseProcessors: ResponseProcessor[] = [];
+    for (const line of tokenizerLines) {
+      const semicolon = line.indexOf(';');
+      const token = (semicolon < 0 ? line : line.slice(0, semicolon)).trim();
+      const paramsText = semicolon < 0 ? '' : line.slice(semicolon + 1).trim();
+      if (token === '')
+        throw new BadRequestError('BAD_TOKENIZER_HEADER', 'bad request: bad tokenizer header');
+      const params = parseParams(paramsText);
+      const resolution = resolver.resolve(token);
+      entry.credentials.push(resolution.fingerprint);
+      if (resolution.error) throw resolution.error;
+      const resolved = resolution.resolved;
+      authorize(resolved.secret.auth, resolved.bearerDigest, credentials);
+      validateHost(resolved, target.authority);
+      const processor = createProcessor(resolved.secret.processor, params, {
+        secret: resolved.secret,
+        sealKey,
+        memo: resolved.memo,
+        filteredHeaders,
+      });
+      processors.push(processor);
+      if (processor.responseProcessor) responseProcessors.push(processor.responseProcessor);
+    }
+    if (processors.length === 0 && !options.openProxy) throw new BadRequestError('NO_SECRETS', 'bad request');
+    (request as PreparedRequest).responseProcessors = responseProcessors;
+    for (let index = 0; index < processors.length; index++) {
+      const result = (processors[index] as RequestProcessor).apply(request);
+      if (result instanceof Promise) return applyRest(result, processors, index + 1, request);
+    }
+    return finishHeaders(request);
+  }
+
+  async function applyRest(
+    pending: Promise<void>,
+    processors: RequestProcessor[],
+    next: number,
+    request: OutgoingRequest,
+  ): Promise<OutgoingRequest> {
+    await pending;
+    for (let index = next; index < processors.length; index++)
+      await (processors[index] as RequestProcessor).apply(request);
+    return finishHeaders(request);
+  }
+
+  function finishHeaders(request: OutgoingRequest): OutgoingRequest {
+    // Filtered after the processors, so a dst naming a filtered header has no effect (§3.7).
+    for (const name of filteredSet) delete request.headers[name];
+    delete request.headers['proxy-authorization'];
+    delete request.headers['proxy-tokenizer'];
+    return request;
+  }
+
+  function forward(
+    res: ServerResponse,
+    request: OutgoingRequest,
+    target: Target,
+    entry: AuditEntry,
+    hasBody: boolean,
+  ): void {
+    if (!allowPrivate && isIP(target.hostname) !== 0 && isPrivateAddress(target.hostname)) {
+      respondError(res, new UpstreamDeniedError(target.hostname), entry, hasBody);
+      return;
+    }
+    const responseProcessors = (request as PreparedRequest).responseProcessors ?? [];
+    let controllerRef: Dispatcher.DispatchController | undefined;
+    let buffered: Buffer[] | undefined;
+    let bufferedProcessors: ResponseProcessor[] = [];
+    let responseStatus = 0;
+    let responseHeaders: Record<string, string | string[]> = {};
+    let finished = false;
+    res.once('close', () => {
+      if (!finished && controllerRef && !controllerRef.aborted)
+        controllerRef.abort(new Error('client went away'));
+    });
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(controller) {
+        controllerRef = controller;
+      },
+      onResponseStart(_controller, statusCode, headers) {
+        if (statusCode < 200) return;
+        responseStatus = statusCode;
+        responseHeaders = {};
+        for (const name of Object.keys(headers)) {
+          if (!RESPONSE_HEADERS_DROPPED.has(name)) responseHeaders[name] = headers[name] as string | string[];
+        }
+        bufferedProcessors = responseProcessors.filter((processor) => processor.statusCode === statusCode);
+        if (bufferedProcessors.length > 0) {
+          buffered = [];
+          return;
+        }
+        entry.status = statusCode;
+        entry.decision = 'forwarded';
+        res.writeHead(statusCode, responseHeaders);
+      },
+      onResponseData(controller, chunk) {
+        if (buffered) {
+          buffered.push(chunk);
+          return;
+        }
+        if (!res.write(chunk)) {
+          controller.pause();
+          res.once('drain', () => controller.resume());
+        }
+      },
+      onResponseEnd() {
+        finished = true;
+        if (buffered) {
+          let body: Buffer = Buffer.concat(buffered);
+          try {
+            for (const processor of bufferedProcessors) body = processor.process(body);
+          } catch (error) {
+            respondError(res, error, entry, false);
+            return;
+          }
+          delete responseHeaders['content-encoding'];
+          responseHeaders['content-type'] = 'application/json';
+          responseHeaders['content-length'] = String(body.length);
+          entry.status = responseStatus;
+          entry.decision = 'forwarded';
+          res.writeHead(responseStatus, responseHeaders);
+          res.end(body);
+          return;
+        }
+        res.end();
+      },
+      onResponseError(_controller, error) {
+        finished = true;
+        if (!res.headersSent && !res.destroyed) {
+          respondError(res, unwrapUpstreamError(error), entry, hasBody);
+          return;
+        }
+        metrics.upstreamErrors++;
+        res.destroy();
+      },
+    };
+    const body = request.body.dispatchBody();
+    const hostLiteral = isIP(target.hostname) === 6 ? `[${target.hostname}]` : target.hostname;
+    agent.dispatch(
+      {
+        origin: `https://${hostLiteral}:${target.dialPort}`,
+        path: request.path,
+        method: request.method as Dispatcher.HttpMethod,
+        headers: request.headers as Record<string, string | string[]>,
+        body: body as Dispatcher.DispatchOptions['body'],
+      },
+      handler,
+    );
+  }
+
+  const server = createServer(
+    {
+      maxHeaderSize: options.maxHeaderBytes ?? 64 * 1024,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
+      headersTimeout: 30_000,
+      requestTimeout: 0,
+    },
+    handle,
+  );
+  // CONNECT is refused on purpose: tunnels let the Host header and the dialled host diverge.
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    const started = performance.now();
+    const body = 'bad request: CONNECT is not supported; send absolute-form http:// requests';
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    finish(
+      {
+        time: new Date().toISOString(),
+        credentials: [],
+        method: 'CONNECT',
+        host: req.url ?? '',
+        path: '',
+        status: 400,
+        durationMs: 0,
+        decision: 'denied',
+        error: 'BAD_TARGET',
+      },
+      started,
+    );
+  });
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) return socket.destroy();
+    const status =
+      error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  });
+
+  let adminServer: Server | undefined;
+  if (options.adminListenAddress !== undefined) {
+    adminServer = createServer((req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (req.method === 'GET' && path === '/health') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: 'ok', sealKey }));
+      } else if (req.method === 'GET' && path === '/metrics') {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(metrics.render({ hits: resolver.hits, misses: resolver.misses, size: resolver.size }));
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('not found');
+      }
+    });
+  }
+
+  let closing: Promise<void> | undefined;
+  const tokenizerServer: TokenizerServer = {
+    server,
+    adminServer,
+    metrics,
+    sealKey,
+    async listen() {
+      const listenOn = async (target: Server, address: string) => {
+        const { host, port } = parseListenAddress(address);
+        target.listen(port, host);
+        await once(target, 'listening');
+      };
+      await listenOn(server, options.listenAddress ?? ':8080');
+      if (adminServer) await listenOn(adminServer, options.adminListenAddress as string);
+      log('info', 'listening', {
+        address: urlOf(server),
+        ...(adminServer ? { admin_address: urlOf(adminServer) } : {}),
+        seal_key: sealKey,
+      });
+      return {
+        url: urlOf(server),
+        adminUrl: adminServer ? urlOf(adminServer) : undefined,
+        sealKey,
+        server: tokenizerServer,
+        close: () => tokenizerServer.close(),
+      };
+    },
+    close() {
+      closing ??= (async () => {
+        const closed = server.listening ? once(server, 'close') : Promise.resolve();
+        server.close();
+        server.closeIdleConnections();
+        if (inFlight > 0) {
+          const timeout = options.shutdownTimeoutMs ?? 30_000;
+          await Promise.race([
+            new Promise<void>((resolve) => {
+              drained = resolve;
+            }),
+            new Promise<void>((resolve) => setTimeout(resolve, timeout).unref()),
+          ]);
+        }
+        server.closeAllConnections();
+        await closed;
+        if (adminServer?.listening) {
+          const adminClosed = once(adminServer, 'close');
+          adminServer.close();
+          adminServer.closeAllConnections();
+          await adminClosed;
+        }
+        await agent.close();
+      })();
+      return closing;
+    },
+  };
+  return tokenizerServer;
+}
+
+interface PreparedRequest extends OutgoingRequest {
+  responseProcessors?: ResponseProcessor[];
+}
+
+function unwrapUpstreamError(error: Error): unknown {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current; depth++) {
+    if (current instanceof UpstreamDeniedError || current instanceof TokenizerError) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return error;
+}
+
+function upstreamErrorText(error: unknown): string {
+  if (!(error instanceof Error)) return 'upstream request failed';
+  const code = (error as NodeJS.ErrnoException).code;
+  return `upstream request failed: ${error.message}${code && !error.message.includes(code) ? ` (${code})` : ''}`;
+}
+
+/** Creates the proxy and starts listening. */
+export async function startTokenizerServer(options: TokenizerServerOptions): Promise<RunningTokenizerServer> {
+  return createTokenizerServer(options).listen();
+}
