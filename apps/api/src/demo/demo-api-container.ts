@@ -1,0 +1,172 @@
+// The demo's HTTPS API: a `keyward-demo-upstream` container that answers 200 only
+// to `Authorization: Bearer <demo secret>` and records the headers it received. It
+// sits on the instance's egress network under a DNS alias, where the tokenizer
+// reaches it and the agent (alone on the internal network) cannot. It carries the
+// instance's labels, so `keyward rm demo` removes it with the rest.
+import { KeywardError, objectLabels, runtimeName } from '@keyward/core';
+import type Docker from 'dockerode';
+import tar from 'tar-stream';
+import type { DemoCertificates } from './demo-certificates.js';
+
+export const DEMO_API_COMPONENT = 'demo-api';
+/** The provider label of the demo API: it belongs to the demo, not to a sidecar. */
+export const DEMO_API_PROVIDER = 'demo';
+export const DEMO_API_PORT = 8443;
+export const DEMO_API_ADMIN_PORT = 9090;
+/** Inside the container's /tmp, which every keyward image has. */
+const filesDirectory = '/tmp/keyward-demo-api';
+
+export interface DemoApiSettings {
+  docker: Docker;
+  instanceName: string;
+  target: string;
+  image: string;
+  /** The instance's egress network. */
+  network: string;
+  hostname: string;
+  certificates: DemoCertificates;
+  /** The only bearer token the API accepts: the demo credential. */
+  acceptedToken: string;
+  /** `uid:gid` the image runs as; the files are handed to it. */
+  user: string;
+  /** How long to wait for the API to answer its health check. */
+  readyTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface DemoApi {
+  containerName: string;
+  /** The API's address on the egress network, for the direct-connection check. */
+  ipAddress: string;
+  /** Plain HTTP admin endpoint on the host: `GET /_received` lists the requests the API got. */
+  adminUrl: string;
+}
+
+export function demoApiContainerName(instanceName: string): string {
+  return runtimeName(instanceName, DEMO_API_COMPONENT);
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as { statusCode?: number }).statusCode === 404;
+}
+
+/** Removes the demo API container if it exists. */
+export async function removeDemoApi(docker: Docker, instanceName: string): Promise<boolean> {
+  try {
+    await docker.getContainer(demoApiContainerName(instanceName)).remove({ force: true, v: true });
+    return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
+  }
+}
+
+function parseUser(user: string): { uid: number; gid: number } {
+  const [uid = '0', gid = uid] = user.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+// The key and the accepted token go into the container's filesystem by the archive
+// API before it starts: never in its env, its argv or a file on the host.
+function demoApiFiles(settings: DemoApiSettings): tar.Pack {
+  const owner = parseUser(settings.user);
+  const pack = tar.pack();
+  pack.entry({ name: 'keyward-demo-api', type: 'directory', mode: 0o700, ...owner });
+  pack.entry(
+    { name: 'keyward-demo-api/certificate.pem', mode: 0o444, ...owner },
+    settings.certificates.serverCertificate,
+  );
+  pack.entry({ name: 'keyward-demo-api/key.pem', mode: 0o400, ...owner }, settings.certificates.serverKey);
+  pack.entry(
+    { name: 'keyward-demo-api/accepted-tokens', mode: 0o400, ...owner },
+    `${settings.acceptedToken}\n`,
+  );
+  pack.finalize();
+  return pack;
+}
+
+async function waitForHealth(
+  adminUrl: string,
+  containerName: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastProblem = 'no answer yet';
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted();
+    try {
+      const response = await fetch(`${adminUrl}/health`, { signal: AbortSignal.timeout(2000) });
+      if (response.ok) return;
+      lastProblem = `status ${response.status}`;
+    } catch (error) {
+      lastProblem = (error as Error).message;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new KeywardError({
+    code: 'DEPLOY_FAILED',
+    message: `The demo API did not answer ${adminUrl}/health within ${timeoutMs / 1000} s (${lastProblem}); see its logs with \`podman logs ${containerName}\`.`,
+  });
+}
+
+/** Creates and starts the demo API container; replaces one left by an earlier run. */
+export async function startDemoApi(settings: DemoApiSettings): Promise<DemoApi> {
+  const { docker } = settings;
+  const containerName = demoApiContainerName(settings.instanceName);
+  await removeDemoApi(docker, settings.instanceName);
+  const container = await docker.createContainer({
+    name: containerName,
+    Image: settings.image,
+    User: settings.user,
+    Env: [
+      `LISTEN_PORT=${DEMO_API_PORT}`,
+      `ADMIN_PORT=${DEMO_API_ADMIN_PORT}`,
+      `TLS_CERT_FILE=${filesDirectory}/certificate.pem`,
+      `TLS_KEY_FILE=${filesDirectory}/key.pem`,
+      `ACCEPTED_TOKENS_FILE=${filesDirectory}/accepted-tokens`,
+    ],
+    Labels: objectLabels(settings.instanceName, settings.target, DEMO_API_PROVIDER, DEMO_API_COMPONENT),
+    ExposedPorts: { [`${DEMO_API_ADMIN_PORT}/tcp`]: {} },
+    HostConfig: {
+      NetworkMode: settings.network,
+      // Only the admin port, on loopback, so the host can read what the API received.
+      PortBindings: { [`${DEMO_API_ADMIN_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+    },
+    NetworkingConfig: { EndpointsConfig: { [settings.network]: { Aliases: [settings.hostname] } } },
+  });
+  await container.putArchive(demoApiFiles(settings) as unknown as NodeJS.ReadableStream, { path: '/tmp' });
+  await container.start();
+  const info = await container.inspect();
+  const binding = info.NetworkSettings.Ports?.[`${DEMO_API_ADMIN_PORT}/tcp`]?.find(
+    (entry) => !entry.HostIp?.includes(':'),
+  );
+  const ipAddress = info.NetworkSettings.Networks?.[settings.network]?.IPAddress;
+  if (!binding?.HostPort || !ipAddress) {
+    throw new KeywardError({
+      code: 'DEPLOY_FAILED',
+      message: `The demo API container started without ${binding?.HostPort ? `an address on network ${settings.network}` : 'a published admin port'}; remove it with \`keyward rm ${settings.instanceName}\` and run the demo again.`,
+    });
+  }
+  const adminUrl = `http://127.0.0.1:${binding.HostPort}`;
+  await waitForHealth(adminUrl, containerName, settings.readyTimeoutMs ?? 20_000, settings.signal);
+  return { containerName, ipAddress, adminUrl };
+}
+
+export interface ReceivedRequest {
+  time: string;
+  method: string;
+  url: string;
+  host?: string;
+  headers: Record<string, string | string[] | undefined>;
+  status: number;
+}
+
+/** What the demo API recorded, from its admin endpoint. */
+export async function readReceivedRequests(adminUrl: string): Promise<ReceivedRequest[]> {
+  const response = await fetch(`${adminUrl}/_received`, { signal: AbortSignal.timeout(5000) });
+  if (!response.ok) throw new Error(`GET ${adminUrl}/_received answered ${response.status}`);
+  return (await response.json()) as ReceivedRequest[];
+}
