@@ -7,7 +7,7 @@ export const OPEN_KEY_FILE_PATH = '/run/keyward/tokenizer/open-key';
 export const UPSTREAM_CA_FILE_PATH = '/etc/keyward/tokenizer/upstream-ca.pem';
 /** The distroless "nonroot" uid/gid; the image runs as it too. */
 export const TOKENIZER_USER_ID = 65532;
-export const READINESS_PATH = '/healthz';
+export const READINESS_PATH = '/health';
 
 /** Environment variables the `@keyward/tokenizer` server reads. */
 export const serverEnvironment = {

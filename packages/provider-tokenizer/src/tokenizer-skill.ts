@@ -24,7 +24,8 @@ function escapeMarkdown(text: string): string {
 }
 
 function code(text: string): string {
-  return `\`${text}\``;
+  // A backtick inside needs a longer fence.
+  return text.includes('`') ? `\`\` ${text} \`\`` : `\`${text}\``;
 }
 
 function describeInjection(credential: SkillCredential): string[] {

@@ -1,0 +1,264 @@
+import { isKeywardError, type SidecarRotationStateV1 } from '@keyward/core';
+import { bearerDigest, openSecret } from '@keyward/tokenizer';
+import { describe, expect, it } from 'vitest';
+import { createTokenizerProvider } from '../src/index.js';
+import type { TokenizerChangeInput } from '../src/tokenizer-config.js';
+import {
+  deploy,
+  rawSecrets,
+  secretByVariable,
+  secretValue,
+  skillOf,
+  stateOf,
+  testContext,
+  twoCredentials,
+} from './helpers.js';
+
+const provider = createTokenizerProvider();
+
+async function rotate(current: SidecarRotationStateV1, change: TokenizerChangeInput, seed = 23) {
+  return provider.rotation.rotate(
+    testContext('proxy-only', seed),
+    current,
+    provider.rotation.changeSchema.parse(change),
+  );
+}
+
+async function rotationError(current: SidecarRotationStateV1, change: TokenizerChangeInput) {
+  return rotate(current, change).then(
+    () => {
+      throw new Error('rotation succeeded but should have failed');
+    },
+    (error: unknown) => error,
+  );
+}
+
+const keepGithubAddOpenai: TokenizerChangeInput = {
+  credentials: [
+    { name: 'github', secret: '', allowedHosts: ['api.github.com'] },
+    {
+      name: 'openai',
+      secret: rawSecrets.openai,
+      allowedHosts: ['api.openai.com'],
+      processor: { type: 'oauth2' },
+    },
+  ],
+};
+
+describe('tokenizer rotation', () => {
+  it('keeps a kept credential byte for byte, adds a new one with the same open key, removes the rest', async () => {
+    const before = await deploy();
+    const after = await rotate(stateOf(before), keepGithubAddOpenai);
+
+    // Kept: sealed token, password and hosts untouched.
+    for (const variable of ['TOKENIZER_CRED_GITHUB', 'TOKENIZER_AUTH_GITHUB']) {
+      expect(secretByVariable(after, variable)).toBe(secretByVariable(before, variable));
+    }
+    expect(after.agentEnv['TOKENIZER_HOSTS_GITHUB']).toBe(before.agentEnv['TOKENIZER_HOSTS_GITHUB']);
+    // Same key pair.
+    expect(secretValue(after, 'tokenizer-open-key')).toBe(secretValue(before, 'tokenizer-open-key'));
+    expect(after.agentEnv['TOKENIZER_SEAL_KEY']).toBe(before.agentEnv['TOKENIZER_SEAL_KEY']);
+
+    // New: sealed with that same key, with its own password.
+    const openKey = secretValue(before, 'tokenizer-open-key');
+    const openai = openSecret(secretByVariable(after, 'TOKENIZER_CRED_OPENAI'), openKey);
+    expect(openai).toEqual({
+      processor: { type: 'oauth2', token: { accessToken: rawSecrets.openai } },
+      auth: { type: 'bearer', digest: bearerDigest(secretByVariable(after, 'TOKENIZER_AUTH_OPENAI')) },
+      allowedHosts: ['api.openai.com'],
+    });
+
+    // Removed: gone from secrets, env, metadata and the skill.
+    expect(after.secrets.map((secret) => secret.name)).toEqual([
+      'tokenizer-open-key',
+      'tokenizer-cred-github',
+      'tokenizer-auth-github',
+      'tokenizer-cred-openai',
+      'tokenizer-auth-openai',
+    ]);
+    expect(Object.keys(after.agentEnv).sort()).toEqual([
+      'TOKENIZER_HOSTS_GITHUB',
+      'TOKENIZER_HOSTS_OPENAI',
+      'TOKENIZER_PROXY_URL',
+      'TOKENIZER_SEAL_KEY',
+    ]);
+    expect(JSON.stringify(after.metadata)).not.toContain('stripe');
+    const skill = skillOf(after);
+    expect(skill).not.toMatch(/stripe/i);
+    // The skill lists kept credentials too (the seed installer's local path lost them).
+    expect(skill).toContain('### github');
+    expect(skill).toContain('$TOKENIZER_CRED_GITHUB');
+    expect(skill).toContain('### openai');
+  });
+
+  it('lets kept credentials leave hosts out, and matches them by sanitised name', async () => {
+    const before = await deploy();
+    const after = await rotate(stateOf(before), {
+      credentials: [{ name: 'GITHUB', secret: '' }, { name: 'Stripe' }],
+    });
+    expect(secretByVariable(after, 'TOKENIZER_CRED_GITHUB')).toBe(
+      secretByVariable(before, 'TOKENIZER_CRED_GITHUB'),
+    );
+    expect(secretByVariable(after, 'TOKENIZER_CRED_STRIPE')).toBe(
+      secretByVariable(before, 'TOKENIZER_CRED_STRIPE'),
+    );
+    expect(after.agentEnv['TOKENIZER_HOSTS_STRIPE']).toBe('api.stripe.com,files.stripe.com:8443');
+    // Header options of the kept credential survive in metadata and the skill.
+    const stripe = (after.metadata['credentials'] as Record<string, unknown>[])[1];
+    expect(stripe).toMatchObject({ headerDst: 'X-Api-Key', headerFmt: 'key=%s' });
+    expect(skillOf(after)).toContain('`X-Api-Key: key=<credential>`');
+  });
+
+  it('replaces a credential given with a new secret: new token and password, same env names', async () => {
+    const before = await deploy();
+    const after = await rotate(stateOf(before), {
+      credentials: [{ name: 'github', secret: 'ghp_NEWsecretVALUE', allowedHosts: ['api.github.com'] }],
+    });
+    expect(secretByVariable(after, 'TOKENIZER_CRED_GITHUB')).not.toBe(
+      secretByVariable(before, 'TOKENIZER_CRED_GITHUB'),
+    );
+    expect(secretByVariable(after, 'TOKENIZER_AUTH_GITHUB')).not.toBe(
+      secretByVariable(before, 'TOKENIZER_AUTH_GITHUB'),
+    );
+    const opened = openSecret(
+      secretByVariable(after, 'TOKENIZER_CRED_GITHUB'),
+      secretValue(before, 'tokenizer-open-key'),
+    );
+    expect(opened.processor).toEqual({ type: 'inject', token: 'ghp_NEWsecretVALUE' });
+  });
+
+  it('removes every credential with an empty list', async () => {
+    const after = await rotate(stateOf(await deploy()), { credentials: [] });
+    expect(after.secrets.map((secret) => secret.name)).toEqual(['tokenizer-open-key']);
+    expect(Object.keys(after.agentEnv).sort()).toEqual(['TOKENIZER_PROXY_URL', 'TOKENIZER_SEAL_KEY']);
+    expect(skillOf(after)).toContain('No credentials are configured yet.');
+  });
+
+  it('rebuilds the container from metadata: image, ports, CA bundle and private-upstream switch', async () => {
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const before = await deploy({
+      ...twoCredentials,
+      image: 'localhost/custom:1',
+      port: 5101,
+      adminPort: 5102,
+      upstreamCaCertificates: ca,
+      allowPrivateUpstreams: true,
+    });
+    const after = await rotate(stateOf(before), { credentials: [{ name: 'github', secret: '' }] });
+    expect(after.containers).toEqual(before.containers);
+    expect(after.files.find((file) => file.container === 'tokenizer')).toEqual(
+      before.files.find((file) => file.container === 'tokenizer'),
+    );
+    expect(after.agentEnv['TOKENIZER_PROXY_URL']).toBe('http://tokenizer:5101');
+  });
+
+  it('fails with OPEN_KEY_MISSING when credentials are kept but the open key is gone', async () => {
+    const current = stateOf(await deploy());
+    delete current.secrets['tokenizer-open-key'];
+    const error = await rotationError(current, keepGithubAddOpenai);
+    expect(isKeywardError(error, 'OPEN_KEY_MISSING')).toBe(true);
+    expect((error as Error).message).toContain(
+      'Cannot keep "github": the target no longer holds the open key',
+    );
+    expect((error as Error).message).toContain("Give every credential's secret again");
+  });
+
+  it('fails with OPEN_KEY_MISSING when the open key does not match the seal key', async () => {
+    const current = stateOf(await deploy());
+    current.secrets['tokenizer-open-key'] = secretValue(
+      await deploy(twoCredentials, testContext('proxy-only', 5)),
+      'tokenizer-open-key',
+    );
+    const error = await rotationError(current, keepGithubAddOpenai);
+    expect(isKeywardError(error, 'OPEN_KEY_MISSING')).toBe(true);
+    expect((error as Error).message).toContain('does not match the seal key');
+  });
+
+  it('mints a new open key only when nothing is kept', async () => {
+    const before = await deploy();
+    const current = stateOf(before);
+    delete current.secrets['tokenizer-open-key'];
+    const after = await rotate(current, {
+      credentials: [{ name: 'github', secret: 'ghp_again', allowedHosts: ['api.github.com'] }],
+    });
+    const newKey = secretValue(after, 'tokenizer-open-key');
+    expect(newKey).not.toBe(secretValue(before, 'tokenizer-open-key'));
+    expect(after.agentEnv['TOKENIZER_SEAL_KEY']).not.toBe(before.agentEnv['TOKENIZER_SEAL_KEY']);
+    expect(openSecret(secretByVariable(after, 'TOKENIZER_CRED_GITHUB'), newKey).processor).toEqual({
+      type: 'inject',
+      token: 'ghp_again',
+    });
+  });
+
+  it('reuses the open key when nothing is kept but the key is still there', async () => {
+    const before = await deploy();
+    const after = await rotate(stateOf(before), {
+      credentials: [{ name: 'new', secret: 'value-123456', allowedHosts: ['api.example.com'] }],
+    });
+    expect(secretValue(after, 'tokenizer-open-key')).toBe(secretValue(before, 'tokenizer-open-key'));
+  });
+
+  it('names the missing credential when a kept name does not exist', async () => {
+    const error = await rotationError(stateOf(await deploy()), {
+      credentials: [{ name: 'gitlab', secret: '' }],
+    });
+    expect(isKeywardError(error, 'INVALID_INPUT')).toBe(true);
+    expect((error as Error).message).toBe(
+      'Credential "gitlab" has an empty secret, which means "keep", but the instance has no credential by that name (it has: "github", "stripe"). Give its secret to add it, or fix the name.',
+    );
+  });
+
+  it('refuses to change the hosts or header options of a kept credential without its secret', async () => {
+    const current = stateOf(await deploy());
+    const hosts = await rotationError(current, {
+      credentials: [{ name: 'github', secret: '', allowedHosts: ['api.github.com', 'uploads.github.com'] }],
+    });
+    expect(isKeywardError(hosts, 'INVALID_INPUT')).toBe(true);
+    expect((hosts as Error).message).toContain(
+      'Credential "github" is kept (empty secret) but its allowedHosts (sealed: api.github.com) differ',
+    );
+    expect((hosts as Error).message).toContain('give the secret again to change them');
+    const header = await rotationError(current, {
+      credentials: [{ name: 'stripe', secret: '', headerDst: 'Authorization' }],
+    });
+    expect((header as Error).message).toContain('headerDst (sealed: X-Api-Key)');
+    // Repeating what is sealed is fine, in any order.
+    await expect(
+      rotate(current, {
+        credentials: [
+          {
+            name: 'stripe',
+            secret: '',
+            allowedHosts: ['files.stripe.com:8443', 'api.stripe.com'],
+            headerDst: 'X-Api-Key',
+            headerFmt: 'key=%s',
+          },
+        ],
+      }),
+    ).resolves.toBeDefined();
+  });
+
+  it('fails when the target lost the sealed token of a kept credential', async () => {
+    const current = stateOf(await deploy());
+    delete current.secrets['tokenizer-auth-github'];
+    const error = await rotationError(current, { credentials: [{ name: 'github', secret: '' }] });
+    expect(isKeywardError(error, 'ROTATION_FAILED')).toBe(true);
+    expect((error as Error).message).toContain(
+      'no longer holds the sealed token or proxy password of credential "github"',
+    );
+  });
+
+  it('fails when a kept sealed token is not the one keyward sealed', async () => {
+    const current = stateOf(await deploy());
+    current.secrets['tokenizer-cred-github'] = current.secrets['tokenizer-cred-stripe'];
+    const error = await rotationError(current, { credentials: [{ name: 'github', secret: '' }] });
+    expect(isKeywardError(error, 'ROTATION_FAILED')).toBe(true);
+    expect((error as Error).message).toContain('fingerprint mismatch');
+  });
+
+  it('fails clearly when the stored metadata is unusable', async () => {
+    const error = await rotationError({ metadata: { hello: 'world' }, secrets: {} }, { credentials: [] });
+    expect(isKeywardError(error, 'ROTATION_FAILED')).toBe(true);
+    expect((error as Error).message).toContain('redeploy the instance with every credential');
+  });
+});
