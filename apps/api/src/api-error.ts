@@ -1,0 +1,85 @@
+import { isKeywardError, type KeywardErrorCode, redact } from '@keyward/core';
+
+/** Codes only the HTTP layer produces; everything else is a core error code. */
+export const apiOnlyErrorCodes = ['NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'FORBIDDEN_ORIGIN'] as const;
+export type ApiErrorCode = KeywardErrorCode | (typeof apiOnlyErrorCodes)[number];
+
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 429 | 500 | 501 | 502 | 503;
+
+const statusByCode: Record<ApiErrorCode, ErrorStatus> = {
+  INVALID_INSTANCE_SPEC: 400,
+  INVALID_PROVIDER_CONFIG: 400,
+  INVALID_INPUT: 400,
+  UNKNOWN_PROVIDER: 400,
+  UNSUPPORTED_SPEC_VERSION: 400,
+  PORT_CONFLICT: 400,
+  CONTAINER_NAME_CONFLICT: 400,
+  ENV_CONFLICT: 400,
+  FILE_CONFLICT: 400,
+  UNKNOWN_CONTAINER: 400,
+  // A provider that breaks the secret rules is a defect of the provider, not of the request.
+  UNKNOWN_SECRET_CONSUMER: 500,
+  SECRET_NOT_AGENT_SAFE: 500,
+  SECRET_IN_PLAIN_FIELD: 500,
+  PLUGIN_LOAD_FAILED: 500,
+  INTERNAL_ERROR: 500,
+  UNAUTHORIZED: 401,
+  FORBIDDEN_ORIGIN: 403,
+  NOT_FOUND: 404,
+  INSTANCE_NOT_FOUND: 404,
+  INSTANCE_EXISTS: 409,
+  ROTATION_IN_PROGRESS: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  UNSUPPORTED_CAPABILITY: 501,
+  ROTATION_NOT_SUPPORTED: 501,
+  RUNTIME_ERROR: 502,
+  DEPLOY_FAILED: 502,
+  ROTATION_FAILED: 502,
+  OPEN_KEY_MISSING: 502,
+  VERIFY_FAILED: 502,
+  IMAGE_BUILD_FAILED: 502,
+  RUNTIME_UNAVAILABLE: 503,
+};
+
+export function statusForCode(code: string): ErrorStatus {
+  return statusByCode[code as ApiErrorCode] ?? 500;
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; providerId?: string; details?: Record<string, unknown> };
+}
+
+/** An error raised by the HTTP layer itself (auth, origin, limits, unknown routes). */
+export class ApiError extends Error {
+  readonly code: ApiErrorCode;
+  readonly headers: Record<string, string>;
+  constructor(code: ApiErrorCode, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.name = 'ApiError';
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+/**
+ * Turns any thrown value into the `{ error: { code, message } }` body and its
+ * status. Unknown errors become INTERNAL_ERROR without their message, which may
+ * carry anything; everything goes through `redact`.
+ */
+export function toErrorResponse(error: unknown): { status: ErrorStatus; body: ErrorBody } {
+  if (error instanceof ApiError) {
+    return {
+      status: statusForCode(error.code),
+      body: redact({ error: { code: error.code, message: error.message } }),
+    };
+  }
+  if (isKeywardError(error)) {
+    const json = error.toJSON();
+    return { status: statusForCode(error.code), body: redact({ error: json }) };
+  }
+  return {
+    status: 500,
+    body: { error: { code: 'INTERNAL_ERROR', message: 'Internal error; see the server log for details.' } },
+  };
+}

@@ -1,0 +1,464 @@
+import {
+  composePlan,
+  composeRotation,
+  type DeploymentPlanV1,
+  type DetectionResultV1,
+  type InstanceDetailV1,
+  type InstanceSpec,
+  type InstanceSummaryV1,
+  isKeywardError,
+  KeywardError,
+  type LogLineV1,
+  type LogOptionsV1,
+  type NetworkMode,
+  type PlanWarningV1,
+  type ProviderRegistry,
+  parseInstanceSpec,
+  redact,
+  registerSecret,
+  type TargetProviderV1,
+  type VerifyOptionsV1,
+  type VerifyResultV1,
+} from '@keyward/core';
+import type { JobManager, JobSummary } from './jobs/job-manager.js';
+import type { Logger } from './logger.js';
+
+export interface InstanceOperationsOptions {
+  registry: ProviderRegistry;
+  jobs: JobManager;
+  logger: Logger;
+  /** How long a target's detect() may take before it counts as unavailable. */
+  detectTimeoutMilliseconds?: number;
+  randomBytes?: (length: number) => Uint8Array;
+}
+
+export interface TargetStatus {
+  id: string;
+  displayName?: string;
+  capabilities: Omit<TargetProviderV1['capabilities'], 'networkModes'> & { networkModes: NetworkMode[] };
+  detection: DetectionResultV1;
+}
+
+export interface AcceptedJob {
+  job: JobSummary;
+  warnings: PlanWarningV1[];
+}
+
+export interface TokenizerCredentialView {
+  name: string;
+  allowedHosts: string[];
+  headerDst?: string;
+  headerFmt?: string;
+}
+
+// Field names whose values are secrets in any request body, whatever the provider.
+const secretFieldPattern =
+  /^(secret|password|apikey|api_key|privatekey|private_key|openkey|open_key|token|value)$/i;
+
+/**
+ * Registers every secret-looking value of a request body with core's redactor
+ * before anything else touches it, so it cannot come back in an error message,
+ * a log line or a job event.
+ */
+export function registerSecretsIn(input: unknown, depth = 0): void {
+  if (depth > 20 || input === null || typeof input !== 'object') return;
+  for (const [key, value] of Object.entries(input)) {
+    if (typeof value === 'string' && secretFieldPattern.test(key)) registerSecret(value);
+    else registerSecretsIn(value, depth + 1);
+  }
+}
+
+function notFound(name: string, detail: string): KeywardError {
+  return new KeywardError({
+    code: 'INSTANCE_NOT_FOUND',
+    message: `No instance "${name}" ${detail}; "keyward ls" lists the instances.`,
+  });
+}
+
+function withTimeout<T>(promise: Promise<T>, milliseconds: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} did not answer within ${milliseconds} ms`)),
+      milliseconds,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * What the routes and the CLI do, independent of HTTP: deploy and rotation jobs,
+ * lifecycle, logs, verify and render, over every registered target.
+ */
+export class InstanceOperations {
+  readonly registry: ProviderRegistry;
+  readonly jobs: JobManager;
+  readonly #logger: Logger;
+  readonly #detectTimeout: number;
+  readonly #randomBytes: ((length: number) => Uint8Array) | undefined;
+  /** One deploy or rotation per instance at a time, keyed by `target/name`. */
+  readonly #busy = new Map<string, JobSummary>();
+
+  constructor(options: InstanceOperationsOptions) {
+    this.registry = options.registry;
+    this.jobs = options.jobs;
+    this.#logger = options.logger;
+    this.#detectTimeout = options.detectTimeoutMilliseconds ?? 5000;
+    this.#randomBytes = options.randomBytes;
+  }
+
+  async listTargets(): Promise<TargetStatus[]> {
+    return Promise.all(
+      this.registry.listTargets().map(async (target) => {
+        let detection: DetectionResultV1;
+        try {
+          detection = await withTimeout(target.detect(), this.#detectTimeout, `Target "${target.id}"`);
+        } catch (error) {
+          detection = { available: false, reason: error instanceof Error ? error.message : String(error) };
+        }
+        return {
+          id: target.id,
+          ...(target.displayName ? { displayName: target.displayName } : {}),
+          capabilities: { ...target.capabilities, networkModes: [...target.capabilities.networkModes] },
+          detection: redact(detection),
+        };
+      }),
+    );
+  }
+
+  async listInstances(): Promise<{
+    instances: InstanceSummaryV1[];
+    errors: { target: string; code: string; message: string }[];
+  }> {
+    const instances: InstanceSummaryV1[] = [];
+    const errors: { target: string; code: string; message: string }[] = [];
+    await Promise.all(
+      this.registry.listTargets().map(async (target) => {
+        try {
+          instances.push(...(await target.list()));
+        } catch (error) {
+          errors.push({
+            target: target.id,
+            code: isKeywardError(error) ? error.code : 'RUNTIME_ERROR',
+            message: error instanceof Error ? error.message : String(error),
+          });
+        }
+      }),
+    );
+    instances.sort((a, b) => a.name.localeCompare(b.name) || a.target.localeCompare(b.target));
+    return redact({ instances, errors });
+  }
+
+  /** Finds which target holds the instance: the given one, or the first that knows it. */
+  async locate(
+    name: string,
+    targetId?: string,
+  ): Promise<{ target: TargetProviderV1; detail: InstanceDetailV1 }> {
+    if (targetId) {
+      const target = this.registry.getTarget(targetId);
+      if (!target) throw notFound(name, `on target "${targetId}" (no such target is installed)`);
+      return { target, detail: await target.get(name) };
+    }
+    const unreachable: string[] = [];
+    for (const target of this.registry.listTargets()) {
+      try {
+        return { target, detail: await target.get(name) };
+      } catch (error) {
+        if (!isKeywardError(error, 'INSTANCE_NOT_FOUND')) unreachable.push(target.id);
+      }
+    }
+    throw notFound(
+      name,
+      unreachable.length > 0
+        ? `on any reachable target (could not ask: ${unreachable.join(', ')})`
+        : 'on any installed target',
+    );
+  }
+
+  async getInstance(name: string, targetId?: string): Promise<InstanceDetailV1> {
+    return redact((await this.locate(name, targetId)).detail);
+  }
+
+  /** Validates and composes synchronously (errors come back as 4xx), then applies in a job. */
+  async deploy(body: unknown, options: { replace?: boolean } = {}): Promise<AcceptedJob> {
+    registerSecretsIn(body);
+    const spec = parseInstanceSpec(body);
+    const target = this.registry.requireTarget(spec.target);
+    const key = `${target.id}/${spec.name}`;
+    this.#assertIdle(key, spec.name, 'deploy');
+    if (!options.replace) {
+      const existing = await target.get(spec.name).then(
+        () => true,
+        (error: unknown) => {
+          if (isKeywardError(error, 'INSTANCE_NOT_FOUND')) return false;
+          throw error;
+        },
+      );
+      if (existing) {
+        throw new KeywardError({
+          code: 'INSTANCE_EXISTS',
+          providerId: target.id,
+          message: `Instance "${spec.name}" already exists on target "${target.id}"; delete it first, or deploy with replace=true to apply the spec over it.`,
+        });
+      }
+    }
+    const plan = await this.#compose(spec, target);
+    const job = this.jobs.create('deploy', spec.name, target.id);
+    this.#busy.set(key, job);
+    for (const warning of plan.warnings) this.jobs.log(job.id, `Warning ${warning.code}: ${warning.message}`);
+    this.#logger.log('info', 'deploy accepted', { job: job.id, instance: spec.name, target: target.id });
+    void this.#run(job, key, () =>
+      target.apply(plan, { onProgress: (event) => this.#progress(job.id, event) }),
+    );
+    return { job, warnings: redact(plan.warnings) };
+  }
+
+  async #compose(spec: InstanceSpec, target: TargetProviderV1): Promise<DeploymentPlanV1> {
+    return composePlan({
+      spec,
+      sidecars: this.registry,
+      target: { id: target.id, capabilities: target.capabilities },
+      ...(this.#randomBytes ? { randomBytes: this.#randomBytes } : {}),
+    });
+  }
+
+  #progress(jobId: string, event: Parameters<JobManager['progress']>[1]): void {
+    this.jobs.progress(jobId, event);
+    this.#logger.log('info', 'progress', {
+      job: jobId,
+      step: event.step,
+      status: event.status,
+      detail: event.message,
+    });
+  }
+
+  async #run(job: JobSummary, key: string, operation: () => Promise<InstanceDetailV1>): Promise<void> {
+    try {
+      const detail = await operation();
+      this.jobs.succeed(job.id, redact(detail));
+      this.#logger.log('info', `${job.kind} succeeded`, { job: job.id, instance: job.instance });
+    } catch (error) {
+      this.jobs.fail(job.id, error);
+      this.#logger.log('error', `${job.kind} failed`, { job: job.id, instance: job.instance, error });
+    } finally {
+      if (this.#busy.get(key)?.id === job.id) this.#busy.delete(key);
+    }
+  }
+
+  #assertIdle(key: string, name: string, wanted: 'deploy' | 'rotate'): void {
+    const running = this.#busy.get(key);
+    if (!running) return;
+    const what = running.kind === 'rotate' ? 'A credential rotation' : 'A deploy';
+    throw new KeywardError({
+      code: wanted === 'rotate' || running.kind === 'rotate' ? 'ROTATION_IN_PROGRESS' : 'INSTANCE_EXISTS',
+      message: `${what} is already running for instance "${name}" (job ${running.id}); wait for it to finish.`,
+      details: { jobId: running.id },
+    });
+  }
+
+  /** The job of a deploy or rotation running on the instance, if any. */
+  runningJob(target: string, name: string): JobSummary | undefined {
+    return this.#busy.get(`${target}/${name}`);
+  }
+
+  async lifecycle(
+    name: string,
+    action: 'start' | 'stop' | 'restart',
+    targetId?: string,
+  ): Promise<{ name: string; target: string; status: 'running' | 'stopped' }> {
+    const { target } = await this.locate(name, targetId);
+    await target[action](name, {
+      onProgress: (event) =>
+        this.#logger.log('info', 'progress', { instance: name, step: event.step, status: event.status }),
+    });
+    this.#logger.log('info', `${action} done`, { instance: name, target: target.id });
+    return { name, target: target.id, status: action === 'stop' ? 'stopped' : 'running' };
+  }
+
+  async remove(
+    name: string,
+    options: { removeVolumes?: boolean; target?: string } = {},
+  ): Promise<{ name: string; target: string; status: 'deleted' }> {
+    const { target } = await this.locate(name, options.target);
+    const key = `${target.id}/${name}`;
+    this.#assertIdle(key, name, 'deploy');
+    await target.delete(name, { removeVolumes: options.removeVolumes ?? true });
+    this.#logger.log('info', 'delete done', { instance: name, target: target.id });
+    return { name, target: target.id, status: 'deleted' };
+  }
+
+  async logs(
+    name: string,
+    options: Omit<LogOptionsV1, 'signal'> & { signal?: AbortSignal; target?: string },
+  ): Promise<AsyncIterable<LogLineV1>> {
+    const { target } = await this.locate(name, options.target);
+    const { target: _ignored, ...logOptions } = options;
+    const source = target.logs(name, logOptions);
+    return (async function* () {
+      for await (const line of source) yield redact(line);
+    })();
+  }
+
+  async sidecarState(name: string, providerId: string, targetId?: string) {
+    const { target, detail } = await this.locate(name, targetId);
+    const sidecar = detail.sidecars.find((candidate) => candidate.providerId === providerId);
+    const running = this.runningJob(target.id, name);
+    return { detail: redact(detail), sidecar: sidecar ? redact(sidecar) : undefined, runningJob: running };
+  }
+
+  /**
+   * Reads the sidecar's current state, lets its provider build the new part
+   * (validated by the provider's change schema) and hands it to the target in a
+   * job. Everything up to the job runs before the 202, so bad input is a 400.
+   */
+  async rotate(name: string, providerId: string, change: unknown, targetId?: string): Promise<AcceptedJob> {
+    registerSecretsIn(change);
+    const provider = this.registry.requireSidecar(providerId);
+    if (!provider.rotation) {
+      throw new KeywardError({
+        code: 'ROTATION_NOT_SUPPORTED',
+        providerId,
+        message: `Sidecar "${providerId}" does not support changes after install.`,
+      });
+    }
+    const { target, detail } = await this.locate(name, targetId);
+    if (!detail.sidecars.some((sidecar) => sidecar.providerId === providerId)) {
+      throw new KeywardError({
+        code: 'INVALID_INPUT',
+        providerId,
+        message: `Sidecar "${providerId}" is not enabled on instance "${name}"; adding a sidecar after install is not supported, redeploy the instance with it.`,
+      });
+    }
+    const readSidecarState = target.readSidecarState?.bind(target);
+    const rotateSecrets = target.rotateSecrets?.bind(target);
+    if (!target.capabilities.rotation || !readSidecarState || !rotateSecrets) {
+      throw new KeywardError({
+        code: 'UNSUPPORTED_CAPABILITY',
+        providerId: target.id,
+        message: `Target "${target.id}" cannot rotate sidecar secrets.`,
+      });
+    }
+    const key = `${target.id}/${name}`;
+    this.#assertIdle(key, name, 'rotate');
+    // Claim the instance before the first await, so a second request gets the 409.
+    const job = this.jobs.create('rotate', name, target.id);
+    this.#busy.set(key, job);
+    let request: Awaited<ReturnType<typeof composeRotation>>;
+    try {
+      const spec = parseInstanceSpec(detail.redactedSpec);
+      const current = await readSidecarState(name, providerId);
+      for (const value of Object.values(current.secrets)) registerSecret(value);
+      request = await composeRotation({
+        spec,
+        provider,
+        current,
+        change,
+        ...(this.#randomBytes ? { randomBytes: this.#randomBytes } : {}),
+      });
+    } catch (error) {
+      this.jobs.fail(job.id, error);
+      this.#busy.delete(key);
+      throw error;
+    }
+    this.#logger.log('info', 'rotation accepted', { job: job.id, instance: name, sidecar: providerId });
+    void this.#run(job, key, () =>
+      rotateSecrets(name, request, { onProgress: (event) => this.#progress(job.id, event) }),
+    );
+    return { job, warnings: [] };
+  }
+
+  async verify(name: string, options: VerifyOptionsV1, targetId?: string): Promise<VerifyResultV1> {
+    const { target } = await this.locate(name, targetId);
+    if (!target.capabilities.verify || !target.verify) {
+      throw new KeywardError({
+        code: 'UNSUPPORTED_CAPABILITY',
+        providerId: target.id,
+        message: `Target "${target.id}" has no self-test.`,
+      });
+    }
+    const result = await target.verify(name, options);
+    this.#logger.log('info', 'verify done', { instance: name, passed: result.passed });
+    return redact(result);
+  }
+
+  #renderer(target: TargetProviderV1): NonNullable<TargetProviderV1['render']> {
+    if (!target.capabilities.render || !target.render) {
+      throw new KeywardError({
+        code: 'UNSUPPORTED_CAPABILITY',
+        providerId: target.id,
+        message: `Target "${target.id}" cannot render manifests; only targets with manifests (such as k8s) can.`,
+      });
+    }
+    return target.render.bind(target);
+  }
+
+  /** Manifests of a spec that is not deployed (a GitOps user's file). Secret values come out redacted. */
+  async renderSpec(body: unknown): Promise<{ target: string; instance: string; content: string }> {
+    registerSecretsIn(body);
+    const spec = parseInstanceSpec(body);
+    const target = this.registry.requireTarget(spec.target);
+    const render = this.#renderer(target);
+    const plan = await this.#compose(spec, target);
+    return { target: target.id, instance: spec.name, content: redact(await render(plan)) };
+  }
+
+  /** Manifests of a deployed instance, recomposed from the spec the target persisted. */
+  async renderInstance(
+    name: string,
+    targetId?: string,
+  ): Promise<{ target: string; instance: string; content: string }> {
+    const { target, detail } = await this.locate(name, targetId);
+    const render = this.#renderer(target);
+    let plan: DeploymentPlanV1;
+    try {
+      plan = await this.#compose(parseInstanceSpec(detail.redactedSpec), target);
+    } catch (error) {
+      if (
+        !isKeywardError(error, 'INVALID_PROVIDER_CONFIG') &&
+        !isKeywardError(error, 'INVALID_INSTANCE_SPEC')
+      ) {
+        throw error;
+      }
+      throw new KeywardError({
+        code: 'UNSUPPORTED_CAPABILITY',
+        providerId: error.providerId ?? target.id,
+        message: `The stored spec of "${name}" has its secrets removed, so it cannot be composed again (${error.message}); render the instance spec file instead (POST /api/render, "keyward render -f").`,
+      });
+    }
+    return { target: target.id, instance: name, content: redact(await render(plan)) };
+  }
+
+  /** The seed installer's view of tokenizer credentials: names, hosts and header options, never values. */
+  static tokenizerCredentials(detail: InstanceDetailV1): {
+    enabled: boolean;
+    credentials: TokenizerCredentialView[];
+  } {
+    const sidecar = detail.sidecars.find((candidate) => candidate.providerId === 'tokenizer');
+    if (!sidecar) return { enabled: false, credentials: [] };
+    const fromSpec = (
+      detail.redactedSpec['sidecars'] as Record<string, { credentials?: unknown }> | undefined
+    )?.['tokenizer']?.credentials;
+    const list = Array.isArray(sidecar.metadata['credentials'])
+      ? sidecar.metadata['credentials']
+      : Array.isArray(fromSpec)
+        ? fromSpec
+        : [];
+    const credentials = list.flatMap((entry): TokenizerCredentialView[] => {
+      if (!entry || typeof entry !== 'object' || Array.isArray(entry)) return [];
+      const record = entry as Record<string, unknown>;
+      if (typeof record['name'] !== 'string') return [];
+      const hosts = record['allowedHosts'] ?? record['hosts'];
+      return [
+        {
+          name: record['name'],
+          allowedHosts: Array.isArray(hosts)
+            ? hosts.filter((host): host is string => typeof host === 'string')
+            : [],
+          ...(typeof record['headerDst'] === 'string' ? { headerDst: record['headerDst'] } : {}),
+          ...(typeof record['headerFmt'] === 'string' ? { headerFmt: record['headerFmt'] } : {}),
+        },
+      ];
+    });
+    return { enabled: true, credentials };
+  }
+}

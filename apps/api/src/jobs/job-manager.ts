@@ -1,0 +1,216 @@
+import { randomUUID } from 'node:crypto';
+import { isKeywardError, type ProgressEventV1, redact } from '@keyward/core';
+
+export type JobKind = 'deploy' | 'rotate';
+export type JobStatus = 'running' | 'succeeded' | 'failed';
+
+export type JobEventBody =
+  | { type: 'progress'; step: string; status: ProgressEventV1['status']; message: string }
+  | { type: 'log'; message: string }
+  | { type: 'result'; result: unknown }
+  | { type: 'error'; error: { code: string; message: string; step?: string } }
+  /** Only in a replay: events dropped from the middle of a long job to keep the buffer bounded. */
+  | { type: 'gap'; dropped: number };
+
+export type JobEvent = JobEventBody & { sequence: number; time: string };
+
+export interface JobSummary {
+  id: string;
+  kind: JobKind;
+  instance: string;
+  target: string;
+  status: JobStatus;
+  createdAt: string;
+  finishedAt?: string;
+  /** The step that failed, when the job failed during one. */
+  failedStep?: string;
+  error?: { code: string; message: string; step?: string };
+}
+
+export interface JobManagerOptions {
+  /** The first events of a job are always kept, so a late subscriber sees how it began. */
+  headCapacity?: number;
+  /** The most recent events kept after the head. */
+  tailCapacity?: number;
+  /** Finished jobs kept for late subscribers; the oldest finished job goes first. */
+  maximumJobs?: number;
+  now?: () => Date;
+}
+
+interface JobRecord {
+  summary: JobSummary;
+  head: JobEvent[];
+  tail: JobEvent[];
+  dropped: number;
+  nextSequence: number;
+  lastStartedStep: string | undefined;
+  waiters: Set<() => void>;
+}
+
+/**
+ * In-memory jobs with a bounded event buffer each. Every event is redacted on
+ * its way in, so neither a replay nor a live subscriber can see a secret.
+ */
+export class JobManager {
+  readonly #jobs = new Map<string, JobRecord>();
+  readonly #headCapacity: number;
+  readonly #tailCapacity: number;
+  readonly #maximumJobs: number;
+  readonly #now: () => Date;
+
+  constructor(options: JobManagerOptions = {}) {
+    this.#headCapacity = options.headCapacity ?? 200;
+    this.#tailCapacity = options.tailCapacity ?? 1000;
+    this.#maximumJobs = options.maximumJobs ?? 200;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  create(kind: JobKind, instance: string, target: string): JobSummary {
+    this.#evict();
+    const summary: JobSummary = {
+      id: `${kind}-${randomUUID()}`,
+      kind,
+      instance,
+      target,
+      status: 'running',
+      createdAt: this.#now().toISOString(),
+    };
+    this.#jobs.set(summary.id, {
+      summary,
+      head: [],
+      tail: [],
+      dropped: 0,
+      nextSequence: 1,
+      lastStartedStep: undefined,
+      waiters: new Set(),
+    });
+    return { ...summary };
+  }
+
+  get(id: string): JobSummary | undefined {
+    const record = this.#jobs.get(id);
+    return record ? { ...record.summary } : undefined;
+  }
+
+  list(): JobSummary[] {
+    return [...this.#jobs.values()].map((record) => ({ ...record.summary }));
+  }
+
+  progress(id: string, event: ProgressEventV1): void {
+    const record = this.#jobs.get(id);
+    if (!record) return;
+    if (event.status === 'started') record.lastStartedStep = event.step;
+    if (event.status === 'succeeded' && record.lastStartedStep === event.step)
+      record.lastStartedStep = undefined;
+    if (event.status === 'failed') record.summary.failedStep ??= event.step;
+    this.#append(record, {
+      type: 'progress',
+      step: event.step,
+      status: event.status,
+      message: event.message,
+    });
+  }
+
+  log(id: string, message: string): void {
+    const record = this.#jobs.get(id);
+    if (record) this.#append(record, { type: 'log', message });
+  }
+
+  succeed(id: string, result: unknown): void {
+    const record = this.#jobs.get(id);
+    if (!record || record.summary.status !== 'running') return;
+    record.summary.status = 'succeeded';
+    record.summary.finishedAt = this.#now().toISOString();
+    this.#append(record, { type: 'result', result });
+  }
+
+  fail(id: string, error: unknown): void {
+    const record = this.#jobs.get(id);
+    if (!record || record.summary.status !== 'running') return;
+    const step = record.summary.failedStep ?? record.lastStartedStep;
+    const described = {
+      code: isKeywardError(error) ? error.code : 'INTERNAL_ERROR',
+      message: error instanceof Error ? error.message : String(error),
+      ...(step ? { step } : {}),
+    };
+    record.summary.status = 'failed';
+    record.summary.finishedAt = this.#now().toISOString();
+    if (step) record.summary.failedStep = step;
+    record.summary.error = redact(described);
+    this.#append(record, { type: 'error', error: described });
+  }
+
+  /**
+   * Every event of the job from the first (or after `afterSequence`, for a
+   * reconnecting client), then live ones, ending after the result or error.
+   */
+  async *follow(
+    id: string,
+    options: { afterSequence?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<JobEvent> {
+    const record = this.#jobs.get(id);
+    if (!record) return;
+    let after = options.afterSequence ?? 0;
+    for (;;) {
+      const pending = this.#eventsAfter(record, after);
+      if (pending.length === 0) {
+        // Checked synchronously right before waiting, so no event can slip in between.
+        if (record.summary.status !== 'running' || options.signal?.aborted) return;
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            record.waiters.delete(wake);
+            options.signal?.removeEventListener('abort', wake);
+            resolve();
+          };
+          record.waiters.add(wake);
+          options.signal?.addEventListener('abort', wake, { once: true });
+        });
+        continue;
+      }
+      for (const event of pending) {
+        yield event;
+        after = event.sequence;
+        if (event.type === 'result' || event.type === 'error') return;
+      }
+    }
+  }
+
+  #eventsAfter(record: JobRecord, after: number): JobEvent[] {
+    const head = record.head.filter((event) => event.sequence > after);
+    const tail = record.tail.filter((event) => event.sequence > after);
+    const firstTail = tail[0];
+    const lastSeen = Math.max(after, record.head.at(-1)?.sequence ?? 0);
+    // Events between what the client saw and the tail's start fell out of the buffer.
+    const dropped = firstTail ? firstTail.sequence - lastSeen - 1 : 0;
+    const gap: JobEvent[] =
+      dropped > 0 ? [{ type: 'gap', dropped, sequence: firstTail!.sequence - 1, time: firstTail!.time }] : [];
+    return [...head, ...gap, ...tail];
+  }
+
+  #append(record: JobRecord, body: JobEventBody): void {
+    const event = redact({
+      ...body,
+      sequence: record.nextSequence++,
+      time: this.#now().toISOString(),
+    }) as JobEvent;
+    if (record.head.length < this.#headCapacity) record.head.push(event);
+    else {
+      record.tail.push(event);
+      if (record.tail.length > this.#tailCapacity) {
+        record.tail.shift();
+        record.dropped += 1;
+      }
+    }
+    for (const wake of [...record.waiters]) wake();
+  }
+
+  #evict(): void {
+    if (this.#jobs.size < this.#maximumJobs) return;
+    for (const [id, record] of this.#jobs) {
+      if (record.summary.status !== 'running') {
+        this.#jobs.delete(id);
+        if (this.#jobs.size < this.#maximumJobs) return;
+      }
+    }
+  }
+}

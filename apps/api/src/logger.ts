@@ -1,0 +1,44 @@
+import { redact, secretRedactor } from '@keyward/core';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface Logger {
+  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface JsonLoggerOptions {
+  /** Where each finished line goes. Default: stderr. */
+  write?: (line: string) => void;
+  level?: LogLevel;
+}
+
+const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+function describeError(error: unknown): unknown {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { name: error.name, message: error.message, ...(code === undefined ? {} : { code }) };
+  }
+  return error;
+}
+
+/**
+ * One JSON object per line. Every line goes through core's `redact` twice: the
+ * structured fields before serialising and the finished text after, so a secret
+ * that hid in an error message or a nested string never reaches the sink.
+ */
+export function createJsonLogger(options: JsonLoggerOptions = {}): Logger {
+  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const minimum = order[options.level ?? 'info'];
+  return {
+    log(level, message, fields = {}) {
+      if (order[level] < minimum) return;
+      const entry: Record<string, unknown> = { time: new Date().toISOString(), level, message };
+      for (const [key, value] of Object.entries(fields)) entry[key] = describeError(value);
+      write(secretRedactor.redactString(JSON.stringify(redact(entry))));
+    },
+  };
+}
+
+/** A logger that drops everything, for in-process CLI runs that print their own output. */
+export const silentLogger: Logger = { log() {} };

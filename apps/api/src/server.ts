@@ -1,0 +1,93 @@
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import { type CreateAppOptions, createApp, type KeywardApp } from './app.js';
+import { createDefaultRegistry } from './default-registry.js';
+import { createJsonLogger } from './logger.js';
+import {
+  apiTokenPath,
+  createTokenFileSource,
+  ensureApiToken,
+  resolveDataDirectory,
+} from './security/api-token.js';
+
+export const defaultPort = 7878;
+export const defaultHost = '127.0.0.1';
+
+export interface StartServerOptions extends Partial<Omit<CreateAppOptions, 'token'>> {
+  /** Default `KEYWARD_HOST` or 127.0.0.1. Anything else exposes the API beyond this machine. */
+  host?: string;
+  /** Default `KEYWARD_PORT` or 7878; 0 picks a free port. */
+  port?: number;
+  /** Where the first-start token notice goes. Default: stderr. */
+  print?: (line: string) => void;
+}
+
+export interface RunningServer {
+  app: KeywardApp;
+  url: string;
+  host: string;
+  port: number;
+  dataDirectory: string;
+  close(): Promise<void>;
+}
+
+const loopbackHosts = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/**
+ * Binds the API: ensures the token (generated at first start, printed once),
+ * builds the default registry (built-ins plus plugins) unless one is given.
+ */
+export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
+  const print = options.print ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const dataDirectory = options.dataDirectory ?? resolveDataDirectory();
+  const host = options.host ?? process.env['KEYWARD_HOST'] ?? defaultHost;
+  const port = options.port ?? Number(process.env['KEYWARD_PORT'] ?? defaultPort);
+  const logger = options.logger ?? createJsonLogger();
+
+  const { token, created } = ensureApiToken(dataDirectory);
+  if (created) {
+    // Printed once, on the run that created it; later runs point at the file.
+    print(
+      `keyward: generated an API token (stored mode 0600 in ${apiTokenPath(dataDirectory)}):\n  ${token}`,
+    );
+  }
+  if (!loopbackHosts.has(host)) {
+    logger.log(
+      'warn',
+      `listening on ${host}: the API is reachable beyond this machine; keep the token secret`,
+    );
+  }
+  const registry = options.registry ?? (await createDefaultRegistry({ dataDirectory }));
+  for (const loadError of registry.loadErrors) {
+    logger.log('warn', 'provider failed to load', { ...loadError });
+  }
+  const app = createApp({
+    ...options,
+    registry,
+    logger,
+    dataDirectory,
+    token: createTokenFileSource(dataDirectory),
+  });
+
+  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+    const instance = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(instance));
+    instance.once('error', reject);
+  });
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${urlHost}:${address.port}`;
+  logger.log('info', 'keyward API listening', { url, dataDirectory });
+  return {
+    app,
+    url,
+    host,
+    port: address.port,
+    dataDirectory,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        const closable = server as unknown as { closeAllConnections?: () => void };
+        closable.closeAllConnections?.();
+        server.close((error) => (error ? reject(error) : resolve()));
+      }),
+  };
+}
