@@ -1,0 +1,98 @@
+import { createHash } from 'node:crypto';
+import {
+  type DeploymentPlanV1,
+  KeywardError,
+  labelKeys,
+  labelPrefix,
+  objectLabels,
+  type PlannedSecretV1,
+  runtimeName,
+} from '@keyward/core';
+
+/** A planned secret as keyward persists it: everything but the value. */
+export type StoredSecret = Omit<PlannedSecretV1, 'value'>;
+
+/** The plan as the target persists it on the agent container: no secret values. */
+export interface StoredPlan extends Omit<DeploymentPlanV1, 'secrets'> {
+  secrets: StoredSecret[];
+}
+
+/** What the provider keeps about an instance, in a label of its agent container. */
+export interface InstanceRecord {
+  version: 1;
+  plan: StoredPlan;
+  /** Changes on every apply or rotation; volume names carry it so old and new can coexist. */
+  generation: string;
+  helperImage: string;
+}
+
+export const localLabelKeys = {
+  record: `${labelPrefix}/instance-record`,
+  planDigest: `${labelPrefix}/plan-digest`,
+  generation: `${labelPrefix}/generation`,
+  role: `${labelPrefix}/role`,
+  volumeKind: `${labelPrefix}/volume-kind`,
+} as const;
+
+export const helperComponent = 'network-helper';
+
+export function helperRuntimeName(instance: string): string {
+  return runtimeName(instance, helperComponent);
+}
+
+export function helperLabels(plan: Pick<DeploymentPlanV1, 'instance'>): Record<string, string> {
+  return objectLabels(plan.instance.name, plan.instance.target, 'keyward', helperComponent);
+}
+
+export function storePlan(plan: DeploymentPlanV1): StoredPlan {
+  return { ...plan, secrets: plan.secrets.map(({ value: _value, ...rest }) => rest) };
+}
+
+export function encodeRecord(record: InstanceRecord): string {
+  return JSON.stringify(record);
+}
+
+export function decodeRecord(text: string | undefined, instance: string): InstanceRecord {
+  try {
+    const record = JSON.parse(text ?? '') as InstanceRecord;
+    if (record.version !== 1 || !record.plan) throw new Error('unknown record version');
+    return record;
+  } catch (error) {
+    throw new KeywardError({
+      code: 'RUNTIME_ERROR',
+      message: `The agent container of instance "${instance}" has no readable ${localLabelKeys.record} label (${(error as Error).message}); delete the instance and apply it again.`,
+    });
+  }
+}
+
+/**
+ * A digest of everything a plan would make; secret values enter only as their
+ * SHA-256, so the label that carries it holds no value.
+ */
+export function planDigest(
+  plan: StoredPlan,
+  secretValues: ReadonlyMap<string, string>,
+  helperImage: string,
+): string {
+  const hashed = {
+    ...plan,
+    secrets: plan.secrets.map((secret) => ({
+      ...secret,
+      value: createHash('sha256')
+        .update(secretValues.get(secret.name) ?? '')
+        .digest('hex'),
+    })),
+    helperImage,
+  };
+  return createHash('sha256').update(JSON.stringify(hashed)).digest('hex').slice(0, 40);
+}
+
+export function instanceFilter(instance: string, target: string): { label: string[] } {
+  return {
+    label: [
+      `${labelKeys.managedBy}=keyward`,
+      `${labelKeys.instance}=${instance}`,
+      `${labelKeys.target}=${target}`,
+    ],
+  };
+}

@@ -1,0 +1,78 @@
+// Every difference between podman's Docker-compatible API and docker's lives here,
+// so the rest of the provider speaks one dialect.
+import type Docker from 'dockerode';
+
+export type RuntimeKind = 'podman' | 'docker';
+
+/** podman's compat API names itself "Podman Engine" in `version().Components`. */
+export function runtimeKindFromVersion(version: Docker.DockerVersion): RuntimeKind {
+  const components = (version as { Components?: { Name?: string }[] }).Components ?? [];
+  return components.some((component) => /podman/i.test(component.Name ?? '')) ? 'podman' : 'docker';
+}
+
+/** The routable network every runtime creates: `podman` on podman, `bridge` on docker. */
+export function defaultNetworkName(kind: RuntimeKind): string {
+  return kind === 'podman' ? 'podman' : 'bridge';
+}
+
+/**
+ * How secret and config files reach a read-only volume mount before the container
+ * starts. podman's archive endpoint writes through read-only mounts of a created
+ * container; docker refuses ("mounted volume is marked read-only"), so on docker a
+ * throwaway, never-started writer container mounts the volume read-write instead.
+ */
+export function volumeWriteStrategy(kind: RuntimeKind): 'archive-into-consumer' | 'writer-container' {
+  return kind === 'podman' ? 'archive-into-consumer' : 'writer-container';
+}
+
+/** Health status: docker reports `State.Health`, podman (before 4.x compat fixes) `State.Healthcheck`. */
+export function healthStatus(state: Record<string, unknown> | undefined): string | undefined {
+  const health = (state?.['Health'] ?? state?.['Healthcheck']) as { Status?: string } | undefined;
+  return health?.Status || undefined;
+}
+
+/**
+ * The host port a container port was published on. podman may report an empty
+ * `HostIp` (containers/podman#17780) and docker lists IPv4 and IPv6 bindings.
+ */
+export function publishedHostPort(
+  ports: Record<string, { HostIp?: string; HostPort?: string }[] | null> | undefined,
+  containerPort: number,
+): { hostAddress: string; hostPort: number } | undefined {
+  const bindings = ports?.[`${containerPort}/tcp`] ?? [];
+  const binding = bindings.find((candidate) => !candidate.HostIp?.includes(':')) ?? bindings[0];
+  if (!binding?.HostPort) return undefined;
+  const hostAddress = !binding.HostIp || binding.HostIp === '0.0.0.0' ? '127.0.0.1' : binding.HostIp;
+  return { hostAddress, hostPort: Number(binding.HostPort) };
+}
+
+/** Same as `publishedHostPort`, from a `listContainers` summary's `Ports`. */
+export function publishedHostPortFromSummary(
+  ports: Docker.Port[] | undefined,
+  containerPort: number,
+): { hostAddress: string; hostPort: number } | undefined {
+  const binding = (ports ?? []).find(
+    (port) => port.PrivatePort === containerPort && port.PublicPort && !port.IP?.includes(':'),
+  );
+  if (!binding) return undefined;
+  const hostAddress = !binding.IP || binding.IP === '0.0.0.0' ? '127.0.0.1' : binding.IP;
+  return { hostAddress, hostPort: binding.PublicPort };
+}
+
+/** podman's compat API answers a container name in `listContainers` with or without the leading slash. */
+export function containerSummaryName(summary: Docker.ContainerInfo): string {
+  return (summary.Names?.[0] ?? '').replace(/^\//, '');
+}
+
+export function isNotFound(error: unknown): boolean {
+  return (error as { statusCode?: number }).statusCode === 404;
+}
+
+export function isConflict(error: unknown): boolean {
+  return (error as { statusCode?: number }).statusCode === 409;
+}
+
+/** "Already in the desired state" answers (304) count as success for start/stop. */
+export function isNotModified(error: unknown): boolean {
+  return (error as { statusCode?: number }).statusCode === 304;
+}
