@@ -1,4 +1,5 @@
 import { isKeywardError, type KeywardErrorCode, redact } from '@keyward/core';
+import { HTTPException } from 'hono/http-exception';
 
 /** Codes only the HTTP layer produces; everything else is a core error code. */
 export const apiOnlyErrorCodes = ['NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'FORBIDDEN_ORIGIN'] as const;
@@ -72,6 +73,13 @@ export function toErrorResponse(error: unknown): { status: ErrorStatus; body: Er
     return {
       status: statusForCode(error.code),
       body: redact({ error: { code: error.code, message: error.message } }),
+    };
+  }
+  // Hono's own 400s (malformed JSON, for one) carry a message meant for the client.
+  if (error instanceof HTTPException && error.status === 400) {
+    return {
+      status: 400,
+      body: redact({ error: { code: 'INVALID_INPUT', message: `${error.message}; send a JSON body.` } }),
     };
   }
   if (isKeywardError(error)) {

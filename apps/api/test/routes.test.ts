@@ -1,0 +1,690 @@
+import { KeywardError, ProviderRegistry } from '@keyward/core';
+import { createMemoryTargetProvider, createMockSidecarProvider } from '@keyward/core/testing';
+import { describe, expect, it } from 'vitest';
+import { createHarness, mockSpec, readEvents, testToken } from './test-app.js';
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => {
+    resolve = done;
+  });
+  return { promise, resolve };
+}
+
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function deployAndWait(harness: ReturnType<typeof createHarness>, spec = mockSpec()) {
+  const accepted = await harness.request('POST', '/api/instances', spec);
+  expect(accepted.status).toBe(202);
+  const { jobId } = (await accepted.json()) as { jobId: string };
+  const events = await readEvents(await harness.request('GET', `/api/jobs/${jobId}/events`));
+  return { jobId, events };
+}
+
+async function errorOf(response: Response): Promise<{ status: number; code: string; message: string }> {
+  const body = (await response.json()) as { error: { code: string; message: string } };
+  return { status: response.status, code: body.error.code, message: body.error.message };
+}
+
+describe('auth', () => {
+  it('serves health without a token', async () => {
+    const harness = createHarness();
+    const response = await harness.app.request('/api/health');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: 'ok', version: '0.1.0' });
+  });
+
+  it.each([
+    ['no header', {}],
+    ['a wrong token', { authorization: 'Bearer kw_wrong' }],
+    ['a non-bearer scheme', { authorization: `Basic ${testToken}` }],
+  ])('refuses every other route with %s', async (_label, headers) => {
+    const harness = createHarness();
+    for (const path of [
+      '/api/instances',
+      '/api/targets',
+      '/api/providers',
+      '/api/openapi.json',
+      '/api/jobs',
+    ]) {
+      const response = await harness.app.request(path, { headers });
+      expect(response.status, path).toBe(401);
+      expect(response.headers.get('www-authenticate')).toContain('Bearer');
+      expect((await errorOf(response)).code).toBe('UNAUTHORIZED');
+    }
+    const deploy = await harness.app.request('/api/instances', {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify(mockSpec()),
+    });
+    expect(deploy.status).toBe(401);
+    expect(harness.target.inspect('demo')).toBeUndefined();
+  });
+
+  it('follows a rotated token without a restart', async () => {
+    let current = 'kw_first-token-aaaaaaaa';
+    const harness = createHarness({ app: { token: () => current } });
+    const ask = (token: string) =>
+      harness.app.request('/api/instances', { headers: { authorization: `Bearer ${token}` } });
+    expect((await ask('kw_first-token-aaaaaaaa')).status).toBe(200);
+    current = 'kw_second-token-bbbbbbb';
+    expect((await ask('kw_first-token-aaaaaaaa')).status).toBe(401);
+    expect((await ask('kw_second-token-bbbbbbb')).status).toBe(200);
+  });
+});
+
+describe('system routes', () => {
+  it('describes every route in an OpenAPI 3.1 document', async () => {
+    const harness = createHarness();
+    const document = (await (await harness.request('GET', '/api/openapi.json')).json()) as {
+      openapi: string;
+      paths: Record<string, Record<string, unknown>>;
+    };
+    expect(document.openapi).toBe('3.1.0');
+    expect(Object.keys(document.paths).sort()).toEqual([
+      '/api/health',
+      '/api/instances',
+      '/api/instances/{id}',
+      '/api/instances/{id}/logs',
+      '/api/instances/{id}/render',
+      '/api/instances/{id}/restart',
+      '/api/instances/{id}/sidecars/{providerId}',
+      '/api/instances/{id}/start',
+      '/api/instances/{id}/stop',
+      '/api/instances/{id}/tokenizer',
+      '/api/instances/{id}/verify',
+      '/api/jobs',
+      '/api/jobs/{id}',
+      '/api/jobs/{id}/events',
+      '/api/providers',
+      '/api/render',
+      '/api/targets',
+    ]);
+    expect(Object.keys(document.paths['/api/instances/{id}/tokenizer']!).sort()).toEqual(['get', 'put']);
+  });
+
+  it('lists targets with their detection status, a failing detect as unavailable', async () => {
+    const registry = new ProviderRegistry();
+    registry.registerTarget(createMemoryTargetProvider());
+    registry.registerTarget({
+      ...createMemoryTargetProvider({ id: 'broken' }),
+      detect: async () => {
+        throw new Error('socket /run/podman/podman.sock refused the connection');
+      },
+    });
+    registry.registerTarget({
+      ...createMemoryTargetProvider({ id: 'slow' }),
+      detect: () => new Promise(() => {}),
+    });
+    const harness = createHarness({ registry, app: { detectTimeoutMilliseconds: 50 } });
+    const { targets } = (await (await harness.request('GET', '/api/targets')).json()) as {
+      targets: { id: string; detection: { available: boolean; reason?: string } }[];
+    };
+    const byId = Object.fromEntries(targets.map((target) => [target.id, target.detection]));
+    expect(byId['memory']?.available).toBe(true);
+    expect(byId['broken']).toEqual({ available: false, reason: expect.stringContaining('refused') });
+    expect(byId['slow']).toEqual({ available: false, reason: expect.stringContaining('did not answer') });
+  });
+
+  it('lists installed providers and plugin load errors', async () => {
+    const harness = createHarness();
+    harness.registry.registerPlugin(
+      {
+        specificationVersion: 'v1',
+        name: 'bad-plugin',
+        sidecars: [{ specificationVersion: 'v9', id: 'x' } as never],
+      },
+      'bad-plugin',
+    );
+    const body = (await (await harness.request('GET', '/api/providers')).json()) as {
+      sidecars: { id: string; rotation: boolean }[];
+      targets: { id: string }[];
+      loadErrors: { source: string; code: string }[];
+    };
+    expect(body.sidecars).toEqual([
+      { id: 'mock', displayName: 'Mock sidecar', networkModes: ['proxy-only', 'open'], rotation: true },
+    ]);
+    expect(body.targets.map((target) => target.id)).toEqual(['memory']);
+    expect(body.loadErrors).toEqual([
+      expect.objectContaining({ source: 'bad-plugin', code: 'UNSUPPORTED_SPEC_VERSION' }),
+    ]);
+  });
+
+  it('answers unknown routes and jobs with NOT_FOUND', async () => {
+    const harness = createHarness();
+    expect(await errorOf(await harness.request('GET', '/api/nothing'))).toMatchObject({
+      status: 404,
+      code: 'NOT_FOUND',
+    });
+    expect(await errorOf(await harness.request('GET', '/api/jobs/deploy-none'))).toMatchObject({
+      status: 404,
+      code: 'NOT_FOUND',
+    });
+    expect(await errorOf(await harness.request('GET', '/api/jobs/deploy-none/events'))).toMatchObject({
+      status: 404,
+      code: 'NOT_FOUND',
+    });
+  });
+});
+
+describe('deploy', () => {
+  it('accepts with 202 and a job whose events end with the result', async () => {
+    const harness = createHarness();
+    const response = await harness.request('POST', '/api/instances', mockSpec());
+    expect(response.status).toBe(202);
+    const accepted = (await response.json()) as {
+      jobId: string;
+      deployId: string;
+      eventsUrl: string;
+      instance: string;
+    };
+    expect(accepted.deployId).toBe(accepted.jobId);
+    expect(accepted.eventsUrl).toBe(`/api/jobs/${accepted.jobId}/events`);
+    const events = await readEvents(await harness.request('GET', accepted.eventsUrl));
+    expect(events.map((event) => event.data.sequence)).toEqual(events.map((_, index) => index + 1));
+    expect(events.at(-1)).toMatchObject({
+      event: 'result',
+      data: { result: { name: 'demo', state: 'running' } },
+    });
+    expect(events.filter((event) => event.event === 'progress').map((event) => event.data.step)).toContain(
+      'container.start:mock',
+    );
+    expect(harness.target.inspect('demo')?.containers.map((container) => container.name)).toEqual([
+      'agent',
+      'mock',
+    ]);
+    const job = (await (await harness.request('GET', `/api/jobs/${accepted.jobId}`)).json()) as {
+      status: string;
+    };
+    expect(job.status).toBe('succeeded');
+  });
+
+  it.each([
+    ['a spec without agent', { name: 'demo', target: 'memory' }, 'INVALID_INSTANCE_SPEC', /agent/],
+    ['a bad name', { ...mockSpec(), name: 'Not A Label' }, 'INVALID_INSTANCE_SPEC', /DNS-1123/],
+    ['an unknown field', { ...mockSpec(), colour: 'red' }, 'INVALID_INSTANCE_SPEC', /colour/],
+    [
+      'a sidecar config its provider rejects',
+      { ...mockSpec(), sidecars: { mock: { port: 'eighty' } } },
+      'INVALID_PROVIDER_CONFIG',
+      /sidecars\.mock\.port/,
+    ],
+    ['an unknown sidecar', { ...mockSpec(), sidecars: { nope: {} } }, 'UNKNOWN_PROVIDER', /nope/],
+    ['an unknown target', { ...mockSpec(), target: 'mars' }, 'UNKNOWN_PROVIDER', /mars/],
+    ['a port conflict', { ...mockSpec(), agent: { image: 'a', port: 4100 } }, 'PORT_CONFLICT', /4100/],
+  ])('answers %s with 400', async (_label, spec, code, message) => {
+    const harness = createHarness();
+    const error = await errorOf(await harness.request('POST', '/api/instances', spec));
+    expect(error).toMatchObject({ status: 400, code });
+    expect(error.message).toMatch(message);
+    expect(harness.app.operations.jobs.list()).toEqual([]);
+  });
+
+  it('answers a body that is not JSON with 400', async () => {
+    const harness = createHarness();
+    const error = await errorOf(await harness.request('POST', '/api/instances', '{"name":'));
+    expect(error.status).toBe(400);
+  });
+
+  it('refuses to deploy over an existing instance unless replace=true (409 INSTANCE_EXISTS)', async () => {
+    const harness = createHarness();
+    await deployAndWait(harness);
+    const error = await errorOf(await harness.request('POST', '/api/instances', mockSpec()));
+    expect(error).toMatchObject({ status: 409, code: 'INSTANCE_EXISTS' });
+    const replaced = await harness.request('POST', '/api/instances?replace=true', mockSpec());
+    expect(replaced.status).toBe(202);
+  });
+
+  it('answers a network mode the target cannot do with 501 UNSUPPORTED_CAPABILITY', async () => {
+    const registry = new ProviderRegistry();
+    const memory = createMemoryTargetProvider();
+    registry.registerTarget({ ...memory, capabilities: { ...memory.capabilities, networkModes: ['open'] } });
+    registry.registerSidecar(createMockSidecarProvider());
+    const harness = createHarness({ registry });
+    expect(await errorOf(await harness.request('POST', '/api/instances', mockSpec()))).toMatchObject({
+      status: 501,
+      code: 'UNSUPPORTED_CAPABILITY',
+    });
+  });
+
+  it('ends a failed deploy with an error event that names the step, and rolls back', async () => {
+    const harness = createHarness({
+      target: {
+        beforeStep: (step) => {
+          if (step === 'container.start:mock')
+            throw new Error('image localhost/keyward-mock-sidecar:test not found');
+        },
+      },
+    });
+    const { jobId, events } = await deployAndWait(harness);
+    const last = events.at(-1)!;
+    expect(last.event).toBe('error');
+    expect(last.data.error).toMatchObject({ code: 'DEPLOY_FAILED', step: 'container.start:mock' });
+    expect(last.data.error.message).toContain('image localhost/keyward-mock-sidecar:test not found');
+    const job = (await (await harness.request('GET', `/api/jobs/${jobId}`)).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(job).toMatchObject({ status: 'failed', failedStep: 'container.start:mock' });
+    expect(harness.target.inspect('demo')).toBeUndefined();
+  });
+
+  it('replays every event from the first to a subscriber that arrives mid-job, then streams the rest', async () => {
+    const gate = deferred();
+    const reached = { value: false };
+    const harness = createHarness({
+      target: {
+        beforeStep: async (step) => {
+          if (step === 'container.start:agent') {
+            reached.value = true;
+            await gate.promise;
+          }
+        },
+      },
+    });
+    const accepted = (await (await harness.request('POST', '/api/instances', mockSpec())).json()) as {
+      jobId: string;
+    };
+    await waitFor(() => reached.value, 'the deploy to reach the agent step');
+    const streaming = harness.request('GET', `/api/jobs/${accepted.jobId}/events`);
+    gate.resolve();
+    const events = await readEvents(await streaming);
+    expect(events[0]?.data).toMatchObject({
+      sequence: 1,
+      type: 'progress',
+      step: 'network.create',
+      status: 'started',
+    });
+    expect(events.at(-1)?.event).toBe('result');
+    // A late subscriber after the end gets exactly the same stream.
+    const late = await readEvents(await harness.request('GET', `/api/jobs/${accepted.jobId}/events`));
+    expect(late).toEqual(events);
+    // And one that reconnects resumes after the last id it saw.
+    const resumed = await readEvents(
+      await harness.request('GET', `/api/jobs/${accepted.jobId}/events`, undefined, { 'last-event-id': '5' }),
+    );
+    expect(resumed.map((event) => event.data.sequence)).toEqual(
+      events.slice(5).map((event) => event.data.sequence),
+    );
+  });
+});
+
+describe('instances', () => {
+  it('lists, gets (redacted), stops, starts, restarts and deletes', async () => {
+    const harness = createHarness();
+    await deployAndWait(harness);
+    const list = (await (await harness.request('GET', '/api/instances')).json()) as {
+      instances: { name: string; state: string }[];
+      errors: unknown[];
+    };
+    expect(list).toMatchObject({ instances: [{ name: 'demo', state: 'running' }], errors: [] });
+
+    const getResponse = await harness.request('GET', '/api/instances/demo');
+    const text = await getResponse.text();
+    expect(getResponse.status).toBe(200);
+    expect(text).not.toContain('mock-secret-value-123');
+    expect(JSON.parse(text)).toMatchObject({ name: 'demo', sidecars: [{ providerId: 'mock' }] });
+
+    for (const [action, state] of [
+      ['stop', 'stopped'],
+      ['start', 'running'],
+      ['restart', 'running'],
+    ] as const) {
+      const response = await harness.request('POST', `/api/instances/demo/${action}`);
+      expect(await response.json()).toEqual({ name: 'demo', target: 'memory', status: state });
+      const detail = (await (await harness.request('GET', '/api/instances/demo')).json()) as {
+        state: string;
+      };
+      expect(detail.state).toBe(state);
+    }
+
+    const removed = await harness.request('DELETE', '/api/instances/demo');
+    expect(await removed.json()).toEqual({ name: 'demo', target: 'memory', status: 'deleted' });
+    expect(harness.target.inspect('demo')).toBeUndefined();
+  });
+
+  it.each([
+    ['GET', '/api/instances/ghost'],
+    ['POST', '/api/instances/ghost/start'],
+    ['POST', '/api/instances/ghost/stop'],
+    ['POST', '/api/instances/ghost/restart'],
+    ['DELETE', '/api/instances/ghost'],
+    ['GET', '/api/instances/ghost/logs'],
+    ['GET', '/api/instances/ghost/tokenizer'],
+    ['PUT', '/api/instances/ghost/sidecars/mock'],
+    ['POST', '/api/instances/ghost/verify'],
+    ['GET', '/api/instances/ghost/render'],
+  ])('%s %s of an unknown instance is 404 INSTANCE_NOT_FOUND', async (method, path) => {
+    const harness = createHarness();
+    const error = await errorOf(await harness.request(method, path, method === 'PUT' ? {} : undefined));
+    expect(error).toMatchObject({ status: 404, code: 'INSTANCE_NOT_FOUND' });
+  });
+
+  it('returns logs as JSON, and as Server-Sent Events with follow', async () => {
+    const harness = createHarness();
+    await deployAndWait(harness);
+    const json = (await (await harness.request('GET', '/api/instances/demo/logs?container=mock')).json()) as {
+      lines: { container: string; line: string }[];
+    };
+    expect(json.lines).toEqual([{ container: 'mock', stream: 'stdout', line: 'keyward-demo-mock started' }]);
+    const followed = await harness.request('GET', '/api/instances/demo/logs?follow=true');
+    expect(followed.headers.get('content-type')).toContain('text/event-stream');
+    const events = await readEvents(followed);
+    expect(events.filter((event) => event.event === 'log').map((event) => event.data.container)).toEqual([
+      'agent',
+      'mock',
+    ]);
+    expect(events.at(-1)?.event).toBe('end');
+  });
+
+  it('runs the self-test', async () => {
+    const harness = createHarness();
+    await deployAndWait(harness);
+    const result = (await (await harness.request('POST', '/api/instances/demo/verify')).json()) as {
+      passed: boolean;
+      checks: { name: string }[];
+    };
+    expect(result.passed).toBe(true);
+    expect(result.checks.map((check) => check.name)).toEqual(['direct-egress-blocked']);
+  });
+
+  it('renders a spec where the target can, and says why a stored spec cannot be recomposed', async () => {
+    const harness = createHarness();
+    const rendered = (await (await harness.request('POST', '/api/render', mockSpec())).json()) as {
+      content: string;
+    };
+    expect(JSON.parse(rendered.content)).toMatchObject({
+      containers: ['keyward-demo-agent', 'keyward-demo-mock'],
+    });
+    await deployAndWait(harness, { ...mockSpec(), sidecars: {} });
+    const fromInstance = (await (await harness.request('GET', '/api/instances/demo/render')).json()) as {
+      content: string;
+    };
+    expect(JSON.parse(fromInstance.content)).toMatchObject({ instance: { name: 'demo' } });
+  });
+
+  it('answers verify and render on a target without them with 501 UNSUPPORTED_CAPABILITY', async () => {
+    const registry = new ProviderRegistry();
+    const memory = createMemoryTargetProvider();
+    registry.registerTarget({
+      ...memory,
+      capabilities: { ...memory.capabilities, render: false, verify: false, rotation: false },
+      verify: undefined,
+      render: undefined,
+    });
+    registry.registerSidecar(createMockSidecarProvider());
+    const harness = createHarness({ registry });
+    await deployAndWait(harness);
+    for (const [method, path, body] of [
+      ['POST', '/api/instances/demo/verify', undefined],
+      ['GET', '/api/instances/demo/render', undefined],
+      ['POST', '/api/render', mockSpec()],
+      ['PUT', '/api/instances/demo/sidecars/mock', {}],
+    ] as const) {
+      expect(await errorOf(await harness.request(method, path, body)), path).toMatchObject({
+        status: 501,
+        code: 'UNSUPPORTED_CAPABILITY',
+      });
+    }
+  });
+
+  it('maps runtime failures to 502 and 503, keeps listing the targets that answer', async () => {
+    const registry = new ProviderRegistry();
+    registry.registerTarget(createMemoryTargetProvider());
+    registry.registerTarget({
+      ...createMemoryTargetProvider({ id: 'down' }),
+      list: async () => {
+        throw new KeywardError({ code: 'RUNTIME_UNAVAILABLE', message: 'podman socket not found' });
+      },
+      get: async () => {
+        throw new KeywardError({ code: 'RUNTIME_UNAVAILABLE', message: 'podman socket not found' });
+      },
+    });
+    registry.registerTarget({
+      ...createMemoryTargetProvider({ id: 'flaky' }),
+      get: async (name: string) => ({
+        name,
+        target: 'flaky',
+        state: 'running' as const,
+        networkMode: 'proxy-only' as const,
+        containers: [],
+        redactedSpec: {},
+        sidecars: [],
+      }),
+      stop: async () => {
+        throw new KeywardError({ code: 'RUNTIME_ERROR', message: 'container keyward-x-agent did not stop' });
+      },
+    });
+    const harness = createHarness({ registry });
+    const list = (await (await harness.request('GET', '/api/instances')).json()) as { errors: unknown[] };
+    expect(list.errors).toEqual([
+      { target: 'down', code: 'RUNTIME_UNAVAILABLE', message: 'podman socket not found' },
+    ]);
+    expect(await errorOf(await harness.request('GET', '/api/instances/x?target=down'))).toMatchObject({
+      status: 503,
+      code: 'RUNTIME_UNAVAILABLE',
+    });
+    expect(await errorOf(await harness.request('POST', '/api/instances/x/stop?target=flaky'))).toMatchObject({
+      status: 502,
+      code: 'RUNTIME_ERROR',
+    });
+  });
+
+  it('hides the message of an unexpected error behind INTERNAL_ERROR', async () => {
+    const registry = new ProviderRegistry();
+    registry.registerTarget({
+      ...createMemoryTargetProvider(),
+      list: async () => {
+        throw new TypeError('cannot read properties of undefined (internal detail)');
+      },
+      get: async () => {
+        throw new TypeError('cannot read properties of undefined (internal detail)');
+      },
+    });
+    const harness = createHarness({ registry });
+    const error = await errorOf(await harness.request('GET', '/api/instances/x?target=memory'));
+    expect(error).toEqual({
+      status: 500,
+      code: 'INTERNAL_ERROR',
+      message: expect.not.stringContaining('internal detail'),
+    });
+  });
+});
+
+describe('sidecar changes (rotation)', () => {
+  it('rotates through a job, readSidecarState → composeRotation → rotateSecrets', async () => {
+    const harness = createHarness();
+    await deployAndWait(harness);
+    const before = harness.target
+      .inspect('demo')!
+      .secrets.find((secret) => secret.name === 'mock-agent-token')!.value;
+    const response = await harness.request('PUT', '/api/instances/demo/sidecars/mock', {});
+    expect(response.status).toBe(202);
+    const { jobId } = (await response.json()) as { jobId: string };
+    const events = await readEvents(await harness.request('GET', `/api/jobs/${jobId}/events`));
+    expect(events.map((event) => event.data.step).filter(Boolean)).toContain('rotate.restart:mock');
+    expect(events.at(-1)?.event).toBe('result');
+    const after = harness.target
+      .inspect('demo')!
+      .secrets.find((secret) => secret.name === 'mock-agent-token')!.value;
+    expect(after).not.toBe(before);
+  });
+
+  it('validates the change with the provider schema (400 INVALID_PROVIDER_CONFIG)', async () => {
+    const harness = createHarness();
+    await deployAndWait(harness);
+    const error = await errorOf(
+      await harness.request('PUT', '/api/instances/demo/sidecars/mock', { colour: 'red' }),
+    );
+    expect(error).toMatchObject({ status: 400, code: 'INVALID_PROVIDER_CONFIG' });
+    expect(error.message).toContain('colour');
+  });
+
+  it('answers a second rotation while one runs with 409 ROTATION_IN_PROGRESS', async () => {
+    const gate = deferred();
+    const harness = createHarness({
+      target: { beforeStep: async (step) => (step.startsWith('rotate.restart') ? gate.promise : undefined) },
+    });
+    await deployAndWait(harness);
+    const first = await harness.request('PUT', '/api/instances/demo/sidecars/mock', {});
+    expect(first.status).toBe(202);
+    const { jobId } = (await first.json()) as { jobId: string };
+    const second = await errorOf(await harness.request('PUT', '/api/instances/demo/sidecars/mock', {}));
+    expect(second).toMatchObject({ status: 409, code: 'ROTATION_IN_PROGRESS' });
+    expect(second.message).toContain(jobId);
+    // A redeploy or a delete of a busy instance is refused too.
+    expect((await errorOf(await harness.request('DELETE', '/api/instances/demo'))).status).toBe(409);
+    gate.resolve();
+    const events = await readEvents(await harness.request('GET', `/api/jobs/${jobId}/events`));
+    expect(events.at(-1)?.event).toBe('result');
+    expect((await harness.request('PUT', '/api/instances/demo/sidecars/mock', {})).status).toBe(202);
+  });
+
+  it('shows a failed rotation as an error event, with the old state kept', async () => {
+    let failRotation = false;
+    const harness = createHarness({
+      target: {
+        beforeStep: (step) => {
+          if (failRotation && step.startsWith('rotate.restart'))
+            throw new Error('tokenizer did not become ready');
+        },
+      },
+    });
+    await deployAndWait(harness);
+    const before = harness.target.inspect('demo');
+    failRotation = true;
+    const { jobId } = (await (
+      await harness.request('PUT', '/api/instances/demo/sidecars/mock', {})
+    ).json()) as {
+      jobId: string;
+    };
+    const events = await readEvents(await harness.request('GET', `/api/jobs/${jobId}/events`));
+    expect(events.at(-1)?.data.error).toMatchObject({ code: 'ROTATION_FAILED', step: 'rotate.restart:mock' });
+    expect(events.at(-1)?.data.error.message).toContain('previous credentials are still in place');
+    expect(harness.target.inspect('demo')).toEqual(before);
+  });
+
+  it('refuses a sidecar the instance does not have, and an unknown provider', async () => {
+    const harness = createHarness();
+    await deployAndWait(harness, { ...mockSpec(), sidecars: {} });
+    expect(
+      await errorOf(await harness.request('PUT', '/api/instances/demo/sidecars/mock', {})),
+    ).toMatchObject({
+      status: 400,
+      code: 'INVALID_INPUT',
+    });
+    expect(
+      await errorOf(await harness.request('PUT', '/api/instances/demo/sidecars/nope', {})),
+    ).toMatchObject({
+      status: 400,
+      code: 'UNKNOWN_PROVIDER',
+    });
+    expect(await errorOf(await harness.request('GET', '/api/instances/demo/sidecars/mock'))).toMatchObject({
+      status: 404,
+      code: 'NOT_FOUND',
+    });
+  });
+
+  it('answers a sidecar without rotation with 501 ROTATION_NOT_SUPPORTED', async () => {
+    const registry = new ProviderRegistry();
+    registry.registerTarget(createMemoryTargetProvider());
+    registry.registerSidecar(createMockSidecarProvider({ rotation: undefined }));
+    const harness = createHarness({ registry });
+    await deployAndWait(harness);
+    expect(
+      await errorOf(await harness.request('PUT', '/api/instances/demo/sidecars/mock', {})),
+    ).toMatchObject({
+      status: 501,
+      code: 'ROTATION_NOT_SUPPORTED',
+    });
+  });
+
+  it('reports the tokenizer as disabled on an instance without it', async () => {
+    const harness = createHarness();
+    await deployAndWait(harness);
+    expect(await (await harness.request('GET', '/api/instances/demo/tokenizer')).json()).toEqual({
+      enabled: false,
+      credentials: [],
+    });
+  });
+});
+
+describe('limits and CORS', () => {
+  it('refuses a body over the limit with 413 PAYLOAD_TOO_LARGE', async () => {
+    const harness = createHarness({ app: { bodyLimitBytes: 1024 } });
+    const spec = { ...mockSpec(), agent: { image: 'x', env: { PADDING: 'x'.repeat(2000) } } };
+    expect(await errorOf(await harness.request('POST', '/api/instances', spec))).toMatchObject({
+      status: 413,
+      code: 'PAYLOAD_TOO_LARGE',
+    });
+  });
+
+  it('rate-limits deploys and rotations with 429 RATE_LIMITED and Retry-After', async () => {
+    let now = 1_000_000;
+    const harness = createHarness({
+      app: {
+        now: () => now,
+        rateLimits: {
+          deploy: { limit: 2, windowMilliseconds: 60_000 },
+          rotation: { limit: 1, windowMilliseconds: 60_000 },
+        },
+      },
+    });
+    await deployAndWait(harness, mockSpec('one'));
+    await deployAndWait(harness, mockSpec('two'));
+    const third = await harness.request('POST', '/api/instances', mockSpec('three'));
+    expect(third.status).toBe(429);
+    expect(third.headers.get('retry-after')).toBe('60');
+    expect((await errorOf(third)).code).toBe('RATE_LIMITED');
+    // Reads are not limited.
+    expect((await harness.request('GET', '/api/instances')).status).toBe(200);
+    const { jobId } = (await (
+      await harness.request('PUT', '/api/instances/one/sidecars/mock', {})
+    ).json()) as {
+      jobId: string;
+    };
+    await readEvents(await harness.request('GET', `/api/jobs/${jobId}/events`));
+    expect((await harness.request('PUT', '/api/instances/one/sidecars/mock', {})).status).toBe(429);
+    now += 60_001;
+    expect((await harness.request('POST', '/api/instances', mockSpec('three'))).status).toBe(202);
+  });
+
+  it('sends no CORS headers to other origins by default and refuses their requests', async () => {
+    const harness = createHarness();
+    const response = await harness.request('GET', '/api/instances', undefined, {
+      origin: 'https://evil.example',
+    });
+    expect(response.status).toBe(403);
+    expect(response.headers.get('access-control-allow-origin')).toBeNull();
+    expect((await errorOf(response)).code).toBe('FORBIDDEN_ORIGIN');
+    const sameOrigin = await harness.request('GET', 'http://localhost/api/instances', undefined, {
+      origin: 'http://localhost',
+    });
+    expect(sameOrigin.status).toBe(200);
+  });
+
+  it('allows the origins of the allow-list, preflight included', async () => {
+    const harness = createHarness({ app: { allowedOrigins: ['http://127.0.0.1:5173'] } });
+    const preflight = await harness.app.request('/api/instances', {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://127.0.0.1:5173',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('http://127.0.0.1:5173');
+    const response = await harness.request('GET', '/api/instances', undefined, {
+      origin: 'http://127.0.0.1:5173',
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('access-control-allow-origin')).toBe('http://127.0.0.1:5173');
+  });
+});
