@@ -14,8 +14,8 @@ export const serverEnvironment = {
   listenAddress: 'LISTEN_ADDRESS',
   openKeyFile: 'OPEN_KEY_FILE',
   adminListenAddress: 'ADMIN_LISTEN_ADDRESS',
-  upstreamCaFile: 'UPSTREAM_CA_FILE',
-  allowPrivateUpstreams: 'ALLOW_PRIVATE_UPSTREAMS',
+  upstreamCaFile: 'TOKENIZER_UPSTREAM_CA_FILE',
+  allowPrivateUpstreams: 'TOKENIZER_ALLOW_PRIVATE_UPSTREAMS',
 } as const;
 
 export interface TokenizerRuntimeOptions {

@@ -338,7 +338,10 @@ export function createTokenizerProvider(settings: TokenizerProviderSettings = {}
         });
       }
     }
-    let keys = currentKeyPair(current.secrets[metadata.openKeySecret], metadata);
+    // With nothing kept, a fresh key also revokes any copy of a removed or replaced
+    // token. With kept credentials, the key that sealed them is the only one that works.
+    let keys =
+      kept.length > 0 ? currentKeyPair(current.secrets[metadata.openKeySecret], metadata) : undefined;
     if (keys === undefined) {
       if (kept.length > 0) {
         const reason = current.secrets[metadata.openKeySecret]
@@ -350,7 +353,6 @@ export function createTokenizerProvider(settings: TokenizerProviderSettings = {}
           message: `Cannot keep ${kept.map((item) => `"${item.name}"`).join(', ')}: ${reason}, and a new key would make their sealed tokens useless. Give every credential's secret again to seal them all with a new key.`,
         });
       }
-      // Nothing kept: nothing can be orphaned by a fresh key.
       keys = newKeyPair(context.randomBytes);
     }
     const activeKeys = keys;

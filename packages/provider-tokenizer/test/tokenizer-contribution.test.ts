@@ -274,8 +274,8 @@ describe('tokenizer contribution', () => {
   it('delivers an upstream CA bundle as a file and turns private upstreams on only when asked', async () => {
     const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
     const plain = await deploy();
-    expect(plain.containers[0]?.env).not.toHaveProperty('UPSTREAM_CA_FILE');
-    expect(plain.containers[0]?.env).not.toHaveProperty('ALLOW_PRIVATE_UPSTREAMS');
+    expect(plain.containers[0]?.env).not.toHaveProperty('TOKENIZER_UPSTREAM_CA_FILE');
+    expect(plain.containers[0]?.env).not.toHaveProperty('TOKENIZER_ALLOW_PRIVATE_UPSTREAMS');
     expect(plain.warnings).toBeUndefined();
 
     const local = await deploy({
@@ -284,8 +284,8 @@ describe('tokenizer contribution', () => {
       allowPrivateUpstreams: true,
     });
     expect(local.containers[0]?.env).toMatchObject({
-      UPSTREAM_CA_FILE: '/etc/keyward/tokenizer/upstream-ca.pem',
-      ALLOW_PRIVATE_UPSTREAMS: 'true',
+      TOKENIZER_UPSTREAM_CA_FILE: '/etc/keyward/tokenizer/upstream-ca.pem',
+      TOKENIZER_ALLOW_PRIVATE_UPSTREAMS: 'true',
     });
     expect(local.files).toContainEqual({
       container: 'tokenizer',

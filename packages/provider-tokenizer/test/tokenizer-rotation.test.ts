@@ -112,7 +112,10 @@ describe('tokenizer rotation', () => {
   it('replaces a credential given with a new secret: new token and password, same env names', async () => {
     const before = await deploy();
     const after = await rotate(stateOf(before), {
-      credentials: [{ name: 'github', secret: 'ghp_NEWsecretVALUE', allowedHosts: ['api.github.com'] }],
+      credentials: [
+        { name: 'github', secret: 'ghp_NEWsecretVALUE', allowedHosts: ['api.github.com'] },
+        { name: 'stripe', secret: '' },
+      ],
     });
     expect(secretByVariable(after, 'TOKENIZER_CRED_GITHUB')).not.toBe(
       secretByVariable(before, 'TOKENIZER_CRED_GITHUB'),
@@ -190,12 +193,14 @@ describe('tokenizer rotation', () => {
     });
   });
 
-  it('reuses the open key when nothing is kept but the key is still there', async () => {
+  it('mints a fresh open key when nothing is kept, so copies of old tokens stop working', async () => {
     const before = await deploy();
     const after = await rotate(stateOf(before), {
       credentials: [{ name: 'new', secret: 'value-123456', allowedHosts: ['api.example.com'] }],
     });
-    expect(secretValue(after, 'tokenizer-open-key')).toBe(secretValue(before, 'tokenizer-open-key'));
+    const newKey = secretValue(after, 'tokenizer-open-key');
+    expect(newKey).not.toBe(secretValue(before, 'tokenizer-open-key'));
+    expect(() => openSecret(secretByVariable(before, 'TOKENIZER_CRED_GITHUB'), newKey)).toThrow();
   });
 
   it('names the missing credential when a kept name does not exist', async () => {
