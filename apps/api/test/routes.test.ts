@@ -19,7 +19,7 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function deployAndWait(harness: ReturnType<typeof createHarness>, spec = mockSpec()) {
+async function deployAndWait(harness: ReturnType<typeof createHarness>, spec: object = mockSpec()) {
   const accepted = await harness.request('POST', '/api/instances', spec);
   expect(accepted.status).toBe(202);
   const { jobId } = (await accepted.json()) as { jobId: string };
