@@ -243,6 +243,35 @@ describe('tokenizer rotation', () => {
     ).resolves.toBeDefined();
   });
 
+  it('accepts a repeated processor whatever the key order of the stored metadata', async () => {
+    const before = await deploy({
+      credentials: [
+        {
+          name: 'aws',
+          secret: 'aws-secret-key-000',
+          allowedHosts: ['s3.amazonaws.com'],
+          processor: { type: 'sigv4', accessKeyId: 'AKIAEXAMPLE', noSwap: true },
+        },
+      ],
+    });
+    const current = stateOf(before);
+    // A store that sorts JSON keys (jsonb, some annotation writers) reorders the processor.
+    const stored = (current.metadata['credentials'] as { processor: Record<string, unknown> }[])[0];
+    if (stored) stored.processor = { noSwap: true, type: 'sigv4', accessKeyId: 'AKIAEXAMPLE' };
+    const after = await rotate(current, {
+      credentials: [
+        { name: 'aws', secret: '', processor: { type: 'sigv4', accessKeyId: 'AKIAEXAMPLE', noSwap: true } },
+      ],
+    });
+    expect(secretByVariable(after, 'TOKENIZER_CRED_AWS')).toBe(
+      secretByVariable(before, 'TOKENIZER_CRED_AWS'),
+    );
+    const changed = await rotationError(current, {
+      credentials: [{ name: 'aws', secret: '', processor: { type: 'sigv4', accessKeyId: 'AKIAOTHER' } }],
+    });
+    expect((changed as Error).message).toContain('its processor differ');
+  });
+
   it('fails when the target lost the sealed token of a kept credential', async () => {
     const current = stateOf(await deploy());
     delete current.secrets['tokenizer-auth-github'];
