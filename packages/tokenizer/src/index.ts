@@ -1,3 +1,11 @@
+export type { AuditEntry, AuditSink } from './audit-log.js';
+export {
+  type Environment,
+  loadOpenKeyFromEnv,
+  loadTokenizerConfigFromEnv,
+  parseGoBool,
+  type TokenizerEnvironmentConfig,
+} from './config.js';
 export { decodeBase64Go } from './encoding.js';
 export {
   ConfigError,
@@ -9,6 +17,13 @@ export {
   TokenizerError,
   type TokenizerErrorCode,
 } from './errors.js';
+export {
+  createTokenizerServer,
+  type RunningTokenizerServer,
+  startTokenizerServer,
+  type TokenizerServer,
+  type TokenizerServerOptions,
+} from './proxy-server.js';
 export {
   generateOpenKey,
   OpenKey,

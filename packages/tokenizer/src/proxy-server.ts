@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { isIP } from 'node:net';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { createGuardedLookup, isPrivateAddress, UpstreamDeniedError } from './address-policy.js';
 import { type AuditEntry, type AuditSink, stdoutAuditSink } from './audit-log.js';
@@ -19,7 +19,7 @@ import {
 import { createProcessor, type RequestProcessor, type ResponseProcessor } from './processors.js';
 import { authorize, ProxyCredentials } from './proxy-auth.js';
 import { type OpenKey, toOpenKey } from './sealed-box.js';
-import { SecretResolver, validateHost } from './secret-resolver.js';
+import { type ResolvedSecret, SecretResolver, validateHost } from './secret-resolver.js';
 
 export interface TokenizerServerOptions {
   /** The X25519 open (private) key, hex or parsed. */
@@ -271,7 +271,11 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
   const upstreamTimeout = options.upstreamTimeoutMs ?? 120_000;
   const agent = new Agent({
     connect: {
-      ...(extraCa.length > 0 ? { ca: [...rootCertificates, ...extraCa.map(String)] } : {}),
+      // One secure context for every upstream connection: building one per connection
+      // re-parses the whole root store.
+      ...(extraCa.length > 0
+        ? { secureContext: createSecureContext({ ca: [...rootCertificates, ...extraCa.map(String)] }) }
+        : {}),
       ...(allowPrivate ? {} : { lookup: createGuardedLookup() }),
       rejectUnauthorized: true,
       timeout: options.upstreamConnectTimeoutMs ?? 10_000,
@@ -289,7 +293,10 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     const seconds = (performance.now() - started) / 1000;
     metrics.recordRequest(entry.status, entry.decision, seconds);
     entry.durationMs = Math.round(seconds * 100_000) / 100;
-    if (audit) audit(entry);
+    if (audit) {
+      entry.time = new Date(Date.now() - seconds * 1000).toISOString();
+      audit(entry);
+    }
   }
 
   function respondError(res: ServerResponse, error: unknown, entry: AuditEntry, hasBody: boolean): void {
@@ -335,13 +342,9 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     const started = performance.now();
     inFlight++;
     metrics.inFlight = inFlight;
-    res.once('close', () => {
-      inFlight--;
-      metrics.inFlight = inFlight;
-      if (inFlight === 0 && drained) drained();
-    });
+    const scanned = scanHeaders(req.rawHeaders);
     const entry: AuditEntry = {
-      time: new Date().toISOString(),
+      time: '',
       credentials: [],
       method: req.method ?? '',
       host: '',
@@ -350,31 +353,42 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       durationMs: 0,
       decision: 'denied',
     };
-    const hasBody =
-      req.headers['content-length'] !== undefined
-        ? req.headers['content-length'] !== '0'
-        : req.headers['transfer-encoding'] !== undefined;
-    res.once('finish', () => finish(entry, started));
+    const exchange: Exchange = { entry, controller: undefined, upstreamDone: false };
+    // One listener does the bookkeeping: audit + metrics, in-flight count, upstream abort.
+    res.once('close', () => {
+      inFlight--;
+      metrics.inFlight = inFlight;
+      if (!exchange.upstreamDone && exchange.controller && !exchange.controller.aborted) {
+        exchange.controller.abort(new Error('client went away'));
+      }
+      if (!res.writableFinished) {
+        entry.decision = 'error';
+        entry.error ??= 'CLIENT_CLOSED';
+        entry.status ||= 499;
+      }
+      finish(entry, started);
+      if (inFlight === 0 && drained) drained();
+    });
+    const hasBody = scanned.contentLength !== undefined ? scanned.contentLength !== '0' : scanned.chunked;
     try {
-      const declaredLength = Number(req.headers['content-length'] ?? 0);
-      if (declaredLength > maxBodyBytes) throw new BodyTooLargeError(maxBodyBytes);
-      const target = targetOf(req);
+      if (Number(scanned.contentLength ?? 0) > maxBodyBytes) throw new BodyTooLargeError(maxBodyBytes);
+      const target = targetOf(req, scanned.host);
       entry.host = target.authority;
       const queryIndex = target.path.indexOf('?');
       entry.path = queryIndex < 0 ? target.path : target.path.slice(0, queryIndex);
-      const prepared = prepare(req, target, entry, hasBody);
+      const prepared = prepare(req, scanned, target, entry, hasBody);
       if (prepared instanceof Promise) {
         prepared.then(
-          (request) => forward(res, request, target, entry, hasBody),
+          (request) => forward(res, request, target, exchange, hasBody),
           (error) => respondError(res, error, entry, hasBody),
         );
-      } else forward(res, prepared, target, entry, hasBody);
+      } else forward(res, prepared, target, exchange, hasBody);
     } catch (error) {
       respondError(res, error, entry, hasBody);
     }
   }
 
-  function targetOf(req: IncomingMessage): Target {
+  function targetOf(req: IncomingMessage, hostHeader: string | undefined): Target {
     const url = req.url ?? '';
     const scheme = url.slice(0, 8).toLowerCase();
     if (scheme.startsWith('http://')) {
@@ -392,7 +406,6 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       if (authority.includes('@'))
         throw new BadRequestError('BAD_TARGET', 'bad request: userinfo in request target');
       const target = resolveTarget(authority, path);
-      const hostHeader = req.headers.host;
       if (hostHeader !== undefined && !sameHost(hostHeader, target)) {
         throw new BadRequestError('BAD_TARGET', 'bad request: Host header does not match the request target');
       }
@@ -404,7 +417,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       throw new BadRequestError('BAD_TARGET', 'bad request: unsupported request target');
     // Origin-form ("transparent") mode, only when the proxy knows its own names (§3.1).
     if (hostnames.size === 0) throw new TextError('BAD_TARGET', "I'm not that kind of server");
-    const host = req.headers.host ?? '';
+    const host = hostHeader ?? '';
     if (host === '') throw new TextError('BAD_TARGET', 'must specify host');
     const parts = splitAuthority(host);
     if (!parts) throw new TextError('BAD_TARGET', 'bad host');
@@ -415,34 +428,12 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
   /** Everything before dialling: headers, secrets, auth, validators, processors (§3.5). */
   function prepare(
     req: IncomingMessage,
+    scanned: ScannedHeaders,
     target: Target,
     entry: AuditEntry,
     hasBody: boolean,
   ): OutgoingRequest | Promise<OutgoingRequest> {
-    const raw = req.rawHeaders;
-    const headers: OutgoingHeaders = Object.create(null);
-    const tokenizerLines: string[] = [];
-    const authorizationLines: string[] = [];
-    let connectionTokens: string[] | undefined;
-    for (let index = 0; index < raw.length; index += 2) {
-      const name = (raw[index] as string).toLowerCase();
-      const value = raw[index + 1] as string;
-      if (REQUEST_HEADERS_DROPPED.has(name)) {
-        if (name === 'proxy-tokenizer') tokenizerLines.push(value);
-        else if (name === 'proxy-authorization') authorizationLines.push(value);
-        else if (name === 'connection') {
-          connectionTokens = (connectionTokens ?? []).concat(
-            value.split(',').map((token) => token.trim().toLowerCase()),
-          );
-        }
-        continue;
-      }
-      const existing = headers[name];
-      if (existing === undefined) headers[name] = value;
-      else if (Array.isArray(existing)) existing.push(value);
-      else headers[name] = [existing, value];
-    }
-    if (connectionTokens) for (const token of connectionTokens) delete headers[token];
+    const { headers, tokenizerLines, authorizationLines } = scanned;
     headers.host = target.hostHeader;
     const request: OutgoingRequest = {
       method: req.method ?? 'GET',
@@ -460,19 +451,14 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       const paramsText = semicolon < 0 ? '' : line.slice(semicolon + 1).trim();
       if (token === '')
         throw new BadRequestError('BAD_TOKENIZER_HEADER', 'bad request: bad tokenizer header');
-      const params = parseParams(paramsText);
+      const params = paramsText === '' ? NO_PARAMS : parseParams(paramsText);
       const resolution = resolver.resolve(token);
       entry.credentials.push(resolution.fingerprint);
       if (resolution.error) throw resolution.error;
       const resolved = resolution.resolved;
       authorize(resolved.secret.auth, resolved.bearerDigest, credentials);
       validateHost(resolved, target.authority);
-      const processor = createProcessor(resolved.secret.processor, params, {
-        secret: resolved.secret,
-        sealKey,
-        memo: resolved.memo,
-        filteredHeaders,
-      });
+      const processor = processorFor(resolved, paramsText, params);
       processors.push(processor);
       if (processor.responseProcessor) responseProcessors.push(processor.responseProcessor);
     }
@@ -483,6 +469,21 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       if (result instanceof Promise) return applyRest(result, processors, index + 1, request);
     }
     return finishHeaders(request);
+  }
+
+  /** Processors are pure functions of (secret, params): reuse them per params text. */
+  function processorFor(resolved: ResolvedSecret, paramsText: string, params: Params): RequestProcessor {
+    const key = `processor:${paramsText}`;
+    const cached = resolved.memo.get(key) as RequestProcessor | undefined;
+    if (cached) return cached;
+    const processor = createProcessor(resolved.secret.processor, params, {
+      secret: resolved.secret,
+      sealKey,
+      memo: resolved.memo,
+      filteredHeaders,
+    });
+    if (resolved.memo.size < 64) resolved.memo.set(key, processor);
+    return processor;
   }
 
   async function applyRest(
@@ -509,27 +510,22 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     res: ServerResponse,
     request: OutgoingRequest,
     target: Target,
-    entry: AuditEntry,
+    exchange: Exchange,
     hasBody: boolean,
   ): void {
+    const entry = exchange.entry;
     if (!allowPrivate && isIP(target.hostname) !== 0 && isPrivateAddress(target.hostname)) {
       respondError(res, new UpstreamDeniedError(target.hostname), entry, hasBody);
       return;
     }
     const responseProcessors = (request as PreparedRequest).responseProcessors ?? [];
-    let controllerRef: Dispatcher.DispatchController | undefined;
     let buffered: Buffer[] | undefined;
     let bufferedProcessors: ResponseProcessor[] = [];
     let responseStatus = 0;
     let responseHeaders: Record<string, string | string[]> = {};
-    let finished = false;
-    res.once('close', () => {
-      if (!finished && controllerRef && !controllerRef.aborted)
-        controllerRef.abort(new Error('client went away'));
-    });
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(controller) {
-        controllerRef = controller;
+        exchange.controller = controller;
       },
       onResponseStart(_controller, statusCode, headers) {
         if (statusCode < 200) return;
@@ -558,7 +554,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
         }
       },
       onResponseEnd() {
-        finished = true;
+        exchange.upstreamDone = true;
         if (buffered) {
           let body: Buffer = Buffer.concat(buffered);
           try {
@@ -579,7 +575,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
         res.end();
       },
       onResponseError(_controller, error) {
-        finished = true;
+        exchange.upstreamDone = true;
         if (!res.headersSent && !res.destroyed) {
           respondError(res, unwrapUpstreamError(error), entry, hasBody);
           return;
@@ -712,6 +708,58 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     },
   };
   return tokenizerServer;
+}
+
+interface Exchange {
+  entry: AuditEntry;
+  controller: Dispatcher.DispatchController | undefined;
+  upstreamDone: boolean;
+}
+
+interface ScannedHeaders {
+  /** Forwardable headers, lowercase names; proxy and hop-by-hop headers removed. */
+  headers: OutgoingHeaders;
+  tokenizerLines: string[];
+  authorizationLines: string[];
+  host: string | undefined;
+  contentLength: string | undefined;
+  chunked: boolean;
+}
+
+const NO_PARAMS: Params = Object.freeze(Object.create(null));
+
+/** One pass over rawHeaders (req.headers would build a second object). */
+function scanHeaders(raw: string[]): ScannedHeaders {
+  const headers: OutgoingHeaders = Object.create(null);
+  const tokenizerLines: string[] = [];
+  const authorizationLines: string[] = [];
+  let host: string | undefined;
+  let contentLength: string | undefined;
+  let chunked = false;
+  let connectionTokens: string[] | undefined;
+  for (let index = 0; index < raw.length; index += 2) {
+    const name = (raw[index] as string).toLowerCase();
+    const value = raw[index + 1] as string;
+    if (REQUEST_HEADERS_DROPPED.has(name)) {
+      if (name === 'proxy-tokenizer') tokenizerLines.push(value);
+      else if (name === 'proxy-authorization') authorizationLines.push(value);
+      else if (name === 'host') host ??= value;
+      else if (name === 'transfer-encoding') chunked = true;
+      else if (name === 'connection') {
+        connectionTokens = (connectionTokens ?? []).concat(
+          value.split(',').map((token) => token.trim().toLowerCase()),
+        );
+      }
+      continue;
+    }
+    if (name === 'content-length') contentLength ??= value;
+    const existing = headers[name];
+    if (existing === undefined) headers[name] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else headers[name] = [existing, value];
+  }
+  if (connectionTokens) for (const token of connectionTokens) delete headers[token];
+  return { headers, tokenizerLines, authorizationLines, host, contentLength, chunked };
 }
 
 interface PreparedRequest extends OutgoingRequest {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { RE2JS } from 're2js';
 import { decodeBase64Go } from './encoding.js';
 import { BadRequestError, SecretJsonError, TokenizerError } from './errors.js';
@@ -24,8 +24,9 @@ export type Resolution =
   | { error: TokenizerError; fingerprint: string; resolved?: undefined };
 type CacheEntry = Resolution;
 
-export function tokenFingerprint(digest: Buffer): string {
-  return digest.subarray(0, 8).toString('hex');
+/** Short, log-safe identifier of a sealed token: the first 8 bytes of its SHA-256, hex. */
+export function tokenFingerprint(token: string): string {
+  return hash('sha256', token, 'hex').slice(0, 16);
 }
 
 /**
@@ -50,20 +51,15 @@ export class SecretResolver {
 
   /** The opened secret, or its (cached) 502 error. */
   resolve(token: string): Resolution {
-    const digest = createHash('sha256').update(token).digest();
-    const key = digest.toString('base64');
+    const key = hash('sha256', token, 'hex');
     let entry = this.cache.get(key);
     if (entry) this.hits++;
     else {
       this.misses++;
-      entry = this.load(token, tokenFingerprint(digest));
+      entry = this.load(token, key.slice(0, 16));
       this.cache.set(key, entry);
     }
     return entry;
-  }
-
-  fingerprintOf(token: string): string {
-    return tokenFingerprint(createHash('sha256').update(token).digest());
   }
 
   private load(token: string, fingerprint: string): CacheEntry {

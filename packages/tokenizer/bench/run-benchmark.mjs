@@ -1,0 +1,357 @@
+// @ts-check
+// Benchmark: direct HTTPS vs nginx (static Authorization) vs keyward-tokenizer (bearer auth +
+// inject), all in front of the same loopback HTTPS upstream, measured with wrk in one run.
+// Not a test. Run: pnpm --filter @keyward/tokenizer bench   (needs root to apt-get nginx/wrk).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const packageDirectory = join(dirname(fileURLToPath(import.meta.url)), '..');
+const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 10);
+const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '64,256').split(',').map(Number);
+const WORKER_COUNTS = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number);
+const NGINX_WORKERS = process.env.BENCH_NGINX_WORKERS ?? 'auto';
+const IDLE_CLIENTS = Number(process.env.BENCH_IDLE_CLIENTS ?? 1000);
+const OPEN_KEY = '0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab';
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const work = mkdtempSync(join(tmpdir(), 'keyward-bench-'));
+const file = (name) => join(work, name);
+const children = [];
+
+function ensureTools() {
+  const missing = [];
+  if (!existsSync('/usr/sbin/nginx')) missing.push('nginx-light');
+  if (!existsSync('/usr/bin/wrk')) missing.push('wrk');
+  if (missing.length === 0) return;
+  console.log(`installing ${missing.join(' ')} with apt-get`);
+  execFileSync('apt-get', ['update'], { stdio: 'inherit' });
+  execFileSync('apt-get', ['install', '-y', ...missing], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+}
+
+function makeCertificates() {
+  const openssl = (...args) => execFileSync('openssl', args, { stdio: 'pipe' });
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=bench CA',
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.pem'),
+  );
+  openssl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-subj',
+    '/CN=localhost',
+    '-keyout',
+    file('server.key'),
+    '-out',
+    file('server.csr'),
+  );
+  writeFileSync(file('ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    file('server.csr'),
+    '-CA',
+    file('ca.pem'),
+    '-CAkey',
+    file('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    file('ext.cnf'),
+    '-out',
+    file('server.pem'),
+  );
+}
+
+function freePort() {
+  return 20000 + Math.floor(Math.random() * 20000);
+}
+
+async function waitForPort(port) {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const ok = await new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listening on ${port}`);
+}
+
+function startNginx(name, serverBlock, workers) {
+  const config = `worker_processes ${workers};
+daemon off;
+pid ${file(`${name}.pid`)};
+error_log ${file(`${name}.error.log`)} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${work};
+  proxy_temp_path ${work};
+  fastcgi_temp_path ${work};
+  uwsgi_temp_path ${work};
+  scgi_temp_path ${work};
+  keepalive_requests 1000000;
+  ${serverBlock}
+}
+`;
+  writeFileSync(file(`${name}.conf`), config);
+  const child = spawn('/usr/sbin/nginx', ['-c', file(`${name}.conf`), '-p', work], { stdio: 'inherit' });
+  children.push(child);
+  return child;
+}
+
+function parseDuration(text) {
+  const match = /^([\d.]+)(us|ms|s|m)$/.exec(text);
+  if (!match) return Number.NaN;
+  const value = Number(match[1]);
+  return { us: value / 1000, ms: value, s: value * 1000, m: value * 60_000 }[match[2]];
+}
+
+function wrk(url, concurrency, script) {
+  const args = ['-t', '2', '-c', String(concurrency), '-d', `${DURATION}s`, '--latency', '--timeout', '10s'];
+  if (script) args.push('-s', script);
+  args.push(url);
+  const result = spawnSync('/usr/bin/wrk', args, { encoding: 'utf8' });
+  const output = result.stdout;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1] ?? Number.NaN);
+  const p50 = parseDuration(/\s50%\s+(\S+)/.exec(output)?.[1] ?? '');
+  const p99 = parseDuration(/\s99%\s+(\S+)/.exec(output)?.[1] ?? '');
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(output)?.[1];
+  const socketErrors = /Socket errors: (.*)/.exec(output)?.[1];
+  if (errors || socketErrors)
+    console.log(
+      `  note: ${url} c=${concurrency}: non-2xx=${errors ?? 0} socket errors: ${socketErrors ?? 'none'}`,
+    );
+  return { rps, p50, p99 };
+}
+
+function warmUp(url, script) {
+  const args = ['-t', '2', '-c', '32', '-d', '2s'];
+  if (script) args.push('-s', script);
+  spawnSync('/usr/bin/wrk', [...args, url]);
+}
+
+function rssOf(pids) {
+  let kib = 0;
+  for (const pid of pids) {
+    try {
+      kib += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {}
+  }
+  return kib / 1024;
+}
+
+function childPids(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function startTokenizer(port, workers) {
+  const child = spawn(process.execPath, [join(packageDirectory, 'dist', 'cli.js'), 'serve'], {
+    env: {
+      ...process.env,
+      OPEN_KEY,
+      LISTEN_ADDRESS: `127.0.0.1:${port}`,
+      TOKENIZER_ALLOW_PRIVATE_UPSTREAMS: 'true',
+      TOKENIZER_UPSTREAM_CA_FILE: file('ca.pem'),
+      TOKENIZER_WORKERS: String(workers),
+    },
+    // Audit lines stay on (as in production) and go to /dev/null.
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.push(child);
+  await waitForPort(port);
+  await sleep(300 * workers);
+  return child;
+}
+
+async function idleKeepAliveRss(proxyPort, upstreamPort, token) {
+  const child = await startTokenizer(proxyPort, 1);
+  const before = rssOf([child.pid]);
+  const request = `GET http://127.0.0.1:${upstreamPort}/ HTTP/1.1\r\nHost: 127.0.0.1:${upstreamPort}\r\nProxy-Tokenizer: ${token}\r\nProxy-Authorization: Bearer trustno1\r\n\r\n`;
+  const sockets = [];
+  for (let index = 0; index < IDLE_CLIENTS; index++) {
+    sockets.push(
+      await new Promise((resolve, reject) => {
+        const socket = connect(proxyPort, '127.0.0.1', () => socket.write(request));
+        socket.once('data', () => resolve(socket));
+        socket.on('error', reject);
+      }),
+    );
+  }
+  await sleep(1000);
+  const after = rssOf([child.pid]);
+  for (const socket of sockets) socket.destroy();
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+  return { before, after };
+}
+
+async function main() {
+  ensureTools();
+  execFileSync('pnpm', ['run', 'build'], { cwd: packageDirectory, stdio: 'inherit' });
+  const library = await import(join(packageDirectory, 'dist', 'index.js'));
+  makeCertificates();
+
+  // Crypto throughput (one core, in this process).
+  const sealKey = library.sealKeyFromOpenKey(OPEN_KEY);
+  const openKey = library.OpenKey.fromHex(OPEN_KEY);
+  const secret = {
+    processor: { type: 'inject', token: 'bench-upstream-token' },
+    auth: { type: 'bearer', digest: library.bearerDigest('trustno1') },
+  };
+  const measure = (fn) => {
+    for (let index = 0; index < 200; index++) fn();
+    const start = performance.now();
+    let count = 0;
+    while (performance.now() - start < 1000) {
+      fn();
+      count++;
+    }
+    return count / ((performance.now() - start) / 1000);
+  };
+  const token = library.sealSecret(secret, sealKey);
+  const sealsPerSecond = measure(() => library.sealSecret(secret, sealKey));
+  const opensPerSecond = measure(() => library.openSecret(token, openKey));
+
+  const upstreamPort = freePort();
+  const nginxPort = upstreamPort + 1;
+  const proxyPort = upstreamPort + 2;
+  startNginx(
+    'upstream',
+    `server {
+    listen 127.0.0.1:${upstreamPort} ssl;
+    ssl_certificate ${file('server.pem')};
+    ssl_certificate_key ${file('server.key')};
+    location / { return 200 "ok\\n"; }
+  }`,
+    1,
+  );
+  startNginx(
+    'proxy',
+    `upstream backend { server 127.0.0.1:${upstreamPort}; keepalive 256; }
+  server {
+    listen 127.0.0.1:${nginxPort};
+    location / {
+      proxy_pass https://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host 127.0.0.1:${upstreamPort};
+      proxy_set_header Authorization "Bearer bench-upstream-token";
+      proxy_ssl_trusted_certificate ${file('ca.pem')};
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_session_reuse on;
+    }
+  }`,
+    NGINX_WORKERS,
+  );
+  await waitForPort(upstreamPort);
+  await waitForPort(nginxPort);
+  writeFileSync(
+    file('tokenizer.lua'),
+    `wrk.method = "GET"
+wrk.path = "http://127.0.0.1:${upstreamPort}/"
+wrk.headers["Host"] = "127.0.0.1:${upstreamPort}"
+wrk.headers["Proxy-Tokenizer"] = "${token}"
+wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
+`,
+  );
+
+  const rows = [];
+  for (const concurrency of CONCURRENCY) {
+    warmUp(`https://127.0.0.1:${upstreamPort}/`);
+    rows.push({
+      name: 'direct https',
+      concurrency,
+      ...wrk(`https://127.0.0.1:${upstreamPort}/`, concurrency),
+    });
+    warmUp(`http://127.0.0.1:${nginxPort}/`);
+    rows.push({
+      name: `nginx (${NGINX_WORKERS} workers)`,
+      concurrency,
+      nginx: true,
+      ...wrk(`http://127.0.0.1:${nginxPort}/`, concurrency),
+    });
+    for (const workers of WORKER_COUNTS) {
+      const child = await startTokenizer(proxyPort, workers);
+      warmUp(`http://127.0.0.1:${proxyPort}`, file('tokenizer.lua'));
+      const result = wrk(`http://127.0.0.1:${proxyPort}`, concurrency, file('tokenizer.lua'));
+      const pids = [child.pid, ...childPids(child.pid)];
+      rows.push({
+        name: `keyward-tokenizer (${workers} worker${workers > 1 ? 's' : ''})`,
+        concurrency,
+        rss: rssOf(pids),
+        ...result,
+      });
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      await sleep(300);
+    }
+  }
+  const idle = await idleKeepAliveRss(proxyPort, upstreamPort, token);
+
+  const format = (value, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+  console.log(
+    `\nkeyward-tokenizer benchmark — wrk -t2 -d${DURATION}s, loopback HTTPS upstream (nginx), ${new Date().toISOString()}`,
+  );
+  console.log('| target | c | req/s | p50 ms | p99 ms | req/s vs nginx | p99 vs nginx |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const row of rows) {
+    const nginx = rows.find((candidate) => candidate.nginx && candidate.concurrency === row.concurrency);
+    console.log(
+      `| ${row.name} | ${row.concurrency} | ${format(row.rps, 0)} | ${format(row.p50)} | ${format(row.p99)} | ${format(row.rps / nginx.rps)} | ${format(row.p99 / nginx.p99)} |`,
+    );
+  }
+  console.log(
+    `\nseals/s: ${format(sealsPerSecond, 0)}   opens/s (openSecret, no cache): ${format(opensPerSecond, 0)}`,
+  );
+  console.log(
+    `RSS with ${IDLE_CLIENTS} idle keep-alive clients: ${format(idle.after, 1)} MiB (${format(idle.before, 1)} MiB before)`,
+  );
+}
+
+try {
+  await main();
+} finally {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+  await sleep(300);
+  rmSync(work, { recursive: true, force: true });
+}
