@@ -1,0 +1,147 @@
+// Finding a container runtime for the demo, and saying exactly how to get one.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KeywardError } from '@keyward/core';
+import {
+  createLocalProvider,
+  type DetectionContext,
+  defaultDetectionStrategies,
+  environmentHostStrategy,
+  type LocalProvider,
+  type RuntimeDetectionStrategy,
+  type RuntimeEndpoint,
+} from '@keyward/provider-local';
+import Docker from 'dockerode';
+
+/** Where `scripts/ci/start-podman.sh` (run by `scripts/setup.sh`) puts podman's API socket. */
+export const KEYWARD_PODMAN_SOCKET = '/run/keyward-podman.sock';
+
+/**
+ * `scripts/setup.sh` starts podman's API on a socket of its own but cannot export
+ * DOCKER_HOST into the user's shell; look there right after DOCKER_HOST.
+ */
+export const keywardPodmanSocketStrategy: RuntimeDetectionStrategy = {
+  name: 'keyward podman socket (scripts/ci/start-podman.sh)',
+  endpoint({ env, fileExists }) {
+    const socketPath = env['KEYWARD_PODMAN_SOCKET'] || KEYWARD_PODMAN_SOCKET;
+    return fileExists(socketPath) ? { socketPath } : { skip: `no socket at ${socketPath}` };
+  },
+};
+
+export const demoDetectionStrategies: readonly RuntimeDetectionStrategy[] = [
+  environmentHostStrategy,
+  keywardPodmanSocketStrategy,
+  ...defaultDetectionStrategies.filter((strategy) => strategy !== environmentHostStrategy),
+];
+
+/** The repository's podman starter, when the CLI runs from a checkout of keyward. */
+export function findStartPodmanScript(): string | undefined {
+  let directory = dirname(fileURLToPath(import.meta.url));
+  for (let depth = 0; depth < 8; depth += 1) {
+    const candidate = join(directory, 'scripts', 'ci', 'start-podman.sh');
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(directory);
+    if (parent === directory) break;
+    directory = parent;
+  }
+  return undefined;
+}
+
+export function runtimeInstructions(): string {
+  const script = findStartPodmanScript();
+  const steps = [
+    ...(script
+      ? [
+          `on this kind of Linux machine run:  eval "$(sh ${script})"  (installs podman if needed and starts its API socket)`,
+        ]
+      : []),
+    'or install podman (https://podman.io/docs/installation) and start its API: `podman system service --time=0 unix:///run/keyward-podman.sock &` then `export DOCKER_HOST=unix:///run/keyward-podman.sock` (rootless: `systemctl --user start podman.socket`)',
+    'or install docker and start it (`systemctl start docker`); keyward finds /var/run/docker.sock',
+  ];
+  return `keyward demo needs a container runtime with a Docker-compatible API. To get one:\n${steps.map((step) => `  - ${step}`).join('\n')}\nthen run the demo again.`;
+}
+
+export interface DemoRuntime {
+  provider: LocalProvider;
+  docker: Docker;
+  name: string;
+  version?: string;
+  endpoint: string;
+  strategy: string;
+  /** Set when the runtime was found without DOCKER_HOST: other keyward commands need it. */
+  dockerHostHint?: string;
+}
+
+function describeEndpoint(endpoint: RuntimeEndpoint): string {
+  return 'socketPath' in endpoint
+    ? `unix://${endpoint.socketPath}`
+    : `${endpoint.protocol}://${endpoint.host}:${endpoint.port}`;
+}
+
+function dockerFor(endpoint: RuntimeEndpoint): Docker {
+  return 'socketPath' in endpoint ? new Docker({ socketPath: endpoint.socketPath }) : new Docker(endpoint);
+}
+
+function withTimeout<T>(promise: Promise<T>, milliseconds: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${milliseconds / 1000} s`)), milliseconds);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export interface DetectDemoRuntimeOptions {
+  environment?: NodeJS.ProcessEnv;
+  /** How long one endpoint may take to answer; a busy podman can take seconds for `version`. */
+  timeoutMs?: number;
+}
+
+/**
+ * Finds the runtime with provider-local's strategies (plus the keyward socket) and
+ * asks it with provider-local's `detect()`, giving a busy runtime more time than
+ * detection's default. Throws RUNTIME_UNAVAILABLE with instructions when there is none.
+ */
+export async function detectDemoRuntime(options: DetectDemoRuntimeOptions = {}): Promise<DemoRuntime> {
+  const environment = options.environment ?? process.env;
+  const context: DetectionContext = {
+    env: environment,
+    uid: process.getuid?.() ?? 0,
+    fileExists: existsSync,
+  };
+  const tried: string[] = [];
+  for (const strategy of demoDetectionStrategies) {
+    const endpoint = strategy.endpoint(context);
+    if (!endpoint || 'skip' in endpoint) {
+      tried.push(`${strategy.name}: ${endpoint?.skip ?? 'not applicable'}`);
+      continue;
+    }
+    const docker = dockerFor(endpoint);
+    const provider = createLocalProvider({ docker });
+    const address = describeEndpoint(endpoint);
+    try {
+      const detection = await withTimeout(provider.detect(), options.timeoutMs ?? 20_000);
+      if (!detection.available) {
+        tried.push(`${strategy.name}: ${address} ${detection.reason ?? 'is not available'}`);
+        continue;
+      }
+      const hasHost = Boolean(environment['DOCKER_HOST'] || environment['CONTAINER_HOST']);
+      return {
+        provider,
+        docker,
+        name: detection.runtime?.name ?? 'unknown',
+        ...(detection.runtime?.version ? { version: detection.runtime.version } : {}),
+        endpoint: address,
+        strategy: strategy.name,
+        ...(hasHost ? {} : { dockerHostHint: `DOCKER_HOST=${address}` }),
+      };
+    } catch (error) {
+      tried.push(`${strategy.name}: ${address} did not answer (${(error as Error).message})`);
+    }
+  }
+  throw new KeywardError({
+    code: 'RUNTIME_UNAVAILABLE',
+    message: `No container runtime found. Tried: ${tried.join('; ')}.\n${runtimeInstructions()}`,
+    details: { tried },
+  });
+}

@@ -1,0 +1,494 @@
+// `keyward demo`: deploys an agent next to the tokenizer in `proxy-only` mode with
+// one credential bound to a demo HTTPS API, then shows from inside the agent that
+// the agent can use the credential but can neither read it nor go around the proxy.
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  composePlan,
+  type DeploymentPlanV1,
+  type InstanceSpecInput,
+  instanceLabels,
+  isKeywardError,
+  KeywardError,
+  labelKeys,
+  type ProgressEventV1,
+  parseInstanceSpec,
+  redact,
+  registerSecret,
+  runtimeName,
+  type VerifyCheckV1,
+} from '@keyward/core';
+import { type ImageBuildProgress, imageDefinitions, imageReference } from '@keyward/images';
+import { createTokenizerProvider } from '@keyward/provider-tokenizer';
+import type Docker from 'dockerode';
+import { defaultHost, defaultPort } from '../server.js';
+import { findCredentialInContainer } from './credential-exposure.js';
+import { DEMO_API_PORT, type DemoApi, readReceivedRequests, startDemoApi } from './demo-api-container.js';
+import { createDemoCertificates } from './demo-certificates.js';
+import { ensureDemoImages } from './demo-images.js';
+import { type DemoRuntime, detectDemoRuntime } from './demo-runtime.js';
+
+export const DEMO_INSTANCE_NAME = 'demo';
+export const DEMO_API_HOSTNAME = 'api.demo.keyward.test';
+export const DEMO_CREDENTIAL_NAME = 'demo-api';
+/** A host the credential is not bound to; the tokenizer refuses it without dialing it. */
+export const DEMO_UNBOUND_URL = 'https://example.com/';
+const demoPath = '/v1/whoami';
+
+export type DemoStep = 'runtime' | 'images' | 'cleanup' | 'deploy' | 'demo-api' | 'checks' | 'rollback';
+
+export interface DemoProgressEvent {
+  step: DemoStep;
+  status: ProgressEventV1['status'];
+  message: string;
+  time: string;
+  /** The underlying target or image-build event, for `--verbose` output. */
+  detail?: ProgressEventV1 | ImageBuildProgress;
+}
+
+export interface DemoCheck {
+  name:
+    | 'proxied-request-injected'
+    | 'upstream-received-credential'
+    | 'direct-egress-blocked'
+    | 'agent-holds-no-credential'
+    | 'unbound-host-refused';
+  title: string;
+  passed: boolean;
+  /** What was observed, never a secret. */
+  evidence: string;
+}
+
+export interface DemoOptions {
+  onProgress?: (event: DemoProgressEvent) => void;
+  /** Abort (Ctrl-C): the run stops at the next step and removes what it made. */
+  signal?: AbortSignal;
+  /** No prompts and no terminal effects; for CI and scripts. */
+  nonInteractive?: boolean;
+  environment?: NodeJS.ProcessEnv;
+  /** Injectable runtime (tests). Default: provider-local's detection. */
+  detectRuntime?: (options: { environment: NodeJS.ProcessEnv }) => Promise<DemoRuntime>;
+}
+
+export interface DemoResult {
+  instance: string;
+  passed: boolean;
+  checks: DemoCheck[];
+  runtime: { name: string; version?: string; endpoint: string };
+  images: { built: string[]; reused: string[] };
+  /** Whether an earlier demo instance was replaced. */
+  replacedExisting: boolean;
+  agentContainer: string;
+  agentUrl?: string;
+  demoApi: { hostname: string; port: number; adminUrl: string };
+  /** `keyward serve` serves the HTTP API here; there is no web UI yet. */
+  apiAddress: string;
+  cleanupCommand: string;
+  /** Set when the runtime was found without DOCKER_HOST; other keyward commands need it exported. */
+  dockerHostHint?: string;
+  durationMs: number;
+  /** sha256 prefix of the demo credential, to match against what the API received without showing it. */
+  credentialFingerprint: string;
+}
+
+export class DemoAbortedError extends KeywardError {
+  constructor(rolledBack: boolean) {
+    super({
+      code: 'DEPLOY_FAILED',
+      message: rolledBack
+        ? 'The demo was interrupted; everything it had made was removed.'
+        : 'The demo was interrupted before it made anything.',
+      details: { aborted: true, rolledBack },
+    });
+  }
+}
+
+function fingerprint(value: string): string {
+  return createHash('sha256').update(value).digest('hex').slice(0, 12);
+}
+
+function demoSpec(secret: string, caCertificate: string): InstanceSpecInput {
+  return {
+    name: DEMO_INSTANCE_NAME,
+    target: 'local',
+    agent: { image: imageReference(imageDefinitions.agentStandIn), port: 18789 },
+    network: { egress: 'proxy-only' },
+    sidecars: {
+      tokenizer: {
+        credentials: [
+          {
+            name: DEMO_CREDENTIAL_NAME,
+            secret,
+            allowedHosts: [`${DEMO_API_HOSTNAME}:${DEMO_API_PORT}`],
+          },
+        ],
+        // The demo API's certificate comes from a CA made for this run.
+        upstreamCaCertificates: caCertificate,
+        // The demo API is a container on a private address; real APIs are not.
+        allowPrivateUpstreams: true,
+      },
+    },
+  };
+}
+
+function verifyCheck(checks: VerifyCheckV1[], name: string): VerifyCheckV1 {
+  return (
+    checks.find((check) => check.name === name) ?? {
+      name,
+      passed: false,
+      evidence: `the self-test reported no "${name}" check`,
+    }
+  );
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(0)} MB` : `${(bytes / 1024).toFixed(0)} kB`;
+}
+
+function describeImageProgress(event: ImageBuildProgress): string | undefined {
+  switch (event.type) {
+    case 'building':
+      return `Building ${event.image} (${event.base === 'scratch' ? 'from scratch with this machine’s node' : 'from a registry base'})`;
+    case 'built':
+      return `Built ${event.image} in ${(event.milliseconds / 1000).toFixed(1)} s`;
+    case 'skipped':
+      return `${event.image} is up to date`;
+    case 'output':
+      return `  ${event.line}`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Runs the whole demo. Resolves with the checks (a failed check does not throw:
+ * the instance stays up for a look). Throws when a step fails or the signal
+ * aborts, after removing everything the run made.
+ */
+export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
+  const started = Date.now();
+  const environment = options.environment ?? process.env;
+  const signal = options.signal;
+  const emit = (
+    step: DemoStep,
+    status: DemoProgressEvent['status'],
+    message: string,
+    detail?: DemoProgressEvent['detail'],
+  ) => {
+    options.onProgress?.({
+      step,
+      status,
+      message: redact(message),
+      time: new Date().toISOString(),
+      ...(detail ? { detail: redact(detail) } : {}),
+    });
+  };
+  const abortIfAsked = () => {
+    if (signal?.aborted) throw new DemoAbortedError(false);
+  };
+
+  abortIfAsked();
+  emit('runtime', 'started', 'Looking for a container runtime');
+  let runtime: DemoRuntime;
+  try {
+    runtime = await (options.detectRuntime ?? detectDemoRuntime)({ environment });
+  } catch (error) {
+    emit(
+      'runtime',
+      'failed',
+      isKeywardError(error, 'RUNTIME_UNAVAILABLE') ? 'No container runtime found' : (error as Error).message,
+    );
+    throw error;
+  }
+  emit(
+    'runtime',
+    'succeeded',
+    `Using ${runtime.name}${runtime.version ? ` ${runtime.version}` : ''} at ${runtime.endpoint} (found by ${runtime.strategy})`,
+  );
+  const { docker, provider } = runtime;
+
+  abortIfAsked();
+  emit(
+    'images',
+    'started',
+    'Building the images the demo needs (tokenizer, stand-in agent, demo API, network helper) if missing',
+  );
+  const images = await raceAbort(
+    ensureDemoImages(docker, {
+      onProgress: (event) => {
+        const message = describeImageProgress(event);
+        if (message) emit('images', 'info', message, event);
+      },
+    }),
+    signal,
+  );
+  emit(
+    'images',
+    'succeeded',
+    images.built.length > 0
+      ? `Built ${images.built.length} image(s), reused ${images.reused.length}`
+      : 'All images were up to date',
+  );
+
+  // From here on the run makes runtime objects: any failure or Ctrl-C removes them.
+  let madeSomething = false;
+  try {
+    abortIfAsked();
+    const existing = await provider.get(DEMO_INSTANCE_NAME).then(
+      () => true,
+      (error: unknown) => {
+        if (isKeywardError(error, 'INSTANCE_NOT_FOUND')) return false;
+        throw error;
+      },
+    );
+    madeSomething = true;
+    emit(
+      'cleanup',
+      'started',
+      existing
+        ? 'Removing the demo instance of an earlier run'
+        : 'Removing leftovers of an earlier run, if any',
+    );
+    await removeEverything(runtime);
+    emit(
+      'cleanup',
+      'succeeded',
+      existing ? 'Removed the earlier demo instance' : 'Nothing left from earlier runs',
+    );
+
+    abortIfAsked();
+    // The credential exists only in this process's memory, then sealed in the tokenizer's token.
+    const secret = `kwdemo_${randomBytes(24).toString('base64url')}`;
+    registerSecret(secret);
+    const certificates = createDemoCertificates({ hostname: DEMO_API_HOSTNAME });
+    const tokenizer = createTokenizerProvider();
+    const spec = parseInstanceSpec(demoSpec(secret, certificates.caCertificate));
+    const plan: DeploymentPlanV1 = await composePlan({
+      spec,
+      sidecars: { getSidecar: (id) => (id === tokenizer.id ? tokenizer : undefined) },
+      target: { id: provider.id, capabilities: provider.capabilities },
+    });
+
+    emit(
+      'deploy',
+      'started',
+      `Deploying instance "${DEMO_INSTANCE_NAME}" (proxy-only) with credential "${DEMO_CREDENTIAL_NAME}" bound to ${DEMO_API_HOSTNAME}:${DEMO_API_PORT}`,
+    );
+    const detail = await provider.apply(plan, {
+      onProgress: (event) => emit('deploy', 'info', event.message, event),
+    });
+    emit('deploy', 'succeeded', `Instance "${DEMO_INSTANCE_NAME}" is ${detail.state}`);
+
+    abortIfAsked();
+    emit(
+      'demo-api',
+      'started',
+      `Starting the demo API https://${DEMO_API_HOSTNAME}:${DEMO_API_PORT} (accepts only the demo credential)`,
+    );
+    const egressNetwork = plan.network.egressNetwork;
+    if (!egressNetwork) throw new Error('the proxy-only plan has no egress network');
+    const api: DemoApi = await startDemoApi({
+      docker,
+      instanceName: DEMO_INSTANCE_NAME,
+      target: provider.id,
+      image: imageReference(imageDefinitions.demoUpstream),
+      user: imageDefinitions.demoUpstream.user,
+      network: egressNetwork,
+      hostname: DEMO_API_HOSTNAME,
+      certificates,
+      acceptedToken: secret,
+      ...(signal ? { signal } : {}),
+    });
+    emit(
+      'demo-api',
+      'succeeded',
+      `Demo API is up on network ${egressNetwork} (reachable by the tokenizer, not by the agent)`,
+    );
+
+    abortIfAsked();
+    emit('checks', 'started', 'Checking from inside the agent');
+    const checks = await runChecks(runtime, api, secret, plan);
+    for (const check of checks)
+      emit('checks', check.passed ? 'succeeded' : 'failed', `${check.title}: ${check.evidence}`);
+    abortIfAsked();
+
+    const agentContainer = runtimeName(DEMO_INSTANCE_NAME, 'agent');
+    const current = await provider.get(DEMO_INSTANCE_NAME);
+    return {
+      instance: DEMO_INSTANCE_NAME,
+      passed: checks.every((check) => check.passed),
+      checks,
+      runtime: {
+        name: runtime.name,
+        ...(runtime.version ? { version: runtime.version } : {}),
+        endpoint: runtime.endpoint,
+      },
+      images,
+      replacedExisting: existing,
+      agentContainer,
+      ...(current.agentUrl ? { agentUrl: current.agentUrl } : {}),
+      demoApi: { hostname: DEMO_API_HOSTNAME, port: DEMO_API_PORT, adminUrl: api.adminUrl },
+      apiAddress: `http://${defaultHost}:${defaultPort}`,
+      cleanupCommand: `keyward rm ${DEMO_INSTANCE_NAME}`,
+      ...(runtime.dockerHostHint ? { dockerHostHint: runtime.dockerHostHint } : {}),
+      durationMs: Date.now() - started,
+      credentialFingerprint: fingerprint(secret),
+    };
+  } catch (error) {
+    if (!madeSomething) throw signal?.aborted ? new DemoAbortedError(false) : error;
+    emit(
+      'rollback',
+      'started',
+      signal?.aborted
+        ? 'Interrupted: removing what this run made'
+        : `Failed (${(error as Error).message}): removing what this run made`,
+    );
+    await removeEverything(runtime);
+    emit('rollback', 'succeeded', `Removed every object labelled keyward.dev/instance=${DEMO_INSTANCE_NAME}`);
+    if (signal?.aborted) throw new DemoAbortedError(true);
+    throw error;
+  }
+}
+
+/** Resolves as soon as the signal aborts, leaving the work to finish on its own (image builds only). */
+async function raceAbort<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new DemoAbortedError(false));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+    work.catch(() => undefined);
+  }
+}
+
+/**
+ * Removes every object labelled as part of the demo instance: what `keyward rm demo`
+ * does. It sweeps by label itself rather than calling the target's `delete`, and
+ * checks every label of each volume here: podman 4.3's compat API treats several
+ * `label` filters on volumes as OR, so a filtered volume list also returns other
+ * instances' volumes, which must never be touched.
+ */
+export async function removeDemoObjects(docker: Docker, target = 'local'): Promise<number> {
+  const wanted = instanceLabels(DEMO_INSTANCE_NAME, target);
+  const matches = (labels: Record<string, string> | null | undefined) =>
+    Object.entries(wanted).every(([key, value]) => labels?.[key] === value);
+  const filters = { label: [`${labelKeys.instance}=${DEMO_INSTANCE_NAME}`] };
+  const ignoreMissing = (error: unknown) => {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  };
+  let removed = 0;
+  const containers = (await docker.listContainers({ all: true, filters })).filter((summary) =>
+    matches(summary.Labels),
+  );
+  // Containers that share the helper's network namespace go before the helper.
+  containers.sort(
+    (a, b) =>
+      Number(a.Labels[labelKeys.component] === 'network-helper') -
+      Number(b.Labels[labelKeys.component] === 'network-helper'),
+  );
+  for (const summary of containers) {
+    await docker.getContainer(summary.Id).remove({ force: true, v: true }).catch(ignoreMissing);
+    removed += 1;
+  }
+  for (const network of (await docker.listNetworks({ filters })).filter((entry) => matches(entry.Labels))) {
+    await docker
+      .getNetwork(network.Id ?? network.Name)
+      .remove()
+      .catch(ignoreMissing);
+    removed += 1;
+  }
+  const { Volumes: volumes } = await docker.listVolumes({ filters });
+  for (const volume of (volumes ?? []).filter((entry) => matches(entry.Labels))) {
+    await docker.getVolume(volume.Name).remove().catch(ignoreMissing);
+    removed += 1;
+  }
+  return removed;
+}
+
+async function removeEverything(runtime: DemoRuntime): Promise<void> {
+  await removeDemoObjects(runtime.docker, runtime.provider.id);
+}
+
+async function runChecks(
+  runtime: DemoRuntime,
+  api: DemoApi,
+  secret: string,
+  plan: DeploymentPlanV1,
+): Promise<DemoCheck[]> {
+  const agent = plan.containers.find((container) => container.role === 'agent');
+  if (!agent) throw new Error('the plan has no agent container');
+  const allowedUrl = `https://${DEMO_API_HOSTNAME}:${DEMO_API_PORT}${demoPath}`;
+  const verify = runtime.provider.verify.bind(runtime.provider);
+  const result = await verify(DEMO_INSTANCE_NAME, {
+    allowedUrl,
+    unboundUrl: DEMO_UNBOUND_URL,
+    credential: DEMO_CREDENTIAL_NAME,
+    // The API's own address: the agent must not reach it even when it knows where it is.
+    directUrl: `https://${api.ipAddress}:${DEMO_API_PORT}/`,
+  });
+  const proxied = verifyCheck(result.checks, 'proxied-request-injected');
+  const direct = verifyCheck(result.checks, 'direct-egress-blocked');
+  const unbound = verifyCheck(result.checks, 'unbound-host-refused');
+
+  // What the API saw, read from its recording endpoint: the proof that the proxy
+  // put the real credential in, compared here in memory and never printed.
+  const received = await readReceivedRequests(api.adminUrl);
+  const hit = received.filter((entry) => entry.url === demoPath).pop();
+  const authorization = hit?.headers['authorization'];
+  const leakedProxyHeaders = hit
+    ? Object.keys(hit.headers).filter((header) => header.startsWith('proxy-'))
+    : [];
+  const upstreamPassed =
+    hit !== undefined &&
+    authorization === `Bearer ${secret}` &&
+    hit.status === 200 &&
+    leakedProxyHeaders.length === 0;
+  const upstreamEvidence = hit
+    ? `the API got ${hit.method} ${hit.url} with Authorization: Bearer <credential sha256:${typeof authorization === 'string' && authorization.startsWith('Bearer ') ? fingerprint(authorization.slice(7)) : 'none'}> (demo credential sha256:${fingerprint(secret)}) and answered ${hit.status}${leakedProxyHeaders.length > 0 ? `; proxy headers reached it: ${leakedProxyHeaders.join(', ')}` : '; no Proxy-* header reached it'}`
+    : `the API recorded no request for ${demoPath} (${received.length} request(s) in all)`;
+
+  const exposure = await findCredentialInContainer(runtime.docker, agent.runtimeName, secret);
+  const exposurePassed = exposure.findings.length === 0 && exposure.unreadable.length === 0;
+  const exposureEvidence =
+    exposure.findings.length > 0
+      ? `found in ${exposure.findings.map((finding) => `${finding.place} (${finding.form})`).join(', ')}`
+      : `no match (raw, base64, base64url, hex) in ${exposure.searched.envVariables} env variables, ${exposure.searched.processFiles.join(' and ') || 'no process files'}, ${exposure.searched.files} files (${formatBytes(exposure.searched.bytes)}) incl. mounts ${exposure.searched.mounts.join(', ') || 'none'}${exposure.unreadable.length > 0 ? `; could not read ${exposure.unreadable.join(', ')}` : ''}`;
+
+  return [
+    {
+      name: 'proxied-request-injected',
+      title: 'The agent calls the API through the proxy and succeeds',
+      passed: proxied.passed,
+      evidence: proxied.evidence,
+    },
+    {
+      name: 'upstream-received-credential',
+      title: 'The proxy injected the real credential',
+      passed: upstreamPassed,
+      evidence: upstreamEvidence,
+    },
+    {
+      name: 'direct-egress-blocked',
+      title: 'The agent cannot call the API directly',
+      passed: direct.passed,
+      evidence: direct.evidence,
+    },
+    {
+      name: 'agent-holds-no-credential',
+      title: 'The agent’s env and files hold no raw credential',
+      passed: exposurePassed,
+      evidence: exposureEvidence,
+    },
+    {
+      name: 'unbound-host-refused',
+      title: 'The proxy refuses the credential for another host',
+      passed: unbound.passed,
+      evidence: unbound.evidence,
+    },
+  ];
+}
