@@ -20,10 +20,12 @@ for (const directory of directories) {
   const problem = (message) => problems.push(`${directory}: ${message}`);
   if (!manifest.name?.startsWith('@keyward/')) problem('name must be in the @keyward scope');
   if (manifest.type !== 'module') problem('"type" must be "module"');
-  for (const script of ['build', 'typecheck']) if (!manifest.scripts?.[script]) problem(`no "${script}" script`);
+  for (const script of ['build', 'typecheck'])
+    if (!manifest.scripts?.[script]) problem(`no "${script}" script`);
   if (manifest.private) continue;
   if (manifest.sideEffects !== false && !manifest.bin) problem('"sideEffects" must be false');
-  if (JSON.stringify(manifest.files) !== JSON.stringify(['dist']) && !manifest.files?.includes('dist')) problem('"files" must include "dist"');
+  if (JSON.stringify(manifest.files) !== JSON.stringify(['dist']) && !manifest.files?.includes('dist'))
+    problem('"files" must include "dist"');
   if (!manifest.engines?.node) problem('"engines.node" must state the supported Node range');
   const exportsMap = manifest.exports ?? {};
   if (exportsMap['./package.json'] !== './package.json') problem('exports must include "./package.json"');
@@ -31,7 +33,9 @@ for (const directory of directories) {
     if (subpath === './package.json') continue;
     const conditions = Object.keys(target ?? {});
     if (JSON.stringify(conditions) !== JSON.stringify(['dev-source', 'types', 'default'])) {
-      problem(`exports["${subpath}"] must list dev-source, types, default in that order (has ${conditions.join(', ')})`);
+      problem(
+        `exports["${subpath}"] must list dev-source, types, default in that order (has ${conditions.join(', ')})`,
+      );
     }
   }
   const changesets = existsSync(join(root, '.changeset'))
@@ -39,13 +43,19 @@ for (const directory of directories) {
         .filter((file) => file.endsWith('.md') && file !== 'README.md')
         .map((file) => readFileSync(join(root, '.changeset', file), 'utf8'))
     : [];
-  if (!changesets.some((text) => text.includes(`"${manifest.name}"`)) && !existsSync(join(root, directory, 'CHANGELOG.md'))) {
+  if (
+    !changesets.some((text) => text.includes(`"${manifest.name}"`)) &&
+    !existsSync(join(root, directory, 'CHANGELOG.md'))
+  ) {
     problem('no changeset mentions this published package (pnpm changeset)');
   }
   if (/^packages\/provider-/.test(directory)) {
     const indexPath = join(root, directory, 'src/index.ts');
     const index = existsSync(indexPath) ? readFileSync(indexPath, 'utf8') : '';
-    if (!/export \{[^}]*\bcreate\w+Provider\b/.test(index) && !/export (async )?function create\w+Provider/.test(index)) {
+    if (
+      !/export \{[^}]*\bcreate\w+Provider\b/.test(index) &&
+      !/export (async )?function create\w+Provider/.test(index)
+    ) {
       problem('src/index.ts must export create<X>Provider');
     }
     if (!/\bVERSION\b/.test(index)) problem('src/index.ts must export VERSION');

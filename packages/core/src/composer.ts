@@ -553,7 +553,13 @@ export async function composeRotation<TChange>(
   const contribution = await provider.rotation.rotate(context, options.current, parsed.data);
   const part = resolveSidecarContribution(spec, provider.id, contribution);
   // The persisted spec follows the change, without its secrets.
-  const nextConfig = provider.configSchema.safeParse(parsed.data);
+  // The change only names what it changes (credentials); everything else keeps its saved value.
+  const saved = spec.sidecars[provider.id];
+  const nextConfig = provider.configSchema.safeParse(
+    saved && typeof saved === 'object' && parsed.data && typeof parsed.data === 'object'
+      ? { ...saved, ...parsed.data }
+      : parsed.data,
+  );
   const redactedSpec = {
     ...spec,
     sidecars: {
