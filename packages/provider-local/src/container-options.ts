@@ -1,7 +1,7 @@
-import type { PlannedContainerV1 } from '@keyward/core';
+import { type PlannedContainerV1, runtimeName } from '@keyward/core';
 import type Docker from 'dockerode';
 import { helperRuntimeName, localLabelKeys, type StoredPlan } from './instance-record.js';
-import { defaultNetworkName, type RuntimeKind } from './runtime-differences.js';
+import type { RuntimeKind } from './runtime-differences.js';
 import type { PlannedVolume } from './volume-files.js';
 
 export interface ContainerOptionsInput {
@@ -12,6 +12,15 @@ export interface ContainerOptionsInput {
   secretEnv: Record<string, string>;
   kind: RuntimeKind;
   extraLabels: Record<string, string>;
+}
+
+/**
+ * The routable network of an instance. In `open` mode the helper holds the shared
+ * namespace on it: the instance's own network, not the runtime's default (which has
+ * no DNS on podman and is shared by everyone).
+ */
+export function egressNetworkName(plan: Pick<StoredPlan, 'network' | 'instance'>): string {
+  return plan.network.egressNetwork ?? runtimeName(plan.instance.name, 'egress');
 }
 
 /** Which networks a container joins, by network mode and egress. */
@@ -119,7 +128,7 @@ export function helperCreateOptions(input: HelperOptionsInput): Docker.Container
       ...base,
       Env: [],
       HostConfig: {
-        NetworkMode: defaultNetworkName(input.kind),
+        NetworkMode: egressNetworkName(plan),
         PortBindings: portBindings,
         RestartPolicy: { Name: 'unless-stopped' },
         CapDrop: ['ALL'],

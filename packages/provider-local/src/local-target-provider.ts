@@ -30,7 +30,7 @@ import {
 import type Docker from 'dockerode';
 import { execInContainer } from './container-exec.js';
 import { containerLogStream, demultiplexLines, mergeIterables } from './container-logs.js';
-import { containerCreateOptions, helperCreateOptions } from './container-options.js';
+import { containerCreateOptions, egressNetworkName, helperCreateOptions } from './container-options.js';
 import { acquireInstanceLock } from './instance-lock.js';
 import {
   decodeRecord,
@@ -418,7 +418,6 @@ export class LocalProvider implements TargetProviderV1 {
       ]);
       if (plan.network.mode === 'proxy-only') {
         const internal = plan.network.internalNetwork as string;
-        const egress = plan.network.egressNetwork as string;
         await this.#step(
           emit,
           'network.create:internal',
@@ -433,11 +432,12 @@ export class LocalProvider implements TargetProviderV1 {
             created.networks.push(internal);
           },
         );
-        await this.#step(emit, 'network.create:egress', `Creating egress network ${egress}`, async () => {
-          await docker.createNetwork({ Name: egress, Labels: { ...plan.labels }, CheckDuplicate: true });
-          created.networks.push(egress);
-        });
       }
+      const egress = egressNetworkName(stored);
+      await this.#step(emit, 'network.create:egress', `Creating egress network ${egress}`, async () => {
+        await docker.createNetwork({ Name: egress, Labels: { ...plan.labels }, CheckDuplicate: true });
+        created.networks.push(egress);
+      });
       await this.#createHelper(runtime, emit, stored, digest, generation, created);
       const sidecars = plan.containers.filter((container) => container.role !== 'agent');
       for (const container of sidecars) {
@@ -702,8 +702,12 @@ export class LocalProvider implements TargetProviderV1 {
     const interval = this.#settings.readinessIntervalMs ?? 250;
     let last = '';
     for (let attempt = 0; attempt < attempts; attempt += 1) {
+      // A slow probe on a loaded machine is one failed attempt, not a failed deploy.
       const result = await execInContainer(docker, helperRuntimeName(stored.instance.name), command, {
-        timeoutMs: 10_000,
+        timeoutMs: 15_000,
+      }).catch((error: Error) => {
+        if (!/timed out/.test(error.message)) throw error;
+        return { exitCode: null, stdout: '', stderr: error.message };
       });
       if (result.exitCode === 0) return;
       last = (result.stderr || result.stdout).trim();

@@ -10,11 +10,6 @@ export function runtimeKindFromVersion(version: Docker.DockerVersion): RuntimeKi
   return components.some((component) => /podman/i.test(component.Name ?? '')) ? 'podman' : 'docker';
 }
 
-/** The routable network every runtime creates: `podman` on podman, `bridge` on docker. */
-export function defaultNetworkName(kind: RuntimeKind): string {
-  return kind === 'podman' ? 'podman' : 'bridge';
-}
-
 /**
  * How secret and config files reach a read-only volume mount before the container
  * starts. podman's archive endpoint writes through read-only mounts of a created

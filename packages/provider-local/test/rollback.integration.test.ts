@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type DeploymentPlanV1, KeywardError, type ProgressEventV1 } from '@keyward/core';
+import type Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalProvider } from '../src/index.js';
+import { faultInjectingDocker } from './support/fault-injecting-docker.js';
+import {
+  connectToRuntime,
+  createTestCertificates,
+  ensureImages,
+  remainingObjects,
+  type TestCertificates,
+  tokenizerPlan,
+  uniqueName,
+  upstreamHost,
+  upstreamPort,
+} from './support/podman-environment.js';
+
+describe('provider-local rollback on real podman', () => {
+  let docker: Docker;
+  let certificates: TestCertificates;
+  const name = uniqueName('it-rollback');
+  let plan: DeploymentPlanV1;
+
+  beforeAll(async () => {
+    docker = await connectToRuntime();
+    await ensureImages(docker);
+    certificates = await createTestCertificates();
+    plan = await tokenizerPlan({
+      name,
+      egress: 'proxy-only',
+      caPem: certificates.caPem,
+      credentials: [
+        {
+          name: 'demo',
+          secret: `raw-${randomBytes(12).toString('hex')}`,
+          allowedHosts: [`${upstreamHost}:${upstreamPort}`],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await createLocalProvider({ docker })
+      .delete(name, { removeVolumes: true })
+      .catch(() => undefined);
+    if (certificates) await rm(certificates.directory, { recursive: true, force: true });
+  });
+
+  it('a failure at every runtime call of apply leaves no labelled object and names the failed step', async () => {
+    const faults = faultInjectingDocker(docker);
+    const provider = createLocalProvider({
+      docker: faults.docker,
+      lockDirectory: join(tmpdir(), `keyward-locks-${name}`),
+      readinessIntervalMs: 100,
+      // Volume names carry the generation: a fixed one makes every run's calls comparable.
+      generation: () => 'rollback',
+    });
+    // A clean run first: it lists every runtime call and every step.
+    const cleanEvents: ProgressEventV1[] = [];
+    faults.failOn(undefined);
+    await provider.apply(plan, { onProgress: (event) => cleanEvents.push(event) });
+    const distinctCalls = [...new Set(faults.calls)];
+    const steps = new Set(
+      cleanEvents.filter((event) => event.status === 'started').map((event) => event.step),
+    );
+    await provider.delete(name, { removeVolumes: true });
+    expect(distinctCalls.length).toBeGreaterThan(10);
+
+    const failedSteps = new Set<string>();
+    for (const failedCall of distinctCalls) {
+      faults.failOn(failedCall);
+      const events: ProgressEventV1[] = [];
+      const error = await provider.apply(plan, { onProgress: (event) => events.push(event) }).then(
+        () => undefined,
+        (problem: unknown) => problem,
+      );
+      expect(KeywardError.isInstance(error), `failing "${failedCall}" did not fail the apply`).toBe(true);
+      const step = (error as KeywardError).details?.['step'] as string;
+      expect((error as KeywardError).message).toContain(`failed at step "${step}"`);
+      expect(events.find((event) => event.status === 'failed')?.step).toBe(step);
+      failedSteps.add(step);
+      expect(await remainingObjects(docker, name), `after failing "${failedCall}"`).toEqual([]);
+    }
+    // Every step of the clean run except image checks (read-only) failed at least once.
+    const mutatingSteps = [...steps].filter((step) => !step.startsWith('image.check'));
+    expect(mutatingSteps.filter((step) => !failedSteps.has(step))).toEqual([]);
+  });
+});
