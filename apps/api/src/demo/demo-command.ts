@@ -2,6 +2,7 @@
 // Ctrl-C into a rollback instead of a half-made instance.
 import { isKeywardError, redact } from '@keyward/core';
 import type { Command } from 'commander';
+import { CliError, type ExitCode, exitCodes } from '../cli/exit-codes.js';
 import { type DemoProgressEvent, type DemoResult, runDemo } from './run-demo.js';
 
 export interface DemoCommandOptions {
@@ -96,11 +97,24 @@ export function formatResult(result: DemoResult, output: DemoOutput): string {
   return lines.join('\n');
 }
 
-/** Runs the demo as the CLI does and returns the process exit code. */
+export interface DemoCommandOutcome {
+  exitCode: number;
+  /** Error code when the demo did not pass (`RUNTIME_UNAVAILABLE`, `VERIFY_FAILED`, `INTERRUPTED` …). */
+  code?: string;
+  message?: string;
+  result?: DemoResult;
+}
+
+/**
+ * Runs the demo as the CLI does: prints progress and the result, turns Ctrl-C into
+ * a rollback, and returns the outcome (it never exits the process on its own,
+ * except on a second Ctrl-C).
+ */
 export async function runDemoCommand(
   options: DemoCommandOptions = {},
   output: DemoOutput = defaultOutput(),
-): Promise<number> {
+  environment: NodeJS.ProcessEnv = process.env,
+): Promise<DemoCommandOutcome> {
   const controller = new AbortController();
   let firstInterrupt = 0;
   const onInterrupt = () => {
@@ -129,7 +143,8 @@ export async function runDemoCommand(
     }
     const result = await runDemo({
       signal: controller.signal,
-      nonInteractive: options.nonInteractive ?? !process.stdin.isTTY,
+      nonInteractive: options.nonInteractive ?? true,
+      environment,
       onProgress: (event) => {
         if (options.json) return;
         const line = formatProgress(event, output, verbose);
@@ -139,33 +154,68 @@ export async function runDemoCommand(
     output.write(
       options.json ? `${JSON.stringify(redact(result), null, 2)}\n` : formatResult(result, output),
     );
-    return result.passed ? 0 : 1;
+    if (result.passed) return { exitCode: exitCodes.ok, result };
+    const failed = result.checks.filter((check) => !check.passed).map((check) => check.name);
+    return {
+      exitCode: exitCodes.runtimeFailure,
+      code: 'VERIFY_FAILED',
+      message: `${failed.length} of ${result.checks.length} demo checks failed (${failed.join(', ')}); the instance is left for a look, \`keyward rm demo\` removes it.`,
+      result,
+    };
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = redact(error instanceof Error ? error.message : String(error));
+    if (controller.signal.aborted) {
+      if (!options.json) output.error(`\n${message}\n`);
+      // 128 + SIGINT, what shells expect of an interrupted command.
+      return { exitCode: 130, code: 'INTERRUPTED', message };
+    }
     const code = isKeywardError(error) ? error.code : 'INTERNAL_ERROR';
-    if (options.json) output.write(`${JSON.stringify(redact({ error: { code, message } }))}\n`);
-    else if (controller.signal.aborted) output.error(`\n${redact(message)}\n`);
-    else output.error(`\n${paint(output, '31', 'keyward demo failed')} (${code}): ${redact(message)}\n`);
-    return controller.signal.aborted ? 130 : code === 'RUNTIME_UNAVAILABLE' ? 69 : 1;
+    return {
+      exitCode: code === 'INTERNAL_ERROR' ? exitCodes.unexpected : exitCodes.runtimeFailure,
+      code,
+      message,
+    };
   } finally {
     process.off('SIGINT', onInterrupt);
     process.off('SIGTERM', onInterrupt);
   }
 }
 
-/** Adds `keyward demo` to a commander program. */
-export function registerDemoCommand(program: Command): Command {
+/** What `registerDemoCommand` needs of the CLI's context (its output streams and environment). */
+export interface DemoCommandContext {
+  io: {
+    stdout: NodeJS.WritableStream & { isTTY?: boolean };
+    stderr: NodeJS.WritableStream & { isTTY?: boolean };
+    environment: NodeJS.ProcessEnv;
+  };
+}
+
+/** Adds `keyward demo` to a commander program; failures surface as the CLI's `CliError`. */
+export function registerDemoCommand(program: Command, context?: DemoCommandContext): Command {
   return program
     .command('demo')
     .description(
-      'Deploy a demo agent with the tokenizer in proxy-only mode and show it can use a credential it cannot read or go around',
+      'deploy a demo agent with the tokenizer in proxy-only mode and show that it can use a credential it can neither read nor go around',
     )
-    .option('-y, --non-interactive', 'no prompts or colors (CI); the default when stdin is not a terminal')
-    .option('--json', 'print the result as JSON')
-    .option('-v, --verbose', 'show every deploy step')
-    .action(async (options: DemoCommandOptions) => {
-      const output = defaultOutput();
-      if (options.nonInteractive) output.color = false;
-      process.exitCode = await runDemoCommand(options, output);
+    .option('-y, --non-interactive', 'plain output without colors (CI, scripts)')
+    .option('-v, --verbose', 'show image build output too')
+    .action(async (options: DemoCommandOptions, command: Command) => {
+      const stdout = context?.io.stdout ?? process.stdout;
+      const stderr = context?.io.stderr ?? process.stderr;
+      const environment = context?.io.environment ?? process.env;
+      const json = command.optsWithGlobals<{ json?: boolean }>().json === true;
+      const output: DemoOutput = {
+        write: (text) => stdout.write(text),
+        error: (text) => stderr.write(text),
+        color: !options.nonInteractive && Boolean(stdout.isTTY) && !environment['NO_COLOR'],
+      };
+      const outcome = await runDemoCommand({ ...options, json }, output, environment);
+      if (outcome.exitCode !== exitCodes.ok) {
+        throw new CliError(
+          outcome.exitCode as ExitCode,
+          outcome.code ?? 'INTERNAL_ERROR',
+          outcome.message ?? 'keyward demo failed',
+        );
+      }
     });
 }

@@ -1,14 +1,21 @@
 import { KeywardError } from '@keyward/core';
-import { buildImage, type ImageBuildProgress, type ImageDefinition, imageDefinitions } from '@keyward/images';
+import type { ImageBuildProgress, ImageDefinition } from '@keyward/images';
 import type Docker from 'dockerode';
 
+// @keyward/images finds its program sources when it loads: load it only when the
+// demo runs, so every other command works from a bundle or an install without them.
+export const loadImages = () => import('@keyward/images');
+
 /** What the demo runs: the tokenizer, the stand-in agent, the demo API and provider-local's network helper. */
-export const demoImageDefinitions: readonly ImageDefinition[] = [
-  imageDefinitions.tokenizer,
-  imageDefinitions.agentStandIn,
-  imageDefinitions.demoUpstream,
-  imageDefinitions.networkHelper,
-];
+export async function demoImageDefinitions(): Promise<ImageDefinition[]> {
+  const { imageDefinitions } = await loadImages();
+  return [
+    imageDefinitions.tokenizer,
+    imageDefinitions.agentStandIn,
+    imageDefinitions.demoUpstream,
+    imageDefinitions.networkHelper,
+  ];
+}
 
 export interface DemoImagesOptions {
   onProgress?: (event: ImageBuildProgress) => void;
@@ -28,8 +35,9 @@ export async function ensureDemoImages(
   docker: Docker,
   options: DemoImagesOptions,
 ): Promise<DemoImagesResult> {
+  const { buildImage } = await loadImages();
   const result: DemoImagesResult = { built: [], reused: [] };
-  for (const definition of demoImageDefinitions) {
+  for (const definition of await demoImageDefinitions()) {
     options.signal?.throwIfAborted();
     try {
       const outcome = await buildImage(docker, definition, {

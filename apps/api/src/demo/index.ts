@@ -6,7 +6,9 @@ export {
 export { demoApiContainerName, type ReceivedRequest, readReceivedRequests } from './demo-api-container.js';
 export { createDemoCertificates, type DemoCertificates } from './demo-certificates.js';
 export {
+  type DemoCommandContext,
   type DemoCommandOptions,
+  type DemoCommandOutcome,
   type DemoOutput,
   formatResult,
   registerDemoCommand,
@@ -22,5 +24,6 @@ export {
   type DemoOptions,
   type DemoProgressEvent,
   type DemoResult,
+  removeDemoObjects,
   runDemo,
 } from './run-demo.js';

@@ -17,14 +17,14 @@ import {
   runtimeName,
   type VerifyCheckV1,
 } from '@keyward/core';
-import { type ImageBuildProgress, imageDefinitions, imageReference } from '@keyward/images';
+import type { ImageBuildProgress } from '@keyward/images';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import type Docker from 'dockerode';
 import { defaultHost, defaultPort } from '../server.js';
 import { findCredentialInContainer } from './credential-exposure.js';
 import { DEMO_API_PORT, type DemoApi, readReceivedRequests, startDemoApi } from './demo-api-container.js';
 import { createDemoCertificates } from './demo-certificates.js';
-import { ensureDemoImages } from './demo-images.js';
+import { ensureDemoImages, loadImages } from './demo-images.js';
 import { type DemoRuntime, detectDemoRuntime } from './demo-runtime.js';
 
 export const DEMO_INSTANCE_NAME = 'demo';
@@ -106,11 +106,11 @@ function fingerprint(value: string): string {
   return createHash('sha256').update(value).digest('hex').slice(0, 12);
 }
 
-function demoSpec(secret: string, caCertificate: string): InstanceSpecInput {
+function demoSpec(agentImage: string, secret: string, caCertificate: string): InstanceSpecInput {
   return {
     name: DEMO_INSTANCE_NAME,
     target: 'local',
-    agent: { image: imageReference(imageDefinitions.agentStandIn), port: 18789 },
+    agent: { image: agentImage, port: 18789 },
     network: { egress: 'proxy-only' },
     sidecars: {
       tokenizer: {
@@ -166,6 +166,7 @@ function describeImageProgress(event: ImageBuildProgress): string | undefined {
  */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const started = Date.now();
+  const { imageDefinitions, imageReference } = await loadImages();
   const environment = options.environment ?? process.env;
   const signal = options.signal;
   const emit = (
@@ -261,7 +262,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     registerSecret(secret);
     const certificates = createDemoCertificates({ hostname: DEMO_API_HOSTNAME });
     const tokenizer = createTokenizerProvider();
-    const spec = parseInstanceSpec(demoSpec(secret, certificates.caCertificate));
+    const spec = parseInstanceSpec(
+      demoSpec(imageReference(imageDefinitions.agentStandIn), secret, certificates.caCertificate),
+    );
     const plan: DeploymentPlanV1 = await composePlan({
       spec,
       sidecars: { getSidecar: (id) => (id === tokenizer.id ? tokenizer : undefined) },
