@@ -1,10 +1,15 @@
-// Integration tests need a real runtime. With DOCKER_HOST unset they start the
-// repository's podman API socket (scripts/ci/start-podman.sh) instead of skipping.
-import { execFileSync } from 'node:child_process';
+// Helpers for the demo's integration tests: a real runtime (podman's API socket,
+// started by the repository's script when DOCKER_HOST is unset), the real CLI as a
+// child process, and exec inside a container with the script on stdin.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { dockerFromEnvironment } from '@keyward/images';
 import type Docker from 'dockerode';
+import { build } from 'esbuild';
+import tar from 'tar-stream';
 
 export const repositoryRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -22,4 +27,145 @@ export async function dockerForTests(): Promise<Docker> {
   const docker = dockerFromEnvironment(process.env);
   await docker.ping();
   return docker;
+}
+
+/**
+ * Bundles the real `keyward` entry (src/cli.ts, workspace packages from source) so
+ * the test runs the CLI users run without a prior `pnpm build`. The bundle lives in
+ * @keyward/images' cache directory, as `pnpm images`' own bundle does: the image
+ * definitions find their program sources from there, and esbuild (which cannot be
+ * bundled) resolves from that package.
+ */
+export async function bundleCli(): Promise<string> {
+  const directory = join(repositoryRoot, 'packages/images/node_modules/.cache/keyward-demo-test');
+  mkdirSync(directory, { recursive: true });
+  const outfile = join(directory, 'keyward.mjs');
+  await build({
+    entryPoints: [join(repositoryRoot, 'apps/api/src/cli.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    conditions: ['dev-source'],
+    external: ['esbuild', 'vitest', 'cpu-features', 'ssh2'],
+    logLevel: 'error',
+    banner: {
+      js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+    },
+  });
+  return outfile;
+}
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts the CLI; `done` resolves when it exits. */
+export function startCli(
+  cli: string,
+  args: string[],
+  environment: NodeJS.ProcessEnv = process.env,
+): { child: ChildProcess; done: Promise<CliRun>; output: () => string } {
+  const child = spawn(process.execPath, [cli, ...args], {
+    env: { ...environment, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString('utf8');
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const done = new Promise<CliRun>((resolve) => {
+    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { child, done, output: () => stdout + stderr };
+}
+
+export async function runCli(cli: string, args: string[], environment?: NodeJS.ProcessEnv): Promise<CliRun> {
+  return startCli(cli, args, environment).done;
+}
+
+/** Runs a command in a container, the script (if any) on stdin; returns stdout and the exit code. */
+export async function execIn(
+  docker: Docker,
+  container: string,
+  command: string[],
+  stdin?: string,
+): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
+  const exec = await docker.getContainer(container).exec({
+    Cmd: command,
+    AttachStdout: true,
+    AttachStderr: true,
+    AttachStdin: stdin !== undefined,
+  });
+  const stream = (await exec.start({ hijack: true, stdin: stdin !== undefined })) as NodeJS.ReadWriteStream;
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: Buffer[] = [];
+  const error: Buffer[] = [];
+  stdout.on('data', (chunk: Buffer) => out.push(chunk));
+  stderr.on('data', (chunk: Buffer) => error.push(chunk));
+  docker.modem.demuxStream(stream, stdout, stderr);
+  if (stdin !== undefined) {
+    stream.write(stdin);
+    (stream as unknown as { end(): void }).end();
+  }
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`exec in ${container} timed out`)), 60_000);
+    const finish = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    stream.on('end', finish);
+    stream.on('close', finish);
+    stream.on('error', reject);
+  });
+  let exitCode: number | null = null;
+  for (let attempt = 0; attempt < 40 && exitCode === null; attempt += 1) {
+    const info = await exec.inspect();
+    if (!info.Running) exitCode = info.ExitCode ?? null;
+    else await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(error).toString('utf8') };
+}
+
+/** One file from a container, through the archive API (never through an exec argv). */
+export async function readContainerFile(docker: Docker, container: string, path: string): Promise<string> {
+  const archive = await docker.getContainer(container).getArchive({ path });
+  const extract = tar.extract();
+  const chunks: Buffer[] = [];
+  extract.on('entry', (_header, entry, next) => {
+    entry.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+    entry.on('end', next);
+    entry.resume();
+  });
+  await new Promise<void>((resolve, reject) => {
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+    archive.pipe(extract);
+  });
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Everything labelled as part of an instance, checking every label client-side (podman 4.3 ORs volume label filters). */
+export async function objectsOfInstance(docker: Docker, instance: string): Promise<string[]> {
+  const filters = { label: [`keyward.dev/instance=${instance}`] };
+  const mine = (labels: Record<string, string> | null | undefined) => labels?.['keyward.dev/instance'] === instance;
+  const containers = (await docker.listContainers({ all: true, filters }))
+    .filter((entry) => mine(entry.Labels))
+    .map((entry) => `container ${entry.Names?.[0]?.replace(/^\//, '')}`);
+  const networks = (await docker.listNetworks({ filters }))
+    .filter((entry) => mine(entry.Labels))
+    .map((entry) => `network ${entry.Name}`);
+  const volumes = ((await docker.listVolumes({ filters })).Volumes ?? [])
+    .filter((entry) => mine(entry.Labels))
+    .map((entry) => `volume ${entry.Name}`);
+  return [...containers, ...networks, ...volumes];
 }
