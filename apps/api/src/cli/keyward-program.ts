@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { KeywardApiError } from '../client.js';
+import { registerDemoCommand } from '../demo/index.js';
 import { VERSION } from '../version.js';
 import { CliContext, type CliIo } from './cli-context.js';
 import { registerCredentialCommands } from './commands/credential-commands.js';
@@ -14,6 +15,7 @@ export const commandRegistrations: CommandRegistration[] = [
   registerServerCommands,
   registerInstanceCommands,
   registerCredentialCommands,
+  registerDemoCommand,
 ];
 
 export function createProgram(context: CliContext, registrations = commandRegistrations): Command {
