@@ -3,7 +3,8 @@ import { BlockList, isIP, type LookupFunction } from 'node:net';
 
 // Never dialled unless private upstreams are explicitly allowed: private, loopback,
 // link-local (cloud metadata 169.254.169.254, fe80::/10), CGNAT, unique-local (fc00::/7,
-// Fly's fdaa::/16 included), multicast, reserved and unspecified addresses.
+// Fly's fdaa::/16 included), multicast, reserved and unspecified addresses. IPv4-mapped
+// IPv6 addresses (::ffff:a.b.c.d) are checked against the IPv4 rules by BlockList itself.
 const denied = new BlockList();
 for (const [network, prefix] of [
   ['0.0.0.0', 8],
@@ -23,7 +24,6 @@ for (const [network, prefix] of [
 for (const [network, prefix] of [
   ['::', 128],
   ['::1', 128],
-  ['::ffff:0:0', 96],
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],

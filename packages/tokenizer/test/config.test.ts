@@ -1,0 +1,105 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadTokenizerConfigFromEnv, parseGoBool } from '../src/config.js';
+import { ConfigError } from '../src/errors.js';
+
+const OPEN_KEY = '0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab';
+const SEAL_KEY = 'a29dcbaa824af8f0a8d435df6ca1f27cfbf1d5aaa03f3f87fa0a58f8a34d8f67';
+const directory = mkdtempSync(join(tmpdir(), 'keyward-config-'));
+
+function expectConfigError(env: Record<string, string>, message: string) {
+  try {
+    loadTokenizerConfigFromEnv(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe(message);
+    expect((error as Error).message).not.toContain(OPEN_KEY.slice(0, 20));
+    return;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadTokenizerConfigFromEnv', () => {
+  it('reads the reference variables with their defaults', () => {
+    const config = loadTokenizerConfigFromEnv({ OPEN_KEY });
+    expect(config.openKey.sealKeyHex).toBe(SEAL_KEY);
+    expect(config).toMatchObject({
+      listenAddress: ':8080',
+      filteredHeaders: [],
+      tokenizerHostnames: [],
+      openProxy: false,
+      debug: false,
+      allowPrivateUpstreams: false,
+      workers: 1,
+    });
+    expect(config.adminListenAddress).toBeUndefined();
+  });
+
+  it('parses lists, booleans and keyward additions', () => {
+    const caFile = join(directory, 'ca.pem');
+    writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    const config = loadTokenizerConfigFromEnv({
+      OPEN_KEY,
+      LISTEN_ADDRESS: '127.0.0.1:4001',
+      FILTERED_HEADERS: 'Fly-Client-Ip, Fly-Region ,,',
+      TOKENIZER_HOSTNAMES: 'tokenizer.internal,10.0.0.1',
+      OPEN_PROXY: 'T',
+      DEBUG: 'yes',
+      ADMIN_LISTEN_ADDRESS: ':9090',
+      TOKENIZER_ALLOW_PRIVATE_UPSTREAMS: '1',
+      TOKENIZER_UPSTREAM_CA_FILE: caFile,
+      TOKENIZER_WORKERS: '2',
+      TOKENIZER_AUDIT_LOG: 'false',
+    });
+    expect(config).toMatchObject({
+      listenAddress: '127.0.0.1:4001',
+      filteredHeaders: ['Fly-Client-Ip', 'Fly-Region'],
+      tokenizerHostnames: ['tokenizer.internal', '10.0.0.1'],
+      openProxy: true,
+      debug: false,
+      adminListenAddress: ':9090',
+      allowPrivateUpstreams: true,
+      workers: 2,
+      auditLog: false,
+    });
+    expect(String(config.upstreamCa)).toContain('BEGIN CERTIFICATE');
+  });
+
+  it('reads OPEN_KEY_FILE and trims its trailing newline', () => {
+    const keyFile = join(directory, 'open.key');
+    writeFileSync(keyFile, `${OPEN_KEY}\n`);
+    expect(loadTokenizerConfigFromEnv({ OPEN_KEY_FILE: keyFile }).openKey.sealKeyHex).toBe(SEAL_KEY);
+  });
+
+  it.each([
+    [{}, 'missing OPEN_KEY (or OPEN_KEY_FILE): set it to 64 hex characters (openssl rand -hex 32)'],
+    [{ OPEN_KEY: `${OPEN_KEY}\n` }, 'OPEN_KEY: bad private key: not hex'],
+    [{ OPEN_KEY: OPEN_KEY.slice(2) }, 'OPEN_KEY: bad private key size: 31'],
+    [{ OPEN_KEY, OPEN_KEY_FILE: '/x' }, 'OPEN_KEY and OPEN_KEY_FILE are both set; set only one'],
+    [{ OPEN_KEY_FILE: '/nonexistent/key' }, 'OPEN_KEY_FILE: cannot read /nonexistent/key: ENOENT'],
+    [{ OPEN_KEY, TOKENIZER_WORKERS: 'many' }, 'TOKENIZER_WORKERS: must be a positive integer'],
+    [
+      { OPEN_KEY, TOKENIZER_UPSTREAM_CA_FILE: '/nonexistent/ca' },
+      'TOKENIZER_UPSTREAM_CA_FILE: cannot read /nonexistent/ca: ENOENT',
+    ],
+    [
+      { OPEN_KEY, REQUIRE_FLYSRC: 'true' },
+      'USE_FLYSRC / REQUIRE_FLYSRC: Fly-Src verification only works inside Fly.io and is not supported',
+    ],
+  ])('refuses %j with a one-line message naming the variable', (env, message) => {
+    expectConfigError(env as Record<string, string>, message);
+  });
+
+  it('names OPEN_KEY_FILE when the file holds a bad key', () => {
+    const keyFile = join(directory, 'bad.key');
+    writeFileSync(keyFile, 'not-a-key\n');
+    expectConfigError({ OPEN_KEY_FILE: keyFile }, 'OPEN_KEY_FILE: bad private key: not hex');
+  });
+
+  it('parses booleans like Go strconv.ParseBool (anything else is false)', () => {
+    for (const value of ['1', 't', 'T', 'TRUE', 'true', 'True']) expect(parseGoBool(value)).toBe(true);
+    for (const value of ['0', 'false', 'yes', 'on', '', undefined]) expect(parseGoBool(value)).toBe(false);
+  });
+});
