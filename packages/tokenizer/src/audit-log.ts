@@ -19,6 +19,29 @@ export interface AuditEntry {
 
 export type AuditSink = (entry: AuditEntry) => void;
 
-export const stdoutAuditSink: AuditSink = (entry) => {
-  process.stdout.write(`${JSON.stringify(entry)}\n`);
-};
+/**
+ * JSON lines on stdout, batched: one write per event-loop turn instead of one per request
+ * (a write per request is a measurable share of the proxy's CPU under load).
+ */
+export function createStdoutAuditSink(
+  stream: NodeJS.WritableStream = process.stdout,
+): AuditSink & { flush(): void } {
+  let pending = '';
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (pending === '') return;
+    const text = pending;
+    pending = '';
+    stream.write(text);
+  };
+  const sink = (entry: AuditEntry) => {
+    pending += `${JSON.stringify(entry)}\n`;
+    if (pending.length > 65_536) flush();
+    else if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
+  return Object.assign(sink, { flush });
+}

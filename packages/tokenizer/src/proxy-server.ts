@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { createGuardedLookup, isPrivateAddress, UpstreamDeniedError } from './address-policy.js';
-import { type AuditEntry, type AuditSink, stdoutAuditSink } from './audit-log.js';
+import { type AuditEntry, type AuditSink, createStdoutAuditSink } from './audit-log.js';
 import { BadRequestError, TokenizerError } from './errors.js';
 import { type JsonValue, parseJsonTree } from './go-json.js';
 import { type Params, ProcessorRuntimeError } from './header-rules.js';
@@ -250,7 +250,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
   const openKey = toOpenKey(options.openKey);
   const sealKey = openKey.sealKeyHex;
   const log = options.log ?? defaultLog;
-  const audit = options.auditLog === false ? undefined : (options.auditLog ?? stdoutAuditSink);
+  const audit = options.auditLog === false ? undefined : (options.auditLog ?? createStdoutAuditSink());
   const filteredHeaders = (options.filteredHeaders ?? [])
     .map((name) => name.trim().toLowerCase())
     .filter(Boolean);
@@ -353,14 +353,12 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       durationMs: 0,
       decision: 'denied',
     };
-    const exchange: Exchange = { entry, controller: undefined, upstreamDone: false };
+    const exchange: Exchange = { entry, abort: undefined, upstreamDone: false };
     // One listener does the bookkeeping: audit + metrics, in-flight count, upstream abort.
     res.once('close', () => {
       inFlight--;
       metrics.inFlight = inFlight;
-      if (!exchange.upstreamDone && exchange.controller && !exchange.controller.aborted) {
-        exchange.controller.abort(new Error('client went away'));
-      }
+      if (!exchange.upstreamDone && exchange.abort) exchange.abort(new Error('client went away'));
       if (!res.writableFinished) {
         entry.decision = 'error';
         entry.error ??= 'CLIENT_CLOSED';
@@ -522,38 +520,46 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     let buffered: Buffer[] | undefined;
     let bufferedProcessors: ResponseProcessor[] = [];
     let responseStatus = 0;
-    let responseHeaders: Record<string, string | string[]> = {};
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(controller) {
-        exchange.controller = controller;
+    let responseHeaders: string[] = [];
+    let resume: (() => void) | undefined;
+    const onDrain = () => resume?.();
+    // undici's raw handler interface: raw header buffers, no per-response header object.
+    const handler = {
+      onConnect(abort: (error?: Error) => void) {
+        exchange.abort = abort;
       },
-      onResponseStart(_controller, statusCode, headers) {
-        if (statusCode < 200) return;
+      onHeaders(statusCode: number, rawHeaders: Buffer[], resumeUpstream: () => void): boolean {
+        if (statusCode < 200) return true;
+        resume = resumeUpstream;
         responseStatus = statusCode;
-        responseHeaders = {};
-        for (const name of Object.keys(headers)) {
-          if (!RESPONSE_HEADERS_DROPPED.has(name)) responseHeaders[name] = headers[name] as string | string[];
+        responseHeaders = [];
+        for (let index = 0; index < rawHeaders.length; index += 2) {
+          const name = (rawHeaders[index] as Buffer).toString('latin1');
+          if (RESPONSE_HEADERS_DROPPED.has(name.toLowerCase())) continue;
+          responseHeaders.push(name, (rawHeaders[index + 1] as Buffer).toString('latin1'));
         }
-        bufferedProcessors = responseProcessors.filter((processor) => processor.statusCode === statusCode);
-        if (bufferedProcessors.length > 0) {
-          buffered = [];
-          return;
+        if (responseProcessors.length > 0) {
+          bufferedProcessors = responseProcessors.filter((processor) => processor.statusCode === statusCode);
+          if (bufferedProcessors.length > 0) {
+            buffered = [];
+            return true;
+          }
         }
         entry.status = statusCode;
         entry.decision = 'forwarded';
         res.writeHead(statusCode, responseHeaders);
+        return true;
       },
-      onResponseData(controller, chunk) {
+      onData(chunk: Buffer): boolean {
         if (buffered) {
           buffered.push(chunk);
-          return;
+          return true;
         }
-        if (!res.write(chunk)) {
-          controller.pause();
-          res.once('drain', () => controller.resume());
-        }
+        if (res.write(chunk)) return true;
+        res.once('drain', onDrain);
+        return false;
       },
-      onResponseEnd() {
+      onComplete() {
         exchange.upstreamDone = true;
         if (buffered) {
           let body: Buffer = Buffer.concat(buffered);
@@ -563,18 +569,22 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
             respondError(res, error, entry, false);
             return;
           }
-          delete responseHeaders['content-encoding'];
-          responseHeaders['content-type'] = 'application/json';
-          responseHeaders['content-length'] = String(body.length);
+          const headers: string[] = [];
+          for (let index = 0; index < responseHeaders.length; index += 2) {
+            const name = (responseHeaders[index] as string).toLowerCase();
+            if (name === 'content-encoding' || name === 'content-type' || name === 'content-length') continue;
+            headers.push(responseHeaders[index] as string, responseHeaders[index + 1] as string);
+          }
+          headers.push('content-type', 'application/json', 'content-length', String(body.length));
           entry.status = responseStatus;
           entry.decision = 'forwarded';
-          res.writeHead(responseStatus, responseHeaders);
+          res.writeHead(responseStatus, headers);
           res.end(body);
           return;
         }
         res.end();
       },
-      onResponseError(_controller, error) {
+      onError(error: Error) {
         exchange.upstreamDone = true;
         if (!res.headersSent && !res.destroyed) {
           respondError(res, unwrapUpstreamError(error), entry, hasBody);
@@ -594,7 +604,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
         headers: request.headers as Record<string, string | string[]>,
         body: body as Dispatcher.DispatchOptions['body'],
       },
-      handler,
+      handler as unknown as Dispatcher.DispatchHandler,
     );
   }
 
@@ -712,7 +722,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
 
 interface Exchange {
   entry: AuditEntry;
-  controller: Dispatcher.DispatchController | undefined;
+  abort: ((error?: Error) => void) | undefined;
   upstreamDone: boolean;
 }
 
