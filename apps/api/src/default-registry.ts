@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { discoverPlugins, ProviderRegistry } from '@keyward/core';
+import { discoverPlugins, KeywardError, type KeywardErrorCode, ProviderRegistry } from '@keyward/core';
 
 export interface DefaultRegistryOptions {
   /** Holds `plugins.json` (`{ "plugins": ["package", "./file.js"] }`). */
@@ -24,6 +24,12 @@ const builtInProviders: BuiltInProvider[] = [
     kind: 'sidecar',
     load: async () => (await import('@keyward/provider-tokenizer')).createTokenizerProvider(),
   },
+  {
+    source: '@keyward/provider-local',
+    kind: 'target',
+    // Detection is lazy: a machine without podman or docker still starts, with `local` unavailable.
+    load: async () => (await import('@keyward/provider-local')).createLocalProvider(),
+  },
 ];
 
 /** The registry the server starts with: the built-in providers, then discovered plugins. */
@@ -39,11 +45,23 @@ export async function createDefaultRegistry(options: DefaultRegistryOptions = {}
     }
   }
   if (options.discover !== false) {
-    await discoverPlugins({
+    const before = registry.loadErrors.length;
+    const discovered = await discoverPlugins({
       registry,
       ...(options.dataDirectory ? { configFile: join(options.dataDirectory, 'plugins.json') } : {}),
       ...(options.nodeModulesDirectories ? { nodeModulesDirectories: options.nodeModulesDirectories } : {}),
     });
+    // Some failures (a plugin that is not installed, a bad config file) are only in
+    // the discovery result; the registry is where the API lists them.
+    const recorded = registry.loadErrors.slice(before);
+    for (const error of discovered.errors) {
+      if (!recorded.some((known) => known.source === error.source && known.code === error.code)) {
+        registry.recordLoadError(
+          error.source,
+          new KeywardError({ code: error.code as KeywardErrorCode, message: error.message }),
+        );
+      }
+    }
   }
   return registry;
 }
