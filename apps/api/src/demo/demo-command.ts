@@ -165,7 +165,6 @@ export async function runDemoCommand(
   } catch (error) {
     const message = redact(error instanceof Error ? error.message : String(error));
     if (controller.signal.aborted) {
-      if (!options.json) output.error(`\n${message}\n`);
       // 128 + SIGINT, what shells expect of an interrupted command.
       return { exitCode: 130, code: 'INTERRUPTED', message };
     }
