@@ -12,6 +12,44 @@ const rotatedSecret = 'sk_live_RotatedSecretForTheScan_9876543210';
 const token = 'kw_scan-token-0123456789abcdef';
 
 describe('no raw credential or open key leaves the API', () => {
+  it('redacts registered secrets from container log lines, JSON and streamed', async () => {
+    const target = createMemoryTargetProvider();
+    const registry = new ProviderRegistry();
+    registry.registerTarget({
+      ...target,
+      logs: () =>
+        (async function* () {
+          yield {
+            container: 'tokenizer',
+            stream: 'stderr' as const,
+            line: `upstream said: bad token ${knownSecret}`,
+          };
+        })(),
+    });
+    registry.registerSidecar(createTokenizerProvider());
+    const app = createApp({ registry, token, logger: createJsonLogger({ write: () => {} }) });
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const deployed = await app.request('/api/instances', {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        name: 'logs',
+        target: 'memory',
+        agent: { image: 'a' },
+        sidecars: {
+          tokenizer: { credentials: [{ name: 'gh', secret: knownSecret, allowedHosts: ['api.github.com'] }] },
+        },
+      }),
+    });
+    const { jobId } = (await deployed.json()) as { jobId: string };
+    await (await app.request(`/api/jobs/${jobId}/events`, { headers })).text();
+    for (const query of ['', '?follow=true']) {
+      const text = await (await app.request(`/api/instances/logs/logs${query}`, { headers })).text();
+      expect(text).toContain('upstream said: bad token [REDACTED]');
+      expect(text).not.toContain(knownSecret);
+    }
+  });
+
   it('scans every response body and log line of a deploy, rotation and the reads around them', async () => {
     const logLines: string[] = [];
     const registry = new ProviderRegistry();

@@ -120,12 +120,21 @@ export function createSystemRoutes(operations: InstanceOperations) {
       return streamSSE(c, async (stream) => {
         const abort = new AbortController();
         stream.onAbort(() => abort.abort());
-        for await (const event of operations.jobs.follow(id, { afterSequence, signal: abort.signal })) {
-          await stream.writeSSE({
-            id: String(event.sequence),
-            event: event.type,
-            data: JSON.stringify(event),
-          });
+        // A comment line now and then keeps proxies from closing a quiet stream (image pulls take a while).
+        const keepAlive = setInterval(
+          () => void stream.write(': keepalive\n\n').catch(() => abort.abort()),
+          15_000,
+        );
+        try {
+          for await (const event of operations.jobs.follow(id, { afterSequence, signal: abort.signal })) {
+            await stream.writeSSE({
+              id: String(event.sequence),
+              event: event.type,
+              data: JSON.stringify(event),
+            });
+          }
+        } finally {
+          clearInterval(keepAlive);
         }
       });
     });
