@@ -57,6 +57,7 @@ import {
   isConflict,
   isNotFound,
   isNotModified,
+  matchesAllLabels,
   publishedHostPortFromSummary,
   type RuntimeKind,
   runtimeKindFromVersion,
@@ -244,7 +245,10 @@ export class LocalProvider implements TargetProviderV1 {
   // ---------------------------------------------------------------- reading state
 
   async #instanceContainers(docker: Docker, name: string): Promise<Docker.ContainerInfo[]> {
-    return docker.listContainers({ all: true, filters: instanceFilter(name, this.id) });
+    const filter = instanceFilter(name, this.id);
+    return (await docker.listContainers({ all: true, filters: filter })).filter((summary) =>
+      matchesAllLabels(summary.Labels, filter),
+    );
   }
 
   #findAgent(containers: Docker.ContainerInfo[]): Docker.ContainerInfo | undefined {
@@ -325,10 +329,10 @@ export class LocalProvider implements TargetProviderV1 {
   async list(): Promise<InstanceSummaryV1[]> {
     const { docker } = await this.#getRuntime();
     // One runtime call, whatever the number of instances: everything comes from labels.
-    const containers = await docker.listContainers({
-      all: true,
-      filters: { label: [`${labelKeys.managedBy}=keyward`, `${labelKeys.target}=${this.id}`] },
-    });
+    const filter = { label: [`${labelKeys.managedBy}=keyward`, `${labelKeys.target}=${this.id}`] };
+    const containers = (await docker.listContainers({ all: true, filters: filter })).filter((summary) =>
+      matchesAllLabels(summary.Labels, filter),
+    );
     const byInstance = new Map<string, Docker.ContainerInfo[]>();
     for (const summary of containers) {
       const instance = summary.Labels[labelKeys.instance];
@@ -761,7 +765,9 @@ export class LocalProvider implements TargetProviderV1 {
   async #sweep(docker: Docker, name: string, removeVolumes: boolean): Promise<number> {
     const filters = instanceFilter(name, this.id);
     let removed = 0;
-    const containers = await docker.listContainers({ all: true, filters });
+    const containers = (await docker.listContainers({ all: true, filters })).filter((summary) =>
+      matchesAllLabels(summary.Labels, filters),
+    );
     // Containers that join the helper's namespace go first, then the helper.
     const ordered = [
       ...containers.filter((summary) => summary.Labels[labelKeys.component] !== helperComponent),
@@ -776,7 +782,9 @@ export class LocalProvider implements TargetProviderV1 {
         });
       removed += 1;
     }
-    const networks = await docker.listNetworks({ filters });
+    const networks = (await docker.listNetworks({ filters })).filter((network) =>
+      matchesAllLabels(network.Labels, filters),
+    );
     for (const network of networks) {
       await docker
         .getNetwork(network.Id ?? network.Name)
@@ -787,7 +795,7 @@ export class LocalProvider implements TargetProviderV1 {
       removed += 1;
     }
     const { Volumes: volumes } = await docker.listVolumes({ filters });
-    for (const volume of volumes ?? []) {
+    for (const volume of (volumes ?? []).filter((candidate) => matchesAllLabels(candidate.Labels, filters))) {
       // File volumes are derived from the plan and hold secrets: always removed.
       if (!removeVolumes && volume.Labels?.[localLabelKeys.volumeKind] !== 'files') continue;
       await docker
@@ -1111,8 +1119,11 @@ export class LocalProvider implements TargetProviderV1 {
               });
           }
           const affectedNames = new Set([...affectedOld, ...affectedNew].map((container) => container.name));
-          const { Volumes: volumes } = await docker.listVolumes({ filters: instanceFilter(name, this.id) });
-          for (const volume of volumes ?? []) {
+          const filter = instanceFilter(name, this.id);
+          const { Volumes: volumes } = await docker.listVolumes({ filters: filter });
+          for (const volume of (volumes ?? []).filter((candidate) =>
+            matchesAllLabels(candidate.Labels, filter),
+          )) {
             const labels = volume.Labels ?? {};
             if (
               labels[localLabelKeys.volumeKind] === 'files' &&

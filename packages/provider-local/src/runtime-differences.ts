@@ -71,3 +71,21 @@ export function isConflict(error: unknown): boolean {
 export function isNotModified(error: unknown): boolean {
   return (error as { statusCode?: number }).statusCode === 304;
 }
+
+/**
+ * podman 4.3's compat API combines several `label` filters of a volume list with OR,
+ * docker with AND. Every list is therefore filtered again here, so an operation on
+ * one instance can never touch another's objects.
+ */
+export function matchesAllLabels(
+  labels: Record<string, string> | null | undefined,
+  filter: { label: string[] },
+): boolean {
+  return filter.label.every((entry) => {
+    const separator = entry.indexOf('=');
+    const key = separator === -1 ? entry : entry.slice(0, separator);
+    const value = separator === -1 ? undefined : entry.slice(separator + 1);
+    const actual = labels?.[key];
+    return actual !== undefined && (value === undefined || actual === value);
+  });
+}

@@ -2,12 +2,19 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DeploymentPlanV1, ProgressEventV1 } from '@keyward/core';
+import {
+  composeRotation,
+  type DeploymentPlanV1,
+  type ProgressEventV1,
+  parseInstanceSpec,
+  type SidecarProviderV1,
+} from '@keyward/core';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execInContainer } from '../src/container-exec.js';
 import { createLocalProvider, type LocalProvider } from '../src/index.js';
 import { scanContainer, scanHostCommandLines } from './secret-scan.js';
+import { faultInjectingDocker } from './support/fault-injecting-docker.js';
 import {
   connectToRuntime,
   createTestCertificates,
@@ -18,10 +25,24 @@ import {
   startDemoUpstream,
   type TestCertificates,
   tokenizerPlan,
+  tokenizerProvider,
   uniqueName,
   upstreamHost,
   upstreamPort,
 } from './support/podman-environment.js';
+
+/** Milliseconds per step, from started to succeeded/failed: printed to see where time goes. */
+function stepDurations(events: ProgressEventV1[]): string {
+  const started = new Map<string, number>();
+  const lines: string[] = [];
+  for (const event of events) {
+    if (event.status === 'started') started.set(event.step, Date.parse(event.time));
+    else if (started.has(event.step)) {
+      lines.push(`${event.step} ${Date.parse(event.time) - (started.get(event.step) ?? 0)} ms`);
+    }
+  }
+  return lines.join('\n');
+}
 
 describe('provider-local on real podman: proxy-only', () => {
   let docker: Docker;
@@ -31,6 +52,8 @@ describe('provider-local on real podman: proxy-only', () => {
   let plan: DeploymentPlanV1;
   const name = uniqueName('it-proxy');
   const rawCredential = `demo-${randomBytes(16).toString('hex')}`;
+  const legacyCredential = `legacy-${randomBytes(16).toString('hex')}`;
+  const addedCredential = `added-${randomBytes(16).toString('hex')}`;
   const events: ProgressEventV1[] = [];
 
   const openKey = () => plan.secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value as string;
@@ -43,7 +66,13 @@ describe('provider-local on real podman: proxy-only', () => {
         ...(credentialKey ? [`CREDENTIAL_KEY=${credentialKey}`] : []),
       ],
     });
-    return JSON.parse(result.stdout.trim()) as { status: number; body: string };
+    try {
+      return JSON.parse(result.stdout.trim()) as { status: number; body: string };
+    } catch {
+      throw new Error(
+        `proxied request script failed (exit ${result.exitCode}): ${result.stdout} ${result.stderr}`,
+      );
+    }
   }
 
   beforeAll(async () => {
@@ -51,7 +80,7 @@ describe('provider-local on real podman: proxy-only', () => {
     await ensureImages(docker);
     certificates = await createTestCertificates();
     upstream = await startDemoUpstream(docker, certificates, name);
-    await upstream.acceptTokens([rawCredential]);
+    await upstream.acceptTokens([rawCredential, legacyCredential, addedCredential]);
     provider = createLocalProvider({ docker, lockDirectory: join(tmpdir(), `keyward-locks-${name}`) });
     plan = await tokenizerPlan({
       name,
@@ -59,6 +88,7 @@ describe('provider-local on real podman: proxy-only', () => {
       caPem: certificates.caPem,
       credentials: [
         { name: 'demo', secret: rawCredential, allowedHosts: [`${upstreamHost}:${upstreamPort}`] },
+        { name: 'legacy', secret: legacyCredential, allowedHosts: [`${upstreamHost}:${upstreamPort}`] },
       ],
     });
   });
@@ -84,6 +114,13 @@ describe('provider-local on real podman: proxy-only', () => {
     const health = await fetch(`${detail.agentUrl}/health`);
     expect(health.status).toBe(200);
     await upstream.attachTo(plan.network.egressNetwork as string);
+    const env = (await docker.getContainer(`keyward-${name}-agent`).inspect()).Config.Env ?? [];
+    expect(
+      env
+        .map((entry) => entry.split('=')[0])
+        .filter((key) => key?.startsWith('TOKENIZER_CRED_'))
+        .sort(),
+    ).toEqual(['TOKENIZER_CRED_DEMO', 'TOKENIZER_CRED_LEGACY']);
   });
 
   it('applying the same plan again changes nothing', async () => {
@@ -127,7 +164,7 @@ describe('provider-local on real podman: proxy-only', () => {
   });
 
   it('the open key sits only in the tokenizer: never in the agent, its env, filesystem, inspect, or any argv', async () => {
-    const secrets = { rawCredential, openKey: openKey() };
+    const secrets = { rawCredential, legacyCredential, openKey: openKey() };
     const agentScan = await scanContainer(docker, `keyward-${name}-agent`, secrets);
     expect(agentScan.filesScanned).toBeGreaterThan(5);
     expect(agentScan.findings).toEqual([]);
@@ -169,6 +206,116 @@ describe('provider-local on real podman: proxy-only', () => {
     }
     expect(followed.length).toBeGreaterThan(0);
     expect((await provider.list()).find((instance) => instance.name === name)?.state).toBe('running');
+  });
+
+  it('rotateSecrets keeps, adds and removes credentials; everything else about the agent stays', async () => {
+    const agentName = `keyward-${name}-agent`;
+    await upstream.clear();
+    expect((await proxiedRequest('DEMO')).status).toBe(200);
+    expect((await proxiedRequest('LEGACY')).status).toBe(200);
+    const before = await provider.get(name);
+    const agentBefore = await docker.getContainer(agentName).inspect();
+    const helperBefore = await docker.getContainer(`keyward-${name}-network-helper`).inspect();
+    const current = await provider.readSidecarState(name, 'tokenizer');
+    const request = await composeRotation({
+      spec: parseInstanceSpec(before.redactedSpec),
+      provider: tokenizerProvider as unknown as SidecarProviderV1<unknown, unknown>,
+      current,
+      change: {
+        credentials: [
+          { name: 'demo', secret: '' },
+          { name: 'added', secret: addedCredential, allowedHosts: [`${upstreamHost}:${upstreamPort}`] },
+        ],
+      },
+    });
+    const events: ProgressEventV1[] = [];
+    const after = await provider.rotateSecrets(name, request, { onProgress: (event) => events.push(event) });
+    expect(after.state).toBe('running');
+    expect(after.agentUrl).toBe(before.agentUrl);
+    console.log(stepDurations(events));
+    expect(events.some((event) => event.step === 'cleanup:previous' && event.status === 'succeeded')).toBe(
+      true,
+    );
+
+    // Kept and added credentials work through the proxy; the removed one is gone from the agent.
+    await upstream.clear();
+    expect((await proxiedRequest('DEMO')).status).toBe(200);
+    expect((await proxiedRequest('ADDED')).status).toBe(200);
+    const received = await upstream.received();
+    expect(received.map((entry) => entry.headers['authorization'])).toEqual([
+      `Bearer ${rawCredential}`,
+      `Bearer ${addedCredential}`,
+    ]);
+    const agentAfter = await docker.getContainer(agentName).inspect();
+    const envNames = (agentAfter.Config.Env ?? []).map((entry) => entry.split('=')[0]);
+    expect(envNames).not.toContain('TOKENIZER_CRED_LEGACY');
+    expect(envNames).toContain('TOKENIZER_CRED_ADDED');
+    // Image, port, the agent's own env and the helper are unchanged.
+    expect(agentAfter.Id).not.toBe(agentBefore.Id);
+    expect(agentAfter.Config.Image).toBe(agentBefore.Config.Image);
+    expect(agentAfter.Config.Env).toContain('AGENT_MODE=test');
+    expect((await docker.getContainer(`keyward-${name}-network-helper`).inspect()).Id).toBe(helperBefore.Id);
+    // Old containers and volumes are gone; the state reads back the kept open key.
+    const names = (
+      await docker.listContainers({ all: true, filters: { label: [`keyward.dev/instance=${name}`] } })
+    ).map((container) => container.Names[0]);
+    expect(names.filter((containerName) => containerName?.includes('previous'))).toEqual([]);
+    expect((await provider.readSidecarState(name, 'tokenizer')).secrets['tokenizer-open-key']).toBe(
+      openKey(),
+    );
+    expect(
+      (
+        await provider.verify(name, {
+          credential: 'added',
+          allowedUrl: `https://${upstreamHost}:${upstreamPort}/`,
+        })
+      ).passed,
+    ).toBe(true);
+  });
+
+  it('after rotation the agent, its env, filesystem and every argv still hold no raw credential nor the open key', async () => {
+    const secrets = { rawCredential, legacyCredential, addedCredential, openKey: openKey() };
+    const agentScan = await scanContainer(docker, `keyward-${name}-agent`, secrets);
+    expect(agentScan.findings).toEqual([]);
+    expect(await scanHostCommandLines(secrets)).toEqual([]);
+  });
+
+  it('a rotation that fails midway leaves the old credentials working', async () => {
+    const faults = faultInjectingDocker(docker);
+    const faulty = createLocalProvider({
+      docker: faults.docker,
+      lockDirectory: join(tmpdir(), `keyward-locks-${name}`),
+    });
+    const current = await faulty.readSidecarState(name, 'tokenizer');
+    const request = await composeRotation({
+      spec: parseInstanceSpec((await faulty.get(name)).redactedSpec),
+      provider: tokenizerProvider as unknown as SidecarProviderV1<unknown, unknown>,
+      current,
+      change: {
+        credentials: [
+          {
+            name: 'demo',
+            secret: `never-${randomBytes(8).toString('hex')}`,
+            allowedHosts: [`${upstreamHost}:${upstreamPort}`],
+          },
+        ],
+      },
+    });
+    faults.failOn(`start keyward-${name}-agent`);
+    await expect(faulty.rotateSecrets(name, request)).rejects.toMatchObject({
+      code: 'ROTATION_FAILED',
+      details: { step: 'container.start:agent' },
+    });
+    const detail = await provider.get(name);
+    expect(detail.state).toBe('running');
+    await upstream.clear();
+    expect((await proxiedRequest('DEMO')).status).toBe(200);
+    expect((await proxiedRequest('ADDED')).status).toBe(200);
+    expect((await upstream.received())[0]?.headers['authorization']).toBe(`Bearer ${rawCredential}`);
+    const names = (
+      await docker.listContainers({ all: true, filters: { label: [`keyward.dev/instance=${name}`] } })
+    ).map((container) => container.Names[0]);
+    expect(names.filter((containerName) => containerName?.includes('previous'))).toEqual([]);
   });
 
   it('delete removes every labelled object', async () => {
