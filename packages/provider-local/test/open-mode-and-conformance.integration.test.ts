@@ -1,0 +1,120 @@
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DeploymentPlanV1 } from '@keyward/core';
+import { testTargetProvider } from '@keyward/core/testing';
+import type Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalProvider, type LocalProvider } from '../src/index.js';
+import { scanContainer, scanHostCommandLines } from './secret-scan.js';
+import {
+  connectToRuntime,
+  createTestCertificates,
+  type DemoUpstream,
+  ensureImages,
+  remainingObjects,
+  startDemoUpstream,
+  type TestCertificates,
+  tokenizerPlan,
+  uniqueName,
+  upstreamHost,
+  upstreamPort,
+} from './support/podman-environment.js';
+
+let docker: Docker;
+let certificates: TestCertificates;
+
+beforeAll(async () => {
+  docker = await connectToRuntime();
+  await ensureImages(docker);
+  certificates = await createTestCertificates();
+});
+
+afterAll(async () => {
+  if (certificates) await rm(certificates.directory, { recursive: true, force: true });
+});
+
+describe('provider-local on real podman: open mode (shared network namespace)', () => {
+  let provider: LocalProvider;
+  let upstream: DemoUpstream;
+  let plan: DeploymentPlanV1;
+  const name = uniqueName('it-open');
+  const rawCredential = `open-${randomBytes(16).toString('hex')}`;
+
+  beforeAll(async () => {
+    upstream = await startDemoUpstream(docker, certificates, name);
+    await upstream.acceptTokens([rawCredential]);
+    provider = createLocalProvider({ docker, lockDirectory: join(tmpdir(), `keyward-locks-${name}`) });
+    plan = await tokenizerPlan({
+      name,
+      egress: 'open',
+      caPem: certificates.caPem,
+      credentials: [
+        { name: 'demo', secret: rawCredential, allowedHosts: [`${upstreamHost}:${upstreamPort}`] },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await provider?.delete(name, { removeVolumes: true }).catch(() => undefined);
+    await upstream?.remove();
+  });
+
+  it('deploys with every container in the helper namespace, publishes the agent port and reaches sidecars on localhost', async () => {
+    const detail = await provider.apply(plan);
+    expect(detail.state).toBe('running');
+    expect(detail.networkMode).toBe('open');
+    expect((await fetch(`${detail.agentUrl}/health`)).status).toBe(200);
+    const agent = await docker.getContainer(`keyward-${name}-agent`).inspect();
+    expect(agent.HostConfig.NetworkMode).toMatch(/^container:/);
+    expect(agent.Config.Env).toContain('TOKENIZER_PROXY_URL=http://localhost:4001');
+    await upstream.attachTo(`keyward-${name}-egress`);
+    const result = await provider.verify(name, {
+      allowedUrl: `https://${upstreamHost}:${upstreamPort}/open`,
+    });
+    expect(result.checks.map((check) => [check.name, check.passed])).toEqual([
+      ['direct-egress-open-mode', true],
+      ['proxied-request-injected', true],
+      ['unbound-host-refused', true],
+    ]);
+    // In open mode the agent CAN go around the proxy: the self-test says what it saw.
+    expect(result.checks[0]?.evidence).toContain('allows direct egress');
+    const received = await upstream.received();
+    expect(received.some((request) => request.headers['authorization'] === `Bearer ${rawCredential}`)).toBe(
+      true,
+    );
+  });
+
+  it('the agent holds neither the raw credential nor the open key', async () => {
+    const openKey = plan.secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value as string;
+    const secrets = { rawCredential, openKey };
+    expect((await scanContainer(docker, `keyward-${name}-agent`, secrets)).findings).toEqual([]);
+    expect(await scanHostCommandLines(secrets)).toEqual([]);
+  });
+
+  it('delete removes everything', async () => {
+    await provider.delete(name, { removeVolumes: true });
+    expect(await remainingObjects(docker, name)).toEqual([]);
+  });
+});
+
+describe('provider-local conformance (core/testing) on real podman', () => {
+  testTargetProvider({
+    createProvider: () => createLocalProvider({ docker }),
+    createPlan: (instanceName) =>
+      tokenizerPlan({
+        name: instanceName,
+        egress: 'proxy-only',
+        caPem: certificates.caPem,
+        credentials: [
+          {
+            name: 'demo',
+            secret: `conf-${randomBytes(12).toString('hex')}`,
+            allowedHosts: [`${upstreamHost}:${upstreamPort}`],
+          },
+        ],
+      }),
+    instanceName: uniqueName('it-conformance'),
+  });
+});
