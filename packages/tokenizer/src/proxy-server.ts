@@ -48,6 +48,8 @@ export interface TokenizerServerOptions {
   secretCacheSize?: number;
   /** Idle keep-alive time for client connections. Default 65 s. */
   keepAliveTimeoutMs?: number;
+  /** Kept-alive TLS connections per upstream origin; further requests queue. Default 64. */
+  upstreamConnectionsPerOrigin?: number;
   /** Upstream connect timeout. Default 10 s. */
   upstreamConnectTimeoutMs?: number;
   /** Upstream response header / body inactivity timeout. Default 120 s. */
@@ -281,6 +283,8 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       timeout: options.upstreamConnectTimeoutMs ?? 10_000,
     },
     keepAliveTimeout: 30_000,
+    // A bounded pool queues excess requests FIFO instead of handshaking ever more connections.
+    connections: options.upstreamConnectionsPerOrigin ?? 64,
     headersTimeout: upstreamTimeout,
     bodyTimeout: upstreamTimeout,
     // Never follow redirects: 3xx go back to the client unchanged (§3.11).

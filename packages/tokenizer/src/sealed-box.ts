@@ -19,7 +19,6 @@ import { DecryptionError, InvalidKeyError } from './errors.js';
 export const SEALED_BOX_OVERHEAD = 48;
 
 const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 const SIGMA = new Uint8Array(Buffer.from('expand 32-byte k', 'ascii'));
 const ZERO_16 = new Uint8Array(16);
 
@@ -36,17 +35,16 @@ function privateKeyObject(secretKey: Uint8Array): KeyObject {
   });
 }
 
+// JWK import/export of raw X25519 keys is ~10x cheaper than going through DER in Node 20
+// (OpenSSL 3's decoder path), and this runs once per seal and per cache miss.
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  return createPublicKey({
-    key: Buffer.concat([SPKI_X25519_PREFIX, publicKey]),
-    format: 'der',
-    type: 'spki',
-  });
+  const x = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64url');
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
 }
 
 function rawPublicKey(key: KeyObject): Uint8Array {
-  const der = key.export({ format: 'der', type: 'spki' });
-  return new Uint8Array(der.subarray(der.length - 32));
+  const jwk = key.export({ format: 'jwk' });
+  return new Uint8Array(Buffer.from(jwk.x as string, 'base64url'));
 }
 
 /** crypto_box_beforenm: HSalsa20 over the X25519 shared secret. */
