@@ -95,6 +95,9 @@ export interface DetectDemoRuntimeOptions {
   environment?: NodeJS.ProcessEnv;
   /** How long one endpoint may take to answer; a busy podman can take seconds for `version`. */
   timeoutMs?: number;
+  /** Defaults to `demoDetectionStrategies`; injectable for tests. */
+  strategies?: readonly RuntimeDetectionStrategy[];
+  fileExists?: (path: string) => boolean;
 }
 
 /**
@@ -107,10 +110,10 @@ export async function detectDemoRuntime(options: DetectDemoRuntimeOptions = {}):
   const context: DetectionContext = {
     env: environment,
     uid: process.getuid?.() ?? 0,
-    fileExists: existsSync,
+    fileExists: options.fileExists ?? existsSync,
   };
   const tried: string[] = [];
-  for (const strategy of demoDetectionStrategies) {
+  for (const strategy of options.strategies ?? demoDetectionStrategies) {
     const endpoint = strategy.endpoint(context);
     if (!endpoint || 'skip' in endpoint) {
       tried.push(`${strategy.name}: ${endpoint?.skip ?? 'not applicable'}`);

@@ -82,6 +82,8 @@ export interface DemoResult {
   demoApi: { hostname: string; port: number; adminUrl: string };
   /** `keyward serve` serves the HTTP API here; there is no web UI yet. */
   apiAddress: string;
+  /** How to call keyward where the demo ran: `pnpm keyward` inside the repository, else `keyward`. */
+  cliCommand: string;
   cleanupCommand: string;
   /** Set when the runtime was found without DOCKER_HOST; other keyward commands need it exported. */
   dockerHostHint?: string;
@@ -315,6 +317,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     abortIfAsked();
 
     const agentContainer = runtimeName(DEMO_INSTANCE_NAME, 'agent');
+    // `pnpm demo` in the repository: the CLI is `pnpm keyward` there, not on the PATH.
+    const cliCommand = environment['npm_lifecycle_event'] === 'demo' ? 'pnpm keyward' : 'keyward';
     const current = await provider.get(DEMO_INSTANCE_NAME);
     return {
       instance: DEMO_INSTANCE_NAME,
@@ -331,7 +335,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       ...(current.agentUrl ? { agentUrl: current.agentUrl } : {}),
       demoApi: { hostname: DEMO_API_HOSTNAME, port: DEMO_API_PORT, adminUrl: api.adminUrl },
       apiAddress: `http://${defaultHost}:${defaultPort}`,
-      cleanupCommand: `keyward rm ${DEMO_INSTANCE_NAME}`,
+      cliCommand,
+      cleanupCommand: `${cliCommand} rm ${DEMO_INSTANCE_NAME}`,
       ...(runtime.dockerHostHint ? { dockerHostHint: runtime.dockerHostHint } : {}),
       durationMs: Date.now() - started,
       credentialFingerprint: fingerprint(secret),
