@@ -135,6 +135,11 @@ function readinessProbe(plan: StoredPlan, container: PlannedContainerV1): ProbeV
     : undefined;
 }
 
+/** Sort order that puts the agent first (stop it before its sidecars); reversed for starting. */
+function agentFirst(a: PlannedContainerV1, b: PlannedContainerV1): number {
+  return (a.role === 'agent' ? 0 : 1) - (b.role === 'agent' ? 0 : 1);
+}
+
 function summaryState(summary: Docker.ContainerInfo | undefined): { state: string; running: boolean } {
   if (!summary) return { state: 'missing', running: false };
   return { state: summary.State, running: summary.State === 'running' };
@@ -1033,7 +1038,7 @@ export class LocalProvider implements TargetProviderV1 {
       let parkedCount = 0;
       try {
         // Keep the old containers, stopped and renamed, until the new ones are ready.
-        for (const entry of [...parked].sort((a) => (a.container.role === 'agent' ? -1 : 1))) {
+        for (const entry of [...parked].sort((a, b) => agentFirst(a.container, b.container))) {
           await this.#step(
             emit,
             `container.park:${entry.container.name}`,
@@ -1079,8 +1084,8 @@ export class LocalProvider implements TargetProviderV1 {
             .rename({ name: entry.container.runtimeName })
             .catch(() => undefined);
         }
-        for (const entry of [...parked.slice(0, parkedCount)].sort((a) =>
-          a.container.role === 'agent' ? 1 : -1,
+        for (const entry of [...parked.slice(0, parkedCount)].sort((a, b) =>
+          agentFirst(b.container, a.container),
         )) {
           if (entry.wasRunning) {
             await docker

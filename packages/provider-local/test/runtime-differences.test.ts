@@ -1,0 +1,73 @@
+import type Docker from 'dockerode';
+import { describe, expect, it } from 'vitest';
+import {
+  healthStatus,
+  matchesAllLabels,
+  publishedHostPort,
+  publishedHostPortFromSummary,
+  runtimeKindFromVersion,
+  volumeWriteStrategy,
+} from '../src/runtime-differences.js';
+
+describe('podman / docker differences', () => {
+  it('tells podman from docker by the version components', () => {
+    // Captured from podman 4.3.1's compat API on the CI machine.
+    const podman = {
+      Components: [{ Name: 'Podman Engine' }, { Name: 'Conmon' }, { Name: 'OCI Runtime (runc)' }],
+    };
+    const docker = { Components: [{ Name: 'Engine' }, { Name: 'containerd' }, { Name: 'runc' }] };
+    expect(runtimeKindFromVersion(podman as unknown as Docker.DockerVersion)).toBe('podman');
+    expect(runtimeKindFromVersion(docker as unknown as Docker.DockerVersion)).toBe('docker');
+  });
+
+  it('writes volume files through the consumer on podman, through a writer container on docker', () => {
+    expect(volumeWriteStrategy('podman')).toBe('archive-into-consumer');
+    expect(volumeWriteStrategy('docker')).toBe('writer-container');
+  });
+
+  it('reads health from State.Health (docker) or State.Healthcheck (podman)', () => {
+    expect(healthStatus({ Health: { Status: 'healthy' } })).toBe('healthy');
+    expect(healthStatus({ Healthcheck: { Status: 'starting' } })).toBe('starting');
+    expect(healthStatus({})).toBeUndefined();
+  });
+
+  it('reads published ports with an empty HostIp (podman) and skips IPv6 duplicates (docker)', () => {
+    expect(publishedHostPort({ '18789/tcp': [{ HostIp: '', HostPort: '40001' }] }, 18789)).toEqual({
+      hostAddress: '127.0.0.1',
+      hostPort: 40001,
+    });
+    expect(
+      publishedHostPort(
+        {
+          '18789/tcp': [
+            { HostIp: '::', HostPort: '40002' },
+            { HostIp: '0.0.0.0', HostPort: '40002' },
+          ],
+        },
+        18789,
+      ),
+    ).toEqual({ hostAddress: '127.0.0.1', hostPort: 40002 });
+    expect(publishedHostPort({ '18789/tcp': null }, 18789)).toBeUndefined();
+    expect(
+      publishedHostPortFromSummary(
+        [
+          { IP: '::', PrivatePort: 18789, PublicPort: 40003, Type: 'tcp' },
+          { IP: '127.0.0.1', PrivatePort: 18789, PublicPort: 40003, Type: 'tcp' },
+        ],
+        18789,
+      ),
+    ).toEqual({ hostAddress: '127.0.0.1', hostPort: 40003 });
+  });
+
+  it('matches every label filter (podman ORs several label filters on volume lists)', () => {
+    const filter = { label: ['keyward.dev/managed-by=keyward', 'keyward.dev/instance=a'] };
+    expect(
+      matchesAllLabels({ 'keyward.dev/managed-by': 'keyward', 'keyward.dev/instance': 'a' }, filter),
+    ).toBe(true);
+    expect(
+      matchesAllLabels({ 'keyward.dev/managed-by': 'keyward', 'keyward.dev/instance': 'b' }, filter),
+    ).toBe(false);
+    expect(matchesAllLabels(null, filter)).toBe(false);
+    expect(matchesAllLabels({ present: '' }, { label: ['present'] })).toBe(true);
+  });
+});
