@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { parseArgs } from 'node:util';
+import { createAdminServer } from './admin-server.js';
 import { loadOpenKeyFromEnv, loadTokenizerConfigFromEnv } from './config.js';
 import { ConfigError, TokenizerError } from './errors.js';
-import { startTokenizerServer } from './proxy-server.js';
+import { type MetricsSnapshot, mergeSnapshots } from './metrics.js';
+import { parseListenAddress, startTokenizerServer } from './proxy-server.js';
 import { open, parseSealKey, seal } from './sealed-box.js';
 import { marshalSecret, parseSecret } from './secret-json.js';
 
@@ -90,30 +94,21 @@ async function serve(args: string[]): Promise<void> {
   }
   const config = loadTokenizerConfigFromEnv(env);
   if (config.workers > 1 && cluster.isPrimary) {
-    // Workers share the listening socket; the primary only supervises and serves /health + /metrics per worker.
-    for (let index = 0; index < config.workers; index++) cluster.fork();
-    let stopping = false;
-    cluster.on('exit', (worker, code) => {
-      if (!stopping) {
-        process.stderr.write(
-          `${JSON.stringify({ level: 'error', msg: 'worker exited', pid: worker.process.pid, code })}\n`,
-        );
-        cluster.fork();
-      }
-    });
-    const stop = () => {
-      stopping = true;
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    await supervise(config.workers, config.adminListenAddress, config.openKey.sealKeyHex);
     return;
   }
-  if (cluster.isWorker && config.adminListenAddress) {
-    // One admin listener per host: only the first worker binds it.
-    if (cluster.worker?.id !== 1) delete config.adminListenAddress;
+  if (cluster.isWorker) {
+    // The primary owns the admin listener and asks workers for their counters.
+    delete config.adminListenAddress;
   }
   const running = await startTokenizerServer(config);
+  if (cluster.isWorker) {
+    process.on('message', (message: { type?: string; id?: number }) => {
+      if (message?.type === METRICS_REQUEST) {
+        process.send?.({ type: METRICS_REPLY, id: message.id, snapshot: running.server.metricsSnapshot() });
+      }
+    });
+  }
   let signals = 0;
   const shutdown = () => {
     signals++;
@@ -122,6 +117,71 @@ async function serve(args: string[]): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+}
+
+const METRICS_REQUEST = 'keyward-tokenizer:metrics';
+const METRICS_REPLY = 'keyward-tokenizer:metrics-reply';
+
+/** Cluster primary: forks workers that share the proxy listener, restarts crashed ones, serves admin. */
+async function supervise(
+  workers: number,
+  adminListenAddress: string | undefined,
+  sealKey: string,
+): Promise<void> {
+  for (let index = 0; index < workers; index++) cluster.fork();
+  let stopping = false;
+  let nextId = 0;
+  const listening = new Set<number>();
+  cluster.on('listening', (worker) => listening.add(worker.id));
+  let admin: Server | undefined;
+  cluster.on('exit', (worker, code) => {
+    listening.delete(worker.id);
+    if (!stopping) {
+      process.stderr.write(
+        `${JSON.stringify({ level: 'error', msg: 'worker exited', pid: worker.process.pid, code })}\n`,
+      );
+      cluster.fork();
+    } else if (Object.keys(cluster.workers ?? {}).length === 0) {
+      if (admin) admin.close(() => process.exit(0));
+      else process.exit(0);
+    }
+  });
+  const gather = async (): Promise<MetricsSnapshot> => {
+    const live = Object.values(cluster.workers ?? {}).filter(
+      (worker): worker is Worker => worker !== undefined,
+    );
+    const replies = live.map(
+      (worker) =>
+        new Promise<MetricsSnapshot | undefined>((resolve) => {
+          const id = nextId++;
+          const timer = setTimeout(() => done(undefined), 1000);
+          const onMessage = (message: { type?: string; id?: number; snapshot?: MetricsSnapshot }) => {
+            if (message?.type === METRICS_REPLY && message.id === id) done(message.snapshot);
+          };
+          const done = (snapshot: MetricsSnapshot | undefined) => {
+            clearTimeout(timer);
+            worker.off('message', onMessage);
+            resolve(snapshot);
+          };
+          worker.on('message', onMessage);
+          worker.send({ type: METRICS_REQUEST, id });
+        }),
+    );
+    return mergeSnapshots((await Promise.all(replies)).filter((snapshot) => snapshot !== undefined));
+  };
+  if (adminListenAddress) {
+    admin = createAdminServer({ sealKey, metrics: gather, healthy: () => listening.size > 0 });
+    const { host, port } = parseListenAddress(adminListenAddress);
+    admin.listen(port, host);
+    await once(admin, 'listening');
+  }
+  const stop = () => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 async function sealCommand(args: string[]): Promise<void> {

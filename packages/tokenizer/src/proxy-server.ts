@@ -5,11 +5,12 @@ import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { createGuardedLookup, isPrivateAddress, UpstreamDeniedError } from './address-policy.js';
+import { createAdminServer } from './admin-server.js';
 import { type AuditEntry, type AuditSink, createStdoutAuditSink } from './audit-log.js';
 import { BadRequestError, TokenizerError } from './errors.js';
 import { type JsonValue, parseJsonTree } from './go-json.js';
 import { type Params, ProcessorRuntimeError } from './header-rules.js';
-import { ProxyMetrics } from './metrics.js';
+import { type MetricsSnapshot, ProxyMetrics } from './metrics.js';
 import {
   BodyTooLargeError,
   OutgoingBody,
@@ -66,6 +67,8 @@ export interface TokenizerServer {
   readonly server: Server;
   readonly adminServer: Server | undefined;
   readonly metrics: ProxyMetrics;
+  /** Counters including the secret cache, as plain data. */
+  metricsSnapshot(): MetricsSnapshot;
   /** The seal key clients seal secrets with (lowercase hex). */
   readonly sealKey: string;
   /** Starts both listeners. */
@@ -218,7 +221,7 @@ function parseParams(text: string): Params {
   return params;
 }
 
-function parseListenAddress(address: string): { host: string | undefined; port: number } {
+export function parseListenAddress(address: string): { host: string | undefined; port: number } {
   const colon = address.lastIndexOf(':');
   if (colon < 0)
     throw new TokenizerError(
@@ -650,21 +653,11 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
 
+  const snapshot = () =>
+    metrics.snapshot({ hits: resolver.hits, misses: resolver.misses, size: resolver.size });
   let adminServer: Server | undefined;
   if (options.adminListenAddress !== undefined) {
-    adminServer = createServer((req, res) => {
-      const path = (req.url ?? '').split('?')[0];
-      if (req.method === 'GET' && path === '/health') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ status: 'ok', sealKey }));
-      } else if (req.method === 'GET' && path === '/metrics') {
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-        res.end(metrics.render({ hits: resolver.hits, misses: resolver.misses, size: resolver.size }));
-      } else {
-        res.writeHead(404, { 'content-type': 'text/plain' });
-        res.end('not found');
-      }
-    });
+    adminServer = createAdminServer({ sealKey, metrics: snapshot });
   }
 
   let closing: Promise<void> | undefined;
@@ -672,6 +665,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     server,
     adminServer,
     metrics,
+    metricsSnapshot: snapshot,
     sealKey,
     async listen() {
       const listenOn = async (target: Server, address: string) => {

@@ -38,6 +38,15 @@ afterAll(async () => {
   await echo?.close();
 });
 
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 describe('keyward-tokenizer CLI', () => {
   it('version and sealkey', () => {
     expect(run(['version']).stdout).toMatch(/^keyward-tokenizer \d+\.\d+\.\d+\n$/);
@@ -123,6 +132,49 @@ describe('keyward-tokenizer CLI', () => {
     const response = await pending;
     expect(response.status).toBe(200);
     expect(response.body).toBe('slow done');
+    expect(await exited).toBe(0);
+  });
+
+  it('runs cluster workers behind one listener, with metrics summed on the primary admin listener', async () => {
+    const [proxyPort, adminPort] = [await freePort(), await freePort()];
+    const child = spawn(process.execPath, [cli, 'serve'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        OPEN_KEY,
+        LISTEN_ADDRESS: `127.0.0.1:${proxyPort}`,
+        ADMIN_LISTEN_ADDRESS: `127.0.0.1:${adminPort}`,
+        TOKENIZER_WORKERS: '2',
+        TOKENIZER_ALLOW_PRIVATE_UPSTREAMS: 'true',
+        TOKENIZER_UPSTREAM_CA_FILE: caFile,
+      },
+    });
+    child.stdout.resume();
+    let stderr = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.split('"listening"').length - 1 >= 2) resolve();
+      });
+      child.once('exit', () => reject(new Error(`exited early: ${stderr}`)));
+    });
+    const { sealSecret } = await import('../src/secret.js');
+    const token = sealSecret({ processor: { type: 'inject', token: 'x' }, auth: { type: 'none' } }, SEAL_KEY);
+    for (let index = 0; index < 6; index++) {
+      const response = await proxyRequest(
+        `http://127.0.0.1:${proxyPort}`,
+        `http://127.0.0.1:${echo.port}/echo`,
+        {
+          headers: { 'Proxy-Tokenizer': token },
+        },
+      );
+      expect(response.status).toBe(200);
+    }
+    const health = await fetch(`http://127.0.0.1:${adminPort}/health`);
+    expect(health.status).toBe(200);
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    expect(metrics).toContain('keyward_tokenizer_requests_total{decision="forwarded",status="200"} 6');
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
     expect(await exited).toBe(0);
   });
 });
