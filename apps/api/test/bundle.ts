@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { build } from 'esbuild';
 
 /**
@@ -20,6 +21,16 @@ export async function bundle(entry: string, outfile: string): Promise<void> {
       js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
     },
     plugins: [
+      {
+        // Packages with native addons cannot be bundled: load them from where pnpm put them.
+        name: 'native-addons-in-place',
+        setup(builder) {
+          builder.onResolve({ filter: /^(ssh2|cpu-features)$/ }, (args) => ({
+            path: createRequire(args.importer).resolve(args.path),
+            external: true,
+          }));
+        },
+      },
       {
         // core/testing re-exports vitest suites; the bundle never runs them.
         name: 'stub-vitest',

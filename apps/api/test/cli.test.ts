@@ -233,6 +233,7 @@ describe('keyward CLI against a running server', { timeout: 60_000 }, () => {
   });
 
   it('never prints a secret, in any command output or server log line', () => {
+    if (process.env['KEYWARD_CLI_TEST_DEBUG']) console.log(serverLog);
     const everything = [...transcripts, serverLog].join('\n');
     expect(transcripts.length).toBeGreaterThan(20);
     expect(everything).not.toContain(githubSecret);
