@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ImageDefinition } from './image-definition.js';
@@ -13,8 +14,16 @@ function findPackageRoot(): string {
       return directory;
     }
     const parent = dirname(directory);
-    if (parent === directory) throw new Error('Cannot find the @keyward/images package root');
+    if (parent === directory) break;
     directory = parent;
+  }
+  // Bundled into another package's script: resolve through node_modules instead.
+  try {
+    return dirname(createRequire(import.meta.url).resolve('@keyward/images/package.json'));
+  } catch {
+    throw new Error(
+      'Cannot find the @keyward/images package root (its program sources are needed to build images)',
+    );
   }
 }
 
