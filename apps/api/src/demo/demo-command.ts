@@ -143,7 +143,6 @@ export async function runDemoCommand(
     }
     const result = await runDemo({
       signal: controller.signal,
-      nonInteractive: options.nonInteractive ?? true,
       environment,
       onProgress: (event) => {
         if (options.json) return;

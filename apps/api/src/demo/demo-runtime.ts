@@ -129,8 +129,10 @@ export async function detectDemoRuntime(options: DetectDemoRuntimeOptions = {}):
         continue;
       }
       const hasHost = Boolean(environment['DOCKER_HOST'] || environment['CONTAINER_HOST']);
+      const kind = detection.runtime?.name === 'docker' ? 'docker' : 'podman';
       return {
-        provider,
+        // Knowing the kind spares a second `version` call, which takes seconds on a busy podman.
+        provider: createLocalProvider({ docker, runtimeKind: kind }),
         docker,
         name: detection.runtime?.name ?? 'unknown',
         ...(detection.runtime?.version ? { version: detection.runtime.version } : {}),

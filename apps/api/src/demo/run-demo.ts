@@ -62,8 +62,6 @@ export interface DemoOptions {
   onProgress?: (event: DemoProgressEvent) => void;
   /** Abort (Ctrl-C): the run stops at the next step and removes what it made. */
   signal?: AbortSignal;
-  /** No prompts and no terminal effects; for CI and scripts. */
-  nonInteractive?: boolean;
   environment?: NodeJS.ProcessEnv;
   /** Injectable runtime (tests). Default: provider-local's detection. */
   detectRuntime?: (options: { environment: NodeJS.ProcessEnv }) => Promise<DemoRuntime>;
@@ -162,7 +160,8 @@ function describeImageProgress(event: ImageBuildProgress): string | undefined {
 }
 
 /**
- * Runs the whole demo. Resolves with the checks (a failed check does not throw:
+ * Runs the whole demo. It never prompts, so it runs the same in a terminal and in
+ * CI. Resolves with the checks (a failed check does not throw:
  * the instance stays up for a look). Throws when a step fails or the signal
  * aborts, after removing everything the run made.
  */
@@ -236,13 +235,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   let madeSomething = false;
   try {
     abortIfAsked();
-    const existing = await provider.get(DEMO_INSTANCE_NAME).then(
-      () => true,
-      (error: unknown) => {
-        if (isKeywardError(error, 'INSTANCE_NOT_FOUND')) return false;
-        throw error;
-      },
-    );
+    const existing =
+      (
+        await docker.listContainers({
+          all: true,
+          filters: { label: [`${labelKeys.instance}=${DEMO_INSTANCE_NAME}`, `${labelKeys.component}=agent`] },
+        })
+      ).length > 0;
     madeSomething = true;
     emit(
       'cleanup',

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { type DemoOutput, formatProgress, formatResult } from './demo-command.js';
+import type { DemoResult } from './run-demo.js';
+
+const plain: DemoOutput = { write() {}, error() {}, color: false };
+
+function result(overrides: Partial<DemoResult> = {}): DemoResult {
+  return {
+    instance: 'demo',
+    passed: true,
+    checks: [
+      { name: 'proxied-request-injected', title: 'Through the proxy', passed: true, evidence: '-> 200' },
+      { name: 'direct-egress-blocked', title: 'Direct', passed: true, evidence: '-> ENETUNREACH' },
+    ],
+    runtime: { name: 'podman', version: '4.3.1', endpoint: 'unix:///run/keyward-podman.sock' },
+    images: { built: [], reused: [] },
+    replacedExisting: false,
+    agentContainer: 'keyward-demo-agent',
+    demoApi: { hostname: 'api.demo.keyward.test', port: 8443, adminUrl: 'http://127.0.0.1:40000' },
+    apiAddress: 'http://127.0.0.1:7878',
+    cliCommand: 'keyward',
+    cleanupCommand: 'keyward rm demo',
+    durationMs: 14_000,
+    credentialFingerprint: 'abcdef012345',
+    ...overrides,
+  };
+}
+
+describe('demo command output', () => {
+  it('lists every check with its evidence, the API address, and how to clean up', () => {
+    const text = formatResult(result(), plain);
+    expect(text).toMatch(/✔ PASS {2}1\. Through the proxy\n\s+-> 200/);
+    expect(text).toMatch(/✔ PASS {2}2\. Direct\n\s+-> ENETUNREACH/);
+    expect(text).toContain('The promise holds');
+    expect(text).toContain('listens on http://127.0.0.1:7878');
+    expect(text).toContain('no web UI yet');
+    expect(text).toMatch(/clean up\s+keyward rm demo/);
+  });
+
+  it('says which check failed, keeps the instance for a look, and carries the DOCKER_HOST the runtime needs', () => {
+    const failed = result({
+      passed: false,
+      checks: [{ name: 'direct-egress-blocked', title: 'Direct', passed: false, evidence: '-> connected' }],
+      dockerHostHint: 'DOCKER_HOST=unix:///run/keyward-podman.sock',
+      cliCommand: 'pnpm keyward',
+      cleanupCommand: 'pnpm keyward rm demo',
+    });
+    const text = formatResult(failed, plain);
+    expect(text).toMatch(/✖ FAIL {2}1\. Direct/);
+    expect(text).toContain('Some checks failed');
+    expect(text).not.toContain('The promise holds');
+    expect(text).toMatch(/clean up\s+DOCKER_HOST=unix:\/\/\/run\/keyward-podman\.sock pnpm keyward rm demo/);
+  });
+
+  it('shows each target step once when it starts, failures always, and build output only with --verbose', () => {
+    const time = new Date().toISOString();
+    const step = (status: 'started' | 'succeeded' | 'failed') => ({
+      step: 'deploy' as const,
+      status: 'info' as const,
+      message: `Starting keyward-demo-agent (${status})`,
+      time,
+      detail: { step: 'container.start:agent', status, message: 'Starting', time },
+    });
+    expect(formatProgress(step('started'), plain, false)).toContain('Starting keyward-demo-agent');
+    expect(formatProgress(step('succeeded'), plain, false)).toBeUndefined();
+    expect(formatProgress(step('failed'), plain, false)).toContain('(failed)');
+    const output = {
+      step: 'images' as const,
+      status: 'info' as const,
+      message: '  STEP 1/4: FROM scratch',
+      time,
+      detail: { type: 'output' as const, image: 'x', line: 'STEP 1/4: FROM scratch' },
+    };
+    expect(formatProgress(output, plain, false)).toBeUndefined();
+    expect(formatProgress(output, plain, true)).toContain('STEP 1/4');
+  });
+});
