@@ -18,6 +18,13 @@ export {
   type TokenizerErrorCode,
 } from './errors.js';
 export {
+  createTokenizerMacaroon,
+  type MacaroonAccess,
+  MacaroonCaveatType,
+  type TokenizerMacaroonCaveats,
+  verifyMacaroonToken,
+} from './macaroon-auth.js';
+export {
   createTokenizerServer,
   type RunningTokenizerServer,
   startTokenizerServer,

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ProxyAuthError } from './errors.js';
+import { type MacaroonAccess, verifyMacaroonToken } from './macaroon-auth.js';
 import type { AuthDefinition } from './secret-json.js';
 
 const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -68,6 +69,7 @@ export function authorize(
   auth: AuthDefinition,
   digest: Uint8Array | undefined,
   credentials: ProxyCredentials,
+  access: MacaroonAccess,
 ): void {
   switch (auth.type) {
     case 'none':
@@ -75,8 +77,11 @@ export function authorize(
     case 'bearer':
       if (digest && credentials.matchesDigest(digest)) return;
       throw new ProxyAuthError();
-    case 'macaroon':
-      throw new ProxyAuthError('macaroon_auth is not supported by this proxy', 'UNSUPPORTED_AUTH');
+    case 'macaroon': {
+      const key = typeof auth.key === 'string' ? new TextEncoder().encode(auth.key) : auth.key;
+      if (credentials.tokens.some((token) => verifyMacaroonToken(token, key, access))) return;
+      throw new ProxyAuthError();
+    }
     case 'flyio_macaroon':
       throw new ProxyAuthError('flyio_macaroon_auth only works inside Fly.io', 'UNSUPPORTED_AUTH');
     case 'fly_src':

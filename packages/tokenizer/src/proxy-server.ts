@@ -448,6 +448,12 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       body: new OutgoingBody(hasBody ? req : undefined, maxBodyBytes),
     };
     const credentials = new ProxyCredentials(authorizationLines);
+    const queryIndex = target.path.indexOf('?');
+    const access = {
+      method: request.method,
+      path: queryIndex < 0 ? target.path : target.path.slice(0, queryIndex),
+      host: target.authority,
+    };
     const processors: RequestProcessor[] = [];
     const responseProcessors: ResponseProcessor[] = [];
     for (const line of tokenizerLines) {
@@ -461,7 +467,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       entry.credentials.push(resolution.fingerprint);
       if (resolution.error) throw resolution.error;
       const resolved = resolution.resolved;
-      authorize(resolved.secret.auth, resolved.bearerDigest, credentials);
+      authorize(resolved.secret.auth, resolved.bearerDigest, credentials, access);
       validateHost(resolved, target.authority);
       const processor = processorFor(resolved, paramsText, params);
       processors.push(processor);

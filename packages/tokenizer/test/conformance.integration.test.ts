@@ -3,6 +3,7 @@ import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../src/audit-log.js';
+import { createTokenizerMacaroon } from '../src/macaroon-auth.js';
 import { type RunningTokenizerServer, startTokenizerServer } from '../src/proxy-server.js';
 import { generateOpenKey, sealKeyFromOpenKey } from '../src/sealed-box.js';
 import { bearerDigest, openSecret, sealSecret } from '../src/secret.js';
@@ -350,9 +351,58 @@ describe('§5.8 dst allowlist', () => {
   });
 });
 
-describe('§5.9–5.10 auths that need Fly.io or macaroons', () => {
+describe('§5.9 macaroon auth', () => {
+  const key = 'macaroon-root-key';
+  const token = () =>
+    sealSecret(
+      { processor: { type: 'inject', token: SECRET_TOKEN }, auth: { type: 'macaroon', key } },
+      SEAL_KEY,
+    );
+  const flyV1 = (macaroon: string) => ({ 'Proxy-Authorization': `FlyV1 ${macaroon}` });
+
+  it('an empty-caveat macaroon passes', async () => {
+    const response = await send({ 'Proxy-Tokenizer': token(), ...flyV1(createTokenizerMacaroon(key)) });
+    expect(response.status).toBe(200);
+    expect(injected(response.echoed)).toEqual({ authorization: `Bearer ${SECRET_TOKEN}` });
+  });
+
+  it('method POST, host and path /foo caveats pass for a matching request', async () => {
+    const macaroon = createTokenizerMacaroon(key, { methods: ['POST'], hosts: [upstream], paths: ['/foo'] });
+    const response = await send(
+      { 'Proxy-Tokenizer': token(), ...flyV1(macaroon) },
+      { method: 'POST', path: '/foo', body: '' },
+    );
+    expect(response.status).toBe(200);
+  });
+
+  it.each([[{ methods: ['GET'] }], [{ hosts: ['other.example:1'] }], [{ paths: ['/bar'] }]])(
+    'mismatched caveats %j → 407',
+    async (caveats) => {
+      const macaroon = createTokenizerMacaroon(key, {
+        methods: ['POST'],
+        hosts: [upstream],
+        paths: ['/foo'],
+        ...caveats,
+      });
+      const response = await send(
+        { 'Proxy-Tokenizer': token(), ...flyV1(macaroon) },
+        { method: 'POST', path: '/foo', body: '' },
+      );
+      expect(response.status).toBe(407);
+    },
+  );
+
+  it('a macaroon for another key → 407', async () => {
+    const response = await send({
+      'Proxy-Tokenizer': token(),
+      ...flyV1(createTokenizerMacaroon('other-key')),
+    });
+    expect(response.status).toBe(407);
+  });
+});
+
+describe('§5.10 auths that only work inside Fly.io', () => {
   it.each([
-    [{ type: 'macaroon' as const, key: 'root-key' }, 'macaroon_auth is not supported'],
     [{ type: 'flyio_macaroon' as const, access: { action: 'r' } }, 'only works inside Fly.io'],
     [{ type: 'fly_src' as const, allowedOrgs: ['foo'] }, 'no flysrc parser'],
   ])('%j is refused with 407 and a clear message', async (authDefinition, message) => {
