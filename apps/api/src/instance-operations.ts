@@ -160,13 +160,20 @@ export class InstanceOperations {
       return { target, detail: await target.get(name) };
     }
     const unreachable: string[] = [];
-    for (const target of this.registry.listTargets()) {
+    const targets = this.registry.listTargets();
+    let firstFailure: unknown;
+    for (const target of targets) {
       try {
         return { target, detail: await target.get(name) };
       } catch (error) {
-        if (!isKeywardError(error, 'INSTANCE_NOT_FOUND')) unreachable.push(target.id);
+        if (!isKeywardError(error, 'INSTANCE_NOT_FOUND')) {
+          unreachable.push(target.id);
+          firstFailure ??= error;
+        }
       }
     }
+    // No target could even be asked: that is the runtime's problem, not a missing instance.
+    if (targets.length > 0 && unreachable.length === targets.length) throw firstFailure;
     throw notFound(
       name,
       unreachable.length > 0
@@ -267,6 +274,8 @@ export class InstanceOperations {
     targetId?: string,
   ): Promise<{ name: string; target: string; status: 'running' | 'stopped' }> {
     const { target } = await this.locate(name, targetId);
+    // Stopping or restarting under a running deploy or rotation would break its rollback.
+    this.#assertIdle(`${target.id}/${name}`, name, 'deploy');
     await target[action](name, {
       onProgress: (event) =>
         this.#logger.log('info', 'progress', { instance: name, step: event.step, status: event.status }),

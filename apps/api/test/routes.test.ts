@@ -476,6 +476,29 @@ describe('instances', () => {
     });
   });
 
+  it('says 404 when the targets that answer lack the instance, 503 when no target answers', async () => {
+    const down = () => ({
+      ...createMemoryTargetProvider({ id: 'down' }),
+      get: async () => {
+        throw new KeywardError({ code: 'RUNTIME_UNAVAILABLE', message: 'podman socket not found' });
+      },
+    });
+    const mixed = new ProviderRegistry();
+    mixed.registerTarget(createMemoryTargetProvider());
+    mixed.registerTarget(down());
+    const partly = await errorOf(await createHarness({ registry: mixed }).request('GET', '/api/instances/x'));
+    expect(partly).toMatchObject({ status: 404, code: 'INSTANCE_NOT_FOUND' });
+    expect(partly.message).toContain('could not ask: down');
+    const only = new ProviderRegistry();
+    only.registerTarget(down());
+    expect(
+      await errorOf(await createHarness({ registry: only }).request('GET', '/api/instances/x')),
+    ).toMatchObject({
+      status: 503,
+      code: 'RUNTIME_UNAVAILABLE',
+    });
+  });
+
   it('hides the message of an unexpected error behind INTERNAL_ERROR', async () => {
     const registry = new ProviderRegistry();
     registry.registerTarget({
@@ -540,6 +563,7 @@ describe('sidecar changes (rotation)', () => {
     expect(second.message).toContain(jobId);
     // A redeploy or a delete of a busy instance is refused too.
     expect((await errorOf(await harness.request('DELETE', '/api/instances/demo'))).status).toBe(409);
+    expect((await errorOf(await harness.request('POST', '/api/instances/demo/stop'))).status).toBe(409);
     gate.resolve();
     const events = await readEvents(await harness.request('GET', `/api/jobs/${jobId}/events`));
     expect(events.at(-1)?.event).toBe('result');
