@@ -626,10 +626,12 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       maxHeaderSize: options.maxHeaderBytes ?? 64 * 1024,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
       headersTimeout: 30_000,
+      // No total limit (uploads and long responses stream), but idle sockets are cut.
       requestTimeout: 0,
     },
     handle,
   );
+  server.setTimeout(upstreamTimeout + 5_000);
   // CONNECT is refused on purpose: tunnels let the Host header and the dialled host diverge.
   server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const started = performance.now();

@@ -96,6 +96,7 @@ beforeAll(async () => {
     allowPrivateUpstreams: true,
     upstreamCa: certificates.ca,
     filteredHeaders: ['X-Filtered', ' fly-client-ip '],
+    maxBodyBytes: 1024 * 1024,
   });
   untrustingProxy = await startTokenizerServer({ ...common, allowPrivateUpstreams: true });
   strictProxy = await startTokenizerServer({ ...common, upstreamCa: certificates.ca });
@@ -769,6 +770,64 @@ describe('routing and secure defaults', () => {
     }
     agent.destroy();
     expect(sockets.size).toBe(1);
+  });
+});
+
+describe('size limits', () => {
+  it('refuses a declared body over the limit with 413', async () => {
+    const response = await send(
+      { 'Proxy-Tokenizer': injectToken(), ...goodAuth, 'Content-Length': String(2 * 1024 * 1024) },
+      { method: 'POST', body: '' },
+    ).catch((error: Error) => ({ status: -1, body: error.message }));
+    expect(response.status).toBe(413);
+  });
+
+  it('stops a streamed (chunked) body over the limit', async () => {
+    const { request } = await import('node:http');
+    const proxyUrl = new URL(proxy.url);
+    const status = await new Promise<number>((resolve) => {
+      const outgoing = request(
+        {
+          host: proxyUrl.hostname,
+          port: proxyUrl.port,
+          method: 'POST',
+          path: `http://${upstream}/echo`,
+          headers: {
+            Host: upstream,
+            'Proxy-Tokenizer': injectToken(),
+            ...goodAuth,
+            'Transfer-Encoding': 'chunked',
+          },
+          agent: false,
+        },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        },
+      );
+      outgoing.on('error', () => resolve(-1));
+      const chunk = Buffer.alloc(64 * 1024, 'a');
+      let sent = 0;
+      const pump = () => {
+        while (sent < 40) {
+          sent++;
+          if (!outgoing.write(chunk)) return outgoing.once('drain', pump);
+        }
+        outgoing.end();
+      };
+      pump();
+    });
+    // Either a 413 before the upstream answered, or the connection was cut: never a 200.
+    expect([413, -1]).toContain(status);
+  });
+
+  it('answers 431 to a request head over the limit', async () => {
+    const response = await send({
+      'Proxy-Tokenizer': injectToken(),
+      ...goodAuth,
+      'X-Big': 'a'.repeat(70 * 1024),
+    }).catch((error: Error) => ({ status: -1, body: error.message }));
+    expect(response.status).toBe(431);
   });
 });
 
