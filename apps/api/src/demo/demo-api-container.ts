@@ -137,7 +137,11 @@ export async function startDemoApi(settings: DemoApiSettings): Promise<DemoApi> 
     },
     NetworkingConfig: { EndpointsConfig: { [settings.network]: { Aliases: [settings.hostname] } } },
   });
-  await container.putArchive(demoApiFiles(settings) as unknown as NodeJS.ReadableStream, { path: '/tmp' });
+  // copyUIDGID: docker otherwise may hand the files to root; podman keeps the archive's owner.
+  await container.putArchive(demoApiFiles(settings) as unknown as NodeJS.ReadableStream, {
+    path: '/tmp',
+    copyUIDGID: '1',
+  });
   await container.start();
   const info = await container.inspect();
   const binding = info.NetworkSettings.Ports?.[`${DEMO_API_ADMIN_PORT}/tcp`]?.find(

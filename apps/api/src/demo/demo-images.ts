@@ -4,7 +4,17 @@ import type Docker from 'dockerode';
 
 // @keyward/images finds its program sources when it loads: load it only when the
 // demo runs, so every other command works from a bundle or an install without them.
-export const loadImages = () => import('@keyward/images');
+export async function loadImages(): Promise<typeof import('@keyward/images')> {
+  try {
+    return await import('@keyward/images');
+  } catch (error) {
+    throw new KeywardError({
+      code: 'IMAGE_BUILD_FAILED',
+      message: `keyward demo builds its images from the keyward repository's sources and could not load them (${(error as Error).message}). Run it from a checkout: \`bash scripts/setup.sh && pnpm demo\`.`,
+      cause: error,
+    });
+  }
+}
 
 /** What the demo runs: the tokenizer, the stand-in agent, the demo API and provider-local's network helper. */
 export async function demoImageDefinitions(): Promise<ImageDefinition[]> {
