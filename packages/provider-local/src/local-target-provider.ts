@@ -1092,6 +1092,9 @@ export class LocalProvider implements TargetProviderV1 {
               .getContainer(entry.container.runtimeName)
               .start()
               .catch(() => undefined);
+            // Best effort: the old credentials should answer again before we report.
+            const probe = readinessProbe(current, entry.container);
+            if (probe) await this.#waitReady(docker, current, entry.container, probe).catch(() => undefined);
           }
         }
         emit(
