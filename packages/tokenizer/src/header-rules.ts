@@ -16,6 +16,22 @@ export function canonicalHeaderKey(name: string): string {
 
 export type Params = Readonly<Record<string, string>>;
 
+const RESERVED_DST = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'proxy-tokenizer',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'expect',
+]);
+
 export interface FmtDstConfig {
   fmt?: string | undefined;
   allowedFmt?: string[] | undefined;
@@ -65,6 +81,9 @@ export function selectDst(config: FmtDstConfig, params: Params): string {
     throw runtimeError('dst not allowed');
   }
   if (!TOKEN_CHARACTER.test(canonical)) throw runtimeError('invalid dst header name');
+  // Host would let a credential redirect virtual-host routing (the reference's Go transport
+  // ignores it); framing and hop-by-hop headers would corrupt the upstream request.
+  if (RESERVED_DST.has(canonical.toLowerCase())) throw runtimeError(`dst ${canonical} is reserved`);
   return canonical;
 }
 

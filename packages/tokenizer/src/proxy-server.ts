@@ -383,10 +383,9 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       entry.path = queryIndex < 0 ? target.path : target.path.slice(0, queryIndex);
       const prepared = prepare(req, scanned, target, entry, hasBody);
       if (prepared instanceof Promise) {
-        prepared.then(
-          (request) => forward(res, request, target, exchange, hasBody),
-          (error) => respondError(res, error, entry, hasBody),
-        );
+        prepared
+          .then((request) => forward(res, request, target, exchange, hasBody))
+          .catch((error) => respondError(res, error, entry, hasBody));
       } else forward(res, prepared, target, exchange, hasBody);
     } catch (error) {
       respondError(res, error, entry, hasBody);

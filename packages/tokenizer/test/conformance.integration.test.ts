@@ -344,6 +344,20 @@ describe('§5.8 dst allowlist', () => {
     expect(response.status).toBe(400);
     expect(response.body).toBe('bad request');
   });
+  it.each(['Host', 'connection', 'Transfer-Encoding', 'Content-Length', 'Proxy-Authorization'])(
+    'refuses the reserved dst %s with 400',
+    async (dst) => {
+      const response = await send({ 'Proxy-Tokenizer': `${injectToken()}; {"dst":"${dst}"}`, ...goodAuth });
+      expect(response.status).toBe(400);
+      expect(response.body).toBe('bad request');
+    },
+  );
+  it('refuses a credential that would smuggle CR/LF into a header with 502', async () => {
+    const token = seal({ type: 'inject', token: 'abc\r\nX-Evil: 1', fmt: '%s' });
+    const response = await send({ 'Proxy-Tokenizer': token, ...goodAuth });
+    expect(response.status).toBe(502);
+    expect(response.body).not.toContain('abc');
+  });
   it('refuses a fmt outside the config with 502 bad fmt', async () => {
     const fixed = seal({ type: 'inject', token: SECRET_TOKEN, fmt: 'Bearer %s' });
     const response = await send({ 'Proxy-Tokenizer': `${fixed}; {"fmt":"%s"}`, ...goodAuth });
