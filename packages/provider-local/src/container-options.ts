@@ -8,6 +8,8 @@ export interface ContainerOptionsInput {
   plan: StoredPlan;
   container: PlannedContainerV1;
   volumes: readonly PlannedVolume[];
+  /** The agent's persistent data volume (read-write), kept across rotations and, unless asked, deletes. */
+  dataVolume?: { volumeName: string; directory: string };
   /** Values of env-delivered secrets this container sees (agent-safe sealed tokens). */
   secretEnv: Record<string, string>;
   kind: RuntimeKind;
@@ -57,7 +59,10 @@ export function containerCreateOptions(input: ContainerOptionsInput): Docker.Con
     ),
     HostConfig: {
       NetworkMode: placement.NetworkMode,
-      Binds: input.volumes.map((volume) => `${volume.volumeName}:${volume.directory}:ro`),
+      Binds: [
+        ...(input.dataVolume ? [`${input.dataVolume.volumeName}:${input.dataVolume.directory}`] : []),
+        ...input.volumes.map((volume) => `${volume.volumeName}:${volume.directory}:ro`),
+      ],
       RestartPolicy: { Name: 'unless-stopped' },
       ...(security.readOnlyRootFilesystem ? { ReadonlyRootfs: true } : {}),
       ...(security.dropAllCapabilities ? { CapDrop: ['ALL'] } : {}),

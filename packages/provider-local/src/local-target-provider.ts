@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import {
   AGENT_CONTAINER_NAME,
   type ContainerStatusV1,
@@ -14,11 +14,13 @@ import {
   type LogOptionsV1,
   labelKeys,
   type OperationOptionsV1,
+  objectLabels,
   type PlannedContainerV1,
   type ProbeV1,
   type ProgressListenerV1,
   redact,
   registerSecret,
+  runtimeName,
   type SidecarRotationRequestV1,
   type SidecarRotationStateV1,
   type TargetCapabilitiesV1,
@@ -97,6 +99,12 @@ export interface LocalProviderSettings {
   volumeWriteStrategy?: 'archive-into-consumer' | 'writer-container';
   /** Seconds a container gets to stop before it is killed. Default 5. */
   stopTimeoutSeconds?: number;
+  /**
+   * Where the agent's persistent data volume is mounted: kept across rotations and by
+   * `delete` unless `removeVolumes`. Default: the parent of the agent's skills directory
+   * (`/home/node/.openclaw`); `false` for none.
+   */
+  agentDataPath?: string | false;
 }
 
 interface Runtime {
@@ -415,7 +423,7 @@ export class LocalProvider implements TargetProviderV1 {
         });
       }
       emit('cleanup', 'info', `Removing leftovers of an earlier failed apply of "${name}".`);
-      await this.#sweep(docker, name, true);
+      await this.#sweep(docker, name, false);
     }
 
     const generation = this.#newGeneration();
@@ -477,7 +485,8 @@ export class LocalProvider implements TargetProviderV1 {
       const original = error instanceof StepError ? error.original : error;
       emit('rollback', 'started', `Step ${step} failed; removing everything created for "${name}"`);
       await this.#rollback(docker, created);
-      await this.#sweep(docker, name, true);
+      // Volumes this apply created are gone with `created`; a kept data volume stays.
+      await this.#sweep(docker, name, false);
       emit('rollback', 'succeeded', `Removed everything created for "${name}"`);
       throw new KeywardError({
         code: KeywardError.isInstance(original) ? original.code : 'DEPLOY_FAILED',
@@ -582,6 +591,28 @@ export class LocalProvider implements TargetProviderV1 {
         },
       );
     }
+    const dataVolume = container.role === 'agent' ? this.#agentDataVolume(stored) : undefined;
+    if (dataVolume) {
+      await this.#step(
+        emit,
+        'volume.ensure:agent-data',
+        `Ensuring data volume ${dataVolume.volumeName}`,
+        async () => {
+          try {
+            const existing = await docker.getVolume(dataVolume.volumeName).inspect();
+            if (existing.Labels?.[labelKeys.instance] !== stored.instance.name) {
+              throw new Error(
+                `volume ${dataVolume.volumeName} exists but does not belong to instance "${stored.instance.name}"; remove or rename it`,
+              );
+            }
+          } catch (error) {
+            if (!isNotFound(error)) throw error;
+            await docker.createVolume({ Name: dataVolume.volumeName, Labels: dataVolume.labels });
+            created.volumes.push(dataVolume.volumeName);
+          }
+        },
+      );
+    }
     const secretEnv: Record<string, string> = {};
     for (const mount of container.secretMounts) {
       if (mount.delivery.type !== 'env') continue;
@@ -594,6 +625,7 @@ export class LocalProvider implements TargetProviderV1 {
       plan: stored,
       container,
       volumes,
+      ...(dataVolume ? { dataVolume } : {}),
       secretEnv,
       kind: runtime.kind,
       extraLabels: {
@@ -641,6 +673,30 @@ export class LocalProvider implements TargetProviderV1 {
         () => this.#waitReady(docker, stored, container, probe),
       );
     }
+  }
+
+  #agentDataVolume(
+    stored: StoredPlan,
+  ): { volumeName: string; directory: string; labels: Record<string, string> } | undefined {
+    const setting = this.#settings.agentDataPath;
+    if (setting === false) return undefined;
+    const skills = (stored.redactedSpec['agent'] as { skillsDirectory?: unknown } | undefined)
+      ?.skillsDirectory;
+    const directory = setting ?? (typeof skills === 'string' ? posix.dirname(skills) : undefined);
+    if (!directory || directory === '/') return undefined;
+    return {
+      volumeName: runtimeName(stored.instance.name, 'agent-data'),
+      directory,
+      labels: {
+        ...objectLabels(
+          stored.instance.name,
+          stored.instance.target,
+          AGENT_CONTAINER_NAME,
+          AGENT_CONTAINER_NAME,
+        ),
+        [localLabelKeys.volumeKind]: 'data',
+      },
+    };
   }
 
   #fileOwner(

@@ -198,6 +198,33 @@ describe('dockerode create options (proxy-only)', () => {
   });
 });
 
+describe('agent data volume', () => {
+  it('is mounted read-write before the read-only file volumes', async () => {
+    const plan = await mockPlan('proxy-only');
+    const stored = storePlan(plan);
+    const agent = plan.containers.find((container) => container.role === 'agent');
+    if (!agent) throw new Error('no agent');
+    const options = containerCreateOptions({
+      plan: stored,
+      container: agent,
+      volumes: plannedVolumes(
+        stored,
+        agent,
+        new Map(plan.secrets.map((secret) => [secret.name, secret.value])),
+        'g1',
+      ),
+      dataVolume: { volumeName: 'keyward-snap-agent-data', directory: '/home/node/.openclaw' },
+      secretEnv: {},
+      kind: 'docker',
+      extraLabels: {},
+    });
+    expect(options.HostConfig?.Binds).toEqual([
+      'keyward-snap-agent-data:/home/node/.openclaw',
+      'keyward-snap-agent-files-g1-0:/home/node/.openclaw/skills/mock:ro',
+    ]);
+  });
+});
+
 describe('dockerode create options (open)', () => {
   it('joins every container to the helper namespace; the helper publishes the agent port', async () => {
     const { options, helper } = await optionsFor('open');

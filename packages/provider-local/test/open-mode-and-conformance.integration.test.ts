@@ -45,7 +45,12 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
   beforeAll(async () => {
     upstream = await startDemoUpstream(docker, certificates, name);
     await upstream.acceptTokens([rawCredential]);
-    provider = createLocalProvider({ docker, lockDirectory: join(tmpdir(), `keyward-locks-${name}`) });
+    provider = createLocalProvider({
+      docker,
+      lockDirectory: join(tmpdir(), `keyward-locks-${name}`),
+      // Docker's way of filling read-only volumes, exercised here on podman.
+      volumeWriteStrategy: 'writer-container',
+    });
     plan = await tokenizerPlan({
       name,
       egress: 'open',
@@ -93,7 +98,16 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
     expect(await scanHostCommandLines(secrets)).toEqual([]);
   });
 
-  it('delete removes everything', async () => {
+  it('delete keeps the agent data volume unless asked; a new apply reuses it', async () => {
+    await provider.delete(name);
+    expect(await remainingObjects(docker, name)).toEqual([`volume keyward-${name}-agent-data`]);
+    const createdAt = async () =>
+      ((await docker.getVolume(`keyward-${name}-agent-data`).inspect()) as unknown as { CreatedAt: string })
+        .CreatedAt;
+    const volumeBefore = await createdAt();
+    const detail = await provider.apply(plan);
+    expect(detail.state).toBe('running');
+    expect(await createdAt()).toBe(volumeBefore);
     await provider.delete(name, { removeVolumes: true });
     expect(await remainingObjects(docker, name)).toEqual([]);
   });
