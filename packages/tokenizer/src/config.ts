@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, type TokenizerError } from './errors.js';
-import type { TokenizerServerOptions } from './proxy-server.js';
+import { parseListenAddress, type TokenizerServerOptions } from './proxy-server.js';
 import { OpenKey } from './sealed-box.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -89,6 +89,17 @@ export function loadTokenizerConfigFromEnv(env: Environment = process.env): Toke
     workers: positiveInteger('TOKENIZER_WORKERS', env.TOKENIZER_WORKERS) ?? 1,
   };
   if (env.ADMIN_LISTEN_ADDRESS) config.adminListenAddress = env.ADMIN_LISTEN_ADDRESS;
+  for (const [variable, address] of [
+    ['LISTEN_ADDRESS', config.listenAddress],
+    ['ADMIN_LISTEN_ADDRESS', config.adminListenAddress],
+  ] as const) {
+    if (address === undefined) continue;
+    try {
+      parseListenAddress(address);
+    } catch (error) {
+      throw new ConfigError(`${variable}: ${(error as Error).message}`);
+    }
+  }
   if (env.TOKENIZER_UPSTREAM_CA_FILE) {
     const pem = readFile('TOKENIZER_UPSTREAM_CA_FILE', env.TOKENIZER_UPSTREAM_CA_FILE);
     if (!pem.includes('-----BEGIN CERTIFICATE-----')) {

@@ -7,7 +7,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { createGuardedLookup, isPrivateAddress, UpstreamDeniedError } from './address-policy.js';
 import { createAdminServer } from './admin-server.js';
 import { type AuditEntry, type AuditSink, createStdoutAuditSink } from './audit-log.js';
-import { BadRequestError, TokenizerError } from './errors.js';
+import { BadRequestError, ConfigError, TokenizerError } from './errors.js';
 import { type JsonValue, parseJsonTree } from './go-json.js';
 import { type Params, ProcessorRuntimeError } from './header-rules.js';
 import { type MetricsSnapshot, ProxyMetrics } from './metrics.js';
@@ -223,22 +223,13 @@ function parseParams(text: string): Params {
 
 export function parseListenAddress(address: string): { host: string | undefined; port: number } {
   const colon = address.lastIndexOf(':');
-  if (colon < 0)
-    throw new TokenizerError(
-      'INVALID_CONFIG',
-      `bad listen address ${JSON.stringify(address)}: missing port`,
-      500,
-    );
+  if (colon < 0) throw new ConfigError(`bad listen address ${JSON.stringify(address)}: missing port`);
   let host = address.slice(0, colon);
   const portText = address.slice(colon + 1);
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port > 65535) {
-    throw new TokenizerError(
-      'INVALID_CONFIG',
-      `bad listen address ${JSON.stringify(address)}: bad port`,
-      500,
-    );
+    throw new ConfigError(`bad listen address ${JSON.stringify(address)}: bad port`);
   }
   return { host: host === '' ? undefined : host, port };
 }

@@ -80,6 +80,11 @@ describe('loadTokenizerConfigFromEnv', () => {
     [{ OPEN_KEY, OPEN_KEY_FILE: '/x' }, 'OPEN_KEY and OPEN_KEY_FILE are both set; set only one'],
     [{ OPEN_KEY_FILE: '/nonexistent/key' }, 'OPEN_KEY_FILE: cannot read /nonexistent/key: ENOENT'],
     [{ OPEN_KEY, TOKENIZER_WORKERS: 'many' }, 'TOKENIZER_WORKERS: must be a positive integer'],
+    [{ OPEN_KEY, LISTEN_ADDRESS: '8080' }, 'LISTEN_ADDRESS: bad listen address "8080": missing port'],
+    [
+      { OPEN_KEY, ADMIN_LISTEN_ADDRESS: ':http' },
+      'ADMIN_LISTEN_ADDRESS: bad listen address ":http": bad port',
+    ],
     [
       { OPEN_KEY, TOKENIZER_UPSTREAM_CA_FILE: '/nonexistent/ca' },
       'TOKENIZER_UPSTREAM_CA_FILE: cannot read /nonexistent/ca: ENOENT',
