@@ -60,9 +60,11 @@ import {
   isNotFound,
   isNotModified,
   matchesAllLabels,
+  networkAttachStrategy,
   publishedHostPortFromSummary,
   type RuntimeKind,
   runtimeKindFromVersion,
+  splitNetworks,
   volumeWriteStrategy,
 } from './runtime-differences.js';
 import { verifyScript } from './verify-script.js';
@@ -97,6 +99,8 @@ export interface LocalProviderSettings {
   readinessIntervalMs?: number;
   /** How files reach read-only volumes; defaults to what the runtime supports (see runtime-differences). */
   volumeWriteStrategy?: 'archive-into-consumer' | 'writer-container';
+  /** How containers join several networks; defaults to what the runtime supports (see runtime-differences). */
+  networkAttachStrategy?: 'at-create' | 'connect-after-create';
   /** Seconds a container gets to stop before it is killed. Default 5. */
   stopTimeoutSeconds?: number;
   /**
@@ -553,7 +557,7 @@ export class LocalProvider implements TargetProviderV1 {
       `container.create:${helperComponent}`,
       'Creating the network helper (publishes the agent port)',
       async () => {
-        await runtime.docker.createContainer(options);
+        await this.#createContainer(runtime, options);
         created.containers.push(options.name as string);
       },
     );
@@ -640,7 +644,7 @@ export class LocalProvider implements TargetProviderV1 {
       `container.create:${container.name}`,
       `Creating container ${container.runtimeName}`,
       async () => {
-        await docker.createContainer(options);
+        await this.#createContainer(runtime, options);
         created.containers.push(container.runtimeName);
       },
     );
@@ -697,6 +701,20 @@ export class LocalProvider implements TargetProviderV1 {
         [localLabelKeys.volumeKind]: 'data',
       },
     };
+  }
+
+  /** Creates a container and joins its networks the way the runtime supports. */
+  async #createContainer(runtime: Runtime, options: Docker.ContainerCreateOptions): Promise<void> {
+    const strategy = this.#settings.networkAttachStrategy ?? networkAttachStrategy(runtime.kind);
+    if (strategy === 'at-create') {
+      await runtime.docker.createContainer(options);
+      return;
+    }
+    const { create, connect } = splitNetworks(options);
+    await runtime.docker.createContainer(create);
+    for (const { network, endpoint } of connect) {
+      await runtime.docker.getNetwork(network).connect({ Container: create.name, EndpointConfig: endpoint });
+    }
   }
 
   #fileOwner(

@@ -89,3 +89,32 @@ export function matchesAllLabels(
     return actual !== undefined && (value === undefined || actual === value);
   });
 }
+
+/**
+ * How a container joins several networks. podman takes every network in the create
+ * call; docker before API 1.44 silently keeps only one, so there the extra networks
+ * are connected between create and start.
+ */
+export function networkAttachStrategy(kind: RuntimeKind): 'at-create' | 'connect-after-create' {
+  return kind === 'podman' ? 'at-create' : 'connect-after-create';
+}
+
+/** Splits create options into the primary network (in the create call) and the ones to connect after. */
+export function splitNetworks(options: Docker.ContainerCreateOptions): {
+  create: Docker.ContainerCreateOptions;
+  connect: { network: string; endpoint: Docker.EndpointSettings }[];
+} {
+  const endpoints = options.NetworkingConfig?.EndpointsConfig;
+  const primary = options.HostConfig?.NetworkMode;
+  if (!endpoints || !primary || !(primary in endpoints)) return { create: options, connect: [] };
+  const connect = Object.entries(endpoints)
+    .filter(([network]) => network !== primary)
+    .map(([network, endpoint]) => ({ network, endpoint }));
+  return {
+    create: {
+      ...options,
+      NetworkingConfig: { EndpointsConfig: { [primary]: endpoints[primary] as Docker.EndpointSettings } },
+    },
+    connect,
+  };
+}

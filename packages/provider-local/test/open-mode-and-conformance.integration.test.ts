@@ -113,6 +113,33 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
   });
 });
 
+describe("docker's way of joining several networks, on podman", () => {
+  it('connects the extra networks between create and start, with the DNS alias on the internal one', async () => {
+    const name = uniqueName('it-connect');
+    const provider = createLocalProvider({ docker, networkAttachStrategy: 'connect-after-create' });
+    const plan = await tokenizerPlan({
+      name,
+      egress: 'proxy-only',
+      caPem: certificates.caPem,
+      credentials: [
+        { name: 'demo', secret: `c-${randomBytes(12).toString('hex')}`, allowedHosts: [upstreamHost] },
+      ],
+    });
+    try {
+      expect((await provider.apply(plan)).state).toBe('running');
+      const tokenizer = await docker.getContainer(`keyward-${name}-tokenizer`).inspect();
+      const networks = tokenizer.NetworkSettings.Networks;
+      expect(Object.keys(networks).sort()).toEqual([`keyward-${name}-egress`, `keyward-${name}-internal`]);
+      expect(networks[`keyward-${name}-internal`]?.Aliases).toContain('tokenizer');
+      const agent = await docker.getContainer(`keyward-${name}-agent`).inspect();
+      expect(Object.keys(agent.NetworkSettings.Networks)).toEqual([`keyward-${name}-internal`]);
+    } finally {
+      await provider.delete(name, { removeVolumes: true }).catch(() => undefined);
+    }
+    expect(await remainingObjects(docker, name)).toEqual([]);
+  });
+});
+
 describe('provider-local conformance (core/testing) on real podman', () => {
   testTargetProvider({
     createProvider: () => createLocalProvider({ docker }),

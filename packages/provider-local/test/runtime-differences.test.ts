@@ -3,9 +3,11 @@ import { describe, expect, it } from 'vitest';
 import {
   healthStatus,
   matchesAllLabels,
+  networkAttachStrategy,
   publishedHostPort,
   publishedHostPortFromSummary,
   runtimeKindFromVersion,
+  splitNetworks,
   volumeWriteStrategy,
 } from '../src/runtime-differences.js';
 
@@ -69,5 +71,22 @@ describe('podman / docker differences', () => {
     ).toBe(false);
     expect(matchesAllLabels(null, filter)).toBe(false);
     expect(matchesAllLabels({ present: '' }, { label: ['present'] })).toBe(true);
+  });
+
+  it('joins extra networks after create on docker, in the create call on podman', () => {
+    expect(networkAttachStrategy('podman')).toBe('at-create');
+    expect(networkAttachStrategy('docker')).toBe('connect-after-create');
+    const split = splitNetworks({
+      name: 'keyward-a-tokenizer',
+      HostConfig: { NetworkMode: 'keyward-a-internal' },
+      NetworkingConfig: {
+        EndpointsConfig: { 'keyward-a-internal': { Aliases: ['tokenizer'] }, 'keyward-a-egress': {} },
+      },
+    });
+    expect(split.create.NetworkingConfig).toEqual({
+      EndpointsConfig: { 'keyward-a-internal': { Aliases: ['tokenizer'] } },
+    });
+    expect(split.connect).toEqual([{ network: 'keyward-a-egress', endpoint: {} }]);
+    expect(splitNetworks({ name: 'x', HostConfig: { NetworkMode: 'container:y' } }).connect).toEqual([]);
   });
 });

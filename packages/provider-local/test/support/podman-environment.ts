@@ -218,7 +218,7 @@ export function uniqueName(prefix: string): string {
 }
 
 /** A request through the tokenizer, made from INSIDE the agent container, using its own env. */
-export const proxiedRequestScript = String.raw`
+export const proxiedRequestScript = `
 const http = require('node:http');
 const key = process.env.CREDENTIAL_KEY;
 const proxy = new URL(process.env.TOKENIZER_PROXY_URL);
