@@ -6,6 +6,7 @@
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findCredentialInContainer } from '../src/demo/credential-exposure.js';
+import { firstHealthyAdminUrl } from '../src/demo/demo-api-container.js';
 import { removeDemoObjects } from '../src/demo/run-demo.js';
 import {
   bundleCli,
@@ -76,7 +77,14 @@ async function adminUrl(docker: Docker): Promise<string> {
   const info = await docker.getContainer(apiContainer).inspect();
   const binding = info.NetworkSettings.Ports['9090/tcp']?.find((entry) => !entry.HostIp?.includes(':'));
   if (!binding?.HostPort) throw new Error('the demo API publishes no admin port');
-  return `http://127.0.0.1:${binding.HostPort}`;
+  const address = info.NetworkSettings.Networks['keyward-demo-egress']?.IPAddress;
+  const health = await firstHealthyAdminUrl(
+    [`http://127.0.0.1:${binding.HostPort}`, `http://${address}:9090`],
+    20_000,
+  );
+  if (!health.url)
+    throw new Error(`the demo API's admin port does not answer: ${health.problems.join('; ')}`);
+  return health.url;
 }
 
 async function received(docker: Docker): Promise<Received[]> {
@@ -180,6 +188,10 @@ describe('keyward demo on real podman (the real CLI process)', () => {
     expect(exposure.findings).toEqual([]);
     expect(exposure.unreadable).toEqual([]);
     expect(exposure.searched.files).toBeGreaterThan(3);
+    // Invariant 1: the raw credential is nowhere at rest, not even in the tokenizer (it holds the open key only).
+    const tokenizerExposure = await findCredentialInContainer(docker, tokenizerContainer, credential);
+    expect(tokenizerExposure.findings).toEqual([]);
+    expect(tokenizerExposure.unreadable).toEqual([]);
     const openKey = (
       await readContainerFile(docker, tokenizerContainer, '/run/keyward/tokenizer/open-key')
     ).trim();

@@ -85,29 +85,48 @@ function demoApiFiles(settings: DemoApiSettings): tar.Pack {
   return pack;
 }
 
-async function waitForHealth(
-  adminUrl: string,
-  containerName: string,
+/**
+ * The first admin address that answers /health. The published loopback port is
+ * what a user can open; the container's own address is the fallback for a rootful
+ * runtime whose port forwarding lags behind a busy network setup.
+ */
+export async function firstHealthyAdminUrl(
+  candidates: readonly string[],
   timeoutMs: number,
-  signal: AbortSignal | undefined,
-): Promise<void> {
+  signal?: AbortSignal,
+): Promise<{ url?: string; problems: string[] }> {
   const deadline = Date.now() + timeoutMs;
-  let lastProblem = 'no answer yet';
+  const problems = new Map<string, string>(candidates.map((url) => [url, 'no answer yet']));
   while (Date.now() < deadline) {
     signal?.throwIfAborted();
-    try {
-      const response = await fetch(`${adminUrl}/health`, { signal: AbortSignal.timeout(2000) });
-      if (response.ok) return;
-      lastProblem = `status ${response.status}`;
-    } catch (error) {
-      lastProblem = (error as Error).message;
+    for (const url of candidates) {
+      try {
+        const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1500) });
+        if (response.ok) return { url, problems: [] };
+        problems.set(url, `status ${response.status}`);
+      } catch (error) {
+        problems.set(url, (error as Error).message);
+      }
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  throw new KeywardError({
-    code: 'DEPLOY_FAILED',
-    message: `The demo API did not answer ${adminUrl}/health within ${timeoutMs / 1000} s (${lastProblem}); see its logs with \`podman logs ${containerName}\`.`,
-  });
+  return { problems: [...problems].map(([url, problem]) => `${url}: ${problem}`) };
+}
+
+async function logTail(docker: Docker, containerName: string): Promise<string> {
+  try {
+    const container = docker.getContainer(containerName);
+    const state = (await container.inspect()).State;
+    const logs = (await container.logs({ stdout: true, stderr: true, tail: 10 })) as unknown as Buffer;
+    // Strip the 8-byte stream headers of the multiplexed log format.
+    const text = logs
+      .toString('utf8')
+      .replace(/[\u0000-\u0008]/g, '')
+      .trim();
+    return `container ${state.Status}${state.ExitCode ? ` (exit code ${state.ExitCode})` : ''}; last log lines: ${text || '(none)'}`;
+  } catch (error) {
+    return `could not read its state (${(error as Error).message})`;
+  }
 }
 
 /** Creates and starts the demo API container; replaces one left by an earlier run. */
@@ -154,9 +173,15 @@ export async function startDemoApi(settings: DemoApiSettings): Promise<DemoApi> 
       message: `The demo API container started without ${binding?.HostPort ? `an address on network ${settings.network}` : 'a published admin port'}; remove it with \`keyward rm ${settings.instanceName}\` and run the demo again.`,
     });
   }
-  const adminUrl = `http://127.0.0.1:${binding.HostPort}`;
-  await waitForHealth(adminUrl, containerName, settings.readyTimeoutMs ?? 20_000, settings.signal);
-  return { containerName, ipAddress, adminUrl };
+  const candidates = [`http://127.0.0.1:${binding.HostPort}`, `http://${ipAddress}:${DEMO_API_ADMIN_PORT}`];
+  const health = await firstHealthyAdminUrl(candidates, settings.readyTimeoutMs ?? 30_000, settings.signal);
+  if (!health.url) {
+    throw new KeywardError({
+      code: 'DEPLOY_FAILED',
+      message: `The demo API did not answer /health within ${(settings.readyTimeoutMs ?? 30_000) / 1000} s (${health.problems.join('; ')}); ${await logTail(docker, containerName)}.`,
+    });
+  }
+  return { containerName, ipAddress, adminUrl: health.url };
 }
 
 export interface ReceivedRequest {
