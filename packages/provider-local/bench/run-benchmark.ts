@@ -222,6 +222,9 @@ async function main(): Promise<void> {
     `  podman CLI shell script  ${shellMedian.toFixed(0)} ms   (${shellTimes.map((t) => t.toFixed(0)).join(', ')})`,
   );
   console.log(`  ratio provider / script  ${(providerMedian / shellMedian).toFixed(2)}x   (aim: <= 1.3x)`);
+  // The machines are shared and noisy: the ratio within each round is the fairer view.
+  const perRound = providerTimes.map((time, index) => (time / (shellTimes[index] ?? time)).toFixed(2));
+  console.log(`  per-round ratios         ${perRound.join(', ')}`);
 
   // list() with 50 instances: three labelled containers each (created, not started).
   const instances = 50;
