@@ -111,15 +111,15 @@ describe('demo parts on real podman', () => {
     expect(plain).not.toContain('PRIVATE KEY');
   });
 
-  it('the scanner finds the token where it is: a file of the demo API (positive control)', async () => {
+  it('holds the token only in memory, and the scanner finds what is at rest: the TLS key (positive control)', async () => {
     const report = await findCredentialInContainer(docker, api.containerName, token);
-    expect(report.findings).toContainEqual({
-      place: 'file:/tmp/keyward-demo-api/accepted-tokens',
-      form: 'raw',
-    });
-    expect(report.searched.files).toBeGreaterThan(2);
+    expect(report.findings).toEqual([]);
     expect(report.unreadable).toEqual([]);
     expect(report.searched.processFiles).toEqual(['/proc/1/environ', '/proc/1/cmdline']);
+    expect(report.searched.files).toBeGreaterThan(2);
+    const keyLine = certificates.serverKey.split('\n')[1] as string;
+    const keyReport = await findCredentialInContainer(docker, api.containerName, keyLine);
+    expect(keyReport.findings).toContainEqual({ place: 'file:/tmp/keyward-demo-api/key.pem', form: 'raw' });
   });
 
   it('the scanner finds a credential in configured env and the live process env, also base64-encoded', async () => {

@@ -3,6 +3,7 @@
 // the demo API's own record of the headers it received, the agent container's
 // networks, env and filesystem as the runtime reports them, probes run inside the
 // agent by this test, and the labelled objects left after `keyward rm demo`.
+import { request } from 'node:https';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findCredentialInContainer } from '../src/demo/credential-exposure.js';
@@ -107,6 +108,38 @@ async function removeWithCli(cli: string): Promise<CliRun> {
   return run;
 }
 
+/** The bearer value of the demo's proxied call, which the API answered with 200. */
+async function acceptedCredential(docker: Docker): Promise<string> {
+  const call = (await received(docker)).find((entry) => entry.url === '/v1/whoami');
+  expect(call?.status).toBe(200);
+  const header = call?.headers['authorization'];
+  expect(header).toMatch(/^Bearer kwdemo_[\w-]{20,}$/);
+  return (header as string).slice('Bearer '.length);
+}
+
+/** A call from the host straight to the demo API, trusting only the CA the tokenizer was given. */
+function apiStatus(address: string, ca: string, token: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      {
+        host: address,
+        port: 8443,
+        servername: apiHost,
+        ca,
+        path: '/e2e-from-host',
+        headers: { host: `${apiHost}:8443`, authorization: `Bearer ${token}` },
+        timeout: 10_000,
+      },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
 function describeRun(run: CliRun): string {
   return `exit ${run.code} (${run.signal ?? 'no signal'})\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
 }
@@ -147,11 +180,17 @@ describe('keyward demo on real podman (the real CLI process)', () => {
       'keyward-demo-internal',
     ]);
 
-    // The real credential: the one the API accepts, read from the API's own files.
-    const credential = (
-      await readContainerFile(docker, apiContainer, '/tmp/keyward-demo-api/accepted-tokens')
-    ).trim();
-    expect(credential).toMatch(/^kwdemo_[\w-]{20,}$/);
+    // The real credential: what the API accepted on the demo's proxied call. The
+    // API answers this test's own calls too: 200 with that value, 401 without.
+    const credential = await acceptedCredential(docker);
+    const apiAddress = api.NetworkSettings.Networks['keyward-demo-egress']?.IPAddress as string;
+    const trustedCa = await readContainerFile(
+      docker,
+      tokenizerContainer,
+      '/etc/keyward/tokenizer/upstream-ca.pem',
+    );
+    expect(await apiStatus(apiAddress, trustedCa, credential)).toBe(200);
+    expect(await apiStatus(apiAddress, trustedCa, `${credential}x`)).toBe(401);
 
     // The demo's proxied call arrived with the real credential injected, and nothing of the proxy.
     const demoCall = (await received(docker)).find((entry) => entry.url === '/v1/whoami');
@@ -160,7 +199,6 @@ describe('keyward demo on real podman (the real CLI process)', () => {
     expect(Object.keys(demoCall?.headers ?? {}).filter((header) => header.startsWith('proxy-'))).toEqual([]);
 
     // Probes of this test inside the agent: through the proxy works, around it does not.
-    const apiAddress = api.NetworkSettings.Networks['keyward-demo-egress']?.IPAddress as string;
     const probe = await execIn(docker, agentContainer, ['node', '-'], probeScript(apiAddress));
     expect(probe.exitCode, probe.stderr).toBe(0);
     const outcome = JSON.parse(probe.stdout.trim().split('\n').pop() ?? '{}') as Record<
@@ -188,7 +226,10 @@ describe('keyward demo on real podman (the real CLI process)', () => {
     expect(exposure.findings).toEqual([]);
     expect(exposure.unreadable).toEqual([]);
     expect(exposure.searched.files).toBeGreaterThan(3);
-    // Invariant 1: the raw credential is nowhere at rest, not even in the tokenizer (it holds the open key only).
+    // Invariant 1: the raw credential is nowhere at rest, not even in the tokenizer
+    // (it holds the open key only) or the demo API (it got the value over HTTP).
+    const apiExposure = await findCredentialInContainer(docker, apiContainer, credential);
+    expect(apiExposure.findings).toEqual([]);
     const tokenizerExposure = await findCredentialInContainer(docker, tokenizerContainer, credential);
     expect(tokenizerExposure.findings).toEqual([]);
     expect(tokenizerExposure.unreadable).toEqual([]);
@@ -201,15 +242,10 @@ describe('keyward demo on real podman (the real CLI process)', () => {
     // Re-running re-deploys with a fresh credential.
     const second = await runCli(cli, ['demo', '--non-interactive']);
     expect(second.code, describeRun(second)).toBe(0);
-    const secondCredential = (
-      await readContainerFile(docker, apiContainer, '/tmp/keyward-demo-api/accepted-tokens')
-    ).trim();
+    const secondCredential = await acceptedCredential(docker);
     expect(secondCredential).toMatch(/^kwdemo_/);
     expect(secondCredential).not.toBe(credential);
     expect((await docker.getContainer(agentContainer).inspect()).Id).not.toBe(agent.Id);
-    expect(
-      (await received(docker)).find((entry) => entry.url === '/v1/whoami')?.headers['authorization'],
-    ).toBe(`Bearer ${secondCredential}`);
 
     const removed = await removeWithCli(cli);
     expect(removed.code, describeRun(removed)).toBe(0);

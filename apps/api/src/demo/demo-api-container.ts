@@ -66,8 +66,8 @@ function parseUser(user: string): { uid: number; gid: number } {
   return { uid: Number(uid), gid: Number(gid) };
 }
 
-// The key and the accepted token go into the container's filesystem by the archive
-// API before it starts: never in its env, its argv or a file on the host.
+// The TLS key goes into the container's filesystem by the archive API before it
+// starts: never in its env, its argv or a file on the host.
 function demoApiFiles(settings: DemoApiSettings): tar.Pack {
   const owner = parseUser(settings.user);
   const pack = tar.pack();
@@ -77,10 +77,6 @@ function demoApiFiles(settings: DemoApiSettings): tar.Pack {
     settings.certificates.serverCertificate,
   );
   pack.entry({ name: 'keyward-demo-api/key.pem', mode: 0o400, ...owner }, settings.certificates.serverKey);
-  pack.entry(
-    { name: 'keyward-demo-api/accepted-tokens', mode: 0o400, ...owner },
-    `${settings.acceptedToken}\n`,
-  );
   pack.finalize();
   return pack;
 }
@@ -143,7 +139,6 @@ export async function startDemoApi(settings: DemoApiSettings): Promise<DemoApi> 
       `ADMIN_PORT=${DEMO_API_ADMIN_PORT}`,
       `TLS_CERT_FILE=${filesDirectory}/certificate.pem`,
       `TLS_KEY_FILE=${filesDirectory}/key.pem`,
-      `ACCEPTED_TOKENS_FILE=${filesDirectory}/accepted-tokens`,
     ],
     Labels: objectLabels(settings.instanceName, settings.target, DEMO_API_PROVIDER, DEMO_API_COMPONENT),
     ExposedPorts: { [`${DEMO_API_ADMIN_PORT}/tcp`]: {} },
@@ -179,6 +174,19 @@ export async function startDemoApi(settings: DemoApiSettings): Promise<DemoApi> 
     throw new KeywardError({
       code: 'DEPLOY_FAILED',
       message: `The demo API did not answer /health within ${(settings.readyTimeoutMs ?? 30_000) / 1000} s (${health.problems.join('; ')}); ${await logTail(docker, containerName)}.`,
+    });
+  }
+  // The credential reaches the API over its admin port and lives only in its memory:
+  // like everywhere else in keyward, never in a file, an env or an argv.
+  const accepted = await fetch(`${health.url}/_tokens`, {
+    method: 'PUT',
+    body: `${settings.acceptedToken}\n`,
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (accepted.status !== 204) {
+    throw new KeywardError({
+      code: 'DEPLOY_FAILED',
+      message: `The demo API refused its token (PUT /_tokens answered ${accepted.status}); ${await logTail(docker, containerName)}.`,
     });
   }
   return { containerName, ipAddress, adminUrl: health.url };
