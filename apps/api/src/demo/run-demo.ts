@@ -374,11 +374,10 @@ async function raceAbort<T>(work: Promise<T>, signal: AbortSignal | undefined): 
 }
 
 /**
- * Removes every object labelled as part of the demo instance: what `keyward rm demo`
- * does. It sweeps by label itself rather than calling the target's `delete`, and
- * checks every label of each volume here: podman 4.3's compat API treats several
- * `label` filters on volumes as OR, so a filtered volume list also returns other
- * instances' volumes, which must never be touched.
+ * Removes every object labelled as part of the demo instance (what `keyward rm demo`
+ * does, the demo API included) with the client the demo already holds. Each
+ * object's labels are checked here as well: podman 4.3's compat API ORs several
+ * `label` filters on volumes, and other instances' volumes must never be touched.
  */
 export async function removeDemoObjects(docker: Docker, target = 'local'): Promise<number> {
   const wanted = instanceLabels(DEMO_INSTANCE_NAME, target);
