@@ -11,7 +11,9 @@ const packageDirectories = ['packages', 'apps'].flatMap((group) => {
   const groupDirectory = join(repositoryRoot, group);
   return existsSync(groupDirectory)
     ? readdirSync(groupDirectory, { withFileTypes: true })
-        .filter((entry) => entry.isDirectory() && existsSync(join(groupDirectory, entry.name, 'package.json')))
+        .filter(
+          (entry) => entry.isDirectory() && existsSync(join(groupDirectory, entry.name, 'package.json')),
+        )
         .map((entry) => ({ directory: join(groupDirectory, entry.name), name: entry.name }))
     : [];
 });

@@ -10,6 +10,7 @@ export {
   defaultDetectionStrategies,
   dockerSocketStrategy,
   environmentHostStrategy,
+  keywardPodmanSocketStrategy,
   type RuntimeDetectionStrategy,
   type RuntimeEndpoint,
   rootfulPodmanSocketStrategy,

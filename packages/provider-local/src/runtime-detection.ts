@@ -47,6 +47,12 @@ export const environmentHostStrategy: RuntimeDetectionStrategy = {
   },
 };
 
+/** The socket `scripts/setup.sh` (through `scripts/ci/start-podman.sh`) starts; a shell script cannot export DOCKER_HOST to its caller. */
+export const keywardPodmanSocketStrategy = socketStrategy(
+  'keyward podman socket',
+  ({ env }) => env['KEYWARD_PODMAN_SOCKET'] || '/run/keyward-podman.sock',
+);
+
 export const rootlessPodmanSocketStrategy = socketStrategy('rootless podman socket', ({ env, uid }) => {
   if (uid === 0) return undefined;
   const runtimeDirectory = env['XDG_RUNTIME_DIR'] || `/run/user/${uid}`;
@@ -63,6 +69,7 @@ export const dockerSocketStrategy = socketStrategy('docker socket', () => '/var/
 /** The default order: explicit configuration first, then podman, then docker. */
 export const defaultDetectionStrategies: readonly RuntimeDetectionStrategy[] = [
   environmentHostStrategy,
+  keywardPodmanSocketStrategy,
   rootlessPodmanSocketStrategy,
   rootfulPodmanSocketStrategy,
   dockerSocketStrategy,
@@ -114,7 +121,7 @@ export async function detectRuntime(options: DetectRuntimeOptions = {}): Promise
     }
     const docker = createClient(endpoint);
     try {
-      const version = await withTimeout(docker.version(), options.timeoutMs ?? 3000);
+      const version = await withTimeout(docker.version(), options.timeoutMs ?? 15_000);
       const kind = runtimeKindFromVersion(version);
       return {
         docker,

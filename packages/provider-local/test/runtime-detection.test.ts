@@ -51,13 +51,14 @@ describe('runtime detection', () => {
     expect(clients.asked).toEqual(['/run/keyward-podman.sock']);
   });
 
-  it('looks for the rootless podman socket under XDG_RUNTIME_DIR, then rootful podman, then docker', async () => {
+  it('looks for the keyward podman socket, the rootless podman socket under XDG_RUNTIME_DIR, then rootful podman, then docker', async () => {
     const clients = fakeClients({ '/var/run/docker.sock': dockerVersion });
     const detected = await detectRuntime({
       context: { env: { XDG_RUNTIME_DIR: '/run/user/1000' }, uid: 1000, fileExists: () => true },
       createClient: clients.createClient,
     });
     expect(clients.asked).toEqual([
+      '/run/keyward-podman.sock',
       '/run/user/1000/podman/podman.sock',
       '/run/podman/podman.sock',
       '/var/run/docker.sock',
@@ -79,6 +80,7 @@ describe('runtime detection', () => {
     expect(detected.result.available).toBe(false);
     expect(detected.result.reason).toBe(
       'No container runtime found. Tried: DOCKER_HOST/CONTAINER_HOST: neither DOCKER_HOST nor CONTAINER_HOST is set; ' +
+        'keyward podman socket: no socket at /run/keyward-podman.sock; ' +
         'rootless podman socket: not applicable; rootful podman socket: no socket at /run/podman/podman.sock; ' +
         'docker socket: unix:///var/run/docker.sock did not answer (connect ECONNREFUSED /var/run/docker.sock).',
     );
@@ -97,6 +99,7 @@ describe('runtime detection', () => {
     expect(detected.result.strategy).toBe('fixed tcp');
     expect(defaultDetectionStrategies.map((strategy) => strategy.name)).toEqual([
       'DOCKER_HOST/CONTAINER_HOST',
+      'keyward podman socket',
       'rootless podman socket',
       'rootful podman socket',
       'docker socket',

@@ -11,6 +11,7 @@ import { type MetricsSnapshot, mergeSnapshots } from './metrics.js';
 import { parseListenAddress, startTokenizerServer } from './proxy-server.js';
 import { open, parseSealKey, seal } from './sealed-box.js';
 import { marshalSecret, parseSecret } from './secret-json.js';
+import { VERSION } from './version.js';
 
 const USAGE = `usage: keyward-tokenizer <command> [flags]
 
@@ -34,10 +35,7 @@ serve flags (each overrides its environment variable):
 Secrets are never taken from the command line: use OPEN_KEY / OPEN_KEY_FILE and stdin.`;
 
 function version(): string {
-  const packageJson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return packageJson.version;
+  return VERSION;
 }
 
 async function readStdin(): Promise<string> {

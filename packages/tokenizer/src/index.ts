@@ -65,3 +65,4 @@ export {
   type SecretDefinition,
   type Sigv4ProcessorDefinition,
 } from './secret-json.js';
+export { VERSION } from './version.js';

@@ -41,7 +41,7 @@ describe('detectDemoRuntime', () => {
   it('looks at DOCKER_HOST first, then the socket scripts/setup.sh starts, then the usual places', () => {
     expect(demoDetectionStrategies.map((strategy) => strategy.name)).toEqual([
       'DOCKER_HOST/CONTAINER_HOST',
-      'keyward podman socket (scripts/ci/start-podman.sh)',
+      'keyward podman socket',
       'rootless podman socket',
       'rootful podman socket',
       'docker socket',

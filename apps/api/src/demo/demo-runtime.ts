@@ -7,7 +7,6 @@ import {
   createLocalProvider,
   type DetectionContext,
   defaultDetectionStrategies,
-  environmentHostStrategy,
   type LocalProvider,
   type RuntimeDetectionStrategy,
   type RuntimeEndpoint,
@@ -17,23 +16,8 @@ import Docker from 'dockerode';
 /** Where `scripts/ci/start-podman.sh` (run by `scripts/setup.sh`) puts podman's API socket. */
 export const KEYWARD_PODMAN_SOCKET = '/run/keyward-podman.sock';
 
-/**
- * `scripts/setup.sh` starts podman's API on a socket of its own but cannot export
- * DOCKER_HOST into the user's shell; look there right after DOCKER_HOST.
- */
-export const keywardPodmanSocketStrategy: RuntimeDetectionStrategy = {
-  name: 'keyward podman socket (scripts/ci/start-podman.sh)',
-  endpoint({ env, fileExists }) {
-    const socketPath = env['KEYWARD_PODMAN_SOCKET'] || KEYWARD_PODMAN_SOCKET;
-    return fileExists(socketPath) ? { socketPath } : { skip: `no socket at ${socketPath}` };
-  },
-};
-
-export const demoDetectionStrategies: readonly RuntimeDetectionStrategy[] = [
-  environmentHostStrategy,
-  keywardPodmanSocketStrategy,
-  ...defaultDetectionStrategies.filter((strategy) => strategy !== environmentHostStrategy),
-];
+// provider-local looks at DOCKER_HOST, then the socket scripts/setup.sh starts, then the usual places.
+export const demoDetectionStrategies: readonly RuntimeDetectionStrategy[] = defaultDetectionStrategies;
 
 /** The repository's podman starter, when the CLI runs from a checkout of keyward. */
 export function findStartPodmanScript(): string | undefined {
