@@ -112,7 +112,6 @@ export async function detectDemoRuntime(options: DetectDemoRuntimeOptions = {}):
         tried.push(`${strategy.name}: ${address} ${detection.reason ?? 'is not available'}`);
         continue;
       }
-      const hasHost = Boolean(environment['DOCKER_HOST'] || environment['CONTAINER_HOST']);
       const kind = detection.runtime?.name === 'docker' ? 'docker' : 'podman';
       return {
         // Knowing the kind spares a second `version` call, which takes seconds on a busy podman.
@@ -122,7 +121,7 @@ export async function detectDemoRuntime(options: DetectDemoRuntimeOptions = {}):
         ...(detection.runtime?.version ? { version: detection.runtime.version } : {}),
         endpoint: address,
         strategy: strategy.name,
-        ...(hasHost ? {} : { dockerHostHint: `DOCKER_HOST=${address}` }),
+        // No DOCKER_HOST hint: every keyward command detects the runtime with the same strategies.
       };
     } catch (error) {
       tried.push(`${strategy.name}: ${address} did not answer (${(error as Error).message})`);
