@@ -18,6 +18,14 @@ const packageDirectories = ['packages', 'apps'].flatMap((group) => {
     : [];
 });
 
+// scripts/setup.sh starts podman's API on this socket but cannot export DOCKER_HOST into
+// the caller's shell; point the integration tests at it so `pnpm test` works right after.
+const keywardPodmanSocket = process.env['KEYWARD_PODMAN_SOCKET'] ?? '/run/keyward-podman.sock';
+if (!process.env['DOCKER_HOST'] && !process.env['CONTAINER_HOST'] && existsSync(keywardPodmanSocket)) {
+  process.env['DOCKER_HOST'] = `unix://${keywardPodmanSocket}`;
+}
+process.env['CONTAINERS_CONF'] ??= join(repositoryRoot, 'scripts', 'ci', 'containers.conf');
+
 const sourceConditions = ['dev-source', 'node', 'import', 'default'];
 
 export default defineConfig({

@@ -123,7 +123,10 @@ interface CreatedResources {
   networks: string[];
 }
 
-type Emit = (step: string, status: 'started' | 'succeeded' | 'failed' | 'info', message: string) => void;
+type Emit = ((step: string, status: 'started' | 'succeeded' | 'failed' | 'info', message: string) => void) & {
+  /** Aborting stops before the next step; the caller's rollback then removes what was made. */
+  signal?: AbortSignal;
+};
 
 class StepError extends Error {
   constructor(
@@ -241,15 +244,18 @@ export class LocalProvider implements TargetProviderV1 {
     return this.#settings.generation?.() ?? randomBytes(4).toString('hex');
   }
 
-  #emitter(listener: ProgressListenerV1 | undefined): Emit {
-    return (step, status, message) =>
+  #emitter(listener: ProgressListenerV1 | undefined, signal?: AbortSignal): Emit {
+    const emit: Emit = (step, status, message) =>
       listener?.({ step, status, message: redact(message), time: this.#now() });
+    if (signal) emit.signal = signal;
+    return emit;
   }
 
   /** Runs one named step with started/succeeded/failed events; failures carry the step. */
   async #step<T>(emit: Emit, step: string, message: string, action: () => Promise<T>): Promise<T> {
-    emit(step, 'started', message);
     try {
+      emit.signal?.throwIfAborted();
+      emit(step, 'started', message);
       const result = await action();
       emit(step, 'succeeded', message);
       return result;
@@ -392,7 +398,7 @@ export class LocalProvider implements TargetProviderV1 {
   async apply(plan: DeploymentPlanV1, options: OperationOptionsV1 = {}): Promise<InstanceDetailV1> {
     const runtime = await this.#getRuntime();
     const { docker } = runtime;
-    const emit = this.#emitter(options.onProgress);
+    const emit = this.#emitter(options.onProgress, options.signal);
     const name = plan.instance.name;
     if (plan.instance.target !== this.id) {
       throw new KeywardError({

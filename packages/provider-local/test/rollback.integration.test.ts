@@ -89,4 +89,27 @@ describe('provider-local rollback on real podman', () => {
     const mutatingSteps = [...steps].filter((step) => !step.startsWith('image.check'));
     expect(mutatingSteps.filter((step) => !failedSteps.has(step))).toEqual([]);
   });
+
+  it('an aborted apply stops before its next step, rolls back and leaves no labelled object', async () => {
+    const provider = createLocalProvider({ docker, lockDirectory: join(tmpdir(), `keyward-locks-${name}`) });
+    const controller = new AbortController();
+    const events: ProgressEventV1[] = [];
+    const error = await provider
+      .apply(plan, {
+        signal: controller.signal,
+        onProgress: (event) => {
+          events.push(event);
+          // Abort once the first sidecar container exists: networks and volumes are already made.
+          if (event.step === 'container.start:tokenizer' && event.status === 'succeeded') controller.abort();
+        },
+      })
+      .then(
+        () => undefined,
+        (problem: unknown) => problem,
+      );
+    expect(KeywardError.isInstance(error)).toBe(true);
+    expect((error as KeywardError).message).toMatch(/aborted/i);
+    expect(events.some((event) => event.step === 'container.start:agent')).toBe(false);
+    expect(await remainingObjects(docker, name)).toEqual([]);
+  });
 });
