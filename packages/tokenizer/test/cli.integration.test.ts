@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerDigest, openSecret } from '../src/secret.js';
 import { proxyRequest } from './proxy-client.js';
-import { createTestCertificates, type EchoServer, startEchoServer } from './tls-fixtures.js';
+import { createLoopbackCertificates, type EchoServer, startEchoServer } from './tls-fixtures.js';
 
 // The built `keyward-tokenizer` binary, as users run it.
 const packageDirectory = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,9 +28,9 @@ function run(args: string[], env: Record<string, string> = {}, input?: string) {
 
 beforeAll(async () => {
   execFileSync('pnpm', ['run', 'build'], { cwd: packageDirectory, stdio: 'pipe' });
-  const certificates = createTestCertificates();
+  const certificates = createLoopbackCertificates();
   caFile = join(directory, 'ca.pem');
-  writeFileSync(caFile, certificates.ca);
+  writeFileSync(caFile, certificates.caCertificatePem);
   echo = await startEchoServer(certificates);
 }, 120_000);
 

@@ -10,7 +10,7 @@ import { bearerDigest, openSecret, sealSecret } from '../src/secret.js';
 import type { ProcessorDefinition, SecretDefinition } from '../src/secret-json.js';
 import { proxyRequest } from './proxy-client.js';
 import {
-  createTestCertificates,
+  createLoopbackCertificates,
   type EchoedRequest,
   type EchoServer,
   startEchoServer,
@@ -79,7 +79,7 @@ function injected(echoed: EchoedRequest | undefined): Record<string, string | st
 }
 
 beforeAll(async () => {
-  const certificates = createTestCertificates();
+  const certificates = createLoopbackCertificates();
   echo = await startEchoServer(certificates);
   upstream = `127.0.0.1:${echo.port}`;
   const common = {
@@ -94,16 +94,16 @@ beforeAll(async () => {
     ...common,
     adminListenAddress: '127.0.0.1:0',
     allowPrivateUpstreams: true,
-    upstreamCa: certificates.ca,
+    upstreamCa: certificates.caCertificatePem,
     filteredHeaders: ['X-Filtered', ' fly-client-ip '],
     maxBodyBytes: 1024 * 1024,
   });
   untrustingProxy = await startTokenizerServer({ ...common, allowPrivateUpstreams: true });
-  strictProxy = await startTokenizerServer({ ...common, upstreamCa: certificates.ca });
+  strictProxy = await startTokenizerServer({ ...common, upstreamCa: certificates.caCertificatePem });
   transparentProxy = await startTokenizerServer({
     ...common,
     allowPrivateUpstreams: true,
-    upstreamCa: certificates.ca,
+    upstreamCa: certificates.caCertificatePem,
     tokenizerHostnames: ['tokenizer.internal'],
   });
 }, 60_000);

@@ -6,7 +6,7 @@ import { generateOpenKey, seal, sealKeyFromOpenKey } from '../src/sealed-box.js'
 import { bearerDigest, sealSecret } from '../src/secret.js';
 import { parseSecret } from '../src/secret-json.js';
 import { proxyRequest } from './proxy-client.js';
-import { createTestCertificates, type EchoServer, startEchoServer } from './tls-fixtures.js';
+import { createLoopbackCertificates, type EchoServer, startEchoServer } from './tls-fixtures.js';
 
 // Random and mutated headers and Secret JSON against the real proxy and a real HTTPS upstream:
 // the proxy never crashes, never answers 2xx without valid auth, never echoes a secret.
@@ -30,14 +30,14 @@ let upstream: string;
 const agent = new Agent({ keepAlive: true, maxSockets: 4 });
 
 beforeAll(async () => {
-  const certificates = createTestCertificates();
+  const certificates = createLoopbackCertificates();
   echo = await startEchoServer(certificates);
   upstream = `127.0.0.1:${echo.port}`;
   proxy = await startTokenizerServer({
     openKey: OPEN_KEY,
     listenAddress: '127.0.0.1:0',
     allowPrivateUpstreams: true,
-    upstreamCa: certificates.ca,
+    upstreamCa: certificates.caCertificatePem,
     auditLog: (entry) => logged.push(JSON.stringify(entry)),
     log: (_level, message, fields) => logged.push(message + JSON.stringify(fields)),
     debug: true,
