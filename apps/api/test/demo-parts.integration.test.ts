@@ -91,11 +91,13 @@ describe('demo parts on real podman', () => {
   });
 
   it('answers 200 only to the demo token, over TLS that only the demo CA verifies, and records headers', async () => {
-    expect(await httpsStatus(api.ipAddress, certificates.caCertificate, token)).toBe(200);
-    expect(await httpsStatus(api.ipAddress, certificates.caCertificate, 'wrong-token')).toBe(401);
-    expect(await httpsStatus(api.ipAddress, certificates.caCertificate, undefined)).toBe(401);
+    expect(await httpsStatus(api.ipAddress, certificates.caCertificatePem, token)).toBe(200);
+    expect(await httpsStatus(api.ipAddress, certificates.caCertificatePem, 'wrong-token')).toBe(401);
+    expect(await httpsStatus(api.ipAddress, certificates.caCertificatePem, undefined)).toBe(401);
     const stranger = createDemoCertificates({ hostname });
-    await expect(httpsStatus(api.ipAddress, stranger.caCertificate, token)).rejects.toThrow(/certificate/i);
+    await expect(httpsStatus(api.ipAddress, stranger.caCertificatePem, token)).rejects.toThrow(
+      /certificate/i,
+    );
     const received = await readReceivedRequests(api.adminUrl);
     const statuses = received.map((entry) => [entry.headers['authorization'], entry.status]);
     expect(statuses).toContainEqual([`Bearer ${token}`, 200]);
@@ -117,7 +119,7 @@ describe('demo parts on real podman', () => {
     expect(report.unreadable).toEqual([]);
     expect(report.searched.processFiles).toEqual(['/proc/1/environ', '/proc/1/cmdline']);
     expect(report.searched.files).toBeGreaterThan(2);
-    const keyLine = certificates.serverKey.split('\n')[1] as string;
+    const keyLine = certificates.serverKeyPem.split('\n')[1] as string;
     const keyReport = await findCredentialInContainer(docker, api.containerName, keyLine);
     expect(keyReport.findings).toContainEqual({ place: 'file:/tmp/keyward-demo-api/key.pem', form: 'raw' });
   });

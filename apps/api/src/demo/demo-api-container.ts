@@ -74,9 +74,9 @@ function demoApiFiles(settings: DemoApiSettings): tar.Pack {
   pack.entry({ name: 'keyward-demo-api', type: 'directory', mode: 0o700, ...owner });
   pack.entry(
     { name: 'keyward-demo-api/certificate.pem', mode: 0o444, ...owner },
-    settings.certificates.serverCertificate,
+    settings.certificates.serverCertificatePem,
   );
-  pack.entry({ name: 'keyward-demo-api/key.pem', mode: 0o400, ...owner }, settings.certificates.serverKey);
+  pack.entry({ name: 'keyward-demo-api/key.pem', mode: 0o400, ...owner }, settings.certificates.serverKeyPem);
   pack.finalize();
   return pack;
 }

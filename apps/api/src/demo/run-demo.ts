@@ -264,7 +264,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const certificates = createDemoCertificates({ hostname: DEMO_API_HOSTNAME });
     const tokenizer = createTokenizerProvider();
     const spec = parseInstanceSpec(
-      demoSpec(imageReference(imageDefinitions.agentStandIn), secret, certificates.caCertificate),
+      demoSpec(imageReference(imageDefinitions.agentStandIn), secret, certificates.caCertificatePem),
     );
     const plan: DeploymentPlanV1 = await composePlan({
       spec,
