@@ -14,10 +14,10 @@ import {
   type RunningTokenizerServer,
   startTokenizerServer,
 } from '@keyward/tokenizer';
+import { createThrowawayCertificates, type ThrowawayCertificates } from '@keyward/tokenizer/certificates';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenizerProvider } from '../src/index.js';
 import { rawSecrets, secretByVariable, secretValue, skillOf, stateOf, testContext } from './helpers.js';
-import { createTestCertificates, type TestCertificates } from './openssl-certificates.js';
 import { extractCodeBlocks } from './skill-examples.js';
 
 const run = promisify(execFile);
@@ -25,7 +25,7 @@ const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const provider = createTokenizerProvider();
 
 let workDirectory: string;
-let certificates: TestCertificates;
+let certificates: ThrowawayCertificates;
 let upstream: https.Server;
 let upstreamPort: number;
 const received: { host: string | undefined; headers: http.IncomingHttpHeaders }[] = [];
@@ -33,10 +33,14 @@ const runningProxies: RunningTokenizerServer[] = [];
 
 beforeAll(async () => {
   workDirectory = mkdtempSync(join(tmpdir(), 'keyward-provider-tokenizer-'));
-  certificates = createTestCertificates(workDirectory);
+  certificates = createThrowawayCertificates({
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    validDays: 2,
+  });
   // A loopback HTTPS API that answers 200 only when the proxy injected the right credential.
   upstream = https.createServer(
-    { cert: certificates.certificatePem, key: certificates.keyPem },
+    { cert: certificates.serverCertificatePem, key: certificates.serverKeyPem },
     (request, response) => {
       received.push({ host: request.headers.host, headers: request.headers });
       const github = request.headers.authorization === `Bearer ${rawSecrets.github}`;
@@ -69,7 +73,7 @@ function demoConfig(overrides: Record<string, unknown> = {}) {
         headerFmt: 'key=%s',
       },
     ],
-    upstreamCaCertificates: certificates.caPem,
+    upstreamCaCertificates: certificates.caCertificatePem,
     allowPrivateUpstreams: true,
     ...overrides,
   };
