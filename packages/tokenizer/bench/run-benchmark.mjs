@@ -5,16 +5,19 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const packageDirectory = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 10);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '64,256').split(',').map(Number);
+// Each worker count is measured twice: nginx with that many worker processes, then this
+// proxy with that many cluster workers; ratios compare the two (same worker count).
 const WORKER_COUNTS = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number);
-const NGINX_WORKERS = process.env.BENCH_NGINX_WORKERS ?? 'auto';
 const IDLE_CLIENTS = Number(process.env.BENCH_IDLE_CLIENTS ?? 1000);
+// Another build of the CLI to measure (for before/after comparisons); default: this package's dist.
+const CLI = process.env.BENCH_CLI ?? join(packageDirectory, 'dist', 'cli.js');
 const OPEN_KEY = '0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -184,7 +187,7 @@ function childPids(pid) {
 }
 
 async function startTokenizer(port, workers) {
-  const child = spawn(process.execPath, [join(packageDirectory, 'dist', 'cli.js'), 'serve'], {
+  const child = spawn(process.execPath, [CLI, 'serve'], {
     env: {
       ...process.env,
       OPEN_KEY,
@@ -252,8 +255,8 @@ async function main() {
   const opensPerSecond = measure(() => library.openSecret(token, openKey));
 
   const upstreamPort = freePort();
-  const nginxPort = upstreamPort + 1;
-  const proxyPort = upstreamPort + 2;
+  const proxyPort = upstreamPort + 1;
+  const nginxPortFor = (workers) => upstreamPort + 10 + workers;
   startNginx(
     'upstream',
     `server {
@@ -264,11 +267,12 @@ async function main() {
   }`,
     1,
   );
-  startNginx(
-    'proxy',
-    `upstream backend { server 127.0.0.1:${upstreamPort}; keepalive 256; }
+  for (const workers of WORKER_COUNTS) {
+    startNginx(
+      `proxy-${workers}`,
+      `upstream backend { server 127.0.0.1:${upstreamPort}; keepalive 256; }
   server {
-    listen 127.0.0.1:${nginxPort};
+    listen 127.0.0.1:${nginxPortFor(workers)};
     location / {
       proxy_pass https://backend;
       proxy_http_version 1.1;
@@ -281,10 +285,12 @@ async function main() {
       proxy_ssl_session_reuse on;
     }
   }`,
-    NGINX_WORKERS,
-  );
+      workers,
+    );
+  }
   await waitForPort(upstreamPort);
-  await waitForPort(nginxPort);
+  for (const workers of WORKER_COUNTS) await waitForPort(nginxPortFor(workers));
+  const loadBefore = loadavg();
   writeFileSync(
     file('tokenizer.lua'),
     `wrk.method = "GET"
@@ -303,21 +309,25 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
       concurrency,
       ...wrk(`https://127.0.0.1:${upstreamPort}/`, concurrency),
     });
-    warmUp(`http://127.0.0.1:${nginxPort}/`);
-    rows.push({
-      name: `nginx (${NGINX_WORKERS} workers)`,
-      concurrency,
-      nginx: true,
-      ...wrk(`http://127.0.0.1:${nginxPort}/`, concurrency),
-    });
     for (const workers of WORKER_COUNTS) {
+      const plural = workers > 1 ? 's' : '';
+      const nginxUrl = `http://127.0.0.1:${nginxPortFor(workers)}/`;
+      warmUp(nginxUrl);
+      rows.push({
+        name: `nginx (${workers} worker${plural})`,
+        concurrency,
+        workers,
+        nginx: true,
+        ...wrk(nginxUrl, concurrency),
+      });
       const child = await startTokenizer(proxyPort, workers);
       warmUp(`http://127.0.0.1:${proxyPort}`, file('tokenizer.lua'));
       const result = wrk(`http://127.0.0.1:${proxyPort}`, concurrency, file('tokenizer.lua'));
       const pids = [child.pid, ...childPids(child.pid)];
       rows.push({
-        name: `keyward-tokenizer (${workers} worker${workers > 1 ? 's' : ''})`,
+        name: `keyward-tokenizer (${workers} worker${plural})`,
         concurrency,
+        workers,
         rss: rssOf(pids),
         ...result,
       });
@@ -326,16 +336,25 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
       await sleep(300);
     }
   }
+  const loadAfter = loadavg();
   const idle = await idleKeepAliveRss(proxyPort, upstreamPort, token);
 
   const format = (value, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
   console.log(
-    `\nkeyward-tokenizer benchmark — wrk -t2 -d${DURATION}s, loopback HTTPS upstream (nginx), ${new Date().toISOString()}`,
+    `\nkeyward-tokenizer benchmark — wrk -t2 -d${DURATION}s, loopback HTTPS upstream (nginx, 1 worker), ${new Date().toISOString()}`,
+  );
+  console.log(
+    `load average before ${loadBefore.map((value) => value.toFixed(2)).join(' ')}, after ${loadAfter.map((value) => value.toFixed(2)).join(' ')} — ratios compare equal worker counts`,
   );
   console.log('| target | c | req/s | p50 ms | p99 ms | req/s vs nginx | p99 vs nginx |');
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const row of rows) {
-    const nginx = rows.find((candidate) => candidate.nginx && candidate.concurrency === row.concurrency);
+    // Direct rows are compared with nginx at the first worker count.
+    const workers = row.workers ?? WORKER_COUNTS[0];
+    const nginx = rows.find(
+      (candidate) =>
+        candidate.nginx && candidate.concurrency === row.concurrency && candidate.workers === workers,
+    );
     console.log(
       `| ${row.name} | ${row.concurrency} | ${format(row.rps, 0)} | ${format(row.p50)} | ${format(row.p99)} | ${format(row.rps / nginx.rps)} | ${format(row.p99 / nginx.p99)} |`,
     );
