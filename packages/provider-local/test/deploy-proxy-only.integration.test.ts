@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -9,26 +8,29 @@ import {
   parseInstanceSpec,
   type SidecarProviderV1,
 } from '@keyward/core';
+import type { ThrowawayCertificates } from '@keyward/tokenizer/certificates';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execInContainer } from '../src/container-exec.js';
 import { createLocalProvider, type LocalProvider } from '../src/index.js';
+import {
+  connectToTestRuntime,
+  type DemoUpstream,
+  demoUpstreamHost,
+  demoUpstreamPort,
+  remainingObjects,
+  startDemoUpstream,
+  uniqueName,
+} from '../src/testing/index.js';
 import { scanContainer, scanHostCommandLines } from './secret-scan.js';
 import { faultInjectingDocker } from './support/fault-injecting-docker.js';
 import {
-  connectToRuntime,
-  createTestCertificates,
-  type DemoUpstream,
+  createUpstreamCertificates,
+  demoUpstreamImage,
   ensureImages,
   proxiedRequestScript,
-  remainingObjects,
-  startDemoUpstream,
-  type TestCertificates,
   tokenizerPlan,
   tokenizerProvider,
-  uniqueName,
-  upstreamHost,
-  upstreamPort,
 } from './support/podman-environment.js';
 
 /** Milliseconds per step, from started to succeeded/failed: printed to see where time goes. */
@@ -47,7 +49,7 @@ function stepDurations(events: ProgressEventV1[]): string {
 describe('provider-local on real podman: proxy-only', () => {
   let docker: Docker;
   let provider: LocalProvider;
-  let certificates: TestCertificates;
+  let certificates: ThrowawayCertificates;
   let upstream: DemoUpstream;
   let plan: DeploymentPlanV1;
   const name = uniqueName('it-proxy');
@@ -62,7 +64,7 @@ describe('provider-local on real podman: proxy-only', () => {
     const result = await execInContainer(docker, `keyward-${name}-agent`, ['node', '-'], {
       stdin: proxiedRequestScript,
       env: [
-        `TARGET_URL=http://${upstreamHost}:${upstreamPort}${path}`,
+        `TARGET_URL=http://${demoUpstreamHost}:${demoUpstreamPort}${path}`,
         ...(credentialKey ? [`CREDENTIAL_KEY=${credentialKey}`] : []),
       ],
     });
@@ -76,19 +78,23 @@ describe('provider-local on real podman: proxy-only', () => {
   }
 
   beforeAll(async () => {
-    docker = await connectToRuntime();
+    docker = await connectToTestRuntime();
     await ensureImages(docker);
-    certificates = await createTestCertificates();
-    upstream = await startDemoUpstream(docker, certificates, name);
+    certificates = createUpstreamCertificates();
+    upstream = await startDemoUpstream(docker, { image: demoUpstreamImage, certificates, runId: name });
     await upstream.acceptTokens([rawCredential, legacyCredential, addedCredential]);
     provider = createLocalProvider({ docker, lockDirectory: join(tmpdir(), `keyward-locks-${name}`) });
     plan = await tokenizerPlan({
       name,
       egress: 'proxy-only',
-      caPem: certificates.caPem,
+      caPem: certificates.caCertificatePem,
       credentials: [
-        { name: 'demo', secret: rawCredential, allowedHosts: [`${upstreamHost}:${upstreamPort}`] },
-        { name: 'legacy', secret: legacyCredential, allowedHosts: [`${upstreamHost}:${upstreamPort}`] },
+        { name: 'demo', secret: rawCredential, allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`] },
+        {
+          name: 'legacy',
+          secret: legacyCredential,
+          allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
+        },
       ],
     });
   });
@@ -96,7 +102,6 @@ describe('provider-local on real podman: proxy-only', () => {
   afterAll(async () => {
     await provider?.delete(name, { removeVolumes: true }).catch(() => undefined);
     await upstream?.remove();
-    if (certificates) await rm(certificates.directory, { recursive: true, force: true });
   });
 
   it('deploys networks, volumes, secrets, sidecars and then the agent, with progress', async () => {
@@ -140,7 +145,7 @@ describe('provider-local on real podman: proxy-only', () => {
 
   it('the self-test proves no direct egress, credential injection and refusal of unbound hosts', async () => {
     const result = await provider.verify(name, {
-      allowedUrl: `https://${upstreamHost}:${upstreamPort}/v1/verify`,
+      allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/v1/verify`,
     });
     expect(result.checks.map((check) => [check.name, check.passed])).toEqual([
       ['direct-egress-blocked', true],
@@ -224,7 +229,11 @@ describe('provider-local on real podman: proxy-only', () => {
       change: {
         credentials: [
           { name: 'demo', secret: '' },
-          { name: 'added', secret: addedCredential, allowedHosts: [`${upstreamHost}:${upstreamPort}`] },
+          {
+            name: 'added',
+            secret: addedCredential,
+            allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
+          },
         ],
       },
     });
@@ -267,7 +276,7 @@ describe('provider-local on real podman: proxy-only', () => {
       (
         await provider.verify(name, {
           credential: 'added',
-          allowedUrl: `https://${upstreamHost}:${upstreamPort}/`,
+          allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/`,
         })
       ).passed,
     ).toBe(true);
@@ -296,7 +305,7 @@ describe('provider-local on real podman: proxy-only', () => {
           {
             name: 'demo',
             secret: `never-${randomBytes(8).toString('hex')}`,
-            allowedHosts: [`${upstreamHost}:${upstreamPort}`],
+            allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
           },
         ],
       },

@@ -1,38 +1,36 @@
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DeploymentPlanV1 } from '@keyward/core';
 import { testTargetProvider } from '@keyward/core/testing';
+import type { ThrowawayCertificates } from '@keyward/tokenizer/certificates';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalProvider, type LocalProvider } from '../src/index.js';
-import { scanContainer, scanHostCommandLines } from './secret-scan.js';
 import {
-  connectToRuntime,
-  createTestCertificates,
+  connectToTestRuntime,
   type DemoUpstream,
-  ensureImages,
+  demoUpstreamHost,
+  demoUpstreamPort,
   remainingObjects,
   startDemoUpstream,
-  type TestCertificates,
-  tokenizerPlan,
   uniqueName,
-  upstreamHost,
-  upstreamPort,
+} from '../src/testing/index.js';
+import { scanContainer, scanHostCommandLines } from './secret-scan.js';
+import {
+  createUpstreamCertificates,
+  demoUpstreamImage,
+  ensureImages,
+  tokenizerPlan,
 } from './support/podman-environment.js';
 
 let docker: Docker;
-let certificates: TestCertificates;
+let certificates: ThrowawayCertificates;
 
 beforeAll(async () => {
-  docker = await connectToRuntime();
+  docker = await connectToTestRuntime();
   await ensureImages(docker);
-  certificates = await createTestCertificates();
-});
-
-afterAll(async () => {
-  if (certificates) await rm(certificates.directory, { recursive: true, force: true });
+  certificates = createUpstreamCertificates();
 });
 
 describe('provider-local on real podman: open mode (shared network namespace)', () => {
@@ -43,7 +41,7 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
   const rawCredential = `open-${randomBytes(16).toString('hex')}`;
 
   beforeAll(async () => {
-    upstream = await startDemoUpstream(docker, certificates, name);
+    upstream = await startDemoUpstream(docker, { image: demoUpstreamImage, certificates, runId: name });
     await upstream.acceptTokens([rawCredential]);
     provider = createLocalProvider({
       docker,
@@ -54,9 +52,9 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
     plan = await tokenizerPlan({
       name,
       egress: 'open',
-      caPem: certificates.caPem,
+      caPem: certificates.caCertificatePem,
       credentials: [
-        { name: 'demo', secret: rawCredential, allowedHosts: [`${upstreamHost}:${upstreamPort}`] },
+        { name: 'demo', secret: rawCredential, allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`] },
       ],
     });
   });
@@ -76,7 +74,7 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
     expect(agent.Config.Env).toContain('TOKENIZER_PROXY_URL=http://localhost:4001');
     await upstream.attachTo(`keyward-${name}-egress`);
     const result = await provider.verify(name, {
-      allowedUrl: `https://${upstreamHost}:${upstreamPort}/open`,
+      allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/open`,
     });
     expect(result.checks.map((check) => [check.name, check.passed])).toEqual([
       ['direct-egress-open-mode', true],
@@ -120,9 +118,9 @@ describe("docker's way of joining several networks, on podman", () => {
     const plan = await tokenizerPlan({
       name,
       egress: 'proxy-only',
-      caPem: certificates.caPem,
+      caPem: certificates.caCertificatePem,
       credentials: [
-        { name: 'demo', secret: `c-${randomBytes(12).toString('hex')}`, allowedHosts: [upstreamHost] },
+        { name: 'demo', secret: `c-${randomBytes(12).toString('hex')}`, allowedHosts: [demoUpstreamHost] },
       ],
     });
     try {
@@ -147,12 +145,12 @@ describe('provider-local conformance (core/testing) on real podman', () => {
       tokenizerPlan({
         name: instanceName,
         egress: 'proxy-only',
-        caPem: certificates.caPem,
+        caPem: certificates.caCertificatePem,
         credentials: [
           {
             name: 'demo',
             secret: `conf-${randomBytes(12).toString('hex')}`,
-            allowedHosts: [`${upstreamHost}:${upstreamPort}`],
+            allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
           },
         ],
       }),

@@ -1,43 +1,40 @@
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DeploymentPlanV1, KeywardError, type ProgressEventV1 } from '@keyward/core';
+import type { ThrowawayCertificates } from '@keyward/tokenizer/certificates';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalProvider } from '../src/index.js';
-import { faultInjectingDocker } from './support/fault-injecting-docker.js';
 import {
-  connectToRuntime,
-  createTestCertificates,
-  ensureImages,
+  connectToTestRuntime,
+  demoUpstreamHost,
+  demoUpstreamPort,
   remainingObjects,
-  type TestCertificates,
-  tokenizerPlan,
   uniqueName,
-  upstreamHost,
-  upstreamPort,
-} from './support/podman-environment.js';
+} from '../src/testing/index.js';
+import { faultInjectingDocker } from './support/fault-injecting-docker.js';
+import { createUpstreamCertificates, ensureImages, tokenizerPlan } from './support/podman-environment.js';
 
 describe('provider-local rollback on real podman', () => {
   let docker: Docker;
-  let certificates: TestCertificates;
+  let certificates: ThrowawayCertificates;
   const name = uniqueName('it-rollback');
   let plan: DeploymentPlanV1;
 
   beforeAll(async () => {
-    docker = await connectToRuntime();
+    docker = await connectToTestRuntime();
     await ensureImages(docker);
-    certificates = await createTestCertificates();
+    certificates = createUpstreamCertificates();
     plan = await tokenizerPlan({
       name,
       egress: 'proxy-only',
-      caPem: certificates.caPem,
+      caPem: certificates.caCertificatePem,
       credentials: [
         {
           name: 'demo',
           secret: `raw-${randomBytes(12).toString('hex')}`,
-          allowedHosts: [`${upstreamHost}:${upstreamPort}`],
+          allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
         },
       ],
     });
@@ -47,7 +44,6 @@ describe('provider-local rollback on real podman', () => {
     await createLocalProvider({ docker })
       .delete(name, { removeVolumes: true })
       .catch(() => undefined);
-    if (certificates) await rm(certificates.directory, { recursive: true, force: true });
   });
 
   it('a failure at every runtime call of apply leaves no labelled object and names the failed step', async () => {

@@ -1,0 +1,13 @@
+// `@keyward/provider-local/testing`: podman integration-test support shared by this
+// package's tests and the API's. Never used in production code.
+export {
+  type DemoUpstream,
+  type DemoUpstreamCertificates,
+  type DemoUpstreamOptions,
+  demoUpstreamHost,
+  demoUpstreamPort,
+  type ReceivedUpstreamRequest,
+  startDemoUpstream,
+  testFixtureLabel,
+} from './demo-upstream.js';
+export { connectToTestRuntime, remainingObjects, uniqueName } from './test-runtime.js';

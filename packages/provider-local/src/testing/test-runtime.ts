@@ -1,0 +1,47 @@
+// Integration-test support: the real container runtime the tests run against and
+// what an instance left behind on it. For tests only.
+import { labelKeys } from '@keyward/core';
+import Docker from 'dockerode';
+import { parseHostUrl } from '../runtime-detection.js';
+
+/**
+ * The runtime at DOCKER_HOST, after it answered a ping. Fails (never skips) when none
+ * answers: CI always has podman.
+ */
+export async function connectToTestRuntime(environment: NodeJS.ProcessEnv = process.env): Promise<Docker> {
+  const host = environment['DOCKER_HOST'];
+  if (!host) {
+    throw new Error(
+      'Integration tests need a container runtime: DOCKER_HOST is not set. Run `eval "$(scripts/ci/start-podman.sh)"` from the repository root first.',
+    );
+  }
+  const endpoint = parseHostUrl(host);
+  const docker =
+    'socketPath' in endpoint ? new Docker({ socketPath: endpoint.socketPath }) : new Docker(endpoint);
+  try {
+    await docker.ping();
+  } catch (error) {
+    throw new Error(
+      `Integration tests need a container runtime, but DOCKER_HOST=${host} does not answer (${(error as Error).message}). Run \`eval "$(scripts/ci/start-podman.sh)"\` first.`,
+    );
+  }
+  return docker;
+}
+
+/** Every labelled object (container, network, volume) of an instance that still exists. */
+export async function remainingObjects(docker: Docker, instance: string): Promise<string[]> {
+  const filters = { label: [`${labelKeys.instance}=${instance}`] };
+  const containers = await docker.listContainers({ all: true, filters });
+  const networks = await docker.listNetworks({ filters });
+  const { Volumes: volumes } = await docker.listVolumes({ filters });
+  return [
+    ...containers.map((container) => `container ${container.Names[0]}`),
+    ...networks.map((network) => `network ${network.Name}`),
+    ...(volumes ?? []).map((volume) => `volume ${volume.Name}`),
+  ];
+}
+
+/** An instance name no other run uses, so runs on one runtime do not collide. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36).slice(-5)}${Math.floor(Math.random() * 1e4).toString(36)}`;
+}
