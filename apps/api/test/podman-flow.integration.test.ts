@@ -1,13 +1,21 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { labelKeys, ProviderRegistry, runtimeName } from '@keyward/core';
-import { buildImage, dockerFromEnvironment, imageDefinitions, imageReference } from '@keyward/images';
+import { ProviderRegistry, runtimeName } from '@keyward/core';
+import { buildImage, imageDefinitions, imageReference } from '@keyward/images';
 import { createLocalProvider } from '@keyward/provider-local';
+import {
+  connectToTestRuntime,
+  type DemoUpstream,
+  demoUpstreamHost,
+  demoUpstreamPort,
+  remainingObjects,
+  startDemoUpstream,
+  uniqueName,
+} from '@keyward/provider-local/testing';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
+import { createThrowawayCertificates, type ThrowawayCertificates } from '@keyward/tokenizer/certificates';
+import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import { createJsonLogger } from '../src/logger.js';
@@ -16,109 +24,15 @@ import { readEvents } from './test-app.js';
 // One real flow through the API on podman (DOCKER_HOST, see scripts/ci/start-podman.sh):
 // deploy → verify → rotate → verify the new credential → delete, with the real local
 // target, the real tokenizer provider and the locally built images.
-const run = promisify(execFile);
-const upstreamHost = 'api.demo.test';
-const upstreamPort = 8443;
 const token = `kw_${randomBytes(24).toString('base64url')}`;
 const firstSecret = `first-${randomBytes(16).toString('hex')}`;
 const addedSecret = `added-${randomBytes(16).toString('hex')}`;
-const name = `api-flow-${Date.now().toString(36).slice(-5)}`;
-const fixtureLabel = 'keyward.dev/test-fixture';
-
-type Docker = ReturnType<typeof dockerFromEnvironment>;
-
-async function createCertificates(): Promise<{ directory: string; caPem: string }> {
-  const directory = await mkdtemp(join(tmpdir(), 'keyward-api-ca-'));
-  const file = (entry: string) => join(directory, entry);
-  const subject = (cn: string) => ['-nodes', '-subj', `/CN=${cn}`];
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    ...subject('keyward api test CA'),
-    '-days',
-    '2',
-    '-keyout',
-    file('ca.key'),
-    '-out',
-    file('ca.pem'),
-  ]);
-  await run('openssl', [
-    'req',
-    '-newkey',
-    'rsa:2048',
-    ...subject(upstreamHost),
-    '-keyout',
-    file('server.key'),
-    '-out',
-    file('server.csr'),
-  ]);
-  await writeFile(file('server.ext'), `subjectAltName=DNS:${upstreamHost}\nextendedKeyUsage=serverAuth\n`);
-  await run('openssl', [
-    'x509',
-    '-req',
-    '-in',
-    file('server.csr'),
-    '-CA',
-    file('ca.pem'),
-    '-CAkey',
-    file('ca.key'),
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    file('server.ext'),
-    '-out',
-    file('server.pem'),
-  ]);
-  // The upstream runs as a non-root user and reads its key through a read-only bind mount.
-  await chmod(file('server.key'), 0o644);
-  await chmod(directory, 0o755);
-  return { directory, caPem: await readFile(file('ca.pem'), 'utf8') };
-}
-
-/** The demo HTTPS upstream (from @keyward/images): it records requests and accepts listed tokens. */
-async function startUpstream(docker: Docker, certificates: string) {
-  const containerName = `keyward-test-upstream-${name}`;
-  const container = await docker.createContainer({
-    name: containerName,
-    Image: imageReference(imageDefinitions.demoUpstream),
-    Labels: { [fixtureLabel]: name },
-    Env: ['TLS_CERT_FILE=/certs/server.pem', 'TLS_KEY_FILE=/certs/server.key'],
-    ExposedPorts: { '9090/tcp': {} },
-    HostConfig: {
-      Binds: [`${certificates}:/certs:ro`],
-      PortBindings: { '9090/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
-    },
-  });
-  await container.start();
-  const info = await container.inspect();
-  const adminUrl = `http://127.0.0.1:${info.NetworkSettings.Ports['9090/tcp']?.[0]?.HostPort}`;
-  for (let attempt = 0; attempt < 50; attempt++) {
-    if (
-      await fetch(`${adminUrl}/health`).then(
-        (response) => response.ok,
-        () => false,
-      )
-    )
-      break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return {
-    containerName,
-    acceptTokens: (tokens: string[]) =>
-      fetch(`${adminUrl}/_tokens`, { method: 'PUT', body: tokens.join('\n') }),
-    received: async () =>
-      (await (await fetch(`${adminUrl}/_received`)).json()) as { headers: Record<string, string> }[],
-    remove: () => container.remove({ force: true }).catch(() => undefined),
-  };
-}
+const name = uniqueName('api-flow');
 
 describe('the API on real podman: deploy → verify → rotate → verify → delete', () => {
   let docker: Docker;
-  let certificates: { directory: string; caPem: string };
-  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let certificates: ThrowawayCertificates;
+  let upstream: DemoUpstream;
   let app: ReturnType<typeof createApp>;
   const bodies: string[] = [];
   const logLines: string[] = [];
@@ -143,16 +57,14 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
   };
 
   beforeAll(async () => {
-    if (!process.env['DOCKER_HOST']) {
-      throw new Error(
-        'DOCKER_HOST is not set: run `eval "$(scripts/ci/start-podman.sh)"` from the repository root first.',
-      );
-    }
-    docker = dockerFromEnvironment();
-    await docker.ping();
+    docker = await connectToTestRuntime();
     for (const definition of Object.values(imageDefinitions)) await buildImage(docker, definition);
-    certificates = await createCertificates();
-    upstream = await startUpstream(docker, certificates.directory);
+    certificates = createThrowawayCertificates({ dnsNames: [demoUpstreamHost], validDays: 2 });
+    upstream = await startDemoUpstream(docker, {
+      image: imageReference(imageDefinitions.demoUpstream),
+      certificates,
+      runId: name,
+    });
     await upstream.acceptTokens([firstSecret, addedSecret]);
     const registry = new ProviderRegistry();
     registry.registerTarget(
@@ -168,7 +80,6 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
       headers: { authorization: `Bearer ${token}` },
     });
     await upstream?.remove();
-    if (certificates) await rm(certificates.directory, { recursive: true, force: true });
   });
 
   it('deploys with streamed progress', async () => {
@@ -180,9 +91,13 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
         sidecars: {
           tokenizer: {
             credentials: [
-              { name: 'demo', secret: firstSecret, allowedHosts: [`${upstreamHost}:${upstreamPort}`] },
+              {
+                name: 'demo',
+                secret: firstSecret,
+                allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
+              },
             ],
-            upstreamCaCertificates: certificates.caPem,
+            upstreamCaCertificates: certificates.caCertificatePem,
             // The demo upstream lives on a private container network.
             allowPrivateUpstreams: true,
           },
@@ -192,14 +107,12 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
     const steps = events.filter((event) => event.event === 'progress').map((event) => event.data.step);
     expect(steps).toContain('container.ready:tokenizer');
     expect(events.at(-1)?.data.result).toMatchObject({ name, state: 'running', networkMode: 'proxy-only' });
-    await docker
-      .getNetwork(runtimeName(name, 'egress'))
-      .connect({ Container: upstream.containerName, EndpointConfig: { Aliases: [upstreamHost] } });
+    await upstream.attachTo(runtimeName(name, 'egress'));
   });
 
   it('verifies: no direct egress, the credential injected, unbound hosts refused', async () => {
     const response = await call('POST', `/api/instances/${name}/verify`, {
-      allowedUrl: `https://${upstreamHost}:${upstreamPort}/v1/verify`,
+      allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/v1/verify`,
     });
     const result = (await response.json()) as {
       passed: boolean;
@@ -217,8 +130,8 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
     await finish(
       await call('PUT', `/api/instances/${name}/tokenizer`, {
         credentials: [
-          { name: 'demo', secret: '', allowedHosts: [`${upstreamHost}:${upstreamPort}`] },
-          { name: 'added', secret: addedSecret, allowedHosts: [`${upstreamHost}:${upstreamPort}`] },
+          { name: 'demo', secret: '', allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`] },
+          { name: 'added', secret: addedSecret, allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`] },
         ],
       }),
     );
@@ -228,7 +141,7 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
     expect(view.credentials.map((credential) => credential.name)).toEqual(['demo', 'added']);
     for (const credential of ['demo', 'added']) {
       const response = await call('POST', `/api/instances/${name}/verify`, {
-        allowedUrl: `https://${upstreamHost}:${upstreamPort}/v1/verify`,
+        allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/v1/verify`,
         credential,
       });
       expect(((await response.json()) as { passed: boolean }).passed, credential).toBe(true);
@@ -244,10 +157,7 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
       deleted.status,
       `${await deleted.clone().text()} ${logLines.filter((line) => line.includes('"error"')).join('\n')}`,
     ).toBe(200);
-    const filters = { label: [`${labelKeys.instance}=${name}`] };
-    expect(await docker.listContainers({ all: true, filters })).toEqual([]);
-    expect(await docker.listNetworks({ filters })).toEqual([]);
-    expect((await docker.listVolumes({ filters })).Volumes ?? []).toEqual([]);
+    expect(await remainingObjects(docker, name)).toEqual([]);
     expect((await call('GET', `/api/instances/${name}`)).status).toBe(404);
   });
 
