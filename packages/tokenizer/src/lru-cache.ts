@@ -11,11 +11,17 @@ export class LruCache<K, V> {
     return this.entries.size;
   }
 
+  /** The most recently used key: already last in order, so a hit on it needs no re-insert. */
+  private newest: K | undefined;
+
   get(key: K): V | undefined {
     const value = this.entries.get(key);
     if (value === undefined) return undefined;
-    this.entries.delete(key);
-    this.entries.set(key, value);
+    if (key !== this.newest) {
+      this.entries.delete(key);
+      this.entries.set(key, value);
+      this.newest = key;
+    }
     return value;
   }
 
@@ -23,6 +29,7 @@ export class LruCache<K, V> {
     if (this.maxEntries === 0) return;
     this.entries.delete(key);
     this.entries.set(key, value);
+    this.newest = key;
     if (this.entries.size > this.maxEntries) {
       const oldest = this.entries.keys().next();
       if (!oldest.done) this.entries.delete(oldest.value);
@@ -31,5 +38,6 @@ export class LruCache<K, V> {
 
   clear(): void {
     this.entries.clear();
+    this.newest = undefined;
   }
 }

@@ -22,8 +22,16 @@ export class ProxyMetrics {
   inFlight = 0;
   upstreamErrors = 0;
 
+  private readonly labelKeys = new Map<string, string>();
+
   recordRequest(status: number, decision: string, durationSeconds: number): void {
-    const key = `decision="${decision}",status="${status}"`;
+    // Label strings are built once per (decision, status) pair, not per request.
+    const short = decision + status;
+    let key = this.labelKeys.get(short);
+    if (key === undefined) {
+      key = `decision="${decision}",status="${status}"`;
+      if (this.labelKeys.size < 1024) this.labelKeys.set(short, key);
+    }
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
     this.durationSum += durationSeconds;
     this.durationCount++;

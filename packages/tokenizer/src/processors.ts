@@ -81,9 +81,16 @@ export function createProcessor(
       const format = selectFmt(definition, params, false);
       if (!checkFmt(definition, format, false)) throw configError('bad fmt');
       const value = applyFmt(format, definition.token);
+      // dst and the value's check depend only on (definition, params): once they pass, the
+      // result is reused by every request (failures are recomputed and thrown each time).
+      let checked: { name: string; value: string } | undefined;
       return {
         apply(request) {
-          setHeader(request, selectDst(definition, params), value);
+          if (checked === undefined) {
+            const name = selectDst(definition, params).toLowerCase();
+            checked = { name, value: checkHeaderValue(value) };
+          }
+          request.headers[checked.name] = checked.value;
         },
       };
     }

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { ProxyAuthError } from './errors.js';
 import { type MacaroonAccess, verifyMacaroonToken } from './macaroon-auth.js';
 import type { AuthDefinition } from './secret-json.js';
@@ -54,7 +54,8 @@ export class ProxyCredentials {
   /** Constant-time comparison of SHA-256(candidate) with the sealed digest. */
   matchesDigest(digest: Uint8Array): boolean {
     if (digest.length !== 32) return false;
-    this.digests ??= this.tokens.map((token) => createHash('sha256').update(token, 'utf8').digest());
+    // One-shot hash(): no Hash object per candidate (this runs on every request).
+    this.digests ??= this.tokens.map((token) => hash('sha256', token, 'buffer') as unknown as Buffer);
     let matched = false;
     for (const candidate of this.digests) {
       // No early exit: every candidate is compared.

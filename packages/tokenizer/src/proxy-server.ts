@@ -128,6 +128,10 @@ interface Target {
   dialPort: number;
   /** Host header sent upstream. */
   hostHeader: string;
+  /** `https://host:port` that is dialled (undici pool key). */
+  origin: string;
+  /** Port written in the authority (undefined when none). */
+  authorityPort: number | undefined;
   path: string;
 }
 
@@ -176,15 +180,19 @@ function resolveTarget(authority: string, path: string): Target {
     hostname: parts.hostname,
     dialPort,
     hostHeader: dialPort === 443 ? bracketed : `${bracketed}:${dialPort}`,
+    origin: `https://${bracketed}:${dialPort}`,
+    authorityPort: parts.port,
     path,
   };
 }
 
 function sameHost(hostHeader: string, target: Target): boolean {
+  // The common case: the client repeats the authority verbatim.
+  if (hostHeader === target.authority) return true;
   const parts = splitAuthority(hostHeader);
   if (!parts) return false;
   const port = parts.port ?? 80;
-  const targetPort = splitAuthority(target.authority)?.port ?? 80;
+  const targetPort = target.authorityPort ?? 80;
   return parts.hostname === target.hostname && port === targetPort;
 }
 
@@ -507,6 +515,117 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     return request;
   }
 
+  /**
+   * undici's raw handler interface (raw header buffers, no per-response header object). A
+   * class, so a request allocates one small object instead of a closure per callback.
+   */
+  class UpstreamHandler {
+    readonly res: ServerResponse;
+    readonly exchange: Exchange;
+    readonly responseProcessors: ResponseProcessor[];
+    readonly hasBody: boolean;
+    buffered: Buffer[] | undefined = undefined;
+    bufferedProcessors: ResponseProcessor[] = NO_PROCESSORS;
+    responseStatus = 0;
+    responseHeaders: string[] = NO_HEADERS;
+    resumeUpstream: (() => void) | undefined = undefined;
+    onDrain: (() => void) | undefined = undefined;
+
+    constructor(
+      res: ServerResponse,
+      exchange: Exchange,
+      responseProcessors: ResponseProcessor[],
+      hasBody: boolean,
+    ) {
+      this.res = res;
+      this.exchange = exchange;
+      this.responseProcessors = responseProcessors;
+      this.hasBody = hasBody;
+    }
+
+    onConnect(abort: (error?: Error) => void): void {
+      this.exchange.abort = abort;
+    }
+
+    onHeaders(statusCode: number, rawHeaders: Buffer[], resumeUpstream: () => void): boolean {
+      if (statusCode < 200) return true;
+      this.resumeUpstream = resumeUpstream;
+      this.responseStatus = statusCode;
+      const responseHeaders: string[] = [];
+      for (let index = 0; index < rawHeaders.length; index += 2) {
+        const name = (rawHeaders[index] as Buffer).toString('latin1');
+        if (RESPONSE_HEADERS_DROPPED.has(name.toLowerCase())) continue;
+        responseHeaders.push(name, (rawHeaders[index + 1] as Buffer).toString('latin1'));
+      }
+      this.responseHeaders = responseHeaders;
+      if (this.responseProcessors.length > 0) {
+        this.bufferedProcessors = this.responseProcessors.filter(
+          (processor) => processor.statusCode === statusCode,
+        );
+        if (this.bufferedProcessors.length > 0) {
+          this.buffered = [];
+          return true;
+        }
+      }
+      const entry = this.exchange.entry;
+      entry.status = statusCode;
+      entry.decision = 'forwarded';
+      this.res.writeHead(statusCode, responseHeaders);
+      return true;
+    }
+
+    onData(chunk: Buffer): boolean {
+      if (this.buffered) {
+        this.buffered.push(chunk);
+        return true;
+      }
+      if (this.res.write(chunk)) return true;
+      this.onDrain ??= () => this.resumeUpstream?.();
+      this.res.once('drain', this.onDrain);
+      return false;
+    }
+
+    onComplete(): void {
+      const { res, exchange } = this;
+      const entry = exchange.entry;
+      exchange.upstreamDone = true;
+      if (this.buffered) {
+        let body: Buffer = Buffer.concat(this.buffered);
+        try {
+          for (const processor of this.bufferedProcessors) body = processor.process(body);
+        } catch (error) {
+          respondError(res, error, entry, false);
+          return;
+        }
+        const responseHeaders = this.responseHeaders;
+        const headers: string[] = [];
+        for (let index = 0; index < responseHeaders.length; index += 2) {
+          const name = (responseHeaders[index] as string).toLowerCase();
+          if (name === 'content-encoding' || name === 'content-type' || name === 'content-length') continue;
+          headers.push(responseHeaders[index] as string, responseHeaders[index + 1] as string);
+        }
+        headers.push('content-type', 'application/json', 'content-length', String(body.length));
+        entry.status = this.responseStatus;
+        entry.decision = 'forwarded';
+        res.writeHead(this.responseStatus, headers);
+        res.end(body);
+        return;
+      }
+      res.end();
+    }
+
+    onError(error: Error): void {
+      const res = this.res;
+      this.exchange.upstreamDone = true;
+      if (!res.headersSent && !res.destroyed) {
+        respondError(res, unwrapUpstreamError(error), this.exchange.entry, this.hasBody);
+        return;
+      }
+      metrics.upstreamErrors++;
+      res.destroy();
+    }
+  }
+
   function forward(
     res: ServerResponse,
     request: OutgoingRequest,
@@ -514,94 +633,20 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     exchange: Exchange,
     hasBody: boolean,
   ): void {
-    const entry = exchange.entry;
     if (!allowPrivate && isIP(target.hostname) !== 0 && isPrivateAddress(target.hostname)) {
-      respondError(res, new UpstreamDeniedError(target.hostname), entry, hasBody);
+      respondError(res, new UpstreamDeniedError(target.hostname), exchange.entry, hasBody);
       return;
     }
-    const responseProcessors = (request as PreparedRequest).responseProcessors ?? [];
-    let buffered: Buffer[] | undefined;
-    let bufferedProcessors: ResponseProcessor[] = [];
-    let responseStatus = 0;
-    let responseHeaders: string[] = [];
-    let resume: (() => void) | undefined;
-    const onDrain = () => resume?.();
-    // undici's raw handler interface: raw header buffers, no per-response header object.
-    const handler = {
-      onConnect(abort: (error?: Error) => void) {
-        exchange.abort = abort;
-      },
-      onHeaders(statusCode: number, rawHeaders: Buffer[], resumeUpstream: () => void): boolean {
-        if (statusCode < 200) return true;
-        resume = resumeUpstream;
-        responseStatus = statusCode;
-        responseHeaders = [];
-        for (let index = 0; index < rawHeaders.length; index += 2) {
-          const name = (rawHeaders[index] as Buffer).toString('latin1');
-          if (RESPONSE_HEADERS_DROPPED.has(name.toLowerCase())) continue;
-          responseHeaders.push(name, (rawHeaders[index + 1] as Buffer).toString('latin1'));
-        }
-        if (responseProcessors.length > 0) {
-          bufferedProcessors = responseProcessors.filter((processor) => processor.statusCode === statusCode);
-          if (bufferedProcessors.length > 0) {
-            buffered = [];
-            return true;
-          }
-        }
-        entry.status = statusCode;
-        entry.decision = 'forwarded';
-        res.writeHead(statusCode, responseHeaders);
-        return true;
-      },
-      onData(chunk: Buffer): boolean {
-        if (buffered) {
-          buffered.push(chunk);
-          return true;
-        }
-        if (res.write(chunk)) return true;
-        res.once('drain', onDrain);
-        return false;
-      },
-      onComplete() {
-        exchange.upstreamDone = true;
-        if (buffered) {
-          let body: Buffer = Buffer.concat(buffered);
-          try {
-            for (const processor of bufferedProcessors) body = processor.process(body);
-          } catch (error) {
-            respondError(res, error, entry, false);
-            return;
-          }
-          const headers: string[] = [];
-          for (let index = 0; index < responseHeaders.length; index += 2) {
-            const name = (responseHeaders[index] as string).toLowerCase();
-            if (name === 'content-encoding' || name === 'content-type' || name === 'content-length') continue;
-            headers.push(responseHeaders[index] as string, responseHeaders[index + 1] as string);
-          }
-          headers.push('content-type', 'application/json', 'content-length', String(body.length));
-          entry.status = responseStatus;
-          entry.decision = 'forwarded';
-          res.writeHead(responseStatus, headers);
-          res.end(body);
-          return;
-        }
-        res.end();
-      },
-      onError(error: Error) {
-        exchange.upstreamDone = true;
-        if (!res.headersSent && !res.destroyed) {
-          respondError(res, unwrapUpstreamError(error), entry, hasBody);
-          return;
-        }
-        metrics.upstreamErrors++;
-        res.destroy();
-      },
-    };
+    const handler = new UpstreamHandler(
+      res,
+      exchange,
+      (request as PreparedRequest).responseProcessors ?? NO_PROCESSORS,
+      hasBody,
+    );
     const body = request.body.dispatchBody();
-    const hostLiteral = isIP(target.hostname) === 6 ? `[${target.hostname}]` : target.hostname;
     agent.dispatch(
       {
-        origin: `https://${hostLiteral}:${target.dialPort}`,
+        origin: target.origin,
         path: request.path,
         method: request.method as Dispatcher.HttpMethod,
         headers: request.headers as Record<string, string | string[]>,
@@ -733,6 +778,8 @@ interface ScannedHeaders {
 }
 
 const NO_PARAMS: Params = Object.freeze(Object.create(null));
+const NO_PROCESSORS: ResponseProcessor[] = [];
+const NO_HEADERS: string[] = [];
 
 /** One pass over rawHeaders (req.headers would build a second object). */
 function scanHeaders(raw: string[]): ScannedHeaders {
