@@ -392,6 +392,26 @@ function assertNoPortConflicts(containers: readonly PlannedContainerV1[]): void 
   }
 }
 
+// Container and secret names are unique across all sidecars of an instance.
+function claimNames(
+  owners: Map<string, string>,
+  objects: readonly { name: string }[],
+  providerId: string,
+  kind: 'container' | 'secret',
+): void {
+  for (const { name } of objects) {
+    const owner = owners.get(name);
+    if (owner) {
+      fail(
+        'CONTAINER_NAME_CONFLICT',
+        providerId,
+        `Sidecars "${owner}" and "${providerId}" both contribute a ${kind} named "${name}".`,
+      );
+    }
+    owners.set(name, providerId);
+  }
+}
+
 /**
  * Instance spec + sidecar providers → a target-neutral plan. Pure given the
  * providers and `randomBytes`: the same input gives the same plan.
@@ -430,28 +450,8 @@ export async function composePlan(options: ComposeOptions): Promise<DeploymentPl
     const config = parseSidecarConfig(provider, spec.sidecars[providerId]);
     const contribution = await provider.contribute(context, config);
     const part = resolveSidecarContribution(spec, providerId, contribution);
-    for (const container of part.containers) {
-      const owner = containerOwners.get(container.name);
-      if (owner) {
-        fail(
-          'CONTAINER_NAME_CONFLICT',
-          providerId,
-          `Sidecars "${owner}" and "${providerId}" both contribute a container named "${container.name}".`,
-        );
-      }
-      containerOwners.set(container.name, providerId);
-    }
-    for (const secret of part.secrets) {
-      const owner = secretOwners.get(secret.name);
-      if (owner) {
-        fail(
-          'CONTAINER_NAME_CONFLICT',
-          providerId,
-          `Sidecars "${owner}" and "${providerId}" both contribute a secret named "${secret.name}".`,
-        );
-      }
-      secretOwners.set(secret.name, providerId);
-    }
+    claimNames(containerOwners, part.containers, providerId, 'container');
+    claimNames(secretOwners, part.secrets, providerId, 'secret');
     resolved.push(part);
     redactedSidecars[providerId] = provider.redactConfig(config);
   }
