@@ -35,12 +35,26 @@ if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; the
   apt-get install -y podman runc uidmap slirp4netns >&2
 fi
 
+# A service started from a directory that was removed since (an old checkout) answers
+# pings but fails every container start ("conmon: Failed to get working directory").
+for pid in $(pgrep -f "podman system service.*unix://$socket_path" 2>/dev/null); do
+  case "$(readlink "/proc/$pid/cwd" 2>/dev/null)" in
+    *"(deleted)")
+      log "restarting the podman API service: its working directory was removed"
+      kill "$pid" 2>/dev/null || true
+      sleep 1
+      rm -f "$socket_path"
+      ;;
+  esac
+done
+
 if ping_socket; then
   log "podman API already answers on $socket_path"
 else
   rm -f "$socket_path"
   log "starting podman system service on $socket_path (log: $log_file)"
-  nohup podman system service --time=0 "unix://$socket_path" >"$log_file" 2>&1 &
+  # From /: conmon inherits the working directory, and a deleted one (a removed checkout) breaks every container start.
+  (cd / && nohup podman system service --time=0 "unix://$socket_path" >"$log_file" 2>&1 &)
   attempts=0
   until ping_socket; do
     attempts=$((attempts + 1))
