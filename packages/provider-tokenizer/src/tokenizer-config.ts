@@ -314,7 +314,7 @@ function checkCredential(
     context.addIssue({
       code: 'custom',
       path: ['secret'],
-      message: `processor "${type}" needs a PEM private key ("-----BEGIN PRIVATE KEY-----…") as secret`,
+      message: `processor "${type}" needs a PEM private key (a "BEGIN PRIVATE KEY" block) as secret`,
     });
   }
 }

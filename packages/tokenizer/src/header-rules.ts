@@ -16,7 +16,8 @@ export function canonicalHeaderKey(name: string): string {
 
 export type Params = Readonly<Record<string, string>>;
 
-const RESERVED_DST = new Set([
+/** Hop-by-hop headers and the proxy's own: never injected into, never forwarded as they came. */
+export const PROXY_CONTROLLED_HEADERS: readonly string[] = [
   'host',
   'connection',
   'keep-alive',
@@ -28,9 +29,10 @@ const RESERVED_DST = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
-  'content-length',
   'expect',
-]);
+];
+
+const RESERVED_DST = new Set([...PROXY_CONTROLLED_HEADERS, 'content-length']);
 
 export interface FmtDstConfig {
   fmt?: string | undefined;

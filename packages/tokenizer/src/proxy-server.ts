@@ -9,7 +9,7 @@ import { createAdminServer } from './admin-server.js';
 import { type AuditEntry, type AuditSink, createStdoutAuditSink } from './audit-log.js';
 import { BadRequestError, ConfigError, TokenizerError } from './errors.js';
 import { type JsonValue, parseJsonTree } from './go-json.js';
-import { type Params, ProcessorRuntimeError } from './header-rules.js';
+import { type Params, PROXY_CONTROLLED_HEADERS, ProcessorRuntimeError } from './header-rules.js';
 import { type MetricsSnapshot, ProxyMetrics } from './metrics.js';
 import {
   BodyTooLargeError,
@@ -94,21 +94,7 @@ const defaultLog: NonNullable<TokenizerServerOptions['log']> = (level, message, 
 };
 
 // Never forwarded: hop-by-hop headers, the proxy's own headers, and headers undici manages.
-const REQUEST_HEADERS_DROPPED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'proxy-tokenizer',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-  'expect',
-  'http2-settings',
-]);
+const REQUEST_HEADERS_DROPPED = new Set([...PROXY_CONTROLLED_HEADERS, 'http2-settings']);
 const RESPONSE_HEADERS_DROPPED = new Set([
   'connection',
   'keep-alive',
