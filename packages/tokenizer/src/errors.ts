@@ -23,6 +23,11 @@ export type TokenizerErrorCode =
   | 'UPSTREAM_DENIED'
   | 'UPSTREAM_FAILED'
   | 'REQUEST_TOO_LARGE'
+  | 'MALFORMED_REQUEST'
+  | 'REQUEST_HEAD_TOO_LARGE'
+  | 'UNSUPPORTED_HTTP'
+  | 'BAD_UPSTREAM_RESPONSE'
+  | 'UPSTREAM_TIMEOUT'
   | 'INVALID_CONFIG';
 
 export class TokenizerError extends Error {

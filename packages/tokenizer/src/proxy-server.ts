@@ -1,15 +1,23 @@
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { isIP } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import { createServer, isIP } from 'node:net';
 import { createSecureContext, rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
 import { createGuardedLookup, isPrivateAddress, UpstreamDeniedError } from './address-policy.js';
 import { createAdminServer } from './admin-server.js';
 import { type AuditEntry, type AuditSink, createStdoutAuditSink } from './audit-log.js';
+import {
+  ClientConnection,
+  type ClientRequest,
+  type ClientResponse,
+  coarseClock,
+  EMPTY_BODY,
+  UNKNOWN_LENGTH,
+} from './client-connection.js';
 import { BadRequestError, ConfigError, TokenizerError } from './errors.js';
 import { type JsonValue, parseJsonTree } from './go-json.js';
 import { type Params, PROXY_CONTROLLED_HEADERS, ProcessorRuntimeError } from './header-rules.js';
+import { type HttpMessageError, NO_BODY } from './http-messages.js';
 import { type MetricsSnapshot, ProxyMetrics } from './metrics.js';
 import {
   BodyTooLargeError,
@@ -21,6 +29,7 @@ import { createProcessor, type RequestProcessor, type ResponseProcessor } from '
 import { authorize, ProxyCredentials } from './proxy-auth.js';
 import { type OpenKey, toOpenKey } from './sealed-box.js';
 import { type ResolvedSecret, SecretResolver, validateHost } from './secret-resolver.js';
+import { type UpstreamExchange, UpstreamPool, type UpstreamResponseHandler } from './upstream-pool.js';
 
 export interface TokenizerServerOptions {
   /** The X25519 open (private) key, hex or parsed. */
@@ -64,8 +73,9 @@ export interface TokenizerServerOptions {
 }
 
 export interface TokenizerServer {
+  /** The proxy listener (plain TCP: the proxy speaks HTTP/1.1 itself, see client-connection.ts). */
   readonly server: Server;
-  readonly adminServer: Server | undefined;
+  readonly adminServer: HttpServer | undefined;
   readonly metrics: ProxyMetrics;
   /** Counters including the secret cache, as plain data. */
   metricsSnapshot(): MetricsSnapshot;
@@ -93,7 +103,7 @@ const defaultLog: NonNullable<TokenizerServerOptions['log']> = (level, message, 
   );
 };
 
-// Never forwarded: hop-by-hop headers, the proxy's own headers, and headers undici manages.
+// Never forwarded: hop-by-hop headers and the proxy's own headers (framing is re-done upstream).
 const REQUEST_HEADERS_DROPPED = new Set([...PROXY_CONTROLLED_HEADERS, 'http2-settings']);
 const RESPONSE_HEADERS_DROPPED = new Set([
   'connection',
@@ -114,8 +124,6 @@ interface Target {
   dialPort: number;
   /** Host header sent upstream. */
   hostHeader: string;
-  /** `https://host:port` that is dialled (undici pool key). */
-  origin: string;
   /** Port written in the authority (undefined when none). */
   authorityPort: number | undefined;
   path: string;
@@ -166,7 +174,6 @@ function resolveTarget(authority: string, path: string): Target {
     hostname: parts.hostname,
     dialPort,
     hostHeader: dialPort === 443 ? bracketed : `${bracketed}:${dialPort}`,
-    origin: `https://${bracketed}:${dialPort}`,
     authorityPort: parts.port,
     path,
   };
@@ -228,7 +235,7 @@ export function parseListenAddress(address: string): { host: string | undefined;
   return { host: host === '' ? undefined : host, port };
 }
 
-function urlOf(server: Server): string {
+function urlOf(server: Server | HttpServer): string {
   const address = server.address() as AddressInfo;
   let host = address.address;
   if (host === '::' || host === '0.0.0.0') host = '127.0.0.1';
@@ -259,25 +266,24 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
         ? options.upstreamCa
         : [options.upstreamCa];
   const upstreamTimeout = options.upstreamTimeoutMs ?? 120_000;
-  const agent = new Agent({
-    connect: {
-      // One secure context for every upstream connection: building one per connection
-      // re-parses the whole root store.
-      ...(extraCa.length > 0
-        ? { secureContext: createSecureContext({ ca: [...rootCertificates, ...extraCa.map(String)] }) }
-        : {}),
-      ...(allowPrivate ? {} : { lookup: createGuardedLookup() }),
-      rejectUnauthorized: true,
-      timeout: options.upstreamConnectTimeoutMs ?? 10_000,
-    },
-    keepAliveTimeout: 30_000,
-    // A bounded pool queues excess requests FIFO instead of handshaking ever more connections.
-    connections: options.upstreamConnectionsPerOrigin ?? 64,
-    headersTimeout: upstreamTimeout,
-    bodyTimeout: upstreamTimeout,
-    // Never follow redirects: 3xx go back to the client unchanged (§3.11).
-    maxRedirections: 0,
-  } as Agent.Options);
+  // One secure context for every upstream connection: building one per connection
+  // re-parses the whole root store.
+  const secureContext = createSecureContext(
+    extraCa.length > 0 ? { ca: [...rootCertificates, ...extraCa.map(String)] } : {},
+  );
+  const pool = new UpstreamPool({
+    secureContext,
+    lookup: allowPrivate ? undefined : createGuardedLookup(),
+    connectionsPerOrigin: options.upstreamConnectionsPerOrigin ?? 64,
+    connectTimeoutMs: options.upstreamConnectTimeoutMs ?? 10_000,
+    timeoutMs: upstreamTimeout,
+    idleTimeoutMs: 30_000,
+  });
+  const connections = new Set<ClientConnection>();
+  const keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? 65_000;
+  const headersTimeoutMs = 30_000;
+  // Idle sockets are cut; a request in flight is bounded by the upstream's own timeouts.
+  const activeTimeoutMs = upstreamTimeout + 5_000;
   let inFlight = 0;
   let drained: (() => void) | undefined;
 
@@ -291,7 +297,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     }
   }
 
-  function respondError(res: ServerResponse, error: unknown, entry: AuditEntry, hasBody: boolean): void {
+  function respondError(res: ClientResponse, error: unknown, entry: AuditEntry, hasBody: boolean): void {
     let status = 502;
     let body = 'internal proxy error';
     let plainText = false;
@@ -318,50 +324,54 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       res.destroy();
       return;
     }
-    const text = plainText ? `${body}\n` : body;
-    const headers: Record<string, string> = {
-      'content-type': 'text/plain; charset=utf-8',
-      'content-length': String(Buffer.byteLength(text)),
-    };
-    if (plainText) headers['x-content-type-options'] = 'nosniff';
+    const text = Buffer.from(plainText ? `${body}\n` : body);
+    const headers = ['content-type', 'text/plain; charset=utf-8'];
+    if (plainText) headers.push('x-content-type-options', 'nosniff');
     // An unread request body would desynchronise a kept-alive connection.
-    if (hasBody) headers.connection = 'close';
-    res.writeHead(status, headers);
+    res.writeHead(status, headers, text.length, hasBody);
     res.end(text);
   }
 
-  function handle(req: IncomingMessage, res: ServerResponse): void {
+  function handle(req: ClientRequest, res: ClientResponse): void {
     const started = performance.now();
     inFlight++;
     metrics.inFlight = inFlight;
-    const scanned = scanHeaders(req.rawHeaders);
+    const scanned = scanHeaders(req.headers);
     const entry: AuditEntry = {
       time: '',
       credentials: [],
-      method: req.method ?? '',
+      method: req.method,
       host: '',
       path: '',
       status: 0,
       durationMs: 0,
       decision: 'denied',
     };
-    const exchange: Exchange = { entry, abort: undefined, upstreamDone: false };
-    // One listener does the bookkeeping: audit + metrics, in-flight count, upstream abort.
-    res.once('close', () => {
+    const exchange: Exchange = { entry, upstream: undefined, upstreamDone: false };
+    // One callback does the bookkeeping: audit + metrics, in-flight count, upstream abort.
+    res.onClose = (completed) => {
       inFlight--;
       metrics.inFlight = inFlight;
-      if (!exchange.upstreamDone && exchange.abort) exchange.abort(new Error('client went away'));
-      if (!res.writableFinished) {
+      if (!exchange.upstreamDone) exchange.upstream?.abort();
+      if (!completed) {
         entry.decision = 'error';
         entry.error ??= 'CLIENT_CLOSED';
         entry.status ||= 499;
       }
       finish(entry, started);
       if (inFlight === 0 && drained) drained();
-    });
-    const hasBody = scanned.contentLength !== undefined ? scanned.contentLength !== '0' : scanned.chunked;
+    };
+    const hasBody = req.body !== undefined;
     try {
-      if (Number(scanned.contentLength ?? 0) > maxBodyBytes) throw new BodyTooLargeError(maxBodyBytes);
+      // CONNECT is refused on purpose: tunnels let the Host header and the dialled host diverge.
+      if (req.method === 'CONNECT') {
+        entry.host = req.url;
+        throw new BadRequestError(
+          'BAD_TARGET',
+          'bad request: CONNECT is not supported; send absolute-form http:// requests',
+        );
+      }
+      if (req.contentLength > maxBodyBytes) throw new BodyTooLargeError(maxBodyBytes);
       const target = targetOf(req, scanned.host);
       entry.host = target.authority;
       const queryIndex = target.path.indexOf('?');
@@ -373,12 +383,12 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
           .catch((error) => respondError(res, error, entry, hasBody));
       } else forward(res, prepared, target, exchange, hasBody);
     } catch (error) {
-      respondError(res, error, entry, hasBody);
+      respondError(res, error, entry, hasBody || req.method === 'CONNECT');
     }
   }
 
-  function targetOf(req: IncomingMessage, hostHeader: string | undefined): Target {
-    const url = req.url ?? '';
+  function targetOf(req: ClientRequest, hostHeader: string | undefined): Target {
+    const url = req.url;
     const scheme = url.slice(0, 8).toLowerCase();
     if (scheme.startsWith('http://')) {
       const rest = url.slice(7);
@@ -416,7 +426,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
 
   /** Everything before dialling: headers, secrets, auth, validators, processors (§3.5). */
   function prepare(
-    req: IncomingMessage,
+    req: ClientRequest,
     scanned: ScannedHeaders,
     target: Target,
     entry: AuditEntry,
@@ -425,11 +435,11 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     const { headers, tokenizerLines, authorizationLines } = scanned;
     headers.host = target.hostHeader;
     const request: OutgoingRequest = {
-      method: req.method ?? 'GET',
+      method: req.method,
       path: target.path,
       host: target.authority,
       headers,
-      body: new OutgoingBody(hasBody ? req : undefined, maxBodyBytes),
+      body: new OutgoingBody(hasBody ? req.body : undefined, maxBodyBytes),
     };
     const credentials = new ProxyCredentials(authorizationLines);
     const queryIndex = target.path.indexOf('?');
@@ -502,11 +512,11 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
   }
 
   /**
-   * undici's raw handler interface (raw header buffers, no per-response header object). A
-   * class, so a request allocates one small object instead of a closure per callback.
+   * Receives the upstream response and streams it to the client. A class, so a request
+   * allocates one small object instead of a closure per callback.
    */
-  class UpstreamHandler {
-    readonly res: ServerResponse;
+  class UpstreamHandler implements UpstreamResponseHandler {
+    readonly res: ClientResponse;
     readonly exchange: Exchange;
     readonly responseProcessors: ResponseProcessor[];
     readonly hasBody: boolean;
@@ -514,11 +524,9 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     bufferedProcessors: ResponseProcessor[] = NO_PROCESSORS;
     responseStatus = 0;
     responseHeaders: string[] = NO_HEADERS;
-    resumeUpstream: (() => void) | undefined = undefined;
-    onDrain: (() => void) | undefined = undefined;
 
     constructor(
-      res: ServerResponse,
+      res: ClientResponse,
       exchange: Exchange,
       responseProcessors: ResponseProcessor[],
       hasBody: boolean,
@@ -529,19 +537,17 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       this.hasBody = hasBody;
     }
 
-    onConnect(abort: (error?: Error) => void): void {
-      this.exchange.abort = abort;
-    }
-
-    onHeaders(statusCode: number, rawHeaders: Buffer[], resumeUpstream: () => void): boolean {
-      if (statusCode < 200) return true;
-      this.resumeUpstream = resumeUpstream;
+    onHeaders(statusCode: number, rawHeaders: string[], bodyLength: number): void {
       this.responseStatus = statusCode;
+      // Without a body (HEAD, 204, 304) the upstream's content-length is kept as it came;
+      // otherwise the client connection writes its own framing headers.
+      const keepLength = bodyLength === NO_BODY;
       const responseHeaders: string[] = [];
       for (let index = 0; index < rawHeaders.length; index += 2) {
-        const name = (rawHeaders[index] as Buffer).toString('latin1');
-        if (RESPONSE_HEADERS_DROPPED.has(name.toLowerCase())) continue;
-        responseHeaders.push(name, (rawHeaders[index + 1] as Buffer).toString('latin1'));
+        const name = rawHeaders[index] as string;
+        const lower = name.toLowerCase();
+        if (RESPONSE_HEADERS_DROPPED.has(lower) || (lower === 'content-length' && !keepLength)) continue;
+        responseHeaders.push(name, rawHeaders[index + 1] as string);
       }
       this.responseHeaders = responseHeaders;
       if (this.responseProcessors.length > 0) {
@@ -550,14 +556,17 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
         );
         if (this.bufferedProcessors.length > 0) {
           this.buffered = [];
-          return true;
+          return;
         }
       }
       const entry = this.exchange.entry;
       entry.status = statusCode;
       entry.decision = 'forwarded';
-      this.res.writeHead(statusCode, responseHeaders);
-      return true;
+      this.res.writeHead(
+        statusCode,
+        responseHeaders,
+        bodyLength >= 0 ? bodyLength : bodyLength === NO_BODY ? EMPTY_BODY : UNKNOWN_LENGTH,
+      );
     }
 
     onData(chunk: Buffer): boolean {
@@ -566,8 +575,11 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
         return true;
       }
       if (this.res.write(chunk)) return true;
-      this.onDrain ??= () => this.resumeUpstream?.();
-      this.res.once('drain', this.onDrain);
+      const upstream = this.exchange.upstream;
+      this.res.onDrain = () => {
+        this.res.onDrain = undefined;
+        upstream?.resume();
+      };
       return false;
     }
 
@@ -590,10 +602,10 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
           if (name === 'content-encoding' || name === 'content-type' || name === 'content-length') continue;
           headers.push(responseHeaders[index] as string, responseHeaders[index + 1] as string);
         }
-        headers.push('content-type', 'application/json', 'content-length', String(body.length));
+        headers.push('content-type', 'application/json');
         entry.status = this.responseStatus;
         entry.decision = 'forwarded';
-        res.writeHead(this.responseStatus, headers);
+        res.writeHead(this.responseStatus, headers, body.length);
         res.end(body);
         return;
       }
@@ -613,7 +625,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
   }
 
   function forward(
-    res: ServerResponse,
+    res: ClientResponse,
     request: OutgoingRequest,
     target: Target,
     exchange: Exchange,
@@ -629,62 +641,71 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       (request as PreparedRequest).responseProcessors ?? NO_PROCESSORS,
       hasBody,
     );
-    const body = request.body.dispatchBody();
-    agent.dispatch(
+    exchange.upstream = pool.dispatch(
+      { hostname: target.hostname, port: target.dialPort, hostHeader: target.hostHeader },
       {
-        origin: target.origin,
+        method: request.method,
         path: request.path,
-        method: request.method as Dispatcher.HttpMethod,
-        headers: request.headers as Record<string, string | string[]>,
-        body: body as Dispatcher.DispatchOptions['body'],
+        headers: request.headers,
+        body: request.body.dispatchBody() as Buffer | AsyncIterable<Buffer> | null,
       },
-      handler as unknown as Dispatcher.DispatchHandler,
+      handler,
     );
   }
 
-  const server = createServer(
-    {
-      maxHeaderSize: options.maxHeaderBytes ?? 64 * 1024,
-      keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
-      headersTimeout: 30_000,
-      // No total limit (uploads and long responses stream), but idle sockets are cut.
-      requestTimeout: 0,
-    },
-    handle,
-  );
-  server.setTimeout(upstreamTimeout + 5_000);
-  // CONNECT is refused on purpose: tunnels let the Host header and the dialled host diverge.
-  server.on('connect', (req: IncomingMessage, socket: Socket) => {
-    const started = performance.now();
-    const body = 'bad request: CONNECT is not supported; send absolute-form http:// requests';
-    socket.end(
-      `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
-    finish(
-      {
+  function malformed(error: HttpMessageError, request: { method: string; target: string } | undefined): void {
+    metrics.recordRequest(error.status, 'denied', 0);
+    if (audit) {
+      const queryIndex = request?.target.indexOf('?') ?? -1;
+      audit({
         time: new Date().toISOString(),
         credentials: [],
-        method: 'CONNECT',
-        host: req.url ?? '',
-        path: '',
-        status: 400,
+        method: request?.method.slice(0, 32) ?? '',
+        host: '',
+        path: (queryIndex < 0 ? (request?.target ?? '') : (request?.target ?? '').slice(0, queryIndex)).slice(
+          0,
+          256,
+        ),
+        status: error.status,
         durationMs: 0,
         decision: 'denied',
-        error: 'BAD_TARGET',
-      },
-      started,
-    );
+        error: error.code,
+      });
+    }
+    if (options.debug)
+      log('warn', 'request refused', { status: error.status, error: error.code, detail: error.message });
+  }
+
+  const connectionOptions = {
+    maxHeaderBytes: options.maxHeaderBytes ?? 64 * 1024,
+    onRequest: handle,
+    onMalformed: malformed,
+  };
+  const server = createServer({ noDelay: true }, (socket: Socket) => {
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    const connection = new ClientConnection(socket, connectionOptions);
+    connections.add(connection);
+    socket.once('close', () => connections.delete(connection));
   });
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable) return socket.destroy();
-    const status =
-      error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  });
+  // Timeouts on a coarse clock: one sweep a second instead of a timer per socket and request.
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    coarseClock.now = now;
+    for (const connection of connections) {
+      if (connection.partialHead) {
+        if (now - connection.headStartedAt > headersTimeoutMs) connection.closeWith(408);
+      } else if (connection.idle) {
+        if (now - connection.lastActiveAt > keepAliveTimeoutMs) connection.socket.destroy();
+      } else if (now - connection.lastActiveAt > activeTimeoutMs) connection.socket.destroy();
+    }
+  }, 1000).unref();
 
   const snapshot = () =>
     metrics.snapshot({ hits: resolver.hits, misses: resolver.misses, size: resolver.size });
-  let adminServer: Server | undefined;
+  let adminServer: HttpServer | undefined;
   if (options.adminListenAddress !== undefined) {
     adminServer = createAdminServer({ sealKey, metrics: snapshot });
   }
@@ -721,7 +742,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       closing ??= (async () => {
         const closed = server.listening ? once(server, 'close') : Promise.resolve();
         server.close();
-        server.closeIdleConnections();
+        for (const connection of connections) if (connection.idle) connection.socket.destroy();
         if (inFlight > 0) {
           const timeout = options.shutdownTimeoutMs ?? 30_000;
           await Promise.race([
@@ -731,7 +752,8 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
             new Promise<void>((resolve) => setTimeout(resolve, timeout).unref()),
           ]);
         }
-        server.closeAllConnections();
+        for (const connection of connections) connection.socket.destroy();
+        clearInterval(sweeper);
         await closed;
         if (adminServer?.listening) {
           const adminClosed = once(adminServer, 'close');
@@ -739,7 +761,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
           adminServer.closeAllConnections();
           await adminClosed;
         }
-        await agent.close();
+        await pool.close();
       })();
       return closing;
     },
@@ -749,7 +771,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
 
 interface Exchange {
   entry: AuditEntry;
-  abort: ((error?: Error) => void) | undefined;
+  upstream: UpstreamExchange | undefined;
   upstreamDone: boolean;
 }
 
@@ -759,31 +781,26 @@ interface ScannedHeaders {
   tokenizerLines: string[];
   authorizationLines: string[];
   host: string | undefined;
-  contentLength: string | undefined;
-  chunked: boolean;
 }
 
 const NO_PARAMS: Params = Object.freeze(Object.create(null));
 const NO_PROCESSORS: ResponseProcessor[] = [];
 const NO_HEADERS: string[] = [];
 
-/** One pass over rawHeaders (req.headers would build a second object). */
+/** One pass over the request's [name, value] list (names are already lowercase). */
 function scanHeaders(raw: string[]): ScannedHeaders {
   const headers: OutgoingHeaders = Object.create(null);
   const tokenizerLines: string[] = [];
   const authorizationLines: string[] = [];
   let host: string | undefined;
-  let contentLength: string | undefined;
-  let chunked = false;
   let connectionTokens: string[] | undefined;
   for (let index = 0; index < raw.length; index += 2) {
-    const name = (raw[index] as string).toLowerCase();
+    const name = raw[index] as string;
     const value = raw[index + 1] as string;
     if (REQUEST_HEADERS_DROPPED.has(name)) {
       if (name === 'proxy-tokenizer') tokenizerLines.push(value);
       else if (name === 'proxy-authorization') authorizationLines.push(value);
       else if (name === 'host') host ??= value;
-      else if (name === 'transfer-encoding') chunked = true;
       else if (name === 'connection') {
         connectionTokens = (connectionTokens ?? []).concat(
           value.split(',').map((token) => token.trim().toLowerCase()),
@@ -791,14 +808,13 @@ function scanHeaders(raw: string[]): ScannedHeaders {
       }
       continue;
     }
-    if (name === 'content-length') contentLength ??= value;
     const existing = headers[name];
     if (existing === undefined) headers[name] = value;
     else if (Array.isArray(existing)) existing.push(value);
     else headers[name] = [existing, value];
   }
   if (connectionTokens) for (const token of connectionTokens) delete headers[token];
-  return { headers, tokenizerLines, authorizationLines, host, contentLength, chunked };
+  return { headers, tokenizerLines, authorizationLines, host };
 }
 
 interface PreparedRequest extends OutgoingRequest {

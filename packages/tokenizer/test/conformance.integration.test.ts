@@ -180,7 +180,7 @@ describe('§5.3 inject_processor', () => {
       socket.on('error', reject);
     });
     expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
-    expect(answer).toContain('Connection: close');
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
     expect(answer).toContain('CONNECT is not supported');
   });
 

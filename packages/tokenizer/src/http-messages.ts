@@ -1,0 +1,338 @@
+import { TokenizerError, type TokenizerErrorCode } from './errors.js';
+
+// Strict HTTP/1.x message heads and body framing (RFC 9112), for both sides of the proxy.
+// Anything ambiguous is refused rather than guessed: a proxy that frames a message
+// differently from the server behind it is how requests get smuggled.
+
+/** A message that is malformed or uses a feature this proxy refuses. */
+export class HttpMessageError extends TokenizerError {
+  constructor(code: TokenizerErrorCode, message: string, status = 400) {
+    super(code, message, status);
+    this.name = 'HttpMessageError';
+  }
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible characters, obs-text, SP and HTAB. No CR, LF, NUL or other controls.
+const INVALID_FIELD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const REQUEST_TARGET = /^[\x21-\x7e]+$/;
+const DECIMAL_LENGTH = /^\d{1,15}$/;
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;
+
+/** Body framing: a byte count, chunked, none, or (responses only) until the connection closes. */
+export const NO_BODY = -1;
+export const CHUNKED_BODY = -2;
+export const BODY_UNTIL_CLOSE = -3;
+
+export interface RequestHead {
+  method: string;
+  target: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minorVersion: number;
+  /** Lowercase names and values, in order: [name, value, name, value…]. */
+  headers: string[];
+  /** NO_BODY, CHUNKED_BODY, or the Content-Length. */
+  bodyLength: number;
+  keepAlive: boolean;
+  expectContinue: boolean;
+}
+
+export interface ResponseHead {
+  status: number;
+  minorVersion: number;
+  /** Names as the server sent them, and values: [name, value, …]. */
+  headers: string[];
+  /** NO_BODY, CHUNKED_BODY, BODY_UNTIL_CLOSE, or the Content-Length. */
+  bodyLength: number;
+  keepAlive: boolean;
+}
+
+export function isValidHeaderName(name: string): boolean {
+  return TOKEN.test(name);
+}
+
+export function isValidHeaderValue(value: string): boolean {
+  return !INVALID_FIELD_VALUE.test(value);
+}
+
+function malformed(message: string): HttpMessageError {
+  return new HttpMessageError('MALFORMED_REQUEST', `bad request: ${message}`);
+}
+
+function badResponse(message: string): HttpMessageError {
+  return new HttpMessageError('BAD_UPSTREAM_RESPONSE', `bad upstream response: ${message}`, 502);
+}
+
+/** Strips optional whitespace (SP / HTAB) around a field value. */
+function trimFieldValue(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && (value.charCodeAt(start) === 32 || value.charCodeAt(start) === 9)) start++;
+  while (end > start && (value.charCodeAt(end - 1) === 32 || value.charCodeAt(end - 1) === 9)) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+interface Framing {
+  contentLength: string | undefined;
+  transferEncoding: string | undefined;
+  connection: string | undefined;
+  expect: string | undefined;
+}
+
+/**
+ * Parses the field lines of a head (everything after the start line). A line that does not
+ * end in CRLF, starts with whitespace (obs-fold), or has whitespace before the colon is refused.
+ */
+function parseFields(
+  lines: string[],
+  lowercaseNames: boolean,
+  fail: (message: string) => HttpMessageError,
+): { headers: string[]; framing: Framing } {
+  const headers: string[] = [];
+  const framing: Framing = {
+    contentLength: undefined,
+    transferEncoding: undefined,
+    connection: undefined,
+    expect: undefined,
+  };
+  for (let index = 1; index < lines.length; index++) {
+    const line = lines[index] as string;
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw fail(`header line without a name (${JSON.stringify(line.slice(0, 40))})`);
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) throw fail(`invalid header name ${JSON.stringify(name.slice(0, 40))}`);
+    const value = trimFieldValue(line.slice(colon + 1));
+    const lower = name.toLowerCase();
+    if (INVALID_FIELD_VALUE.test(value)) throw fail(`invalid characters in the ${lower} header`);
+    headers.push(lowercaseNames ? lower : name, value);
+    switch (lower) {
+      case 'content-length':
+        if (framing.contentLength !== undefined && framing.contentLength !== value)
+          throw fail('conflicting content-length headers');
+        framing.contentLength = value;
+        break;
+      case 'transfer-encoding':
+        framing.transferEncoding =
+          framing.transferEncoding === undefined ? value : `${framing.transferEncoding},${value}`;
+        break;
+      case 'connection':
+        framing.connection = framing.connection === undefined ? value : `${framing.connection},${value}`;
+        break;
+      case 'expect':
+        framing.expect = value;
+        break;
+    }
+  }
+  return { headers, framing };
+}
+
+function splitLines(head: string, fail: (message: string) => HttpMessageError): string[] {
+  const lines = head.split('\r\n');
+  // A bare CR or LF left inside a line is caught by the per-line checks; the start line is
+  // checked here because its regular expressions allow some of those characters elsewhere.
+  if (/[\r\n]/.test(lines[0] as string)) throw fail('line not terminated by CRLF');
+  return lines;
+}
+
+function hasToken(list: string | undefined, token: string): boolean {
+  if (list === undefined) return false;
+  for (const part of list.split(',')) if (part.trim().toLowerCase() === token) return true;
+  return false;
+}
+
+function parseLength(value: string, fail: (message: string) => HttpMessageError): number {
+  if (!DECIMAL_LENGTH.test(value)) throw fail(`invalid content-length ${JSON.stringify(value.slice(0, 20))}`);
+  return Number(value);
+}
+
+/** Transfer codings must be exactly `chunked`: anything else cannot be framed safely. */
+function isChunkedOnly(value: string): boolean {
+  let codings = 0;
+  let chunked = false;
+  for (const part of value.split(',')) {
+    const coding = part.trim().toLowerCase();
+    if (coding === '') continue;
+    codings++;
+    chunked = coding === 'chunked';
+  }
+  return codings === 1 && chunked;
+}
+
+/** Parses a request head: the bytes before the blank line, as latin1, without the final CRLF. */
+export function parseRequestHead(head: string): RequestHead {
+  const lines = splitLines(head, malformed);
+  const requestLine = lines[0] as string;
+  const firstSpace = requestLine.indexOf(' ');
+  const lastSpace = requestLine.lastIndexOf(' ');
+  if (firstSpace <= 0 || lastSpace === firstSpace) throw malformed('malformed request line');
+  const method = requestLine.slice(0, firstSpace);
+  const target = requestLine.slice(firstSpace + 1, lastSpace);
+  const version = requestLine.slice(lastSpace + 1);
+  if (!TOKEN.test(method)) throw malformed('invalid method');
+  if (!REQUEST_TARGET.test(target)) throw malformed('invalid request target');
+  let minorVersion: number;
+  if (version === 'HTTP/1.1') minorVersion = 1;
+  else if (version === 'HTTP/1.0') minorVersion = 0;
+  else if (/^HTTP\/\d\.\d$/.test(version))
+    throw new HttpMessageError('UNSUPPORTED_HTTP', `unsupported HTTP version ${version}`, 505);
+  else throw malformed('malformed request line');
+  const { headers, framing } = parseFields(lines, true, malformed);
+  let bodyLength = NO_BODY;
+  if (framing.transferEncoding !== undefined) {
+    if (framing.contentLength !== undefined)
+      throw malformed('both transfer-encoding and content-length (refused: ambiguous framing)');
+    if (minorVersion === 0) throw malformed('transfer-encoding in an HTTP/1.0 request');
+    if (!isChunkedOnly(framing.transferEncoding)) {
+      throw new HttpMessageError(
+        'UNSUPPORTED_HTTP',
+        `unsupported transfer-encoding ${JSON.stringify(framing.transferEncoding.slice(0, 40))}: only chunked is accepted`,
+        501,
+      );
+    }
+    bodyLength = CHUNKED_BODY;
+  } else if (framing.contentLength !== undefined) {
+    const length = parseLength(framing.contentLength, malformed);
+    bodyLength = length === 0 ? NO_BODY : length;
+  }
+  const keepAlive =
+    minorVersion === 1 ? !hasToken(framing.connection, 'close') : hasToken(framing.connection, 'keep-alive');
+  const expectContinue = framing.expect !== undefined && framing.expect.toLowerCase() === '100-continue';
+  return { method, target, minorVersion, headers, bodyLength, keepAlive, expectContinue };
+}
+
+/**
+ * Parses a response head. `requestMethod` decides whether a body follows (HEAD never has one).
+ * 1xx heads parse with NO_BODY; the caller skips them.
+ */
+export function parseResponseHead(head: string, requestMethod: string): ResponseHead {
+  const lines = splitLines(head, badResponse);
+  const match = STATUS_LINE.exec(lines[0] as string);
+  if (!match) throw badResponse(`malformed status line ${JSON.stringify((lines[0] as string).slice(0, 40))}`);
+  const minorVersion = Number(match[1]);
+  const status = Number(match[2]);
+  const { headers, framing } = parseFields(lines, false, badResponse);
+  let bodyLength: number;
+  let keepAlive =
+    minorVersion === 1 ? !hasToken(framing.connection, 'close') : hasToken(framing.connection, 'keep-alive');
+  if (status < 200 || status === 204 || status === 304 || requestMethod === 'HEAD') {
+    bodyLength = NO_BODY;
+  } else if (framing.transferEncoding !== undefined) {
+    if (framing.contentLength !== undefined) throw badResponse('both transfer-encoding and content-length');
+    if (!isChunkedOnly(framing.transferEncoding)) throw badResponse('unsupported transfer-encoding');
+    bodyLength = CHUNKED_BODY;
+  } else if (framing.contentLength !== undefined) {
+    bodyLength = parseLength(framing.contentLength, badResponse);
+  } else {
+    bodyLength = BODY_UNTIL_CLOSE;
+    keepAlive = false;
+  }
+  return { status, minorVersion, headers, bodyLength, keepAlive };
+}
+
+const CR = 13;
+const LF = 10;
+const MAX_CHUNK_LINE = 4096;
+const MAX_TRAILER_BYTES = 16 * 1024;
+
+enum ChunkState {
+  Size,
+  Data,
+  DataEnd,
+  Trailer,
+  Done,
+}
+
+/**
+ * Incremental chunked-body decoder. `decode` consumes as much of `input` as belongs to the
+ * body and returns where it stopped; bytes after the last chunk belong to the next message.
+ * Trailers are read and discarded (the proxy never forwards them).
+ */
+export class ChunkedDecoder {
+  private state = ChunkState.Size;
+  private remaining = 0;
+  private line = '';
+  private trailerBytes = 0;
+  private readonly fail: (message: string) => HttpMessageError;
+
+  constructor(side: 'request' | 'response') {
+    this.fail = side === 'request' ? malformed : badResponse;
+  }
+
+  get done(): boolean {
+    return this.state === ChunkState.Done;
+  }
+
+  decode(input: Buffer, start: number, emit: (data: Buffer) => void): number {
+    let position = start;
+    while (position < input.length && this.state !== ChunkState.Done) {
+      switch (this.state) {
+        case ChunkState.Data: {
+          const end = Math.min(input.length, position + this.remaining);
+          emit(input.subarray(position, end));
+          this.remaining -= end - position;
+          position = end;
+          if (this.remaining === 0) this.state = ChunkState.DataEnd;
+          break;
+        }
+        case ChunkState.DataEnd: {
+          const line = this.readLine(input, position);
+          if (line === undefined) return input.length;
+          position = line.next;
+          if (line.text !== '') throw this.fail('chunk data longer than its size');
+          this.state = ChunkState.Size;
+          break;
+        }
+        case ChunkState.Size: {
+          const line = this.readLine(input, position);
+          if (line === undefined) return input.length;
+          position = line.next;
+          this.startChunk(line.text);
+          break;
+        }
+        case ChunkState.Trailer: {
+          const line = this.readLine(input, position);
+          if (line === undefined) return input.length;
+          position = line.next;
+          this.trailerBytes += line.text.length + 2;
+          if (this.trailerBytes > MAX_TRAILER_BYTES) throw this.fail('trailers too large');
+          if (line.text === '') this.state = ChunkState.Done;
+          else if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:/.test(line.text) || !isValidHeaderValue(line.text))
+            throw this.fail('malformed trailer');
+          break;
+        }
+      }
+    }
+    return position;
+  }
+
+  private startChunk(text: string): void {
+    const semicolon = text.indexOf(';');
+    const size = semicolon < 0 ? text : text.slice(0, semicolon);
+    // Chunk extensions are ignored but must not hide control characters.
+    if (semicolon >= 0 && !isValidHeaderValue(text.slice(semicolon)))
+      throw this.fail('malformed chunk extension');
+    if (!/^[0-9A-Fa-f]{1,12}$/.test(size.replace(/[ \t]+$/, ''))) throw this.fail('malformed chunk size');
+    this.remaining = Number.parseInt(size, 16);
+    this.state = this.remaining === 0 ? ChunkState.Trailer : ChunkState.Data;
+  }
+
+  /** Reads one CRLF-terminated line (possibly split across inputs). Bare CR or LF is refused. */
+  private readLine(input: Buffer, start: number): { text: string; next: number } | undefined {
+    const newline = input.indexOf(LF, start);
+    const end = newline < 0 ? input.length : newline;
+    this.line += input.toString('latin1', start, end);
+    if (this.line.length > MAX_CHUNK_LINE) throw this.fail('chunk line too long');
+    if (newline < 0) return undefined;
+    const full = this.line;
+    this.line = '';
+    if (full.charCodeAt(full.length - 1) !== CR) throw this.fail('chunk line not terminated by CRLF');
+    const text = full.slice(0, -1);
+    if (text.includes('\r')) throw this.fail('bare CR in a chunk line');
+    return { text, next: newline + 1 };
+  }
+}
+
+/** Finds the blank line ending a head; returns the index of its CRLFCRLF or -1. */
+export function findHeadEnd(buffer: Buffer, from: number): number {
+  return buffer.indexOf('\r\n\r\n', from, 'latin1');
+}
