@@ -196,7 +196,9 @@ export function parseRequestHead(head: string): RequestHead {
   }
   const keepAlive =
     minorVersion === 1 ? !hasToken(framing.connection, 'close') : hasToken(framing.connection, 'keep-alive');
-  const expectContinue = framing.expect !== undefined && framing.expect.toLowerCase() === '100-continue';
+  // An HTTP/1.0 client does not understand 1xx responses (RFC 9110 §10.1.1: ignore the expectation).
+  const expectContinue =
+    minorVersion === 1 && framing.expect !== undefined && framing.expect.toLowerCase() === '100-continue';
   return { method, target, minorVersion, headers, bodyLength, keepAlive, expectContinue };
 }
 
@@ -215,6 +217,8 @@ export function parseResponseHead(head: string, requestMethod: string): Response
   let keepAlive =
     minorVersion === 1 ? !hasToken(framing.connection, 'close') : hasToken(framing.connection, 'keep-alive');
   if (status < 200 || status === 204 || status === 304 || requestMethod === 'HEAD') {
+    // No body follows, but the content-length is forwarded as it came: it must still be a number.
+    if (framing.contentLength !== undefined) parseLength(framing.contentLength, badResponse);
     bodyLength = NO_BODY;
   } else if (framing.transferEncoding !== undefined) {
     if (framing.contentLength !== undefined) throw badResponse('both transfer-encoding and content-length');
