@@ -58,6 +58,8 @@ export interface TokenizerServerOptions {
   secretCacheSize?: number;
   /** Idle keep-alive time for client connections. Default 65 s. */
   keepAliveTimeoutMs?: number;
+  /** Longest time a client may take to send a request head (slow-loris guard). Default 30 s. */
+  headersTimeoutMs?: number;
   /** Kept-alive TLS connections per upstream origin; further requests queue. Default 64. */
   upstreamConnectionsPerOrigin?: number;
   /** Upstream connect timeout. Default 10 s. */
@@ -281,7 +283,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
   });
   const connections = new Set<ClientConnection>();
   const keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? 65_000;
-  const headersTimeoutMs = 30_000;
+  const headersTimeoutMs = options.headersTimeoutMs ?? 30_000;
   // Idle sockets are cut; a request in flight is bounded by the upstream's own timeouts.
   const activeTimeoutMs = upstreamTimeout + 5_000;
   let inFlight = 0;
@@ -631,6 +633,8 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     exchange: Exchange,
     hasBody: boolean,
   ): void {
+    // The client left while an asynchronous processor ran: nothing to send upstream for.
+    if (res.destroyed) return;
     if (!allowPrivate && isIP(target.hostname) !== 0 && isPrivateAddress(target.hostname)) {
       respondError(res, new UpstreamDeniedError(target.hostname), exchange.entry, hasBody);
       return;
@@ -686,6 +690,8 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
       socket.destroy();
       return;
     }
+    // The sweeper's clock may be up to a second old (or older before the first sweep).
+    coarseClock.now = Date.now();
     const connection = new ClientConnection(socket, connectionOptions);
     connections.add(connection);
     socket.once('close', () => connections.delete(connection));

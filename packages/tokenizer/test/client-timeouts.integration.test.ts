@@ -1,0 +1,80 @@
+import { connect, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningTokenizerServer, startTokenizerServer } from '../src/proxy-server.js';
+import { generateOpenKey } from '../src/sealed-box.js';
+
+// Client-side timeouts of the proxy's own HTTP/1.1 server, with short limits so the tests
+// finish in seconds. The proxy checks them on a one-second sweep.
+
+let proxy: RunningTokenizerServer;
+let port: number;
+
+beforeAll(async () => {
+  proxy = await startTokenizerServer({
+    openKey: generateOpenKey(),
+    listenAddress: '127.0.0.1:0',
+    headersTimeoutMs: 1000,
+    keepAliveTimeoutMs: 1000,
+    auditLog: false,
+    log: () => {},
+  });
+  port = Number(new URL(proxy.url).port);
+});
+
+afterAll(async () => {
+  await proxy.close();
+});
+
+/** Opens a raw connection and collects everything the proxy sends until it closes. */
+function open(): Promise<{ socket: Socket; received: () => string; closed: Promise<number> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    const closed = new Promise<number>((resolveClosed) =>
+      socket.once('close', () => resolveClosed(Date.now())),
+    );
+    socket.once('connect', () => resolve({ socket, received: () => text, closed }));
+    socket.once('error', reject);
+  });
+}
+
+describe('client connection timeouts', () => {
+  it('answers 408 and closes when a request head is not completed in time (slow loris)', async () => {
+    const { socket, received, closed } = await open();
+    const started = Date.now();
+    socket.write('GET http://example.com/ HTTP/1.1\r\nHost: exam');
+    const closedAt = await closed;
+    expect(received()).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(received()).toMatch(/\r\nconnection: close\r\n/i);
+    expect(closedAt - started).toBeGreaterThanOrEqual(1000);
+    expect(closedAt - started).toBeLessThan(4000);
+  });
+
+  it('keeps an idle connection open between requests, then closes it after the keep-alive timeout', async () => {
+    const { socket, received, closed } = await open();
+    // Refused without contacting any upstream (no Proxy-Tokenizer): the connection stays usable.
+    socket.write('GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(received()).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    socket.write('GET http://example.com/again HTTP/1.1\r\nHost: example.com\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(received().match(/HTTP\/1\.1 400 /g)).toHaveLength(2);
+    const idleSince = Date.now();
+    const closedAt = await closed;
+    expect(closedAt - idleSince).toBeGreaterThanOrEqual(900);
+    expect(closedAt - idleSince).toBeLessThan(4000);
+  });
+
+  it('a request that asks for Connection: close gets its answer and then the close', async () => {
+    const { socket, received, closed } = await open();
+    const started = Date.now();
+    socket.write('GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n');
+    const closedAt = await closed;
+    expect(received()).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n[^]*connection: close\r\n/i);
+    expect(closedAt - started).toBeLessThan(900);
+  });
+});
