@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { imageDefinitions, imageReference, parseLddOutput, renderDockerfile } from '../src/index.js';
+import {
+  dockerFromEnvironment,
+  imageDefinitions,
+  imageReference,
+  parseLddOutput,
+  renderDockerfile,
+} from '../src/index.js';
 
 describe('parseLddOutput', () => {
   it('keeps linked libraries and the dynamic loader, drops the vDSO', () => {
@@ -44,5 +50,30 @@ describe('image definitions', () => {
       CMD ["node","/app/main.mjs"]
       "
     `);
+  });
+});
+
+describe('dockerFromEnvironment', () => {
+  const socketOf = (docker: ReturnType<typeof dockerFromEnvironment>) =>
+    (docker.modem as unknown as { socketPath?: string }).socketPath;
+
+  it('uses DOCKER_HOST when set', () => {
+    expect(socketOf(dockerFromEnvironment({ DOCKER_HOST: 'unix:///tmp/x.sock' }, () => true))).toBe(
+      '/tmp/x.sock',
+    );
+  });
+
+  it('without DOCKER_HOST, prefers the podman service setup.sh starts, then podman, then docker', () => {
+    const only = (path: string) => (candidate: string) => candidate === path;
+    expect(socketOf(dockerFromEnvironment({}, only('/run/keyward-podman.sock')))).toBe(
+      '/run/keyward-podman.sock',
+    );
+    expect(socketOf(dockerFromEnvironment({}, only('/run/podman/podman.sock')))).toBe(
+      '/run/podman/podman.sock',
+    );
+    expect(socketOf(dockerFromEnvironment({}, only('/var/run/docker.sock')))).toBe('/var/run/docker.sock');
+    expect(
+      socketOf(dockerFromEnvironment({ KEYWARD_PODMAN_SOCKET: '/tmp/k.sock' }, only('/tmp/k.sock'))),
+    ).toBe('/tmp/k.sock');
   });
 });
