@@ -34,6 +34,10 @@ export class RequestBody extends Readable {
   constructor(connection: ClientConnection) {
     super({ highWaterMark: 64 * 1024 });
     this.connection = connection;
+    // A malformed body or a client leaving mid-body destroys the stream with an error, maybe
+    // before anyone reads it (upstream still connecting): readers still get the error, but an
+    // unobserved 'error' event must not crash the process.
+    this.on('error', () => {});
   }
 
   override _read(): void {
@@ -186,7 +190,24 @@ export class ClientResponse {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.connection.socket.destroy();
+    const socket = this.connection.socket;
+    // A close-delimited body (HTTP/1.0 client) ending in a FIN looks complete: reset instead
+    // (best effort: bytes the client has not read yet still end in a plain EOF on Linux).
+    if (
+      this.headersSent &&
+      this.bodyAllowed &&
+      !this.chunked &&
+      this.declaredLength < 0 &&
+      !socket.destroyed
+    ) {
+      try {
+        socket.resetAndDestroy();
+        return;
+      } catch {
+        // Not a TCP handle: a plain close is all that is left.
+      }
+    }
+    socket.destroy();
   }
 
   private takeHead(): string | undefined {
@@ -370,6 +391,12 @@ export class ClientConnection {
     this.body = undefined;
     this.decoder = undefined;
     this.expectContinue = false;
+    // An ended stream never asks for more: a pause for its backpressure would stall the
+    // connection for good (the next request would never be read).
+    if (this.bodyPaused) {
+      this.bodyPaused = false;
+      this.socket.resume();
+    }
     // A response that finished before the body ended closed the connection already.
     if (this.state === State.Body) this.state = State.Waiting;
   }

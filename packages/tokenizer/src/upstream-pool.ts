@@ -215,6 +215,20 @@ class OriginPool {
 
   /** A connection finished an exchange cleanly: next queued exchange, or idle. */
   release(connection: UpstreamConnection): void {
+    if (this.queue.length > 0) {
+      // Handed over on the next turn: bytes the server sent past the end of the response in
+      // the same read (a later TLS record) arrive first and destroy the connection, instead
+      // of being taken for the next exchange's response.
+      setImmediate(() => this.handOver(connection));
+      return;
+    }
+    connection.idleSince = Date.now();
+    this.idle.push(connection);
+  }
+
+  private handOver(connection: UpstreamConnection): void {
+    // A destroyed connection's slot serves the queue from removed().
+    if (connection.socket.destroyed) return;
     const next = this.queue.shift();
     if (next) {
       connection.start(next);
@@ -573,6 +587,8 @@ export class UpstreamExchange {
     let sent = 0;
     for await (const chunk of body) {
       if (this.finished || socket.destroyed || this.connection?.socket !== socket) return;
+      // An empty chunk frame is the chunked terminator: the rest would read as another request.
+      if (chunk.length === 0) continue;
       sent += chunk.length;
       if (length >= 0 && sent > length)
         throw new TokenizerError('UPSTREAM_FAILED', 'request body longer than its content-length', 502);
