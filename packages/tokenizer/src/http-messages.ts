@@ -77,6 +77,7 @@ interface Framing {
   transferEncoding: string | undefined;
   connection: string | undefined;
   expect: string | undefined;
+  hostLines: number;
 }
 
 /**
@@ -94,6 +95,7 @@ function parseFields(
     transferEncoding: undefined,
     connection: undefined,
     expect: undefined,
+    hostLines: 0,
   };
   for (let index = 1; index < lines.length; index++) {
     const line = lines[index] as string;
@@ -120,6 +122,9 @@ function parseFields(
         break;
       case 'expect':
         framing.expect = value;
+        break;
+      case 'host':
+        framing.hostLines++;
         break;
     }
   }
@@ -177,6 +182,8 @@ export function parseRequestHead(head: string): RequestHead {
     throw new HttpMessageError('UNSUPPORTED_HTTP', `unsupported HTTP version ${version}`, 505);
   else throw malformed('malformed request line');
   const { headers, framing } = parseFields(lines, true, malformed);
+  // Two Host lines leave it to each hop which one names the target (RFC 9112 §3.2: 400).
+  if (framing.hostLines > 1) throw malformed('more than one host header');
   let bodyLength = NO_BODY;
   if (framing.transferEncoding !== undefined) {
     if (framing.contentLength !== undefined)

@@ -119,6 +119,17 @@ describe('parseRequestHead', () => {
     expect(refusedStatus(() => parseRequestHead(text))).toBe(400);
   });
 
+  it('refuses two Host header lines, even identical ones, with 400', () => {
+    expect(refusedStatus(() => parseRequestHead(head('GET / HTTP/1.1', 'Host: a', 'Host: b')))).toBe(400);
+    expect(refusedStatus(() => parseRequestHead(head('GET / HTTP/1.1', 'Host: a', 'host: a')))).toBe(400);
+    expect(parseRequestHead(head('GET / HTTP/1.1', 'Host: a', 'X-Host: b')).headers).toEqual([
+      'host',
+      'a',
+      'x-host',
+      'b',
+    ]);
+  });
+
   it.each(['HTTP/2.0', 'HTTP/1.2', 'HTTP/0.9', 'HTTP/3.0'])('refuses %s with 505', (version) => {
     expect(refusedStatus(() => parseRequestHead(`GET / ${version}`))).toBe(505);
   });

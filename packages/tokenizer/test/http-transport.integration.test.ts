@@ -52,6 +52,39 @@ beforeAll(() => {
   certificates = createLoopbackCertificates();
 });
 
+/**
+ * A free loopback port that a connection actually reaches. Some hosts carry leftover container
+ * port-forwarding (DNAT) rules for ephemeral ports on 127.0.0.1; a server that happens to get
+ * one of those ports is unreachable, and the test would fail for reasons unrelated to it.
+ */
+async function reachablePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const probe = createTcpServer((socket) => socket.destroy());
+    probe.listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as AddressInfo).port;
+    const reached = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve(false);
+      }, 500);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+    });
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    if (reached) return port;
+  }
+  throw new Error('no reachable loopback port found');
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scripted upstream
 
@@ -136,7 +169,7 @@ class ScriptedUpstream {
     });
     const upstream = new ScriptedUpstream(server);
     server.on('secureConnection', (socket: TLSSocket) => upstream.accept(socket));
-    server.listen(0, '127.0.0.1');
+    server.listen(await reachablePort(), '127.0.0.1');
     await once(server, 'listening');
     upstream.port = (server.address() as AddressInfo).port;
     return upstream;
@@ -356,7 +389,7 @@ async function rig(options: Partial<TokenizerServerOptions> = {}): Promise<Rig> 
   cleanups.push(() => upstream.close());
   const proxy = await startTokenizerServer({
     openKey: OPEN_KEY,
-    listenAddress: '127.0.0.1:0',
+    listenAddress: `127.0.0.1:${await reachablePort()}`,
     allowPrivateUpstreams: true,
     upstreamCa: certificates.caCertificatePem,
     auditLog: false,
@@ -1030,7 +1063,7 @@ describe('ClientConnection (real sockets, driven directly)', () => {
         onMalformed: () => {},
       });
     });
-    server.listen(0, '127.0.0.1');
+    server.listen(await reachablePort(), '127.0.0.1');
     await once(server, 'listening');
     port = (server.address() as AddressInfo).port;
   });
