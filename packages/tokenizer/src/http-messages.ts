@@ -13,8 +13,9 @@ export class HttpMessageError extends TokenizerError {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Field values: visible characters, obs-text, SP and HTAB. No CR, LF, NUL or other controls.
-const INVALID_FIELD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+// Field values: visible characters, obs-text, SP and HTAB. No CR, LF, NUL or other controls,
+// and (for heads we serialise) nothing above U+00FF: written as latin1, U+010A would be a LF.
+const INVALID_FIELD_VALUE = /[\x00-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
 const REQUEST_TARGET = /^[\x21-\x7e]+$/;
 const DECIMAL_LENGTH = /^\d{1,15}$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;

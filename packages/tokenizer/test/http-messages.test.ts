@@ -8,6 +8,7 @@ import {
   parseRequestHead,
   parseResponseHead,
 } from '../src/http-messages.js';
+import { serializeRequestHead } from '../src/upstream-pool.js';
 
 // The strict HTTP/1.1 parsers both sides of the proxy rely on. A head is passed the way the
 // connection passes it: latin1 text up to (not including) the blank line's CRLFCRLF.
@@ -423,5 +424,55 @@ describe('ChunkedDecoder', () => {
     for (let index = 0; index < 15; index++) accepting.decode(Buffer.from(line), 0, () => {});
     accepting.decode(Buffer.from('\r\n'), 0, () => {});
     expect(accepting.done).toBe(true);
+  });
+});
+
+describe('serializeRequestHead', () => {
+  const target = { hostname: 'example.com', port: 443, hostHeader: 'example.com' };
+  const serialize = (headers: Record<string, string | string[]>, path = '/p') =>
+    serializeRequestHead(target, { method: 'GET', path, headers, body: null }, '');
+
+  it('writes the host, the headers in order, and leaves framing to the caller', () => {
+    expect(
+      serializeRequestHead(
+        target,
+        {
+          method: 'POST',
+          path: '/a?b',
+          headers: {
+            host: 'ignored',
+            'x-a': '1',
+            'x-b': ['2', '3'],
+            'content-length': '9',
+            'transfer-encoding': 'x',
+          },
+          body: null,
+        },
+        'content-length: 4\r\n',
+      ),
+    ).toBe(
+      'POST /a?b HTTP/1.1\r\nhost: example.com\r\nx-a: 1\r\nx-b: 2\r\nx-b: 3\r\ncontent-length: 4\r\n\r\n',
+    );
+  });
+
+  it.each([
+    ['a CR LF in a value', { 'x-a': 'a\r\nx-b: b' }],
+    ['a bare LF in a repeated value', { 'x-a': ['ok', 'a\nb'] }],
+    ['NUL in a value', { 'x-a': 'a\x00' }],
+    ['U+010A (a LF once written as latin1)', { 'x-a': 'a\u010ab' }],
+    ['U+010D (a CR once written as latin1)', { 'x-a': 'a\u010d' }],
+    ['a space in a name', { 'x a': 'b' }],
+    ['a colon in a name', { 'x:a': 'b' }],
+    ['an empty name', { '': 'b' }],
+  ])('refuses %s', (_name, headers) => {
+    expect(() => serialize(headers as Record<string, string | string[]>)).toThrow(/invalid header/);
+  });
+
+  it.each(['p', '/a b', '/a\r\nx', '/caf\u00e9', ''])('refuses the path %j', (path) => {
+    expect(() => serialize({}, path)).toThrow(/invalid header/);
+  });
+
+  it('keeps obs-text (bytes 0x80-0xff as latin1) in values', () => {
+    expect(serialize({ 'x-a': 'caf\u00e9' })).toContain('x-a: caf\u00e9\r\n');
   });
 });

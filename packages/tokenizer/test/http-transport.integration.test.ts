@@ -154,6 +154,8 @@ class ScriptedUpstream {
   secureConnections = 0;
   readonly requests: ReceivedRequest[] = [];
   readonly sockets = new Set<TLSSocket>();
+  /** Called once a request head is in, before its body (for early answers). */
+  onHead: ((method: string, path: string, socket: TLSSocket) => void) | undefined = undefined;
   /** Default: answers `METHOD PATH BODY` with a content-length. */
   script: Script = (request, socket) =>
     socket.write(httpResponse(200, `${request.method} ${request.path} ${request.body.toString('latin1')}`));
@@ -182,10 +184,18 @@ class ScriptedUpstream {
     socket.on('error', () => {});
     let buffer = Buffer.alloc(0);
     let index = 0;
+    let headSeen = false;
     socket.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
       for (;;) {
+        const headEnd = buffer.indexOf('\r\n\r\n');
+        if (this.onHead && !headSeen && headEnd >= 0) {
+          headSeen = true;
+          const [method = '', path = ''] = buffer.toString('latin1', 0, headEnd).split(' ');
+          this.onHead(method, path, socket);
+        }
         const taken = takeRequest(buffer);
+        if (taken) headSeen = false;
         if (!taken) return;
         buffer = buffer.subarray(taken.used);
         const request = { ...taken.request, connection, index: ++index };
@@ -626,6 +636,25 @@ describe('request smuggling attempts from the client', () => {
   });
 });
 
+describe('header values injected upstream', () => {
+  it('refuses a format whose characters would serialise to CR/LF (U+010D U+010A), and sends nothing', async () => {
+    const { client, authority, upstream } = await rig();
+    const socket = await client();
+    const params = JSON.stringify({ fmt: 'Bearer %s\u010d\u010aX-Smuggled: yes' })
+      .replaceAll('\u010d', '\\u010d')
+      .replaceAll('\u010a', '\\u010a');
+    socket.send(
+      `GET http://${authority}/ HTTP/1.1\r\nHost: ${authority}\r\nProxy-Tokenizer: ${SEALED}; ${params}\r\n` +
+        `Proxy-Authorization: Bearer ${PROXY_TOKEN}\r\n\r\n`,
+    );
+    const response = await socket.readResponse();
+    expect(response.status).toBe(502);
+    expect(response.body.toString()).toContain('invalid header value');
+    expectNoLeak(socket);
+    expect(upstream.requests).toHaveLength(0);
+  });
+});
+
 describe('request bodies', () => {
   it('sends 100 Continue before the body is sent, then forwards the body', async () => {
     const { client, request, upstream } = await rig();
@@ -970,7 +999,56 @@ describe('response framing attacks from the upstream', () => {
   });
 });
 
+describe('client byte boundaries', () => {
+  it('gives the same answers whether a pipeline arrives in one piece or byte by byte', async () => {
+    const { client, request, upstream } = await rig();
+    const pipeline = Buffer.from(
+      `\r\n${request('GET', '/a')}${request('POST', '/b', { body: 'xyz' })}${request('POST', '/c', {
+        headers: ['Transfer-Encoding: chunked'],
+        body: '2;e=1\r\nab\r\n1\r\nc\r\n0\r\nT: 1\r\n\r\n',
+      })}`,
+      'latin1',
+    );
+    const expected = ['GET /a ', 'POST /b xyz', 'POST /c abc'];
+    const whole = await client();
+    whole.send(pipeline);
+    for (const body of expected) expect((await whole.readResponse()).body.toString()).toBe(body);
+    const bytewise = await client();
+    for (let offset = 0; offset < pipeline.length; offset++) {
+      bytewise.send(pipeline.subarray(offset, offset + 1));
+      // One turn of the event loop, so the proxy reads each byte on its own.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    for (const body of expected) expect((await bytewise.readResponse()).body.toString()).toBe(body);
+    expect(upstream.requests.map((received) => received.body.toString())).toEqual([
+      '',
+      'xyz',
+      'abc',
+      '',
+      'xyz',
+      'abc',
+    ]);
+  });
+});
+
 describe('upstream keep-alive', () => {
+  it('does not reuse a connection whose response came before the request body was sent', async () => {
+    const { client, request, upstream } = await rig();
+    upstream.onHead = (_method, path, socket) => {
+      if (path === '/early') socket.write(httpResponse(413, 'too big'));
+    };
+    const socket = await client();
+    socket.send(request('POST', '/early', { headers: ['Content-Length: 10'] }));
+    const early = await socket.readResponse();
+    expect([early.status, early.body.toString()]).toEqual([413, 'too big']);
+    // The client's body was never read to its end: the connection cannot carry another request.
+    await socket.waitEnded();
+    const next = await client();
+    next.send(request('GET', '/next'));
+    expect((await next.readResponse()).body.toString()).toBe('GET /next ');
+    expect(upstream.secureConnections).toBe(2);
+  });
+
   it('sends sequential requests from several clients over one TLS connection', async () => {
     const { client, request, upstream } = await rig({ upstreamConnectionsPerOrigin: 4 });
     for (let round = 0; round < 5; round++) {
