@@ -584,6 +584,8 @@ export class LocalProvider implements TargetProviderV1 {
       images: Map<string, Docker.ImageInspectInfo>;
       created: CreatedResources;
       record?: InstanceRecord;
+      /** `false`: create and fill only, so a stopped instance stays stopped. Default `true`. */
+      start?: boolean;
       /** Where readiness probes run from (the helper, which sees every container). */
     },
   ): Promise<void> {
@@ -666,6 +668,7 @@ export class LocalProvider implements TargetProviderV1 {
         },
       );
     }
+    if (input.start === false) return;
     await this.#step(
       emit,
       `container.start:${container.name}`,
@@ -1114,6 +1117,10 @@ export class LocalProvider implements TargetProviderV1 {
           (summary) => containerSummaryName(summary) === container.runtimeName && summary.State === 'running',
         ),
       }));
+      // A container new to the plan follows the agent: it runs only if the instance did.
+      const agentWasRunning = parked.some((entry) => entry.container.role === 'agent' && entry.wasRunning);
+      const startAfterRotation = (container: PlannedContainerV1) =>
+        parked.find((entry) => entry.container.name === container.name)?.wasRunning ?? agentWasRunning;
       const created: CreatedResources = { containers: [], volumes: [], networks: [] };
       let parkedCount = 0;
       try {
@@ -1150,6 +1157,7 @@ export class LocalProvider implements TargetProviderV1 {
             generation,
             images,
             created,
+            start: startAfterRotation(container),
             ...(container.role === 'agent' ? { record: { ...record, plan: next, generation } } : {}),
           });
         }
@@ -1180,7 +1188,9 @@ export class LocalProvider implements TargetProviderV1 {
         emit(
           'rollback',
           'succeeded',
-          `The previous containers of "${name}" run again with the old credentials`,
+          parked.some((entry) => entry.wasRunning)
+            ? `The previous containers of "${name}" run again with the old credentials`
+            : `The previous containers of "${name}" are back, stopped, with the old credentials`,
         );
         throw new KeywardError({
           code: 'ROTATION_FAILED',
@@ -1192,7 +1202,7 @@ export class LocalProvider implements TargetProviderV1 {
           cause: original,
         });
       }
-      // The new containers are ready: the old ones and their volumes can go.
+      // The new containers are ready (or created, if stopped): the old ones and their volumes can go.
       await this.#step(
         emit,
         'cleanup:previous',
@@ -1226,6 +1236,14 @@ export class LocalProvider implements TargetProviderV1 {
           }
         },
       );
+      const leftStopped = affectedNew.filter((container) => !startAfterRotation(container));
+      if (leftStopped.length > 0) {
+        emit(
+          'rotate',
+          'info',
+          `Left ${leftStopped.map((container) => container.runtimeName).join(', ')} stopped, as before the rotation; the next start of "${name}" uses the new secrets`,
+        );
+      }
       emit('rotate', 'succeeded', `Secrets of sidecar "${providerId}" rotated on "${name}"`);
       return this.get(name);
     } finally {
