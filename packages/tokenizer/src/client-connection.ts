@@ -106,6 +106,9 @@ export class ClientResponse {
     if (close) connection.keepAlive = false;
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
     for (let index = 0; index < headers.length; index += 2) {
+      // A 204 must not carry content-length (RFC 9110 §8.6): a lenient client would read that
+      // many bytes of the next response as this one's body.
+      if (status === 204 && (headers[index] as string).toLowerCase() === 'content-length') continue;
       head += `${headers[index]}: ${headers[index + 1]}\r\n`;
     }
     if (this.request.method === 'HEAD') {

@@ -772,7 +772,8 @@ describe('response framing', () => {
     const { client, request, upstream } = await rig();
     upstream.script = (received, socket) => {
       if (received.method === 'HEAD') socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n');
-      else if (received.path === '/no-content') socket.write('HTTP/1.1 204 No Content\r\n\r\n');
+      else if (received.path === '/no-content')
+        socket.write('HTTP/1.1 204 No Content\r\nContent-Length: 7\r\nX-Kept: 1\r\n\r\n');
       else if (received.path === '/not-modified')
         socket.write('HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\nETag: "x"\r\n\r\n');
       else socket.write(httpResponse(200, 'done'));
@@ -791,7 +792,8 @@ describe('response framing', () => {
       noContent.status,
       noContent.headers['content-length'],
       noContent.headers['transfer-encoding'],
-    ]).toEqual([204, undefined, undefined]);
+      noContent.headers['x-kept'],
+    ]).toEqual([204, undefined, undefined, '1']);
     const notModified = await socket.readResponse();
     expect([notModified.status, notModified.headers['content-length'], notModified.headers.etag]).toEqual([
       304,
