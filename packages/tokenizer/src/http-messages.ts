@@ -56,10 +56,18 @@ export function isValidHeaderValue(value: string): boolean {
   return !INVALID_FIELD_VALUE.test(value);
 }
 
-function malformed(message: string): HttpMessageError {
-  return new HttpMessageError('MALFORMED_REQUEST', `bad request: ${message}`);
+/** `detail` quotes the offending bytes: the client's own, so only request errors show it. */
+type Failure = (message: string, detail?: string) => HttpMessageError;
+
+function malformed(message: string, detail?: string): HttpMessageError {
+  return new HttpMessageError(
+    'MALFORMED_REQUEST',
+    detail === undefined ? `bad request: ${message}` : `bad request: ${message} ${detail}`,
+  );
 }
 
+// Upstream bytes stay out of the message: it goes to the client, and an upstream may echo
+// the credential the proxy injected.
 function badResponse(message: string): HttpMessageError {
   return new HttpMessageError('BAD_UPSTREAM_RESPONSE', `bad upstream response: ${message}`, 502);
 }
@@ -88,7 +96,7 @@ interface Framing {
 function parseFields(
   lines: string[],
   lowercaseNames: boolean,
-  fail: (message: string) => HttpMessageError,
+  fail: Failure,
 ): { headers: string[]; framing: Framing } {
   const headers: string[] = [];
   const framing: Framing = {
@@ -101,12 +109,13 @@ function parseFields(
   for (let index = 1; index < lines.length; index++) {
     const line = lines[index] as string;
     const colon = line.indexOf(':');
-    if (colon <= 0) throw fail(`header line without a name (${JSON.stringify(line.slice(0, 40))})`);
+    if (colon <= 0) throw fail('header line without a name', `(${JSON.stringify(line.slice(0, 40))})`);
     const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) throw fail(`invalid header name ${JSON.stringify(name.slice(0, 40))}`);
+    if (!TOKEN.test(name)) throw fail('invalid header name', JSON.stringify(name.slice(0, 40)));
     const value = trimFieldValue(line.slice(colon + 1));
     const lower = name.toLowerCase();
-    if (INVALID_FIELD_VALUE.test(value)) throw fail(`invalid characters in the ${lower} header`);
+    if (INVALID_FIELD_VALUE.test(value))
+      throw fail('invalid characters in a header value', `(${lower.slice(0, 40)})`);
     headers.push(lowercaseNames ? lower : name, value);
     switch (lower) {
       case 'content-length':
@@ -132,7 +141,7 @@ function parseFields(
   return { headers, framing };
 }
 
-function splitLines(head: string, fail: (message: string) => HttpMessageError): string[] {
+function splitLines(head: string, fail: Failure): string[] {
   const lines = head.split('\r\n');
   // A bare CR or LF left inside a line is caught by the per-line checks; the start line is
   // checked here because its regular expressions allow some of those characters elsewhere.
@@ -146,8 +155,8 @@ function hasToken(list: string | undefined, token: string): boolean {
   return false;
 }
 
-function parseLength(value: string, fail: (message: string) => HttpMessageError): number {
-  if (!DECIMAL_LENGTH.test(value)) throw fail(`invalid content-length ${JSON.stringify(value.slice(0, 20))}`);
+function parseLength(value: string, fail: Failure): number {
+  if (!DECIMAL_LENGTH.test(value)) throw fail('invalid content-length', JSON.stringify(value.slice(0, 20)));
   return Number(value);
 }
 
@@ -217,7 +226,7 @@ export function parseRequestHead(head: string): RequestHead {
 export function parseResponseHead(head: string, requestMethod: string): ResponseHead {
   const lines = splitLines(head, badResponse);
   const match = STATUS_LINE.exec(lines[0] as string);
-  if (!match) throw badResponse(`malformed status line ${JSON.stringify((lines[0] as string).slice(0, 40))}`);
+  if (!match) throw badResponse('malformed status line');
   const minorVersion = Number(match[1]);
   const status = Number(match[2]);
   const { headers, framing } = parseFields(lines, false, badResponse);
@@ -264,7 +273,7 @@ export class ChunkedDecoder {
   private remaining = 0;
   private line = '';
   private trailerBytes = 0;
-  private readonly fail: (message: string) => HttpMessageError;
+  private readonly fail: Failure;
 
   constructor(side: 'request' | 'response') {
     this.fail = side === 'request' ? malformed : badResponse;

@@ -921,6 +921,33 @@ describe('response framing attacks from the upstream', () => {
     expectNoLeak(socket);
   });
 
+  it.each([
+    ['the status line', (secret: string) => `HTTP/1.1 ${secret}\r\nContent-Length: 0\r\n\r\n`],
+    [
+      'a folded line',
+      (secret: string) => `HTTP/1.1 200 OK\r\nX-A: a\r\n ${secret}\r\nContent-Length: 0\r\n\r\n`,
+    ],
+    [
+      'a line without a colon',
+      (secret: string) => `HTTP/1.1 200 OK\r\n${secret}\r\nContent-Length: 0\r\n\r\n`,
+    ],
+    ['a header name', (secret: string) => `HTTP/1.1 200 OK\r\n${secret.replace(' ', '')} : 1\r\n\r\n`],
+    ['a content-length', (secret: string) => `HTTP/1.1 200 OK\r\nContent-Length: ${secret}\r\n\r\n`],
+    [
+      'a header value',
+      (secret: string) =>
+        `HTTP/1.1 200 OK\r\n${SECRET_TOKEN}: a\x01\r\n\r\n`.replace('a\x01', `${secret}\x01`),
+    ],
+  ])('does not echo an upstream that reflects the credential in %s into the 502', async (_name, answer) => {
+    const { client, request, upstream } = await rig();
+    upstream.script = (received, socket) => socket.write(answer(received.headers.authorization?.[0] ?? ''));
+    const socket = await client();
+    socket.send(request('GET', '/'));
+    const response = await socket.readResponse();
+    expect(response.status).toBe(502);
+    expectNoLeak(socket);
+  });
+
   it('answers 502 to a head with only bare LF line ends once the upstream closes', async () => {
     const { client, request, upstream } = await rig();
     upstream.script = (_request, socket) => socket.end('HTTP/1.1 200 OK\nContent-Length: 0\n\n');
