@@ -594,9 +594,14 @@ describe('request smuggling attempts from the client', () => {
         body: '3\r\nabcGET /smuggled HTTP/1.1\r\n\r\n',
       }),
     );
+    const response = await socket.readResponse();
+    expect(response.status).toBe(400);
+    expect(response.body.toString()).toContain('chunk');
     await socket.waitEnded();
+    expect(socket.unread).toBe('');
+    // Give a forwarded (truncated) request time to show up if it were going to.
+    await new Promise((resolve) => setTimeout(resolve, 20));
     expect(upstream.requests).toHaveLength(0);
-    expect(socket.unread).not.toMatch(/ 200 /);
     expectNoLeak(socket);
   });
 
@@ -970,29 +975,18 @@ describe('response framing attacks from the upstream', () => {
     expectNoLeak(socket);
   });
 
-  it('cuts the client connection when the upstream closes mid-body (content-length)', async () => {
+  it.each([
+    ['content-length', 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial'],
+    ['chunked', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\npartial'],
+  ])('cuts the HTTP/1.1 client connection when the upstream closes mid-body (%s)', async (_name, answer) => {
     const { client, request, upstream } = await rig();
-    upstream.script = (_request, socket) => {
-      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial');
-      socket.end();
-    };
+    upstream.script = (_request, socket) => socket.end(answer);
     const socket = await client();
     socket.send(request('GET', '/'));
     await expect(socket.readResponse()).rejects.toThrow(/connection ended before a complete response/);
-    expect(socket.received.toString()).toContain('content-length: 100');
+    // What arrived ends with the partial bytes: no chunked terminator was made up.
+    expect(socket.received.toString()).toMatch(/partial(\r\n)?$/);
     expectNoLeak(socket);
-  });
-
-  it('cuts the client connection when the upstream closes mid-body (chunked, HTTP/1.1 client)', async () => {
-    const { client, request, upstream } = await rig();
-    upstream.script = (_request, socket) => {
-      socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\npartial');
-      socket.end();
-    };
-    const socket = await client();
-    socket.send(request('GET', '/'));
-    await expect(socket.readResponse()).rejects.toThrow(/connection ended before a complete response/);
-    expect(socket.received.toString()).not.toContain('0\r\n\r\n');
   });
 
   it('resets (not closes) an HTTP/1.0 connection when the upstream closes mid-body, so truncation shows', async () => {
