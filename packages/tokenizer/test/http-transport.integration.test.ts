@@ -811,6 +811,31 @@ describe('response framing', () => {
     expect(upstream.secureConnections).toBe(1);
   });
 
+  it('reads upstream responses that arrive byte by byte (1xx, chunked with trailers, content-length)', async () => {
+    const { client, request, upstream } = await rig();
+    const answers: Record<string, string> = {
+      '/chunked':
+        'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n' +
+        '3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n',
+      '/length': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfghij',
+    };
+    upstream.script = (received, socket) => {
+      const bytes = Buffer.from(answers[received.path] as string, 'latin1');
+      void (async () => {
+        for (let offset = 0; offset < bytes.length; offset++) {
+          socket.write(bytes.subarray(offset, offset + 1));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      })();
+    };
+    const socket = await client();
+    socket.send(request('GET', '/chunked') + request('GET', '/length') + request('GET', '/chunked'));
+    expect((await socket.readResponse()).body.toString()).toBe('abcde');
+    expect((await socket.readResponse()).body.toString()).toBe('fghij');
+    expect((await socket.readResponse()).body.toString()).toBe('abcde');
+    expect(upstream.secureConnections).toBe(1);
+  });
+
   it('skips 1xx interim responses from the upstream', async () => {
     const { client, request, upstream } = await rig();
     upstream.script = (_request, socket) =>
