@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, type TokenizerError } from './errors.js';
 import { parseListenAddress, type TokenizerServerOptions } from './proxy-server.js';
 import { OpenKey } from './sealed-box.js';
+import { parseTokenDigest } from './secret-resolver.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -69,7 +70,8 @@ export interface TokenizerEnvironmentConfig extends TokenizerServerOptions {
  * The reference's environment variables (OPEN_KEY, OPEN_KEY_FILE, LISTEN_ADDRESS,
  * FILTERED_HEADERS, TOKENIZER_HOSTNAMES, OPEN_PROXY, DEBUG) plus keyward's own:
  * ADMIN_LISTEN_ADDRESS, TOKENIZER_ALLOW_PRIVATE_UPSTREAMS, TOKENIZER_UPSTREAM_CA_FILE,
- * TOKENIZER_WORKERS, TOKENIZER_MAX_BODY_BYTES, TOKENIZER_SECRET_CACHE_SIZE, TOKENIZER_AUDIT_LOG.
+ * TOKENIZER_WORKERS, TOKENIZER_MAX_BODY_BYTES, TOKENIZER_SECRET_CACHE_SIZE, TOKENIZER_AUDIT_LOG,
+ * TOKENIZER_ALLOWED_TOKENS_FILE.
  * Throws ConfigError with a one-line message naming the variable.
  */
 export function loadTokenizerConfigFromEnv(env: Environment = process.env): TokenizerEnvironmentConfig {
@@ -112,5 +114,25 @@ export function loadTokenizerConfigFromEnv(env: Environment = process.env): Toke
   const cacheSize = positiveInteger('TOKENIZER_SECRET_CACHE_SIZE', env.TOKENIZER_SECRET_CACHE_SIZE);
   if (cacheSize !== undefined) config.secretCacheSize = cacheSize;
   if (env.TOKENIZER_AUDIT_LOG !== undefined && !parseGoBool(env.TOKENIZER_AUDIT_LOG)) config.auditLog = false;
+  if (env.TOKENIZER_ALLOWED_TOKENS_FILE) {
+    config.allowedTokens = readAllowedTokens(env.TOKENIZER_ALLOWED_TOKENS_FILE);
+  }
   return config;
+}
+
+/** One SHA-256 per line (`sha256:` prefix optional); blank lines and `#` comments ignored. */
+function readAllowedTokens(path: string): string[] {
+  const variable = 'TOKENIZER_ALLOWED_TOKENS_FILE';
+  const digests: string[] = [];
+  for (const [index, raw] of readFile(variable, path).split('\n').entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (parseTokenDigest(line) === undefined) {
+      throw new ConfigError(
+        `${variable}: line ${index + 1} is not a SHA-256 digest of a sealed token (64 hex characters, optionally prefixed sha256:)`,
+      );
+    }
+    digests.push(line);
+  }
+  return digests;
 }

@@ -28,6 +28,7 @@ export type TokenizerErrorCode =
   | 'UNSUPPORTED_HTTP'
   | 'BAD_UPSTREAM_RESPONSE'
   | 'UPSTREAM_TIMEOUT'
+  | 'TOKEN_NOT_ALLOWED'
   | 'INVALID_CONFIG';
 
 export class TokenizerError extends Error {
@@ -81,7 +82,7 @@ export class SecretJsonError extends TokenizerError {
 export class ProxyAuthError extends TokenizerError {
   constructor(
     detail = 'bad or missing proxy auth',
-    code: 'BAD_PROXY_AUTH' | 'UNSUPPORTED_AUTH' = 'BAD_PROXY_AUTH',
+    code: 'BAD_PROXY_AUTH' | 'UNSUPPORTED_AUTH' | 'TOKEN_NOT_ALLOWED' = 'BAD_PROXY_AUTH',
   ) {
     super(code, `unauthorized to use secret: not authorized: ${detail}`, 407);
     this.name = 'ProxyAuthError';

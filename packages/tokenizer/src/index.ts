@@ -65,4 +65,5 @@ export {
   type SecretDefinition,
   type Sigv4ProcessorDefinition,
 } from './secret-json.js';
+export { tokenDigest } from './secret-resolver.js';
 export { VERSION } from './version.js';

@@ -35,7 +35,7 @@ export interface RequestProcessor {
 export interface ProcessorContext {
   /** The secret the processor comes from (token exchanges re-seal with its auth and hosts). */
   secret: Secret;
-  /** The proxy's seal key, for sealing exchanged tokens. */
+  /** The key exchanged tokens are sealed with (the proxy's seal key, or its unpublished mint key). */
   sealKey: string;
   /** Per-secret memo for expensive derived values (parsed private keys). */
   memo: Map<string, unknown>;

@@ -28,7 +28,13 @@ import {
 import { createProcessor, type RequestProcessor, type ResponseProcessor } from './processors.js';
 import { authorize, ProxyCredentials } from './proxy-auth.js';
 import { type OpenKey, toOpenKey } from './sealed-box.js';
-import { type ResolvedSecret, SecretResolver, validateHost } from './secret-resolver.js';
+import {
+  mintedTokenKey,
+  parseTokenDigest,
+  type ResolvedSecret,
+  SecretResolver,
+  validateHost,
+} from './secret-resolver.js';
 import { type UpstreamExchange, UpstreamPool, type UpstreamResponseHandler } from './upstream-pool.js';
 
 export interface TokenizerServerOptions {
@@ -54,6 +60,13 @@ export interface TokenizerServerOptions {
   maxHeaderBytes?: number;
   /** Largest request body forwarded. Default 32 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Accept only these sealed tokens (hex SHA-256 of the token text, `sha256:` prefix allowed)
+   * and the tokens the proxy mints in token exchanges. Default: any token sealed to the key,
+   * as the reference does. With a list, a client that holds the public seal key cannot seal
+   * its own token to make the proxy forward to hosts no issued credential allows.
+   */
+  allowedTokens?: readonly string[] | undefined;
   /** Opened secrets kept in memory. Default 10,000. */
   secretCacheSize?: number;
   /** Idle keep-alive time for client connections. Default 65 s. */
@@ -259,7 +272,12 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
   );
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
   const allowPrivate = options.allowPrivateUpstreams === true;
-  const resolver = new SecretResolver(openKey, options.secretCacheSize ?? 10_000);
+  const allowedTokens =
+    options.allowedTokens === undefined ? undefined : parseAllowedTokens(options.allowedTokens);
+  // Tokens minted in token exchanges are sealed to an unpublished key when the list is on.
+  const mintKey = allowedTokens === undefined ? undefined : mintedTokenKey(openKey);
+  const mintSealKey = mintKey?.sealKeyHex ?? sealKey;
+  const resolver = new SecretResolver(openKey, options.secretCacheSize ?? 10_000, { allowedTokens, mintKey });
   const metrics = new ProxyMetrics();
   const extraCa =
     options.upstreamCa === undefined
@@ -485,7 +503,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     if (cached) return cached;
     const processor = createProcessor(resolved.secret.processor, params, {
       secret: resolved.secret,
-      sealKey,
+      sealKey: mintSealKey,
       memo: resolved.memo,
       filteredHeaders,
     });
@@ -840,6 +858,20 @@ function upstreamErrorText(error: unknown): string {
   if (!(error instanceof Error)) return 'upstream request failed';
   const code = (error as NodeJS.ErrnoException).code;
   return `upstream request failed: ${error.message}${code && !error.message.includes(code) ? ` (${code})` : ''}`;
+}
+
+function parseAllowedTokens(entries: readonly string[]): Set<string> {
+  const digests = new Set<string>();
+  for (const [index, entry] of entries.entries()) {
+    const digest = parseTokenDigest(entry);
+    if (digest === undefined) {
+      throw new ConfigError(
+        `allowed token ${index + 1} is not a SHA-256 digest (64 hex characters, optionally prefixed sha256:)`,
+      );
+    }
+    digests.add(digest);
+  }
+  return digests;
 }
 
 /** Creates the proxy and starts listening. */

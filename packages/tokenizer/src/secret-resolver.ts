@@ -1,9 +1,9 @@
-import { hash } from 'node:crypto';
+import { hash, hkdfSync } from 'node:crypto';
 import { RE2JS } from 're2js';
 import { decodeBase64Go } from './encoding.js';
-import { BadRequestError, SecretJsonError, TokenizerError } from './errors.js';
+import { BadRequestError, ProxyAuthError, SecretJsonError, TokenizerError } from './errors.js';
 import { LruCache } from './lru-cache.js';
-import { type OpenKey, openBytes } from './sealed-box.js';
+import { OpenKey, openBytes } from './sealed-box.js';
 import { parseSecret, type Secret } from './secret-json.js';
 
 /** An opened, parsed and pre-compiled secret, shared by every request that presents it. */
@@ -30,6 +30,45 @@ export function tokenFingerprint(token: string): string {
 }
 
 /**
+ * The key pair for tokens the proxy mints itself (token exchanges) when it only accepts listed
+ * tokens: derived from the open key, so every worker and restart agrees, and never published,
+ * so a client holding the public seal key cannot make a token that passes as minted.
+ */
+export function mintedTokenKey(openKey: OpenKey): OpenKey {
+  const derived = hkdfSync(
+    'sha256',
+    openKey.bytes,
+    new Uint8Array(0),
+    'keyward-tokenizer minted tokens v1',
+    32,
+  );
+  return OpenKey.fromHex(Buffer.from(derived).toString('hex'));
+}
+
+/** Parses an allow-list entry: 64 hex characters of SHA-256, optionally prefixed `sha256:`. */
+export function parseTokenDigest(entry: string): string | undefined {
+  const text = entry
+    .trim()
+    .toLowerCase()
+    .replace(/^sha256:/, '');
+  return /^[0-9a-f]{64}$/.test(text) ? text : undefined;
+}
+
+/** What an allow-list holds for a sealed token: the hex SHA-256 of its base64 text. */
+export function tokenDigest(token: string): string {
+  return hash('sha256', token, 'hex');
+}
+
+export interface SecretResolverOptions {
+  /**
+   * Only these tokens (hex SHA-256 of the sealed text) are opened, plus tokens sealed with
+   * `mintKey`. Anything else is refused with 407, however validly it is sealed.
+   */
+  allowedTokens?: ReadonlySet<string> | undefined;
+  mintKey?: OpenKey | undefined;
+}
+
+/**
  * Opens sealed tokens at most once each: X25519 + JSON cost only on a cache miss. Keys are
  * SHA-256 digests of the token, so the cache never holds the token text itself. Failures
  * are cached too, so garbage tokens cannot force repeated key agreement work.
@@ -37,12 +76,16 @@ export function tokenFingerprint(token: string): string {
 export class SecretResolver {
   private readonly cache: LruCache<string, CacheEntry>;
   private readonly openKey: OpenKey;
+  private readonly allowedTokens: ReadonlySet<string> | undefined;
+  private readonly mintKey: OpenKey | undefined;
   hits = 0;
   misses = 0;
 
-  constructor(openKey: OpenKey, maxEntries: number) {
+  constructor(openKey: OpenKey, maxEntries: number, options: SecretResolverOptions = {}) {
     this.openKey = openKey;
     this.cache = new LruCache(maxEntries);
+    this.allowedTokens = options.allowedTokens;
+    this.mintKey = options.mintKey;
   }
 
   get size(): number {
@@ -56,15 +99,29 @@ export class SecretResolver {
     if (entry) this.hits++;
     else {
       this.misses++;
-      entry = this.load(token, key.slice(0, 16));
+      entry = this.load(token, key);
       this.cache.set(key, entry);
     }
     return entry;
   }
 
-  private load(token: string, fingerprint: string): CacheEntry {
+  private load(token: string, digest: string): CacheEntry {
+    const fingerprint = digest.slice(0, 16);
     try {
-      const secret = parseSecret(openBytes(decodeBase64Go(token), this.openKey));
+      const sealed = decodeBase64Go(token);
+      let plaintext: Uint8Array;
+      if (this.allowedTokens === undefined || this.allowedTokens.has(digest)) {
+        plaintext = openBytes(sealed, this.openKey);
+      } else {
+        // Not listed: only a token this proxy minted (sealed to its unpublished key) may pass.
+        try {
+          if (!this.mintKey) throw new Error('no mint key');
+          plaintext = openBytes(sealed, this.mintKey);
+        } catch {
+          throw new ProxyAuthError('token not issued for this proxy', 'TOKEN_NOT_ALLOWED');
+        }
+      }
+      const secret = parseSecret(plaintext);
       let hostPattern: RE2JS | undefined;
       if (secret.allowedHostPattern !== undefined) {
         try {

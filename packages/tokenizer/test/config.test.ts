@@ -103,6 +103,23 @@ describe('loadTokenizerConfigFromEnv', () => {
     expectConfigError({ OPEN_KEY_FILE: keyFile }, 'OPEN_KEY_FILE: bad private key: not hex');
   });
 
+  it('reads TOKENIZER_ALLOWED_TOKENS_FILE, skipping blank lines and comments', () => {
+    const listFile = join(directory, 'allowed-tokens');
+    const digest = 'ab'.repeat(32);
+    writeFileSync(listFile, `# issued by keyward\n${digest}\n\nsha256:${'CD'.repeat(32)}\n`);
+    const config = loadTokenizerConfigFromEnv({ OPEN_KEY, TOKENIZER_ALLOWED_TOKENS_FILE: listFile });
+    expect(config.allowedTokens).toEqual([digest, `sha256:${'CD'.repeat(32)}`]);
+    writeFileSync(listFile, `${digest}\nnot-a-digest\n`);
+    expectConfigError(
+      { OPEN_KEY, TOKENIZER_ALLOWED_TOKENS_FILE: listFile },
+      'TOKENIZER_ALLOWED_TOKENS_FILE: line 2 is not a SHA-256 digest of a sealed token (64 hex characters, optionally prefixed sha256:)',
+    );
+    expectConfigError(
+      { OPEN_KEY, TOKENIZER_ALLOWED_TOKENS_FILE: join(directory, 'missing') },
+      `TOKENIZER_ALLOWED_TOKENS_FILE: cannot read ${join(directory, 'missing')}: ENOENT`,
+    );
+  });
+
   it('parses booleans like Go strconv.ParseBool (anything else is false)', () => {
     for (const value of ['1', 't', 'T', 'TRUE', 'true', 'True']) expect(parseGoBool(value)).toBe(true);
     for (const value of ['0', 'false', 'yes', 'on', '', undefined]) expect(parseGoBool(value)).toBe(false);
