@@ -874,12 +874,20 @@ export class LocalProvider implements TargetProviderV1 {
       matchesAllLabels(network.Labels, filters),
     );
     for (const network of networks) {
-      await docker
-        .getNetwork(network.Id ?? network.Name)
-        .remove()
-        .catch((error) => {
-          if (!isNotFound(error)) throw error;
-        });
+      const handle = docker.getNetwork(network.Id ?? network.Name);
+      // A container that is not the instance's may still be attached (a test upstream, a
+      // debugging container): disconnected first, or the network goes while the runtime still
+      // holds its port forwards for that container, and they outlive it.
+      const attached = await handle.inspect().then(
+        (info: { Containers?: Record<string, unknown> | null }) => Object.keys(info.Containers ?? {}),
+        () => [] as string[],
+      );
+      for (const container of attached) {
+        await handle.disconnect({ Container: container, Force: true }).catch(() => undefined);
+      }
+      await handle.remove().catch((error) => {
+        if (!isNotFound(error)) throw error;
+      });
       removed += 1;
     }
     const { Volumes: volumes } = await docker.listVolumes({ filters });
