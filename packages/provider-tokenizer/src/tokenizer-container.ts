@@ -1,10 +1,13 @@
 import type { ContainerContributionV1, FileContributionV1, SecretContributionV1 } from '@keyward/core';
+import { tokenDigest } from '@keyward/tokenizer';
 
 export const TOKENIZER_CONTAINER_NAME = 'tokenizer';
 export const OPEN_KEY_SECRET_NAME = 'tokenizer-open-key';
 /** Only the tokenizer container mounts this file; it never reaches env, argv or the agent. */
 export const OPEN_KEY_FILE_PATH = '/run/keyward/tokenizer/open-key';
 export const UPSTREAM_CA_FILE_PATH = '/etc/keyward/tokenizer/upstream-ca.pem';
+/** SHA-256 of every token keyward sealed for this instance: the only tokens the proxy opens. */
+export const ALLOWED_TOKENS_FILE_PATH = '/etc/keyward/tokenizer/allowed-tokens';
 /** The distroless "nonroot" uid/gid; the image runs as it too. */
 export const TOKENIZER_USER_ID = 65532;
 export const READINESS_PATH = '/health';
@@ -16,6 +19,7 @@ export const serverEnvironment = {
   adminListenAddress: 'ADMIN_LISTEN_ADDRESS',
   upstreamCaFile: 'TOKENIZER_UPSTREAM_CA_FILE',
   allowPrivateUpstreams: 'TOKENIZER_ALLOW_PRIVATE_UPSTREAMS',
+  allowedTokensFile: 'TOKENIZER_ALLOWED_TOKENS_FILE',
 } as const;
 
 export interface TokenizerRuntimeOptions {
@@ -31,6 +35,7 @@ export function tokenizerContainer(options: TokenizerRuntimeOptions): ContainerC
     [serverEnvironment.listenAddress]: `0.0.0.0:${options.port}`,
     [serverEnvironment.openKeyFile]: OPEN_KEY_FILE_PATH,
     [serverEnvironment.adminListenAddress]: `0.0.0.0:${options.adminPort}`,
+    [serverEnvironment.allowedTokensFile]: ALLOWED_TOKENS_FILE_PATH,
   };
   if (options.upstreamCaCertificates !== undefined) {
     env[serverEnvironment.upstreamCaFile] = UPSTREAM_CA_FILE_PATH;
@@ -70,6 +75,22 @@ export function openKeySecret(openKey: string): SecretContributionV1 {
     visibleTo: [TOKENIZER_CONTAINER_NAME],
     // Group-readable so the target can hand it to the container's group when it cannot chown.
     delivery: { type: 'file', path: OPEN_KEY_FILE_PATH, mode: 0o440 },
+  };
+}
+
+/**
+ * The agent holds the public seal key and could seal its own token (no auth, any host) to use
+ * the proxy as an open egress; with this list the proxy opens only the tokens keyward issued.
+ * A rotation rewrites it, so a removed or replaced credential's old token stops working.
+ */
+export function allowedTokensFile(sealedTokens: readonly string[]): FileContributionV1 {
+  const lines = sealedTokens.map((token) => `sha256:${tokenDigest(token)}`);
+  return {
+    container: TOKENIZER_CONTAINER_NAME,
+    root: 'absolute',
+    path: ALLOWED_TOKENS_FILE_PATH,
+    content: `# sealed tokens keyward issued for this instance (SHA-256 of the token text)\n${lines.map((line) => `${line}\n`).join('')}`,
+    mode: 0o444,
   };
 }
 

@@ -33,6 +33,7 @@ import {
   tokenizerConfigSchema,
 } from './tokenizer-config.js';
 import {
+  allowedTokensFile,
   OPEN_KEY_SECRET_NAME,
   openKeySecret,
   TOKENIZER_CONTAINER_NAME,
@@ -146,6 +147,7 @@ function buildContribution(
       mode: 0o644,
     },
   ];
+  files.push(allowedTokensFile(credentials.map((credential) => credential.sealedToken)));
   if (runtime.upstreamCaCertificates !== undefined)
     files.push(upstreamCaFile(runtime.upstreamCaCertificates));
 

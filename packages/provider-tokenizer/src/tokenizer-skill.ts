@@ -151,7 +151,7 @@ export function generateTokenizerSkill(options: TokenizerSkillOptions): string {
     '',
     '## When something fails',
     '',
-    `- ${code('407')}: the proxy password is missing or does not belong to this sealed token.`,
+    `- ${code('407')}: the proxy password is missing or does not belong to this sealed token, or the sealed token was not issued to you (tokens you seal yourself are refused).`,
     `- ${code('400')} with ${code('secret not valid for <host>')}: the host is not bound to this credential.`,
     `- ${code('400')} with ${code('proxied request must be HTTP')}: you used ${code('https://')} or port 443; use ${code('http://')}.`,
     `- ${code('502')}: the proxy could not open the sealed token or could not reach the API; check the host name.`,

@@ -127,6 +127,15 @@ describe('composePlan with the tokenizer', () => {
         secrets: plan.secrets.map((secret) =>
           secret.name.startsWith('tokenizer-cred-') ? secret.name : secret,
         ),
+        // The allow-list holds digests of the sealed boxes.
+        containers: plan.containers.map((container) => ({
+          ...container,
+          files: container.files.map((file) =>
+            file.path === '/etc/keyward/tokenizer/allowed-tokens'
+              ? { ...file, content: file.content.replace(/sha256:[0-9a-f]{64}/g, 'sha256:<digest>') }
+              : file,
+          ),
+        })),
         sidecars: plan.sidecars.map((sidecar) => ({
           ...sidecar,
           metadata: { ...sidecar.metadata, credentials: null },

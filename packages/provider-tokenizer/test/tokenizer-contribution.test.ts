@@ -1,6 +1,6 @@
 import { isKeywardError } from '@keyward/core';
 import { createSeededRandomBytes } from '@keyward/core/testing';
-import { bearerDigest, openSecret, sealKeyFromOpenKey } from '@keyward/tokenizer';
+import { bearerDigest, openSecret, sealKeyFromOpenKey, tokenDigest } from '@keyward/tokenizer';
 import { describe, expect, it } from 'vitest';
 import { createTokenizerProvider, TOKENIZER_DEFAULT_IMAGE } from '../src/index.js';
 import {
@@ -17,6 +17,18 @@ const pem =
   '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\n-----END PRIVATE KEY-----\n';
 
 describe('tokenizer contribution', () => {
+  it('lists the digest of every sealed token it issued for the tokenizer, and nothing else', async () => {
+    const contribution = await deploy();
+    const list = contribution.files.find((file) => file.path === '/etc/keyward/tokenizer/allowed-tokens');
+    expect(list).toMatchObject({ container: 'tokenizer', root: 'absolute', mode: 0o444 });
+    const digests = (list?.content ?? '').split('\n').filter((line) => line.startsWith('sha256:'));
+    expect(digests).toEqual([
+      `sha256:${tokenDigest(secretByVariable(contribution, 'TOKENIZER_CRED_GITHUB'))}`,
+      `sha256:${tokenDigest(secretByVariable(contribution, 'TOKENIZER_CRED_STRIPE'))}`,
+    ]);
+    expect(list?.content).not.toContain(secretByVariable(contribution, 'TOKENIZER_CRED_GITHUB'));
+  });
+
   it('contributes a hardened tokenizer container with the proxy and admin listeners', async () => {
     const contribution = await deploy();
     expect(contribution.containers).toEqual([
@@ -27,6 +39,7 @@ describe('tokenizer contribution', () => {
           LISTEN_ADDRESS: '0.0.0.0:4001',
           OPEN_KEY_FILE: '/run/keyward/tokenizer/open-key',
           ADMIN_LISTEN_ADDRESS: '0.0.0.0:4002',
+          TOKENIZER_ALLOWED_TOKENS_FILE: '/etc/keyward/tokenizer/allowed-tokens',
         },
         ports: [
           { name: 'proxy', containerPort: 4001, protocol: 'tcp' },

@@ -12,6 +12,7 @@ import {
   loadTokenizerConfigFromEnv,
   openSecret,
   type RunningTokenizerServer,
+  sealSecret,
   startTokenizerServer,
 } from '@keyward/tokenizer';
 import { createThrowawayCertificates, type ThrowawayCertificates } from '@keyward/tokenizer/certificates';
@@ -274,6 +275,48 @@ describe('sealed credentials through the real tokenizer proxy', () => {
     expect(after.agentEnv).not.toHaveProperty('TOKENIZER_HOSTS_STRIPE');
   });
 
+  it('a token the agent seals itself with TOKENIZER_SEAL_KEY is refused: the proxy is no open egress', async () => {
+    const contribution = await deploy(demoConfig());
+    const { running } = await startTokenizerFromContribution(contribution);
+    // Everything the agent has: the public seal key. No auth, no host rules.
+    const forged = sealSecret(
+      { processor: { type: 'inject', token: 'x' }, auth: { type: 'none' } },
+      contribution.agentEnv['TOKENIZER_SEAL_KEY'] as string,
+    );
+    received.length = 0;
+    const response = await proxyRequest(running.url, `http://localhost:${upstreamPort}/anything`, {
+      'proxy-tokenizer': forged,
+    });
+    expect(response).toEqual({
+      status: 407,
+      body: 'unauthorized to use secret: not authorized: token not issued for this proxy',
+    });
+    expect(received).toEqual([]);
+  });
+
+  it("after a rotation that keeps one credential, a removed credential's old token is refused", async () => {
+    const before = await deploy(demoConfig());
+    const after = await provider.rotation.rotate(
+      testContext('proxy-only', 53),
+      stateOf(before),
+      provider.rotation.changeSchema.parse({ credentials: [{ name: 'github', secret: '' }] }),
+    );
+    const { running } = await startTokenizerFromContribution(after);
+    const kept = await proxyRequest(
+      running.url,
+      `http://localhost:${upstreamPort}/`,
+      credentialHeaders(before, 'GITHUB'),
+    );
+    expect(kept.status).toBe(200);
+    // Same key pair, so only the allow-list stops a copy the agent kept of the removed token.
+    const removed = await proxyRequest(
+      running.url,
+      `http://127.0.0.1:${upstreamPort}/`,
+      credentialHeaders(before, 'STRIPE'),
+    );
+    expect(removed.status).toBe(407);
+  });
+
   it('a rotation that keeps nothing changes the key, so old tokens stop working', async () => {
     const before = await deploy(demoConfig());
     const after = await provider.rotation.rotate(
@@ -291,7 +334,8 @@ describe('sealed credentials through the real tokenizer proxy', () => {
       `http://localhost:${upstreamPort}/`,
       credentialHeaders(before, 'GITHUB'),
     );
-    expect(old.status).toBe(502);
+    // Not on the new allow-list (it was also sealed with the old key).
+    expect(old.status).toBe(407);
     const fresh = await proxyRequest(
       running.url,
       `http://localhost:${upstreamPort}/`,

@@ -1,5 +1,5 @@
 import { isKeywardError, type SidecarRotationStateV1 } from '@keyward/core';
-import { bearerDigest, openSecret } from '@keyward/tokenizer';
+import { bearerDigest, openSecret, tokenDigest } from '@keyward/tokenizer';
 import { describe, expect, it } from 'vitest';
 import { createTokenizerProvider } from '../src/index.js';
 import type { TokenizerChangeInput } from '../src/tokenizer-config.js';
@@ -67,6 +67,13 @@ describe('tokenizer rotation', () => {
       auth: { type: 'bearer', digest: bearerDigest(secretByVariable(after, 'TOKENIZER_AUTH_OPENAI')) },
       allowedHosts: ['api.openai.com'],
     });
+
+    // The tokenizer's allow-list: the kept and the new token; the removed one's copies stop working.
+    const list = after.files.find((file) => file.path === '/etc/keyward/tokenizer/allowed-tokens')?.content;
+    expect(list?.split('\n').filter((line) => line.startsWith('sha256:'))).toEqual([
+      `sha256:${tokenDigest(secretByVariable(before, 'TOKENIZER_CRED_GITHUB'))}`,
+      `sha256:${tokenDigest(secretByVariable(after, 'TOKENIZER_CRED_OPENAI'))}`,
+    ]);
 
     // Removed: gone from secrets, env, metadata and the skill.
     expect(after.secrets.map((secret) => secret.name)).toEqual([
@@ -149,9 +156,10 @@ describe('tokenizer rotation', () => {
     });
     const after = await rotate(stateOf(before), { credentials: [{ name: 'github', secret: '' }] });
     expect(after.containers).toEqual(before.containers);
-    expect(after.files.find((file) => file.container === 'tokenizer')).toEqual(
-      before.files.find((file) => file.container === 'tokenizer'),
-    );
+    const caFile = (contribution: typeof before) =>
+      contribution.files.find((file) => file.path === '/etc/keyward/tokenizer/upstream-ca.pem');
+    expect(caFile(after)).toMatchObject({ container: 'tokenizer', content: ca });
+    expect(caFile(after)).toEqual(caFile(before));
     expect(after.agentEnv['TOKENIZER_PROXY_URL']).toBe('http://tokenizer:5101');
   });
 
