@@ -1109,6 +1109,27 @@ describe('upstream keep-alive', () => {
     expect(new Set(upstream.requests.map((received) => received.connection))).toEqual(new Set([1]));
   });
 
+  it('drops (never reuses) the upstream connection of a client that left mid-response', async () => {
+    const { client, request, upstream } = await rig();
+    let firstSocket: TLSSocket | undefined;
+    upstream.script = (received, socket) => {
+      if (received.path === '/slow') {
+        firstSocket = socket;
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst part');
+      } else socket.write(httpResponse(200, 'fresh'));
+    };
+    const leaving = await client();
+    leaving.send(request('GET', '/slow'));
+    await eventually(() => leaving.received.toString().endsWith('first part'), 'the first part');
+    const dropped = once(firstSocket as TLSSocket, 'close');
+    leaving.socket.destroy();
+    await dropped;
+    const next = await client();
+    next.send(request('GET', '/next'));
+    expect((await next.readResponse()).body.toString()).toBe('fresh');
+    expect(upstream.secureConnections).toBe(2);
+  });
+
   it('opens a new connection after the upstream closed an idle one', async () => {
     const { client, request, upstream } = await rig();
     const socket = await client();
