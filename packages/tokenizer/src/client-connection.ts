@@ -257,6 +257,8 @@ export class ClientConnection {
   /** When the current partial head started (coarse clock), 0 when no head is pending. */
   headStartedAt = 0;
   lastActiveAt = coarseClock.now;
+  /** When the proxy decided to close (coarse clock); 0 while the connection is open. */
+  closingSince = 0;
 
   constructor(socket: Socket, options: ClientConnectionOptions) {
     this.socket = socket;
@@ -270,15 +272,21 @@ export class ClientConnection {
 
   /** True between requests: nothing read of the next request and no response in flight. */
   get idle(): boolean {
-    return this.state === State.Head && this.pending === undefined && this.response === undefined;
+    return (
+      this.state === State.Head &&
+      this.pending === undefined &&
+      this.headStartedAt === 0 &&
+      this.response === undefined
+    );
   }
 
   get inFlight(): boolean {
     return this.response !== undefined;
   }
 
+  /** A request head has begun (empty lines before it count: trickling them is no way to stay idle). */
   get partialHead(): boolean {
-    return this.state === State.Head && this.pending !== undefined;
+    return this.state === State.Head && this.headStartedAt !== 0;
   }
 
   /** True once the connection will not take another request (closing or closed). */
@@ -321,11 +329,11 @@ export class ClientConnection {
     const maxHeaderBytes = this.options.maxHeaderBytes;
     if (end < 0) {
       if (buffer.length - start > maxHeaderBytes) throw headTooLarge();
+      if (this.headStartedAt === 0) this.headStartedAt = coarseClock.now;
       if (start === buffer.length) {
         this.pending = undefined;
         return;
       }
-      if (this.headStartedAt === 0) this.headStartedAt = coarseClock.now;
       this.pending = start === 0 ? buffer : buffer.subarray(start);
       this.searchFrom = Math.max(0, this.pending.length - 3);
       return;
@@ -425,6 +433,7 @@ export class ClientConnection {
     // An unread body would be parsed as the next request: close instead.
     if (!this.keepAlive || this.state === State.Body) {
       this.state = State.Closed;
+      this.closingSince = coarseClock.now;
       this.body?.destroy();
       this.socket.end();
       return;
@@ -453,6 +462,7 @@ export class ClientConnection {
         ? error
         : new HttpMessageError('MALFORMED_REQUEST', `bad request: ${(error as Error).message}`);
     this.state = State.Closed;
+    this.closingSince = coarseClock.now;
     this.options.onMalformed(failure, request);
     this.body?.destroy(failure);
     if (this.response?.headersSent) {
@@ -469,6 +479,7 @@ export class ClientConnection {
   closeWith(status: number): void {
     if (this.state === State.Closed) return;
     this.state = State.Closed;
+    this.closingSince = coarseClock.now;
     this.socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
     );

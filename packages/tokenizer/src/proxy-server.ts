@@ -302,6 +302,8 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
   const connections = new Set<ClientConnection>();
   const keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? 65_000;
   const headersTimeoutMs = options.headersTimeoutMs ?? 30_000;
+  // As long to read a final answer as to send a head, at most 5 s.
+  const closingGraceMs = Math.min(5_000, headersTimeoutMs);
   // Idle sockets are cut; a request in flight is bounded by the upstream's own timeouts.
   const activeTimeoutMs = upstreamTimeout + 5_000;
   let inFlight = 0;
@@ -391,6 +393,9 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
           'bad request: CONNECT is not supported; send absolute-form http:// requests',
         );
       }
+      // RFC 9112 §3.2 (Go's server, the reference's, refuses these too).
+      if (req.minorVersion === 1 && scanned.host === undefined)
+        throw new BadRequestError('BAD_TARGET', 'bad request: missing Host header');
       if (req.contentLength > maxBodyBytes) throw new BodyTooLargeError(maxBodyBytes);
       const target = targetOf(req, scanned.host);
       entry.host = target.authority;
@@ -719,7 +724,12 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     const now = Date.now();
     coarseClock.now = now;
     for (const connection of connections) {
-      if (connection.partialHead) {
+      // Closing: the answer is written; a client that keeps the socket open (or trickles
+      // bytes into it) gets a few seconds to read it.
+      if (connection.closing) {
+        if (connection.closingSince !== 0 && now - connection.closingSince > closingGraceMs)
+          connection.socket.destroy();
+      } else if (connection.partialHead) {
         if (now - connection.headStartedAt > headersTimeoutMs) connection.closeWith(408);
       } else if (connection.idle) {
         if (now - connection.lastActiveAt > keepAliveTimeoutMs) connection.socket.destroy();

@@ -69,6 +69,42 @@ describe('client connection timeouts', () => {
     expect(closedAt - idleSince).toBeLessThan(4000);
   });
 
+  it('trickling empty lines does not keep a connection alive: the head timeout still applies', async () => {
+    const { socket, received, closed } = await open();
+    const started = Date.now();
+    const trickle = setInterval(() => socket.writable && socket.write('\r\n'), 200);
+    const closedAt = await closed;
+    clearInterval(trickle);
+    expect(received()).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(closedAt - started).toBeLessThan(4000);
+  });
+
+  it('a client that keeps sending after a refusal that closes the connection is cut after a grace period', async () => {
+    const { socket, received, closed } = await open();
+    socket.write('GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nBad Header: x\r\n\r\n');
+    const started = Date.now();
+    const trickle = setInterval(() => socket.writable && socket.write('x'), 200);
+    const closedAt = await closed;
+    clearInterval(trickle);
+    expect(received()).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(closedAt - started).toBeLessThan(4000);
+  });
+
+  it('refuses an HTTP/1.1 request without a Host header (RFC 9112 §3.2); HTTP/1.0 may omit it', async () => {
+    const { socket, received } = await open();
+    socket.write('GET http://example.com/ HTTP/1.1\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(received()).toMatch(
+      /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*\r\n\r\nbad request: missing Host header$/,
+    );
+    const legacy = await open();
+    legacy.socket.write('GET http://example.com/ HTTP/1.0\r\n\r\n');
+    await legacy.closed;
+    // Refused for its missing Proxy-Tokenizer instead (no secrets), not for the Host.
+    expect(legacy.received()).toMatch(/\r\n\r\nbad request$/);
+    socket.destroy();
+  });
+
   it('a request that asks for Connection: close gets its answer and then the close', async () => {
     const { socket, received, closed } = await open();
     const started = Date.now();
