@@ -132,6 +132,20 @@ export class ClientResponse {
     this.pendingHead = `${head}\r\n`;
   }
 
+  /**
+   * Takes back a head that has not reached the socket yet (no body byte written), so that an
+   * error answer can replace it. False once anything was sent: then only destroy() is left.
+   */
+  discardUnsentHead(): boolean {
+    if (!this.headersSent || this.pendingHead === undefined || this.written > 0) return false;
+    this.pendingHead = undefined;
+    this.headersSent = false;
+    this.chunked = false;
+    this.bodyAllowed = true;
+    this.declaredLength = -1;
+    return true;
+  }
+
   /** Writes body bytes; false means the client is slow (wait for onDrain). */
   write(chunk: Buffer): boolean {
     if (this.destroyed || this.connection.closing) return false;

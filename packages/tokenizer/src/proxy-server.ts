@@ -342,7 +342,8 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     entry.decision = status >= 500 ? 'error' : 'denied';
     if (options.debug)
       log('warn', 'request refused', { status, error: entry.error, detail: entry.detail ?? body });
-    if (res.headersSent) {
+    // A head still in memory is replaced by the error; once bytes went out, only a cut is honest.
+    if (res.headersSent && !res.discardUnsentHead()) {
       res.destroy();
       return;
     }
@@ -640,7 +641,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     onError(error: Error): void {
       const res = this.res;
       this.exchange.upstreamDone = true;
-      if (!res.headersSent && !res.destroyed) {
+      if (!res.destroyed && (!res.headersSent || res.discardUnsentHead())) {
         respondError(res, unwrapUpstreamError(error), this.exchange.entry, this.hasBody);
         return;
       }

@@ -978,6 +978,18 @@ describe('response framing attacks from the upstream', () => {
     expectNoLeak(socket);
   });
 
+  it('answers 502 when the upstream closes after its head but before any body byte reached the client', async () => {
+    const { client, request, upstream } = await rig();
+    upstream.script = (_request, socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n');
+    const socket = await client();
+    socket.send(request('GET', '/'));
+    const response = await socket.readResponse();
+    // The 200 head was still in memory: replaced by the error, not sent and then cut.
+    expect(response.status).toBe(502);
+    expect(socket.received.toString()).not.toContain('200 OK');
+    expectNoLeak(socket);
+  });
+
   it('answers 502 to a head with only bare LF line ends once the upstream closes', async () => {
     const { client, request, upstream } = await rig();
     upstream.script = (_request, socket) => socket.end('HTTP/1.1 200 OK\nContent-Length: 0\n\n');
