@@ -1272,6 +1272,7 @@ export class LocalProvider implements TargetProviderV1 {
       ...(options.unboundUrl ? { unboundUrl: options.unboundUrl } : {}),
       ...(options.directUrl ? { directUrl: options.directUrl } : {}),
       ...(options.credential ? { credentialKey: credentialKey(options.credential) } : {}),
+      ...(options.selfSealedToken ? { selfSealedToken: options.selfSealedToken } : {}),
     };
     const result = await execInContainer(docker, agent.runtimeName, ['node', '-'], {
       stdin: verifyScript,

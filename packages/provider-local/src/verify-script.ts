@@ -2,8 +2,9 @@
  * The self-test that runs INSIDE the agent container (`node -`, script on stdin).
  * It reads the sealed token and proxy settings from its own environment, like a
  * skill would; no credential value travels in argv or in this script. Its config
- * (URLs, the credential's variable suffix, the network mode) comes in
- * KEYWARD_VERIFY as JSON and holds nothing secret. It prints one JSON line.
+ * (URLs, the credential's variable suffix, the network mode, an optional
+ * self-sealed token the agent could have made itself) comes in KEYWARD_VERIFY as
+ * JSON and holds nothing secret. It prints one JSON line.
  */
 export const verifyScript = String.raw`
 const http = require('node:http');
@@ -91,6 +92,16 @@ function viaProxy(target, headers) {
       name: 'unbound-host-refused',
       passed: unbound.status >= 400 && unbound.status < 500,
       evidence: 'GET ' + unboundUrl + ' with TOKENIZER_CRED_' + key + ' -> ' + unbound.status + ' ' + unbound.body,
+    });
+  }
+  if (config.selfSealedToken) {
+    // A token sealed outside keyward with the public seal key, sent alone: only a 407
+    // (refused before any dial) shows the proxy is no open egress for self-made tokens.
+    const forged = await viaProxy(unboundUrl, { 'proxy-tokenizer': config.selfSealedToken });
+    checks.push({
+      name: 'self-sealed-token-refused',
+      passed: forged.status === 407,
+      evidence: 'GET ' + unboundUrl + ' with only a self-sealed Proxy-Tokenizer -> ' + forged.status + ' ' + forged.body,
     });
   }
   process.stdout.write(JSON.stringify({ checks }) + '\n');

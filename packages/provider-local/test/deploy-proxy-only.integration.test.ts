@@ -8,6 +8,7 @@ import {
   parseInstanceSpec,
   type SidecarProviderV1,
 } from '@keyward/core';
+import { sealSecret } from '@keyward/tokenizer';
 import type { ThrowawayCertificates } from '@keyward/tokenizer/certificates';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -143,15 +144,38 @@ describe('provider-local on real podman: proxy-only', () => {
     );
   });
 
-  it('the self-test proves no direct egress, credential injection and refusal of unbound hosts', async () => {
+  it('the self-test proves no direct egress, credential injection, refusal of unbound hosts and of a token the agent seals itself', async () => {
+    // The seal key the agent really holds, read from the running container, not the plan.
+    const agentEnv = (await docker.getContainer(`keyward-${name}-agent`).inspect()).Config.Env ?? [];
+    const sealKey = agentEnv.find((entry) => entry.startsWith('TOKENIZER_SEAL_KEY='))?.slice(19);
+    expect(sealKey).toMatch(/^[0-9a-f]{64}$/);
+    // What a compromised agent could make: no auth, no host rules.
+    const selfSealedToken = sealSecret(
+      { processor: { type: 'inject', token: 'made-up' }, auth: { type: 'none' } },
+      sealKey as string,
+    );
+    // The allow-list really is in place: provider-tokenizer's contribution put it in the plan.
+    expect(
+      plan.containers.find((container) => container.name === 'tokenizer')?.env[
+        'TOKENIZER_ALLOWED_TOKENS_FILE'
+      ],
+    ).toBeTruthy();
     const result = await provider.verify(name, {
       allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/v1/verify`,
+      selfSealedToken,
     });
     expect(result.checks.map((check) => [check.name, check.passed])).toEqual([
       ['direct-egress-blocked', true],
       ['proxied-request-injected', true],
       ['unbound-host-refused', true],
+      ['self-sealed-token-refused', true],
     ]);
+    expect(result.checks.find((check) => check.name === 'self-sealed-token-refused')?.evidence).toContain(
+      '-> 407 ',
+    );
+    expect(result.checks.find((check) => check.name === 'self-sealed-token-refused')?.evidence).toContain(
+      'token not issued for this proxy',
+    );
     expect(result.passed).toBe(true);
     expect(JSON.stringify(result)).not.toContain(rawCredential);
     const received = await upstream.received();

@@ -93,7 +93,12 @@ export interface SidecarRotationRequestV1 {
 }
 
 export interface VerifyCheckV1 {
-  name: 'direct-egress-blocked' | 'proxied-request-injected' | 'unbound-host-refused' | string;
+  name:
+    | 'direct-egress-blocked'
+    | 'proxied-request-injected'
+    | 'unbound-host-refused'
+    | 'self-sealed-token-refused'
+    | string;
   passed: boolean;
   /** What was observed (status codes, error codes), never a secret. */
   evidence: string;
@@ -113,6 +118,12 @@ export interface VerifyOptionsV1 {
   credential?: string;
   /** Where to try a direct connection from the agent (should fail in proxy-only). */
   directUrl?: string;
+  /**
+   * A token sealed with the instance's public seal key outside keyward (what a compromised
+   * agent could make itself): the proxy must refuse it. When given, the self-test adds the
+   * check `self-sealed-token-refused`. Not a secret: the agent can seal one on its own.
+   */
+  selfSealedToken?: string;
 }
 
 export interface TargetCapabilitiesV1 {
