@@ -22,6 +22,7 @@ import {
 } from '@keyward/core';
 import type { JobManager, JobSummary } from './jobs/job-manager.js';
 import type { Logger } from './logger.js';
+import { sealSelfMadeToken, tokenizerSealKey } from './self-sealed-token.js';
 
 export interface InstanceOperationsOptions {
   registry: ProviderRegistry;
@@ -377,7 +378,7 @@ export class InstanceOperations {
   }
 
   async verify(name: string, options: VerifyOptionsV1, targetId?: string): Promise<VerifyResultV1> {
-    const { target } = await this.locate(name, targetId);
+    const { target, detail } = await this.locate(name, targetId);
     if (!target.capabilities.verify || !target.verify) {
       throw new KeywardError({
         code: 'UNSUPPORTED_CAPABILITY',
@@ -385,7 +386,13 @@ export class InstanceOperations {
         message: `Target "${target.id}" has no self-test.`,
       });
     }
-    const result = await target.verify(name, options);
+    // With a tokenizer, also prove that a token the agent seals itself is refused.
+    const sealKey = tokenizerSealKey(detail);
+    const withSelfSealed: VerifyOptionsV1 =
+      options.selfSealedToken === undefined && sealKey !== undefined
+        ? { ...options, selfSealedToken: sealSelfMadeToken(sealKey) }
+        : options;
+    const result = await target.verify(name, withSelfSealed);
     this.#logger.log('info', 'verify done', { instance: name, passed: result.passed });
     return redact(result);
   }

@@ -211,6 +211,8 @@ export const VerifyOptionsSchema = z
     unboundUrl: z.string().optional(),
     credential: z.string().optional(),
     directUrl: z.string().optional(),
+    // Not a secret: anyone with the public seal key can make one. Defaults to one the API seals.
+    selfSealedToken: z.string().optional(),
   })
   .strict()
   .openapi('VerifyOptions');

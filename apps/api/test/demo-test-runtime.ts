@@ -162,6 +162,20 @@ export async function execIn(
   };
 }
 
+/** A container's stdout and stderr so far, as lines (frames of the multiplexed log stream joined). */
+export async function containerLogLines(docker: Docker, container: string): Promise<string[]> {
+  const raw = (await docker
+    .getContainer(container)
+    .logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
+  let text = '';
+  for (let offset = 0; offset + 8 <= raw.length; ) {
+    const size = raw.readUInt32BE(offset + 4);
+    text += raw.subarray(offset + 8, offset + 8 + size).toString('utf8');
+    offset += 8 + size;
+  }
+  return text.split('\n').filter((line) => line !== '');
+}
+
 /** One file from a container, through the archive API (never through an exec argv). */
 export async function readContainerFile(docker: Docker, container: string, path: string): Promise<string> {
   const archive = await docker.getContainer(container).getArchive({ path });

@@ -3,7 +3,9 @@
 // the demo API's own record of the headers it received, the agent container's
 // networks, env and filesystem as the runtime reports them, probes run inside the
 // agent by this test, and the labelled objects left after `keyward rm demo`.
+import { createHash } from 'node:crypto';
 import { request } from 'node:https';
+import { sealSecret } from '@keyward/tokenizer';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findCredentialInContainer } from '../src/demo/credential-exposure.js';
@@ -12,6 +14,7 @@ import { removeDemoObjects } from '../src/demo/run-demo.js';
 import {
   bundleCli,
   type CliRun,
+  containerLogLines,
   dockerForTests,
   execIn,
   objectsOfInstance,
@@ -27,16 +30,17 @@ const apiContainer = 'keyward-demo-demo-api';
 const apiHost = 'api.demo.keyward.test';
 
 // Runs inside the agent (script on stdin): what an agent that tries its luck sees.
-// It reads the sealed token and proxy password from its own env, like a skill does.
-const probeScript = (apiAddress: string) => String.raw`
+// It reads the sealed token and proxy password from its own env, like a skill does;
+// the self-sealed token is one this test made with the agent's public seal key.
+const probeScript = (apiAddress: string, selfSealedToken: string) => String.raw`
 const http = require('node:http');
 const net = require('node:net');
 const env = process.env;
-function viaProxy(target, withPassword) {
+function viaProxy(target, withPassword, token = env.TOKENIZER_CRED_DEMO_API) {
   return new Promise((resolve) => {
     const proxy = new URL(env.TOKENIZER_PROXY_URL);
     const url = new URL(target);
-    const headers = { host: url.host, 'proxy-tokenizer': env.TOKENIZER_CRED_DEMO_API };
+    const headers = { host: url.host, 'proxy-tokenizer': token };
     if (withPassword) headers['proxy-authorization'] = 'Bearer ' + env.TOKENIZER_AUTH_DEMO_API;
     const request = http.request({ host: proxy.hostname, port: proxy.port, path: url.href, headers, timeout: 10000 }, (response) => {
       response.resume();
@@ -60,6 +64,8 @@ function direct(host, port) {
     proxied: await viaProxy('http://${apiHost}:8443/e2e-probe', true),
     proxiedWithoutPassword: await viaProxy('http://${apiHost}:8443/e2e-no-password', false),
     otherHost: await viaProxy('http://example.com/', true),
+    // To the bound API itself: without the allow-list it would arrive there, credential-free.
+    selfSealed: await viaProxy('http://${apiHost}:8443/e2e-self-sealed', false, '${selfSealedToken}'),
     directByName: await direct('${apiHost}', 8443),
     directByAddress: await direct('${apiAddress}', 8443),
     directToTokenizerEgress: await direct('1.1.1.1', 443),
@@ -198,8 +204,47 @@ describe('keyward demo on real podman (the real CLI process)', () => {
     expect(demoCall?.status).toBe(200);
     expect(Object.keys(demoCall?.headers ?? {}).filter((header) => header.startsWith('proxy-'))).toEqual([]);
 
-    // Probes of this test inside the agent: through the proxy works, around it does not.
-    const probe = await execIn(docker, agentContainer, ['node', '-'], probeScript(apiAddress));
+    // Check 6: the demo's verify sent a self-sealed token; the tokenizer's own audit log shows
+    // it refused one that is not the agent's issued token, with 407 TOKEN_NOT_ALLOWED.
+    expect(first.stdout).toMatch(
+      /✔ PASS {2}6\. The proxy refuses a token the agent seals itself\n\s+GET https:\/\/example\.com\/ with only a self-sealed Proxy-Tokenizer -> 407 /,
+    );
+    const agentVariables = new Map(
+      agent.Config.Env.map((entry) => [
+        entry.slice(0, entry.indexOf('=')),
+        entry.slice(entry.indexOf('=') + 1),
+      ]),
+    );
+    const issuedFingerprint = createHash('sha256')
+      .update(agentVariables.get('TOKENIZER_CRED_DEMO_API') ?? '')
+      .digest('hex')
+      .slice(0, 16);
+    const refusals = (await containerLogLines(docker, tokenizerContainer))
+      .filter((line) => line.startsWith('{'))
+      .map(
+        (line) =>
+          JSON.parse(line) as { status?: number; error?: string; host?: string; credentials?: string[] },
+      )
+      .filter((entry) => entry.error === 'TOKEN_NOT_ALLOWED');
+    expect(refusals).toEqual([
+      expect.objectContaining({ status: 407, host: 'example.com', credentials: [expect.any(String)] }),
+    ]);
+    expect(refusals[0]?.credentials).not.toContain(issuedFingerprint);
+
+    // Probes of this test inside the agent: through the proxy works, around it does not, and
+    // a token this test seals with the agent's public seal key is refused.
+    const sealKey = agentVariables.get('TOKENIZER_SEAL_KEY');
+    expect(sealKey).toMatch(/^[0-9a-f]{64}$/);
+    const selfSealedToken = sealSecret(
+      { processor: { type: 'inject', token: 'made-up-by-the-test' }, auth: { type: 'none' } },
+      sealKey as string,
+    );
+    const probe = await execIn(
+      docker,
+      agentContainer,
+      ['node', '-'],
+      probeScript(apiAddress, selfSealedToken),
+    );
     expect(probe.exitCode, probe.stderr).toBe(0);
     const outcome = JSON.parse(probe.stdout.trim().split('\n').pop() ?? '{}') as Record<
       string,
@@ -209,6 +254,7 @@ describe('keyward demo on real podman (the real CLI process)', () => {
     expect(outcome['proxiedWithoutPassword']).toBe(407);
     expect(outcome['otherHost']).toBeGreaterThanOrEqual(400);
     expect(outcome['otherHost']).toBeLessThan(500);
+    expect(outcome['selfSealed']).toBe(407);
     for (const key of ['directByName', 'directByAddress', 'directToTokenizerEgress']) {
       expect(outcome[key], key).not.toBe('connected');
     }
@@ -217,6 +263,7 @@ describe('keyward demo on real podman (the real CLI process)', () => {
       `Bearer ${credential}`,
     );
     expect(afterProbe.some((entry) => entry.url === '/e2e-no-password')).toBe(false);
+    expect(afterProbe.some((entry) => entry.url === '/e2e-self-sealed')).toBe(false);
 
     // The agent holds a sealed token, never the credential or the tokenizer's open key.
     const agentEnv = agent.Config.Env.join('\n');

@@ -110,7 +110,7 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
     await upstream.attachTo(runtimeName(name, 'egress'));
   });
 
-  it('verifies: no direct egress, the credential injected, unbound hosts refused', async () => {
+  it('verifies: no direct egress, the credential injected, unbound hosts and a self-sealed token refused', async () => {
     const response = await call('POST', `/api/instances/${name}/verify`, {
       allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/v1/verify`,
     });
@@ -122,6 +122,8 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
       ['direct-egress-blocked', true],
       ['proxied-request-injected', true],
       ['unbound-host-refused', true],
+      // The API seals one with the instance's public seal key: the tokenizer's allow-list refuses it.
+      ['self-sealed-token-refused', true],
     ]);
     expect(result.passed).toBe(true);
   });

@@ -1,6 +1,7 @@
 // `keyward demo`: deploys an agent next to the tokenizer in `proxy-only` mode with
 // one credential bound to a demo HTTPS API, then shows from inside the agent that
-// the agent can use the credential but can neither read it nor go around the proxy.
+// the agent can use the credential but can neither read it, nor go around the proxy, nor
+// make the proxy carry a token it sealed itself.
 import { createHash, randomBytes } from 'node:crypto';
 import {
   composePlan,
@@ -20,6 +21,7 @@ import {
 import type { ImageBuildProgress } from '@keyward/images';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import type Docker from 'dockerode';
+import { sealSelfMadeToken } from '../self-sealed-token.js';
 import { defaultHost, defaultPort } from '../server.js';
 import { findCredentialInContainer } from './credential-exposure.js';
 import { DEMO_API_PORT, type DemoApi, readReceivedRequests, startDemoApi } from './demo-api-container.js';
@@ -51,7 +53,8 @@ export interface DemoCheck {
     | 'upstream-received-credential'
     | 'direct-egress-blocked'
     | 'agent-holds-no-credential'
-    | 'unbound-host-refused';
+    | 'unbound-host-refused'
+    | 'self-sealed-token-refused';
   title: string;
   passed: boolean;
   /** What was observed, never a secret. */
@@ -429,6 +432,9 @@ async function runChecks(
   const agent = plan.containers.find((container) => container.role === 'agent');
   if (!agent) throw new Error('the plan has no agent container');
   const allowedUrl = `https://${DEMO_API_HOSTNAME}:${DEMO_API_PORT}${demoPath}`;
+  // The public seal key the agent holds: with it the agent can seal a Secret of its own.
+  const sealKey = agent.env['TOKENIZER_SEAL_KEY'];
+  if (!sealKey) throw new Error('the plan gives the agent no TOKENIZER_SEAL_KEY');
   const verify = runtime.provider.verify.bind(runtime.provider);
   const result = await verify(DEMO_INSTANCE_NAME, {
     allowedUrl,
@@ -436,10 +442,12 @@ async function runChecks(
     credential: DEMO_CREDENTIAL_NAME,
     // The API's own address: the agent must not reach it even when it knows where it is.
     directUrl: `https://${api.ipAddress}:${DEMO_API_PORT}/`,
+    selfSealedToken: sealSelfMadeToken(sealKey),
   });
   const proxied = verifyCheck(result.checks, 'proxied-request-injected');
   const direct = verifyCheck(result.checks, 'direct-egress-blocked');
   const unbound = verifyCheck(result.checks, 'unbound-host-refused');
+  const selfSealed = verifyCheck(result.checks, 'self-sealed-token-refused');
 
   // What the API saw, read from its recording endpoint: the proof that the proxy
   // put the real credential in, compared here in memory and never printed.
@@ -495,6 +503,12 @@ async function runChecks(
       title: 'The proxy refuses the credential for another host',
       passed: unbound.passed,
       evidence: unbound.evidence,
+    },
+    {
+      name: 'self-sealed-token-refused',
+      title: 'The proxy refuses a token the agent seals itself',
+      passed: selfSealed.passed,
+      evidence: selfSealed.evidence,
     },
   ];
 }
