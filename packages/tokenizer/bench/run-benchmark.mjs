@@ -16,6 +16,9 @@ const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '64,256').split(',').map(N
 // proxy with that many cluster workers; ratios compare the two (same worker count).
 const WORKER_COUNTS = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number);
 const IDLE_CLIENTS = Number(process.env.BENCH_IDLE_CLIENTS ?? 1000);
+// The shared VMs this runs on are noisy: nginx and the proxy are measured in alternating
+// rounds and the medians are compared (the per-round ratios are printed too).
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 // Another build of the CLI to measure (for before/after comparisons); default: this package's dist.
 const CLI = process.env.BENCH_CLI ?? join(packageDirectory, 'dist', 'cli.js');
 const OPEN_KEY = '0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab';
@@ -305,35 +308,60 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
 `,
   );
 
+  const median = (values) => {
+    const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+    if (sorted.length === 0) return Number.NaN;
+    const middle = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  };
+  const summarise = (results) => ({
+    rps: median(results.map((result) => result.rps)),
+    p50: median(results.map((result) => result.p50)),
+    p99: median(results.map((result) => result.p99)),
+  });
   const rows = [];
+  const roundRatios = [];
   for (const concurrency of CONCURRENCY) {
-    warmUp(`https://127.0.0.1:${upstreamPort}/`);
-    rows.push({
-      name: 'direct https',
-      concurrency,
-      ...wrk(`https://127.0.0.1:${upstreamPort}/`, concurrency),
-    });
+    const directUrl = `https://127.0.0.1:${upstreamPort}/`;
+    warmUp(directUrl);
+    const direct = [];
+    for (let round = 0; round < ROUNDS; round++) direct.push(wrk(directUrl, concurrency));
+    rows.push({ name: 'direct https', concurrency, ...summarise(direct) });
     for (const workers of WORKER_COUNTS) {
       const plural = workers > 1 ? 's' : '';
       const nginxUrl = `http://127.0.0.1:${nginxPortFor(workers)}/`;
-      warmUp(nginxUrl);
+      const proxyUrl = `http://127.0.0.1:${proxyPort}`;
+      const child = await startTokenizer(proxyPort, workers);
+      const nginxResults = [];
+      const proxyResults = [];
+      let rss = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        warmUp(nginxUrl);
+        nginxResults.push(wrk(nginxUrl, concurrency));
+        warmUp(proxyUrl, file('tokenizer.lua'));
+        proxyResults.push(wrk(proxyUrl, concurrency, file('tokenizer.lua')));
+        rss = Math.max(rss, rssOf([child.pid, ...childPids(child.pid)]));
+      }
+      roundRatios.push({
+        label: `c=${concurrency}, ${workers} worker${plural}`,
+        ratios: proxyResults.map((result, round) => ({
+          rps: result.rps / (nginxResults[round]?.rps ?? Number.NaN),
+          p99: result.p99 / (nginxResults[round]?.p99 ?? Number.NaN),
+        })),
+      });
       rows.push({
         name: `nginx (${workers} worker${plural})`,
         concurrency,
         workers,
         nginx: true,
-        ...wrk(nginxUrl, concurrency),
+        ...summarise(nginxResults),
       });
-      const child = await startTokenizer(proxyPort, workers);
-      warmUp(`http://127.0.0.1:${proxyPort}`, file('tokenizer.lua'));
-      const result = wrk(`http://127.0.0.1:${proxyPort}`, concurrency, file('tokenizer.lua'));
-      const pids = [child.pid, ...childPids(child.pid)];
       rows.push({
         name: `keyward-tokenizer (${workers} worker${plural})`,
         concurrency,
         workers,
-        rss: rssOf(pids),
-        ...result,
+        rss,
+        ...summarise(proxyResults),
       });
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
@@ -345,7 +373,7 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
 
   const format = (value, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
   console.log(
-    `\nkeyward-tokenizer benchmark — wrk -t2 -d${DURATION}s, loopback HTTPS upstream (nginx, 1 worker), ${new Date().toISOString()}`,
+    `\nkeyward-tokenizer benchmark — wrk -t2 -d${DURATION}s, loopback HTTPS upstream (nginx, 1 worker), medians of ${ROUNDS} alternating round(s), ${new Date().toISOString()}`,
   );
   console.log(
     `proxy started with NODE_OPTIONS=${JSON.stringify(NODE_OPTIONS)}; load average before ${loadBefore.map((value) => value.toFixed(2)).join(' ')}, after ${loadAfter.map((value) => value.toFixed(2)).join(' ')} — ratios compare equal worker counts`,
@@ -361,6 +389,12 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
     );
     console.log(
       `| ${row.name} | ${row.concurrency} | ${format(row.rps, 0)} | ${format(row.p50)} | ${format(row.p99)} | ${format(row.rps / nginx.rps)} | ${format(row.p99 / nginx.p99)} |`,
+    );
+  }
+  console.log('\nper-round ratios to nginx (req/s; p99):');
+  for (const { label, ratios } of roundRatios) {
+    console.log(
+      `  ${label}: ${ratios.map((ratio) => `${format(ratio.rps)}; ${format(ratio.p99)}`).join('  |  ')}`,
     );
   }
   console.log(
