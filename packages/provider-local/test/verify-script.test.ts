@@ -165,6 +165,8 @@ describe('the self-test script', () => {
         listenAddress: '127.0.0.1:0',
         // The unbound URL is a closed loopback port: without the list the proxy dials it.
         allowPrivateUpstreams: true,
+        // A port that swallows SYNs (a stale port-forward rule on a shared host) fails fast too.
+        upstreamConnectTimeoutMs: 1000,
         ...(withList ? { allowedTokens: [tokenDigest(issued)] } : {}),
         log: () => {},
         auditLog: () => {},
@@ -188,5 +190,6 @@ describe('the self-test script', () => {
         await proxy.close();
       }
     },
+    15_000,
   );
 });
