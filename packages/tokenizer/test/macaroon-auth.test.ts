@@ -1,6 +1,11 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createTokenizerMacaroon, macaroonKeyId, verifyMacaroonToken } from '../src/macaroon-auth.js';
+import {
+  createTokenizerMacaroon,
+  macaroonKeyId,
+  macaroonSignatureMatches,
+  verifyMacaroonToken,
+} from '../src/macaroon-auth.js';
 import { decodeMsgpack, encodeMsgpack } from '../src/msgpack.js';
 
 const KEY = new TextEncoder().encode('macaroon-root-key');
@@ -103,5 +108,43 @@ describe('macaroon_auth tokens (superfly/macaroon format, location "tokenizer")'
     expect(verifyMacaroonToken('fo1_xyz', KEY, access)).toBe(false);
     const other = createTokenizerMacaroon(KEY, { methods: ['GET'] });
     expect(verifyMacaroonToken(`${token},${other}`, KEY, access)).toBe(false);
+  });
+});
+
+// Macaroons minted by Go's superfly/macaroon: the test vectors superfly/macaroon-elixir checks
+// against (test/vectors.json: root key, key id, one macaroon per caveat type). Data, not code.
+describe('interoperability with macaroons minted by superfly/macaroon (Go)', () => {
+  const goKey = Buffer.from('WBnB6qAvYIliudiPYX5UOqZCVINCG2gxnVD+cRBacPU=', 'base64');
+  const goMacaroons = {
+    String:
+      'fm2_lJPEEC/Apz4NsovS0QyO2mwOwP7EEK1gu4lRqK9nIFAXIiH4x43C2SA0ZjlkMTYwYmZlNzFlMTU3N2JmNTZmODllNGM0YjZmNZLPAAEAAAAAAACjZm9vxCCZh2hLf8B7oZqan8K7W2rF+zCrjgNI88qwAcUWBa6Xnw==',
+    Struct:
+      'fm2_lJPEEC/Apz4NsovS0QyO2mwOwP7EEDt/8v/cyCVoEOcUm6dpH/nC2SA0ZjlkMTYwYmZlNzFlMTU3N2JmNTZmODllNGM0YjZmNZLPAAEAAAAAAAiYo2Zvb9CFe8QDAQIDgaNmb2+jYmFygXsfgaNmb28fgaNmb28fxCAEKxGtd8/3ioBBINB78uVu0oGX4GfVbb76dyCeOUhSsQ==',
+    ConfineUser:
+      'fm2_lJPEEC/Apz4NsovS0QyO2mwOwP7EEEIZXyhbehSiciQY9xb7LoLC2SA0ZjlkMTYwYmZlNzFlMTU3N2JmNTZmODllNGM0YjZmNZIIkXvEIAnD/eLaO1crtgj4C+Un0n7V9LsflyKOjvi9zVlQ9orO',
+  };
+
+  it('derives the same key id as Go (first 16 bytes of SHA-256 of the key)', () => {
+    expect(Buffer.from(macaroonKeyId(goKey)).toString('base64')).toBe('L8CnPg2yi9LRDI7abA7A/g==');
+  });
+
+  it.each(Object.entries(goMacaroons))(
+    'verifies the signature chain of the Go-minted %s macaroon',
+    (_name, text) => {
+      expect(macaroonSignatureMatches(text, goKey)).toBe(true);
+      const otherKey = Buffer.from(goKey);
+      otherKey[0] = (otherKey[0] as number) ^ 1;
+      expect(macaroonSignatureMatches(text, otherKey)).toBe(false);
+      // One flipped bit in the signed nonce (its random half, after the 16-byte key id) breaks it.
+      const raw = Buffer.from(text.slice('fm2_'.length), 'base64');
+      raw[30] = (raw[30] as number) ^ 1;
+      expect(macaroonSignatureMatches(`fm2_${raw.toString('base64')}`, goKey)).toBe(false);
+    },
+  );
+
+  it('refuses them as proxy auth: another location and caveat types the tokenizer does not know', () => {
+    for (const text of Object.values(goMacaroons)) {
+      expect(verifyMacaroonToken(text, goKey, access)).toBe(false);
+    }
   });
 });
