@@ -119,8 +119,8 @@ function parseFields(
     headers.push(lowercaseNames ? lower : name, value);
     switch (lower) {
       case 'content-length':
-        if (framing.contentLength !== undefined && framing.contentLength !== value)
-          throw fail('conflicting content-length headers');
+        // Even identical repeats are refused, as llhttp does: one length, stated once.
+        if (framing.contentLength !== undefined) throw fail('repeated content-length header');
         framing.contentLength = value;
         break;
       case 'transfer-encoding':
