@@ -233,12 +233,14 @@ export function parseResponseHead(head: string, requestMethod: string): Response
   let bodyLength: number;
   let keepAlive =
     minorVersion === 1 ? !hasToken(framing.connection, 'close') : hasToken(framing.connection, 'keep-alive');
+  // Refused whether or not a body follows: a head that frames itself two ways is not trusted.
+  if (framing.transferEncoding !== undefined && framing.contentLength !== undefined)
+    throw badResponse('both transfer-encoding and content-length');
   if (status < 200 || status === 204 || status === 304 || requestMethod === 'HEAD') {
     // No body follows, but the content-length is forwarded as it came: it must still be a number.
     if (framing.contentLength !== undefined) parseLength(framing.contentLength, badResponse);
     bodyLength = NO_BODY;
   } else if (framing.transferEncoding !== undefined) {
-    if (framing.contentLength !== undefined) throw badResponse('both transfer-encoding and content-length');
     if (!isChunkedOnly(framing.transferEncoding)) throw badResponse('unsupported transfer-encoding');
     bodyLength = CHUNKED_BODY;
   } else if (framing.contentLength !== undefined) {

@@ -73,6 +73,8 @@ function nodeParse(head: string): Promise<NodeView | 'parsed' | undefined> {
     }, 2000);
     socket.on('close', () => {
       clearTimeout(timer);
+      // Expect: 100-continue gets an interim answer first.
+      if (answer.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) answer = answer.slice(25);
       if (answer.startsWith('HTTP/1.1 200 ')) {
         const encoded = /\r\nx-view: ([A-Za-z0-9+/=]+)\r\n/i.exec(answer)?.[1] ?? '';
         resolve(JSON.parse(Buffer.from(encoded, 'base64').toString()) as NodeView);

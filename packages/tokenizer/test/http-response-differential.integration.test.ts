@@ -152,7 +152,7 @@ describe('the response parser against node:http client (llhttp, strict)', () => 
         expect(ourHeaders).toEqual(node.headers);
         expect(ours.bodyLength).toBe(framingOf(node));
       }),
-      { numRuns: 800 },
+      { numRuns: 1500 },
     );
     expect(bothAccepted).toBeGreaterThan(50);
     expect(onlyNodeAccepted).toBeGreaterThan(0);
