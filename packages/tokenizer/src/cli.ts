@@ -11,6 +11,7 @@ import { type MetricsSnapshot, mergeSnapshots } from './metrics.js';
 import { parseListenAddress, startTokenizerServer } from './proxy-server.js';
 import { open, parseSealKey, seal } from './sealed-box.js';
 import { marshalSecret, parseSecret } from './secret-json.js';
+import { tokenDigest } from './secret-resolver.js';
 import { VERSION } from './version.js';
 
 const USAGE = `usage: keyward-tokenizer <command> [flags]
@@ -20,6 +21,7 @@ commands:
   sealkey   print the seal key of OPEN_KEY / OPEN_KEY_FILE
   seal      seal Secret JSON read from stdin (or --json-file PATH) with SEAL_KEY or --seal-key
   unseal    print the Secret JSON of a token read from stdin (or --token) using OPEN_KEY
+  digest    print the allow-list entry (sha256:<hex>) of each sealed token read from stdin, one per line
   version   print the version
 
 serve flags (each overrides its environment variable):
@@ -31,6 +33,7 @@ serve flags (each overrides its environment variable):
   --allow-private-upstreams    TOKENIZER_ALLOW_PRIVATE_UPSTREAMS
   --upstream-ca-file PATH      TOKENIZER_UPSTREAM_CA_FILE
   --open-key-file PATH         OPEN_KEY_FILE
+  --allowed-tokens-file PATH   TOKENIZER_ALLOWED_TOKENS_FILE (accept only the tokens listed)
   --workers N                  TOKENIZER_WORKERS
 Secrets are never taken from the command line: use OPEN_KEY / OPEN_KEY_FILE and stdin.`;
 
@@ -63,6 +66,7 @@ async function serve(args: string[]): Promise<void> {
       'allow-private-upstreams': { type: 'boolean' },
       'upstream-ca-file': { type: 'string' },
       'open-key-file': { type: 'string' },
+      'allowed-tokens-file': { type: 'string' },
       'open-key': { type: 'string' },
       workers: { type: 'string' },
     },
@@ -86,6 +90,7 @@ async function serve(args: string[]): Promise<void> {
   override('TOKENIZER_ALLOW_PRIVATE_UPSTREAMS', values['allow-private-upstreams']);
   override('TOKENIZER_UPSTREAM_CA_FILE', values['upstream-ca-file']);
   override('TOKENIZER_WORKERS', values.workers);
+  override('TOKENIZER_ALLOWED_TOKENS_FILE', values['allowed-tokens-file']);
   if (values['open-key-file'] !== undefined) {
     delete env.OPEN_KEY;
     env.OPEN_KEY_FILE = values['open-key-file'];
@@ -223,6 +228,14 @@ async function unsealCommand(args: string[]): Promise<void> {
   process.stdout.write(`${Buffer.from(plaintext).toString('utf8')}\n`);
 }
 
+/** Allow-list entries for TOKENIZER_ALLOWED_TOKENS_FILE: the tokens themselves never leave stdin. */
+async function digestCommand(): Promise<void> {
+  const lines = (await readStdin()).split('\n').map((line) => line.trim());
+  const tokens = lines.filter((line) => line !== '');
+  if (tokens.length === 0) throw new ConfigError('expected sealed tokens on stdin, one per line');
+  process.stdout.write(tokens.map((token) => `sha256:${tokenDigest(token)}\n`).join(''));
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const args = normalizeFlags(rest);
@@ -236,6 +249,8 @@ async function main(argv: string[]): Promise<void> {
       return sealCommand(args);
     case 'unseal':
       return unsealCommand(args);
+    case 'digest':
+      return digestCommand();
     case 'version':
       process.stdout.write(`keyward-tokenizer ${version()}\n`);
       return;

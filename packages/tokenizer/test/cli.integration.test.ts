@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerDigest, openSecret } from '../src/secret.js';
+import { tokenDigest } from '../src/secret-resolver.js';
 import { proxyRequest } from './proxy-client.js';
 import { createLoopbackCertificates, type EchoServer, startEchoServer } from './tls-fixtures.js';
 
@@ -90,6 +91,34 @@ describe('keyward-tokenizer CLI', () => {
     const bad = run(['seal'], { SEAL_KEY }, '{"inject_processor":{"token":"x"}}');
     expect(bad.status).toBe(2);
     expect(bad.stderr).toBe('keyward-tokenizer: bad secret json: bad auth config\n');
+  });
+
+  it('digest prints the allow-list entry of each token on stdin; serve --allowed-tokens-file reads such a list', () => {
+    const first = run(
+      ['seal'],
+      { SEAL_KEY },
+      '{"inject_processor":{"token":"a"},"no_auth":{}}',
+    ).stdout.trim();
+    const second = run(
+      ['seal'],
+      { SEAL_KEY },
+      '{"inject_processor":{"token":"b"},"no_auth":{}}',
+    ).stdout.trim();
+    const digests = run(['digest'], {}, `${first}\n\n${second}\n`);
+    expect(digests.status).toBe(0);
+    expect(digests.stdout).toBe(`sha256:${tokenDigest(first)}\nsha256:${tokenDigest(second)}\n`);
+    expect(digests.stdout).not.toContain(first);
+    const empty = run(['digest'], {}, '\n');
+    expect(empty.status).toBe(1);
+    expect(empty.stderr).toBe('keyward-tokenizer: expected sealed tokens on stdin, one per line\n');
+    // The flag sets TOKENIZER_ALLOWED_TOKENS_FILE: a bad list stops start-up with one line.
+    const list = join(directory, 'allowed-tokens');
+    writeFileSync(list, `${digests.stdout}${first}\n`);
+    const serve = run(['serve', '--allowed-tokens-file', list], { OPEN_KEY });
+    expect(serve.status).toBe(1);
+    expect(serve.stderr).toBe(
+      'keyward-tokenizer: TOKENIZER_ALLOWED_TOKENS_FILE: line 3 is not a SHA-256 digest of a sealed token (64 hex characters, optionally prefixed sha256:)\n',
+    );
   });
 
   it('serves with OPEN_KEY_FILE, logs the seal key, and drains in-flight requests on SIGTERM', async () => {
