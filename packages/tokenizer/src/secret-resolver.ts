@@ -26,7 +26,7 @@ type CacheEntry = Resolution;
 
 /** Short, log-safe identifier of a sealed token: the first 8 bytes of its SHA-256, hex. */
 export function tokenFingerprint(token: string): string {
-  return hash('sha256', token, 'hex').slice(0, 16);
+  return tokenDigest(token).slice(0, 16);
 }
 
 /**
@@ -94,7 +94,7 @@ export class SecretResolver {
 
   /** The opened secret, or its (cached) 502 error. */
   resolve(token: string): Resolution {
-    const key = hash('sha256', token, 'hex');
+    const key = tokenDigest(token);
     let entry = this.cache.get(key);
     if (entry) this.hits++;
     else {
