@@ -1,3 +1,4 @@
+import { isReservedDestinationHeader } from '@keyward/tokenizer';
 import * as z from 'zod';
 import { sanitizeCredentialName } from './credential-names.js';
 
@@ -105,22 +106,14 @@ const hostListSchema = z
 // Header options
 
 const headerTokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const strippedHeaders = new Set([
-  'proxy-authorization',
-  'proxy-tokenizer',
-  'proxy-connection',
-  'connection',
-  'host',
-  'content-length',
-  'transfer-encoding',
-]);
 
 export function describeHeaderNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'must not be empty; write a header name such as "Authorization"';
   if (!headerTokenPattern.test(name)) {
     return `"${name}" is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~, no spaces or ":"); for example "X-Api-Key"`;
   }
-  if (strippedHeaders.has(name.toLowerCase())) {
+  // The proxy's own rule, so that what passes here is never refused at request time.
+  if (isReservedDestinationHeader(name)) {
     return `"${name}" cannot carry a credential (the proxy removes or controls it); use the header the API expects, for example "Authorization" or "X-Api-Key"`;
   }
   return undefined;

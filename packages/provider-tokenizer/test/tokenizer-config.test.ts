@@ -1,4 +1,5 @@
 import { formatIssues } from '@keyward/core';
+import { isReservedDestinationHeader } from '@keyward/tokenizer';
 import { describe, expect, it } from 'vitest';
 import { sanitizeCredentialName } from '../src/credential-names.js';
 import { tokenizerChangeSchema, tokenizerConfigSchema } from '../src/tokenizer-config.js';
@@ -479,6 +480,41 @@ describe('tokenizer config validation', () => {
     expect(parsed.adminPort).toBe(4002);
     expect(parsed.allowPrivateUpstreams).toBe(false);
     expect(parsed.credentials[0]?.allowedHosts).toEqual(['api.github.com', 'uploads.github.com:8443']);
+  });
+});
+
+// Headers the proxy refuses as a credential's destination at request time; the seed
+// installer's own list let these five through validation.
+const proxyControlledHeaders = ['TE', 'Upgrade', 'Expect', 'Keep-Alive', 'Trailer'];
+
+describe('header destinations the proxy controls', () => {
+  const advice = 'use the header the API expects, for example "Authorization" or "X-Api-Key"';
+
+  it.each(proxyControlledHeaders)('refuses headerDst %s with what to write instead', (header) => {
+    expect(problems(tokenizerConfigSchema, withCredential({ headerDst: header }))).toEqual([
+      `credentials.0.headerDst: "${header}" cannot carry a credential (the proxy removes or controls it); ${advice}`,
+    ]);
+    const lower = header.toLowerCase();
+    expect(problems(tokenizerChangeSchema, { credentials: [credential({ headerDst: lower })] })).toEqual([
+      `credentials.0.headerDst: "${lower}" cannot carry a credential (the proxy removes or controls it); ${advice}`,
+    ]);
+  });
+
+  it.each(proxyControlledHeaders)('refuses inject_hmac dst %s', (header) => {
+    expect(
+      problems(tokenizerConfigSchema, withCredential({ processor: { type: 'inject_hmac', dst: header } })),
+    ).toEqual([
+      `credentials.0.processor.dst: "${header}" cannot carry a credential (the proxy removes or controls it); ${advice}`,
+    ]);
+  });
+
+  it('agrees with the proxy on every header: refused here exactly when the proxy refuses it', () => {
+    const names = [...proxyControlledHeaders, 'Host', 'Content-Length', 'Proxy-Tokenizer', 'X-Api-Key'];
+    for (const name of names) {
+      const refused = problems(tokenizerConfigSchema, withCredential({ headerDst: name })).length > 0;
+      expect(refused, name).toBe(isReservedDestinationHeader(name));
+    }
+    expect(isReservedDestinationHeader('X-Api-Key')).toBe(false);
   });
 });
 

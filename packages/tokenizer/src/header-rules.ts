@@ -34,6 +34,15 @@ export const PROXY_CONTROLLED_HEADERS: readonly string[] = [
 
 const RESERVED_DST = new Set([...PROXY_CONTROLLED_HEADERS, 'content-length']);
 
+/**
+ * True for a header no credential may be injected into (a processor's `dst`, any case): the
+ * proxy removes or controls it (hop-by-hop and framing headers, Host, its own Proxy-* headers).
+ * Exported so that configuration can refuse at validation what the proxy refuses per request.
+ */
+export function isReservedDestinationHeader(name: string): boolean {
+  return RESERVED_DST.has(name.toLowerCase());
+}
+
 export interface FmtDstConfig {
   fmt?: string | undefined;
   allowedFmt?: string[] | undefined;
@@ -85,7 +94,7 @@ export function selectDst(config: FmtDstConfig, params: Params): string {
   if (!TOKEN_CHARACTER.test(canonical)) throw runtimeError('invalid dst header name');
   // Host would let a credential redirect virtual-host routing (the reference's Go transport
   // ignores it); framing and hop-by-hop headers would corrupt the upstream request.
-  if (RESERVED_DST.has(canonical.toLowerCase())) throw runtimeError(`dst ${canonical} is reserved`);
+  if (isReservedDestinationHeader(canonical)) throw runtimeError(`dst ${canonical} is reserved`);
   return canonical;
 }
 

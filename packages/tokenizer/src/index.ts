@@ -17,6 +17,7 @@ export {
   TokenizerError,
   type TokenizerErrorCode,
 } from './errors.js';
+export { isReservedDestinationHeader } from './header-rules.js';
 export {
   createTokenizerMacaroon,
   type MacaroonAccess,
