@@ -1,4 +1,4 @@
-export * from './composer.js';
+export * from './composition/index.js';
 export * from './errors/index.js';
 export * from './instance-spec.js';
 export * from './labels.js';
@@ -6,4 +6,5 @@ export * from './plugin-discovery.js';
 export * from './redaction.js';
 export * from './registry.js';
 export * from './spec/v1/index.js';
+export * from './spec/v2/index.js';
 export const VERSION = '0.1.0';
