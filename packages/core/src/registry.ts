@@ -1,3 +1,4 @@
+import { dnsLabelPattern } from './dns-label.js';
 import { KeywardError } from './errors/keyward-error.js';
 import type { KeywardPluginV1 } from './spec/v1/plugin-v1.js';
 import type { SidecarProviderV1 } from './spec/v1/sidecar-provider-v1.js';
@@ -35,7 +36,7 @@ function assertSpecificationVersion(kind: string, candidate: unknown): void {
 export function resolveSidecarProvider(candidate: unknown): AnySidecarProvider {
   assertSpecificationVersion('Sidecar', candidate);
   const provider = candidate as AnySidecarProvider;
-  if (typeof provider.id !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(provider.id)) {
+  if (typeof provider.id !== 'string' || !dnsLabelPattern.test(provider.id)) {
     throw new KeywardError({
       code: 'INVALID_INPUT',
       message: `Sidecar provider id ${describe(candidate)} must be a DNS label.`,
@@ -63,7 +64,7 @@ export function resolveSidecarProvider(candidate: unknown): AnySidecarProvider {
 export function resolveTargetProvider(candidate: unknown): TargetProviderV1 {
   assertSpecificationVersion('Target', candidate);
   const provider = candidate as TargetProviderV1;
-  if (typeof provider.id !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(provider.id)) {
+  if (typeof provider.id !== 'string' || !dnsLabelPattern.test(provider.id)) {
     throw new KeywardError({
       code: 'INVALID_INPUT',
       message: `Target provider id ${describe(candidate)} must be a DNS label.`,

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { composePlan } from '../composer.js';
+import { dnsLabelPattern } from '../dns-label.js';
 import { KeywardError } from '../errors/keyward-error.js';
 import { parseInstanceSpec } from '../instance-spec.js';
 import type { SidecarContributionV1 } from '../spec/v1/contribution-v1.js';
@@ -22,8 +23,6 @@ export interface SidecarConformanceOptions {
   /** Raw values in `validConfig` that must never appear in the contribution (not even in its secrets). */
   forbiddenValues?: string[];
 }
-
-const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 function specFor(providerId: string, config: unknown, mode: NetworkMode) {
   return parseInstanceSpec({
@@ -49,7 +48,7 @@ export const sidecarConformanceRules: {
   {
     rule: 'has a DNS-label id',
     check: async ({ provider }) =>
-      typeof provider.id === 'string' && dnsLabel.test(provider.id)
+      typeof provider.id === 'string' && dnsLabelPattern.test(provider.id)
         ? undefined
         : `id ${JSON.stringify(provider.id)}`,
   },
