@@ -28,14 +28,19 @@ function startOrder(record: InstanceRecord): string[] {
   ];
 }
 
+/** What start and stop work from: the instance's record and a progress emitter. */
+async function lifecycleOperation(context: OperationContext, name: string, options: OperationOptionsV1) {
+  const emit = createEmitter(context.settings, options.onProgress);
+  const { record } = await readInstance(context, name);
+  return { docker: context.runtime.docker, emit, record };
+}
+
 export async function startInstance(
   context: OperationContext,
   name: string,
   options: OperationOptionsV1,
 ): Promise<void> {
-  const { docker } = context.runtime;
-  const emit = createEmitter(context.settings, options.onProgress);
-  const { record } = await readInstance(context, name);
+  const { docker, emit, record } = await lifecycleOperation(context, name, options);
   for (const runtimeName of startOrder(record)) {
     await runStep(emit, `container.start:${runtimeName}`, `Starting ${runtimeName}`, async () => {
       await docker
@@ -63,9 +68,7 @@ export async function stopInstance(
   name: string,
   options: OperationOptionsV1,
 ): Promise<void> {
-  const { docker } = context.runtime;
-  const emit = createEmitter(context.settings, options.onProgress);
-  const { record } = await readInstance(context, name);
+  const { docker, emit, record } = await lifecycleOperation(context, name, options);
   for (const runtimeName of startOrder(record).reverse()) {
     await runStep(emit, `container.stop:${runtimeName}`, `Stopping ${runtimeName}`, async () => {
       await docker
