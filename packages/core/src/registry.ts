@@ -1,4 +1,5 @@
 import { adaptSidecarProviderV1 } from './composition/sidecar-provider-v1-adapter.js';
+import { dnsLabelPattern } from './dns-label.js';
 import { KeywardError, registerErrorCodes } from './errors/keyward-error.js';
 import { registerRedactionPattern } from './redaction.js';
 import type { KeywardPluginV1 } from './spec/v1/plugin-v1.js';
@@ -46,7 +47,7 @@ function assertSpecificationVersion(
 export function resolveSidecarProvider(candidate: unknown): AnySidecarProvider {
   assertSpecificationVersion('Sidecar', candidate);
   const provider = candidate as AnySidecarProvider | SidecarProviderV1<unknown, unknown>;
-  if (typeof provider.id !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(provider.id)) {
+  if (typeof provider.id !== 'string' || !dnsLabelPattern.test(provider.id)) {
     throw new KeywardError({
       code: 'INVALID_INPUT',
       message: `Sidecar provider id ${describe(candidate)} must be a DNS label.`,
@@ -74,7 +75,7 @@ export function resolveSidecarProvider(candidate: unknown): AnySidecarProvider {
 export function resolveTargetProvider(candidate: unknown): AnyTargetProvider {
   assertSpecificationVersion('Target', candidate, ['v2']);
   const provider = candidate as AnyTargetProvider;
-  if (typeof provider.id !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(provider.id)) {
+  if (typeof provider.id !== 'string' || !dnsLabelPattern.test(provider.id)) {
     throw new KeywardError({
       code: 'INVALID_INPUT',
       message: `Target provider id ${describe(candidate)} must be a DNS label.`,

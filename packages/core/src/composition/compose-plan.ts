@@ -10,8 +10,8 @@ import type { DeploymentPlanV2, PlannedContainerV2 } from '../spec/v2/deployment
 import type { SidecarContextV2, SidecarProviderV2 } from '../spec/v2/sidecar-provider-v2.js';
 import type { TargetProviderV2 } from '../spec/v2/target-provider-v2.js';
 import { dependencyOrder } from './dependency-order.js';
+import { dnsLabelPattern } from '../dns-label.js';
 import {
-  dnsLabelPattern,
   fail,
   type ResolvedSidecarV2,
   resolveSidecarContributionV2,

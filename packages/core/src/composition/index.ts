@@ -2,7 +2,6 @@ export * from './compose-plan.js';
 export * from './compose-rotation.js';
 export * from './dependency-order.js';
 export {
-  dnsLabelPattern,
   environmentNamePattern,
   type ResolveContributionInput,
   type ResolvedSidecarV2,
