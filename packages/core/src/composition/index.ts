@@ -8,3 +8,4 @@ export {
   resolveSidecarContributionV2,
 } from './resolve-contribution.js';
 export * from './sidecar-provider-v1-adapter.js';
+export * from './target-provider-v1-adapter.js';
