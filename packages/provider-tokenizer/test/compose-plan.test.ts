@@ -547,9 +547,11 @@ describe('a rotation through core in-memory target', () => {
       'tokenizer-cred-github',
     ]);
     expect(agent?.env).not.toHaveProperty('TOKENIZER_HOSTS_STRIPE');
-    const persisted = (after?.redactedSpec['sidecars'] as Record<string, { credentials: unknown }>)[
-      'tokenizer'
-    ];
+    const sidecarConfigs = (after?.redactedSpec['sidecars'] ?? {}) as Record<
+      string,
+      { credentials: unknown }
+    >;
+    const persisted = sidecarConfigs['tokenizer'];
     expect(persisted?.credentials).toEqual([{ name: 'github', allowedHosts: ['api.github.com'] }]);
   });
 });
