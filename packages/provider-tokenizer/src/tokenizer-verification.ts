@@ -69,6 +69,7 @@ const proxy = new URL(env.TOKENIZER_PROXY_URL || config.proxyUrl);
 const url = new URL(config.url);
 // The tokenizer rewrites plaintext requests only; it upgrades to TLS upstream.
 url.protocol = 'http:';
+(function probe() {
 const headers = { host: url.host };
 if (config.probe === 'self-sealed') {
   headers['proxy-tokenizer'] = config.selfSealedToken;
@@ -77,7 +78,7 @@ if (config.probe === 'self-sealed') {
   const auth = env['TOKENIZER_AUTH_' + config.key];
   if (!sealed) {
     process.stdout.write(JSON.stringify({ status: -1, error: 'TOKENIZER_CRED_' + config.key + ' is not in the agent environment' }) + '\n');
-    process.exit(0);
+    return;
   }
   headers['proxy-tokenizer'] = config.probe === 'client-header' ? sealed + '; ' + JSON.stringify({ dst: '${PROBE_HEADER}' }) : sealed;
   if (auth) headers['proxy-authorization'] = 'Bearer ' + auth;
@@ -98,6 +99,7 @@ request.on('error', (error) => {
   process.stdout.write(JSON.stringify({ status: 0, error: error.code || error.message }) + '\n');
 });
 request.end();
+})();
 `;
 }
 

@@ -633,6 +633,17 @@ describe("the tokenizer's own self-test checks, run against the real proxy", () 
     expect(moved.evidence).toMatch(/-> 401$/);
     expect(moved.evidence).not.toContain(rawSecrets.github);
 
+    // The agent lacks the credential's variable: said so, nothing sent.
+    const injected = checks.find((check) => check.name === 'proxied-request-injected') as VerifyCheckV2;
+    received.length = 0;
+    expect(
+      injected.judge(await runCheck(injected, contribution, running.url, { TOKENIZER_CRED_GITHUB: '' })),
+    ).toEqual({
+      passed: false,
+      evidence: `GET https://localhost:${upstreamPort}/ via http://tokenizer:4001 with TOKENIZER_CRED_GITHUB -> TOKENIZER_CRED_GITHUB is not in the agent environment`,
+    });
+    expect(received).toEqual([]);
+
     // Nothing listens: every check fails with the network error as evidence.
     await running.close();
     for (const check of checks) {
