@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config';
 // (*.integration.test.ts) talk to real runtimes (podman, TLS servers, nginx) and
 // get longer timeouts; unit tests stay fast and hermetic.
 const repositoryRoot = dirname(fileURLToPath(import.meta.url));
-const packageDirectories = ['packages', 'apps'].flatMap((group) => {
+const packageDirectories = ['packages', 'apps', 'examples'].flatMap((group) => {
   const groupDirectory = join(repositoryRoot, group);
   return existsSync(groupDirectory)
     ? readdirSync(groupDirectory, { withFileTypes: true })
