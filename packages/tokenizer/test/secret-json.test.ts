@@ -57,7 +57,11 @@ describe('marshalSecret (Go json.Marshal form)', () => {
 
   it('omits an empty allowed_host_pattern, as Go does (omitempty; checked against the reference)', () => {
     expect(
-      marshalSecret({ processor: { type: 'inject', token: 't' }, auth: { type: 'none' }, allowedHostPattern: '' }),
+      marshalSecret({
+        processor: { type: 'inject', token: 't' },
+        auth: { type: 'none' },
+        allowedHostPattern: '',
+      }),
     ).toBe('{"inject_processor":{"token":"t"},"no_auth":{}}');
   });
 
