@@ -625,6 +625,20 @@ const cases: Case[] = [
     ];
   }),
   {
+    name: 'sigv4 without X-Amz-Content-Sha256',
+    secrets: [secretJson({ sigv4_processor: { access_key: 'AKIDEXAMPLE', secret_key: 'SK', no_swap: true } })],
+    headers: (tokens: string[]) => ({
+      ...withTokens()(tokens),
+      Authorization:
+        'AWS4-HMAC-SHA256 Credential=AKIDCLIENT/20260101/eu-west-1/sqs/aws4_request, SignedHeaders=host, Signature=00',
+      'X-Amz-Date': '20260101T120000Z',
+    }),
+    method: 'POST',
+    path: '/echo?Action=ListQueues&b=2&a=1',
+    body: 'payload',
+    omitHeaders: ['connection'],
+  },
+  {
     name: 'sigv4 without Authorization',
     secrets: [secretJson({ sigv4_processor: { access_key: 'AK', secret_key: 'SK', no_swap: false } })],
     headers: withTokens(),
