@@ -107,8 +107,21 @@ function makeCertificates() {
   );
 }
 
-function freePort() {
-  return 20000 + Math.floor(Math.random() * 20000);
+/** A base port whose next `size` ports are all free now (other benchmarks and tests share the VM). */
+async function freePortBlock(size) {
+  const { createServer } = await import('node:net');
+  const free = (port) =>
+    new Promise((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+  for (;;) {
+    const base = 20000 + Math.floor(Math.random() * 20000);
+    let ok = true;
+    for (let port = base; ok && port < base + size; port++) ok = await free(port);
+    if (ok) return base;
+  }
 }
 
 async function waitForPort(port) {
@@ -331,7 +344,7 @@ async function main() {
   const sealsPerSecond = measure(() => library.sealSecret(secret, sealKey));
   const opensPerSecond = measure(() => library.openSecret(token, openKey));
 
-  const upstreamPort = freePort();
+  const upstreamPort = await freePortBlock(16);
   const proxyPort = upstreamPort + 1;
   const referencePort = upstreamPort + 2;
   const nginxPortFor = (workers) => upstreamPort + 10 + workers;
