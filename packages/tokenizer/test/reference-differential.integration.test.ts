@@ -46,6 +46,8 @@ let strictKeywardProxy: RunningTokenizerServer;
 let echo: EchoServer;
 let otherCaEcho: EchoServer;
 let upstream: string;
+let caFile: string;
+let upstreamCa: string;
 const received: Recorded[] = [];
 // Clients that keep connections alive, as real ones do (the reference closes them anyway).
 const agents = new Map<string, Agent>();
@@ -234,6 +236,11 @@ const DELIBERATE = {
   sigv4Connection: [
     /^upstream authorization: "AWS4-HMAC-SHA256 Credential=[^"]*, SignedHeaders=connection;host;x-amz-content-sha256;x-amz-date, Signature=[0-9a-f]{64}" → "AWS4-HMAC-SHA256 Credential=[^"]*, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=[0-9a-f]{64}"$/,
   ],
+  /**
+   * sigv4 forwards the query as the client wrote it; the reference's signer rewrites it into the
+   * canonical (sorted) order. Both sign the canonical form, so the signatures are equal.
+   */
+  sigv4QueryOrder: ['upstream target: "/echo?Action=ListQueues&a=1&b=2" → "/echo?Action=ListQueues&b=2&a=1"'],
 } satisfies Record<string, (string | RegExp)[]>;
 
 /** The differences not explained by `expected`, and the expected ones that did not show. */
@@ -265,8 +272,9 @@ beforeAll(async () => {
   for (const [path, route] of upstreamRoutes()) echo.routes.set(path, route);
   otherCaEcho = await startEchoServer(createLoopbackCertificates());
   upstream = `127.0.0.1:${echo.port}`;
-  const caFile = join(mkdtempSync(join(tmpdir(), 'keyward-reference-ca-')), 'ca.pem');
-  writeFileSync(caFile, certificates.caCertificatePem);
+  caFile = join(mkdtempSync(join(tmpdir(), 'keyward-reference-ca-')), 'ca.pem');
+  upstreamCa = certificates.caCertificatePem;
+  writeFileSync(caFile, upstreamCa);
   referenceProxy = await reference.serve({
     OPEN_KEY,
     // Go reads its trusted roots from SSL_CERT_FILE instead of the system's.
@@ -626,7 +634,9 @@ const cases: Case[] = [
   }),
   {
     name: 'sigv4 without X-Amz-Content-Sha256',
-    secrets: [secretJson({ sigv4_processor: { access_key: 'AKIDEXAMPLE', secret_key: 'SK', no_swap: true } })],
+    secrets: [
+      secretJson({ sigv4_processor: { access_key: 'AKIDEXAMPLE', secret_key: 'SK', no_swap: true } }),
+    ],
     headers: (tokens: string[]) => ({
       ...withTokens()(tokens),
       Authorization:
@@ -637,6 +647,7 @@ const cases: Case[] = [
     path: '/echo?Action=ListQueues&b=2&a=1',
     body: 'payload',
     omitHeaders: ['connection'],
+    differences: ['sigv4QueryOrder'],
   },
   {
     name: 'sigv4 without Authorization',
@@ -1148,6 +1159,81 @@ describe('refusals only one side makes (deliberate, see docs/tokenizer-users.md)
     expect(
       // A transport error is the one answer the reference does not mark Connection: close.
       unexplained(compare(ours, theirs), DELIBERATE.upstreamErrorText),
+    ).toEqual({ unexplained: [], missing: [] });
+  });
+});
+
+describe('transparent mode and OPEN_PROXY (TOKENIZER_HOSTNAMES=tokenizer.internal, OPEN_PROXY=true)', () => {
+  let theirsProxy: RunningReferenceTokenizer;
+  let oursProxy: RunningTokenizerServer;
+  beforeAll(async () => {
+    theirsProxy = await reference.serve({
+      OPEN_KEY,
+      SSL_CERT_FILE: caFile,
+      TOKENIZER_HOSTNAMES: 'tokenizer.internal',
+      OPEN_PROXY: 'true',
+    });
+    oursProxy = await startTokenizerServer({
+      openKey: OPEN_KEY,
+      listenAddress: '127.0.0.1:0',
+      upstreamCa,
+      allowPrivateUpstreams: true,
+      tokenizerHostnames: ['tokenizer.internal'],
+      openProxy: true,
+      auditLog: false,
+      log: () => {},
+    });
+  });
+  afterAll(async () => {
+    await Promise.all([theirsProxy?.close(), oursProxy?.close()]);
+  });
+
+  const transparentCases: (Request & { name: string; secret?: boolean })[] = [
+    {
+      name: 'origin-form request with the upstream as Host',
+      target: '/echo?x=1',
+      secret: true,
+      headers: (tokens) => ({ ...withTokens()(tokens), Host: 'HOST' }),
+    },
+    {
+      name: 'origin-form request to the proxy itself',
+      target: '/echo',
+      secret: true,
+      headers: (tokens) => ({ ...withTokens()(tokens), Host: 'tokenizer.internal' }),
+    },
+    {
+      name: 'origin-form request to the proxy itself, with a port',
+      target: '/echo',
+      headers: () => ({ Host: 'tokenizer.internal:8080' }),
+    },
+    { name: 'open proxy: absolute-form request without a secret', headers: () => ({}) },
+    {
+      name: 'open proxy: origin-form request without a secret',
+      target: '/echo',
+      headers: () => ({ Host: 'HOST' }),
+    },
+  ];
+  it.each(transparentCases.map((entry) => [entry.name, entry] as const))('%s', async (_name, entry) => {
+    const request: Request = {
+      ...entry,
+      headers: (tokens) =>
+        Object.fromEntries(
+          Object.entries(entry.headers?.(tokens) ?? {}).map(([name, value]) => [
+            name,
+            typeof value === 'string' ? value.replaceAll('HOST', upstream) : value,
+          ]),
+        ),
+    };
+    const json = inject();
+    const theirs = await observe(theirsProxy.url, request, entry.secret ? [sealOurs(json)] : []);
+    const ours = await observe(oursProxy.url, request, entry.secret ? [reference.seal(json, SEAL_KEY)] : []);
+    const forwarded = theirs.upstream.length > 0 && ours.upstream.length > 0;
+    expect(
+      unexplained(compare(ours, theirs), [
+        ...(theirs.headers.connection === 'close' ? KEEP_ALIVE : []),
+        ...(forwarded ? [...KEEP_ALIVE_UPSTREAM, ...ACCEPT_ENCODING] : []),
+      ]),
+      JSON.stringify(theirs).slice(0, 600),
     ).toEqual({ unexplained: [], missing: [] });
   });
 });
