@@ -7,12 +7,10 @@
 #                                                 #   tokenizer       (cmd/tokenizer)
 #                                                 #   mint-macaroon   (mint-macaroon.go beside this script)
 #
-# Source, first that works:
-#   1. the Go module proxy, by the pinned pseudo-version (`go mod download`);
-#   2. REFERENCE_TOKENIZER_GIT_DIR: a clone of github.com/superfly/tokenizer holding the pinned
-#      commit (`git archive` of exactly that commit). Use this where the module proxy does not
-#      serve the pseudo-version.
-# Dependencies always come through the Go module proxy, checked against the module's go.sum.
+# Source: the Go module proxy, by the pinned pseudo-version (`go mod download`); dependencies
+# too, checked against the module's go.sum. Where the proxy refuses that version, this exits 3
+# and says so: point REFERENCE_TOKENIZER_DIR at a directory holding `tokenizer` and
+# `mint-macaroon` built elsewhere from the same commit, or run without the reference.
 set -euo pipefail
 
 VERSION=v0.0.3-0.20260501184601-a60499d50d16
@@ -25,6 +23,15 @@ cache="${KEYWARD_CACHE:-$HOME/.cache/keyward}"
 target="$cache/reference-tokenizer-$VERSION"
 # The helper's source is part of the stamp: editing it rebuilds.
 stamp="$VERSION $(sha256sum "$here/mint-macaroon.go" | cut -c1-64)"
+
+if [[ -n "${REFERENCE_TOKENIZER_DIR:-}" ]]; then
+  if [[ -x "$REFERENCE_TOKENIZER_DIR/tokenizer" && -x "$REFERENCE_TOKENIZER_DIR/mint-macaroon" ]]; then
+    echo "$REFERENCE_TOKENIZER_DIR"
+    exit 0
+  fi
+  echo "reference-tokenizer: REFERENCE_TOKENIZER_DIR=$REFERENCE_TOKENIZER_DIR holds no executable tokenizer and mint-macaroon" >&2
+  exit 1
+fi
 
 if [[ -x "$target/tokenizer" && -x "$target/mint-macaroon" && "$(cat "$target/stamp" 2>/dev/null)" == "$stamp" ]]; then
   echo "$target"
@@ -56,18 +63,9 @@ if module_dir="$(cd "$work" && "$go" mod download -json "$MODULE@$VERSION" 2>/de
   cp -R "$module_dir/." "$source/"
   chmod -R u+w "$source"
   echo "reference-tokenizer: $MODULE@$VERSION from the Go module proxy" >&2
-elif [[ -n "${REFERENCE_TOKENIZER_GIT_DIR:-}" ]]; then
-  git_dir="$REFERENCE_TOKENIZER_GIT_DIR"
-  [[ -d "$git_dir/.git" ]] && git_dir="$git_dir/.git"
-  git --git-dir="$git_dir" archive --format=tar "$COMMIT" | tar -x -C "$source"
-  echo "reference-tokenizer: $MODULE at $COMMIT from $REFERENCE_TOKENIZER_GIT_DIR" >&2
 else
-  cat >&2 <<EOF
-reference-tokenizer: the Go module proxy does not serve $MODULE@$VERSION here.
-Set REFERENCE_TOKENIZER_GIT_DIR to a clone of https://$MODULE that holds commit $COMMIT
-(git clone https://$MODULE; any later clone of main has it) and run this again.
-EOF
-  exit 1
+  echo "reference-tokenizer: the Go module proxy does not serve $MODULE@$VERSION (commit $COMMIT) here. Point REFERENCE_TOKENIZER_DIR at a directory holding tokenizer and mint-macaroon built from that commit where the proxy serves it, or run without the reference." >&2
+  exit 3
 fi
 
 cp "$here/mint-macaroon.go" "$source/cmd/keyward-mint-macaroon.go.tmp"
