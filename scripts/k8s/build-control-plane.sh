@@ -38,7 +38,7 @@ if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$wanted_stamp" &&
   exit 0
 fi
 if [[ "${1:-}" == "--check" ]]; then
-  log "the control plane ($wanted_stamp) is not built in $bin_dir: run $0 (10-25 minutes once per machine)"
+  log "the control plane ($wanted_stamp) is not built in $bin_dir: run $0 (15-35 minutes once per machine)"
   exit 3
 fi
 
@@ -124,8 +124,9 @@ for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   version_flags+=" -X $package.gitTreeState=clean -X $package.buildDate=$build_date"
 done
 
+log "compiling (a cold build takes 15-35 minutes on two busy cores, most of it kube-apiserver)"
 for command_name in kube-apiserver kube-controller-manager; do
-  log "compiling $command_name (the first build takes 10-25 minutes on two cores)"
+  log "compiling $command_name"
   (cd "$kubernetes_wrapper" && "$go_command" build -trimpath -ldflags "-s -w$version_flags" \
     -o "$bin_dir/$command_name.partial" "k8s.io/kubernetes/cmd/$command_name")
   mv "$bin_dir/$command_name.partial" "$bin_dir/$command_name"
