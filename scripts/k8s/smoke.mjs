@@ -38,6 +38,12 @@ async function eventually(description, check, timeoutMilliseconds = 30_000) {
   }
 }
 
+// Lease times are MicroTime: the API server refuses the millisecond precision a
+// Date serializes to, and client-node 1.4 sends a string through unchanged.
+function microTime(date) {
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
 /** The HTTP status of a refused call, or 'succeeded'. */
 async function statusOf(call) {
   try {
@@ -111,8 +117,8 @@ try {
         spec: {
           holderIdentity: 'smoke',
           leaseDurationSeconds: 15,
-          acquireTime: new Date(),
-          renewTime: new Date(),
+          acquireTime: microTime(new Date()),
+          renewTime: microTime(new Date()),
         },
       },
     }),
