@@ -6,6 +6,7 @@
 // as a ServiceAccount that RBAC refuses. Prints timings; exits non-zero on failure.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import {
   ApiException,
   AppsV1Api,
@@ -109,6 +110,45 @@ try {
   assert.equal(pod.status.phase, 'Pending');
   assert.equal(pod.spec.nodeName, undefined);
 
+  // Standing in for the kubelet: the test writes the pod's status, and the real
+  // controllers carry it up to the ReplicaSet and the Deployment.
+  const now = new Date().toISOString();
+  await timed('write pod status as the kubelet would', () =>
+    core.replaceNamespacedPodStatus({
+      name: pod.metadata.name,
+      namespace,
+      body: {
+        ...pod,
+        status: {
+          phase: 'Running',
+          startTime: now,
+          conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({
+            type,
+            status: 'True',
+            lastTransitionTime: now,
+          })),
+          containerStatuses: [
+            {
+              name: 'agent',
+              image: 'localhost/keyward-smoke:never-pulled',
+              imageID: '',
+              ready: true,
+              started: true,
+              restartCount: 0,
+              state: { running: { startedAt: now } },
+            },
+          ],
+        },
+      },
+    }),
+  );
+  await timed('deployment controller reports the Deployment available', () =>
+    eventually('an available Deployment', async () => {
+      const { status } = await apps.readNamespacedDeploymentStatus({ name: 'agent', namespace });
+      return status?.availableReplicas === 1;
+    }),
+  );
+
   await timed('create Lease', () =>
     coordination.createNamespacedLease({
       namespace,
@@ -174,6 +214,8 @@ try {
         pod: { name: pod.metadata.name, phase: pod.status.phase },
         serviceAccountListingSecrets: secretsStatus,
         timings,
+        startSteps: controlPlane.startTimings,
+        loadAverage: loadavg().map((load) => load.toFixed(1)),
       },
       null,
       2,
