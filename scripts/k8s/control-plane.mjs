@@ -267,9 +267,9 @@ function sleep(milliseconds, signal) {
 }
 
 /** GET over HTTPS with the admin's client certificate; resolves { status, body }, never rejects on HTTP errors. */
-function get(url, tls) {
+function get(url, tls, signal) {
   return new Promise((resolve) => {
-    const outgoing = request(url, { ...tls, timeout: 2000 }, (response) => {
+    const outgoing = request(url, { ...tls, timeout: 2000, signal }, (response) => {
       let body = '';
       response.setEncoding('utf8').on('data', (chunk) => {
         body += chunk;
@@ -294,6 +294,7 @@ async function waitFor(description, check, { processes, signal, timeoutMilliseco
       );
     }
     const result = await check();
+    signal?.throwIfAborted();
     if (result === true) return;
     last = result;
     if (Date.now() > deadline) {
@@ -345,7 +346,9 @@ export async function startControlPlane(options = {}) {
   /** @type {ReturnType<typeof startSupervised>[]} */
   const processes = [];
   let stopped;
-  const stop = () => {
+  // force: a failed or aborted start kills at once; a graceful stop of a
+  // starting kube-apiserver on a busy machine takes seconds.
+  const stop = ({ force = false } = {}) => {
     stopped ??= (async () => {
       process.off('exit', killOnExit);
       // Reverse start order: the API server before etcd, so it does not log etcd errors.
@@ -353,6 +356,7 @@ export async function startControlPlane(options = {}) {
         // Keep this process alive until the servers are gone.
         supervised.child.ref();
         supervised.child.stdin.end();
+        if (force) killGroup(supervised.child, 'SIGKILL');
         const killTimer = setTimeout(() => killGroup(supervised.child, 'SIGKILL'), 10_000);
         await supervised.exit;
         clearTimeout(killTimer);
@@ -414,7 +418,9 @@ export async function startControlPlane(options = {}) {
       'etcd /health',
       async () => {
         try {
-          const response = await fetch(`${etcdClientUrl}/health`, { signal: AbortSignal.timeout(2000) });
+          const response = await fetch(`${etcdClientUrl}/health`, {
+            signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(2000)]) : AbortSignal.timeout(2000),
+          });
           const body = await response.text();
           return response.ok && body.includes('"health":"true"') ? true : body;
         } catch (error) {
@@ -454,7 +460,7 @@ export async function startControlPlane(options = {}) {
     await waitFor(
       'kube-apiserver /readyz',
       async () => {
-        const { status, body } = await get(`${server}/readyz`, tls);
+        const { status, body } = await get(`${server}/readyz`, tls, signal);
         return status === 200 ? true : `${status} ${body.slice(0, 200)}`;
       },
       waitOptions,
@@ -494,7 +500,11 @@ export async function startControlPlane(options = {}) {
     await waitFor(
       'kube-controller-manager to create the default ServiceAccount',
       async () => {
-        const { status } = await get(`${server}/api/v1/namespaces/default/serviceaccounts/default`, tls);
+        const { status } = await get(
+          `${server}/api/v1/namespaces/default/serviceaccounts/default`,
+          tls,
+          signal,
+        );
         return status === 200 ? true : `${status}`;
       },
       waitOptions,
@@ -523,10 +533,10 @@ export async function startControlPlane(options = {}) {
       logPaths: Object.fromEntries(processes.map((supervised) => [supervised.name, supervised.logPath])),
       startMilliseconds: Math.round(performance.now() - startedAt),
       startTimings,
-      stop,
+      stop: () => stop(),
     };
   } catch (error) {
-    await stop();
+    await stop({ force: true });
     throw error;
   }
 }
