@@ -31,15 +31,31 @@ wanted_stamp="kubernetes=$KUBERNETES_VERSION etcd=$ETCD_VERSION"
 
 log() { printf '[build-control-plane] %s\n' "$*" >&2; }
 
+built() {
+  [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$wanted_stamp" &&
+    -x "$bin_dir/kube-apiserver" && -x "$bin_dir/kube-controller-manager" && -x "$bin_dir/etcd" ]]
+}
+
 # Fast path: no Go command is run, so this costs a few file reads.
-if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$wanted_stamp" &&
-  -x "$bin_dir/kube-apiserver" && -x "$bin_dir/kube-controller-manager" && -x "$bin_dir/etcd" ]]; then
+if built; then
   printf '%s\n' "$bin_dir"
   exit 0
 fi
 if [[ "${1:-}" == "--check" ]]; then
   log "the control plane ($wanted_stamp) is not built in $bin_dir: run $0 (15-35 minutes once per machine)"
   exit 3
+fi
+
+# Several test runs may ask at once: one builds, the others wait and reuse it.
+mkdir -p "$version_dir"
+exec 9>"$version_dir/build.lock"
+if ! flock --nonblock 9; then
+  log "another build is running; waiting for it"
+  flock 9
+fi
+if built; then
+  printf '%s\n' "$bin_dir"
+  exit 0
 fi
 
 # The start script makes throwaway certificates with openssl (3.0 or newer).
@@ -56,7 +72,7 @@ fi
 
 go_command="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 if [[ ! -x "$go_command" ]]; then
-  log "no Go toolchain found: install Go 1.24 or newer, or set GO=/path/to/go"
+  log "no Go toolchain found: install Go 1.26 or newer (etcd 3.6.16 needs it), or set GO=/path/to/go"
   exit 1
 fi
 
