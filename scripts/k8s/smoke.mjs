@@ -205,6 +205,18 @@ try {
   );
 
   await timed('delete namespace', () => core.deleteNamespace({ name: namespace }));
+  // The namespace controller empties it (pods without a node go at once) and removes it.
+  await timed('namespace controller removes the namespace', () =>
+    eventually('the namespace to be gone', async () => {
+      try {
+        await core.readNamespace({ name: namespace });
+        return false;
+      } catch (error) {
+        if (error instanceof ApiException && error.code === 404) return true;
+        throw error;
+      }
+    }),
+  );
   console.log(
     JSON.stringify(
       {
