@@ -3,7 +3,7 @@
 // with throwaway certificates, and no nodes (pods are created but never run).
 //
 //   import { buildControlPlane, startControlPlane } from '../../scripts/k8s/control-plane.mjs';
-//   await buildControlPlane();              // once per machine: 10-25 min cold, instant after
+//   await buildControlPlane();              // once per machine: long when cold (see README), instant after
 //   const controlPlane = await startControlPlane();
 //   // controlPlane.kubeconfigPath, .server, .caPem, .clientCertificatePem, .clientKeyPem
 //   await controlPlane.stop();
@@ -52,7 +52,7 @@ async function builtBinDirectory(signal) {
   } catch (error) {
     throw new Error(
       `the Kubernetes control plane is not built on this machine: run scripts/k8s/build-control-plane.sh ` +
-        `(10-25 minutes once per machine) or call buildControlPlane() first (${String(error.stderr ?? error.message).trim()})`,
+        `(once per machine, tens of minutes) or call buildControlPlane() first (${String(error.stderr ?? error.message).trim()})`,
     );
   }
 }
