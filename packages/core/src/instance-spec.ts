@@ -1,15 +1,15 @@
 import * as z from 'zod';
+import { dnsLabelMaxLength, dnsLabelPattern } from './dns-label.js';
 import { KeywardError } from './errors/keyward-error.js';
 import { networkModes } from './spec/v1/network-mode.js';
 
-const dnsLabelPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const environmentNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** A DNS-1123 label: what Kubernetes, podman and docker all accept as a name. */
 export const dnsLabelSchema = z
   .string({ error: 'must be a string' })
   .min(1, { error: 'must not be empty' })
-  .max(63, { error: 'must be at most 63 characters (a DNS-1123 label)' })
+  .max(dnsLabelMaxLength, { error: `must be at most ${dnsLabelMaxLength} characters (a DNS-1123 label)` })
   .regex(dnsLabelPattern, {
     error:
       'must be a DNS-1123 label: lower-case letters, digits and "-", starting and ending with a letter or digit (for example "my-agent")',
@@ -28,7 +28,8 @@ export const agentSpecSchema = z
       .min(1, {
         error: 'must not be empty',
       }),
-    port: portSchema.default(18789),
+    /** The port the agent listens on; required because every agent image has its own. */
+    port: portSchema,
     /** Non-secret environment. Credentials belong in a sidecar (the tokenizer), never here. */
     env: z
       .record(
@@ -39,19 +40,23 @@ export const agentSpecSchema = z
       )
       .default({}),
     command: z.array(z.string()).min(1, { error: 'must have at least one element when given' }).optional(),
-    skillsDirectory: z
-      .string()
-      .startsWith('/', { error: 'must be an absolute path' })
-      .default('/home/node/.openclaw/skills'),
+    /** Where the agent reads skills (SKILL.md files sidecars write); needed by sidecars that teach the agent. */
+    skillsDirectory: z.string().startsWith('/', { error: 'must be an absolute path' }).optional(),
+    /** Writable directories that outlive the container (the agent's home, its workspace). */
+    stateDirectories: z
+      .array(z.string().startsWith('/', { error: 'must be an absolute path' }))
+      .max(8, { error: 'at most 8 state directories' })
+      .default([]),
   })
   .strict();
 
 export const networkSpecSchema = z
   .object({
     egress: z.enum(networkModes, { error: 'must be "proxy-only" (default) or "open"' }).default('proxy-only'),
-    /** Host port for the agent; null or absent lets the runtime pick one. */
+    /** Deprecated: moved to `targetOptions.hostPort` (the local target's option); still read. */
     hostPort: portSchema.nullable().optional(),
-    hostAddress: z.string().default('127.0.0.1'),
+    /** Deprecated: moved to `targetOptions.hostAddress`; still read. */
+    hostAddress: z.string().optional(),
   })
   .strict();
 
@@ -61,11 +66,21 @@ export const instanceSpecSchema = z
     name: dnsLabelSchema,
     target: dnsLabelSchema.default('local'),
     agent: agentSpecSchema,
-    network: networkSpecSchema.default({ egress: 'proxy-only', hostAddress: '127.0.0.1' }),
+    /** Options of the target (local: hostPort, hostAddress; k8s: namespace, context); the target validates them. */
+    targetOptions: z.record(z.string(), z.unknown()).default({}),
+    network: networkSpecSchema.default({ egress: 'proxy-only' }),
     /** Per-sidecar config keyed by provider id; each provider validates its own part. */
     sidecars: z.record(dnsLabelSchema, z.unknown()).default({}),
   })
-  .strict();
+  .strict()
+  .transform(({ network, targetOptions, ...rest }) => {
+    // v1 specs kept the local target's host port and address under `network`.
+    const moved: Record<string, unknown> = { ...targetOptions };
+    if (network.hostPort != null && moved['hostPort'] === undefined) moved['hostPort'] = network.hostPort;
+    if (network.hostAddress !== undefined && moved['hostAddress'] === undefined)
+      moved['hostAddress'] = network.hostAddress;
+    return { ...rest, targetOptions: moved, network: { egress: network.egress } };
+  });
 
 export type InstanceSpec = z.output<typeof instanceSpecSchema>;
 export type InstanceSpecInput = z.input<typeof instanceSpecSchema>;

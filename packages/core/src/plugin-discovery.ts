@@ -6,6 +6,7 @@ import { KeywardError } from './errors/keyward-error.js';
 import type { PluginLoadError, ProviderRegistry } from './registry.js';
 import { supportedSpecificationVersions } from './registry.js';
 import type { KeywardPluginV1 } from './spec/v1/plugin-v1.js';
+import type { KeywardPluginV2 } from './spec/v2/plugin-v2.js';
 
 /** The package.json keyword that marks an installed package as a keyward plugin. */
 export const pluginKeyword = 'keyward-provider';
@@ -85,9 +86,12 @@ function findPackageDirectory(name: string, fromDirectory: string): string | und
   }
 }
 
-function asPlugin(moduleNamespace: unknown, source: string): KeywardPluginV1 {
+function asPlugin(moduleNamespace: unknown, source: string): KeywardPluginV1 | KeywardPluginV2 {
   const namespace = (moduleNamespace ?? {}) as Record<string, unknown>;
-  const plugin = (namespace['keywardPlugin'] ?? namespace['default']) as KeywardPluginV1 | undefined;
+  const plugin = (namespace['keywardPlugin'] ?? namespace['default']) as
+    | KeywardPluginV1
+    | KeywardPluginV2
+    | undefined;
   if (!plugin || typeof plugin !== 'object') {
     throw new KeywardError({
       code: 'PLUGIN_LOAD_FAILED',

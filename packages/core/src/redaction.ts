@@ -1,9 +1,26 @@
 export const REDACTED = '[REDACTED]';
 
-// Keys whose values are secret whatever they hold. TOKENIZER_SEAL_KEY is public and
-// deliberately not matched.
+// Keys whose values are secret whatever they hold. Providers add their own
+// (`registerRedactionPattern`); a public key such as a seal key is deliberately not matched.
 const sensitiveKeyPattern =
-  /^(secret|password|passwd|open_?key|openkey|api_?key|apikey|authorization|proxy-authorization|bearer_?password|private_?key|client_?secret|tokenizer_(cred|auth)_.+|.*_(api_key|secret|password|token))$/i;
+  /^(secret|password|passwd|open_?key|openkey|api_?key|apikey|authorization|proxy-authorization|bearer_?password|private_?key|client_?secret|.*_(api_key|secret|password|token))$/i;
+
+const registeredKeyPatterns: RegExp[] = [];
+
+/** A provider's own secret key names (the tokenizer's `TOKENIZER_CRED_*`), redacted like core's. */
+export function registerRedactionPattern(pattern: RegExp): void {
+  if (
+    !registeredKeyPatterns.some(
+      (existing) => existing.source === pattern.source && existing.flags === pattern.flags,
+    )
+  ) {
+    registeredKeyPatterns.push(pattern);
+  }
+}
+
+function isSensitiveKey(key: string): boolean {
+  return sensitiveKeyPattern.test(key) || registeredKeyPatterns.some((pattern) => pattern.test(key));
+}
 
 /** Values shorter than this are not tracked: redacting "ab" everywhere would destroy output. */
 export const minimumRedactableLength = 6;
@@ -81,7 +98,7 @@ export class SecretRedactor {
     const looksLikeSecretEntry = 'value' in input && ('visibleTo' in input || 'delivery' in input);
     for (const [key, value] of Object.entries(input)) {
       if (
-        (sensitiveKeyPattern.test(key) || (looksLikeSecretEntry && key === 'value')) &&
+        (isSensitiveKey(key) || (looksLikeSecretEntry && key === 'value')) &&
         value !== '' &&
         value != null
       ) {

@@ -1,9 +1,17 @@
-import { KeywardError } from './errors/keyward-error.js';
+import { adaptSidecarProviderV1 } from './composition/sidecar-provider-v1-adapter.js';
+import { adaptTargetProviderV1 } from './composition/target-provider-v1-adapter.js';
+import { dnsLabelPattern } from './dns-label.js';
+import { KeywardError, registerErrorCodes } from './errors/keyward-error.js';
+import { registerRedactionPattern } from './redaction.js';
 import type { KeywardPluginV1 } from './spec/v1/plugin-v1.js';
 import type { SidecarProviderV1 } from './spec/v1/sidecar-provider-v1.js';
 import type { TargetProviderV1 } from './spec/v1/target-provider-v1.js';
+import type { KeywardPluginV2 } from './spec/v2/plugin-v2.js';
+import type { SidecarProviderV2 } from './spec/v2/sidecar-provider-v2.js';
+import type { TargetProviderV2 } from './spec/v2/target-provider-v2.js';
 
-export const supportedSpecificationVersions = ['v1'] as const;
+/** v1 providers load through adapters (`adaptSidecarProviderV1`, `adaptTargetProviderV1`). */
+export const supportedSpecificationVersions = ['v1', 'v2'] as const;
 
 export interface PluginLoadError {
   /** Package name or file the plugin came from. */
@@ -13,19 +21,25 @@ export interface PluginLoadError {
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: providers carry their own config types.
-type AnySidecarProvider = SidecarProviderV1<any, any>;
+type AnySidecarProvider = SidecarProviderV2<any, any>;
+// biome-ignore lint/suspicious/noExplicitAny: targets carry their own option types.
+type AnyTargetProvider = TargetProviderV2<any>;
 
 function describe(candidate: unknown): string {
   const id = (candidate as { id?: unknown } | null)?.id;
   return typeof id === 'string' ? `"${id}"` : '(without an id)';
 }
 
-function assertSpecificationVersion(kind: string, candidate: unknown): void {
+function assertSpecificationVersion(
+  kind: string,
+  candidate: unknown,
+  supported: readonly string[] = supportedSpecificationVersions,
+): void {
   const version = (candidate as { specificationVersion?: unknown } | null)?.specificationVersion;
-  if (!supportedSpecificationVersions.includes(version as 'v1')) {
+  if (!supported.includes(version as string)) {
     throw new KeywardError({
       code: 'UNSUPPORTED_SPEC_VERSION',
-      message: `${kind} provider ${describe(candidate)} implements specification version ${JSON.stringify(version)}, but this keyward supports only ${supportedSpecificationVersions.join(', ')}; upgrade the provider or keyward.`,
+      message: `${kind} provider ${describe(candidate)} implements specification version ${JSON.stringify(version)}, but this keyward supports only ${supported.join(', ')} for ${kind.toLowerCase()} providers; upgrade the provider or keyward.`,
       details: { specificationVersion: version ?? null },
     });
   }
@@ -34,8 +48,8 @@ function assertSpecificationVersion(kind: string, candidate: unknown): void {
 /** Checks the shape of a sidecar provider from outside, so a bad plugin fails at load, not at deploy. */
 export function resolveSidecarProvider(candidate: unknown): AnySidecarProvider {
   assertSpecificationVersion('Sidecar', candidate);
-  const provider = candidate as AnySidecarProvider;
-  if (typeof provider.id !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(provider.id)) {
+  const provider = candidate as AnySidecarProvider | SidecarProviderV1<unknown, unknown>;
+  if (typeof provider.id !== 'string' || !dnsLabelPattern.test(provider.id)) {
     throw new KeywardError({
       code: 'INVALID_INPUT',
       message: `Sidecar provider id ${describe(candidate)} must be a DNS label.`,
@@ -57,13 +71,14 @@ export function resolveSidecarProvider(candidate: unknown): AnySidecarProvider {
       message: `Sidecar provider "${provider.id}" has no zod configSchema.`,
     });
   }
-  return provider;
+  return provider.specificationVersion === 'v1' ? adaptSidecarProviderV1(provider) : provider;
 }
 
-export function resolveTargetProvider(candidate: unknown): TargetProviderV1 {
+export function resolveTargetProvider(candidate: unknown): AnyTargetProvider {
   assertSpecificationVersion('Target', candidate);
-  const provider = candidate as TargetProviderV1;
-  if (typeof provider.id !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(provider.id)) {
+  const provider = candidate as AnyTargetProvider | TargetProviderV1;
+  const version = provider.specificationVersion;
+  if (typeof provider.id !== 'string' || !dnsLabelPattern.test(provider.id)) {
     throw new KeywardError({
       code: 'INVALID_INPUT',
       message: `Target provider id ${describe(candidate)} must be a DNS label.`,
@@ -79,8 +94,9 @@ export function resolveTargetProvider(candidate: unknown): TargetProviderV1 {
     'restart',
     'logs',
     'delete',
+    ...(version === 'v2' ? (['addressOf'] as const) : []),
   ] as const) {
-    if (typeof provider[member] !== 'function') {
+    if (typeof (provider as unknown as Record<string, unknown>)[member] !== 'function') {
       throw new KeywardError({
         code: 'INVALID_INPUT',
         providerId: provider.id,
@@ -88,13 +104,21 @@ export function resolveTargetProvider(candidate: unknown): TargetProviderV1 {
       });
     }
   }
+  if (provider.specificationVersion === 'v1') return adaptTargetProviderV1(provider);
+  if (typeof provider.configSchema?.safeParse !== 'function') {
+    throw new KeywardError({
+      code: 'INVALID_INPUT',
+      providerId: provider.id,
+      message: `Target provider "${provider.id}" has no zod configSchema for its options.`,
+    });
+  }
   return provider;
 }
 
 /** Providers keyed by id. Composition goes through here, never through `if (kind === …)`. */
 export class ProviderRegistry {
   readonly #sidecars = new Map<string, AnySidecarProvider>();
-  readonly #targets = new Map<string, TargetProviderV1>();
+  readonly #targets = new Map<string, AnyTargetProvider>();
   readonly #loadErrors: PluginLoadError[] = [];
 
   registerSidecar(candidate: unknown): this {
@@ -106,6 +130,9 @@ export class ProviderRegistry {
         message: `A sidecar provider with id "${provider.id}" is already registered.`,
       });
     }
+    // Codes and patterns are checked before anything is registered, so a bad provider changes nothing.
+    if (provider.errorCodes) registerErrorCodes(provider.id, provider.errorCodes);
+    for (const pattern of provider.redactionPatterns ?? []) registerRedactionPattern(pattern);
     this.#sidecars.set(provider.id, provider);
     return this;
   }
@@ -124,7 +151,7 @@ export class ProviderRegistry {
   }
 
   /** Registers what a plugin brings; a provider that fails is recorded, the rest still load. */
-  registerPlugin(plugin: KeywardPluginV1, source = plugin.name): void {
+  registerPlugin(plugin: KeywardPluginV1 | KeywardPluginV2, source = plugin.name): void {
     for (const sidecar of plugin.sidecars ?? [])
       this.#tryRegister(source, () => this.registerSidecar(sidecar));
     for (const target of plugin.targets ?? []) this.#tryRegister(source, () => this.registerTarget(target));
@@ -150,7 +177,7 @@ export class ProviderRegistry {
     return this.#sidecars.get(id);
   }
 
-  getTarget(id: string): TargetProviderV1 | undefined {
+  getTarget(id: string): AnyTargetProvider | undefined {
     return this.#targets.get(id);
   }
 
@@ -166,7 +193,7 @@ export class ProviderRegistry {
     return provider;
   }
 
-  requireTarget(id: string): TargetProviderV1 {
+  requireTarget(id: string): AnyTargetProvider {
     const provider = this.#targets.get(id);
     if (!provider) {
       throw new KeywardError({
@@ -182,7 +209,7 @@ export class ProviderRegistry {
     return [...this.#sidecars.values()];
   }
 
-  listTargets(): TargetProviderV1[] {
+  listTargets(): AnyTargetProvider[] {
     return [...this.#targets.values()];
   }
 

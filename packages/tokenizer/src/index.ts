@@ -17,7 +17,11 @@ export {
   TokenizerError,
   type TokenizerErrorCode,
 } from './errors.js';
-export { isReservedDestinationHeader } from './header-rules.js';
+export {
+  isReservedDestinationHeader,
+  PROXY_CONTROLLED_HEADERS,
+  RESERVED_DST_HEADERS,
+} from './header-rules.js';
 export {
   createTokenizerMacaroon,
   type MacaroonAccess,

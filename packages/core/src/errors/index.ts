@@ -1,2 +1,13 @@
-export type { KeywardErrorCode, KeywardErrorOptions } from './keyward-error.js';
-export { errorCodes, isKeywardError, KeywardError } from './keyward-error.js';
+export type {
+  CoreErrorCode,
+  KeywardErrorCode,
+  KeywardErrorOptions,
+  RegisteredErrorCode,
+} from './keyward-error.js';
+export {
+  errorCodes,
+  isKeywardError,
+  KeywardError,
+  registerErrorCodes,
+  registeredErrorCode,
+} from './keyward-error.js';

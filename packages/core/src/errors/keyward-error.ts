@@ -12,8 +12,12 @@ export const errorCodes = [
   'UNSUPPORTED_SPEC_VERSION',
   'UNSUPPORTED_CAPABILITY',
   'PLUGIN_LOAD_FAILED',
+  'PROVIDER_CONTRACT_VIOLATION',
+  'MISSING_DEPENDENCY',
+  'DEPENDENCY_CYCLE',
   'PORT_CONFLICT',
   'CONTAINER_NAME_CONFLICT',
+  'SECRET_NAME_CONFLICT',
   'UNKNOWN_SECRET_CONSUMER',
   'SECRET_NOT_AGENT_SAFE',
   'ENV_CONFLICT',
@@ -28,15 +32,62 @@ export const errorCodes = [
   'ROTATION_FAILED',
   'ROTATION_IN_PROGRESS',
   'ROTATION_NOT_SUPPORTED',
-  'OPEN_KEY_MISSING',
   'VERIFY_FAILED',
-  'IMAGE_BUILD_FAILED',
   'UNAUTHORIZED',
   'RATE_LIMITED',
   'INTERNAL_ERROR',
 ] as const;
 
-export type KeywardErrorCode = (typeof errorCodes)[number];
+export type CoreErrorCode = (typeof errorCodes)[number];
+
+/**
+ * A core code, or one a provider registered (`OPEN_KEY_MISSING` is the tokenizer's): upper
+ * snake case, registered with `registerErrorCodes` so the API knows its HTTP status.
+ */
+export type KeywardErrorCode = CoreErrorCode | Uppercase<string>;
+
+export interface RegisteredErrorCode {
+  code: string;
+  httpStatus: number;
+  description: string;
+  /** The provider (or package) that owns it. */
+  owner: string;
+}
+
+const registeredErrorCodes = new Map<string, RegisteredErrorCode>();
+
+/**
+ * Registers codes a provider throws. A code owned by someone else, or one of core's, is refused:
+ * a code never changes meaning.
+ */
+export function registerErrorCodes(
+  owner: string,
+  codes: Readonly<Record<string, { httpStatus: number; description: string }>>,
+): void {
+  for (const [code, { httpStatus, description }] of Object.entries(codes)) {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(code)) {
+      throw new KeywardError({
+        code: 'INVALID_INPUT',
+        providerId: owner,
+        message: `Error code "${code}" of "${owner}" must be UPPER_SNAKE_CASE.`,
+      });
+    }
+    const existing = registeredErrorCodes.get(code);
+    if ((errorCodes as readonly string[]).includes(code) || (existing && existing.owner !== owner)) {
+      throw new KeywardError({
+        code: 'INVALID_INPUT',
+        providerId: owner,
+        message: `Error code "${code}" of "${owner}" is already ${existing ? `registered by "${existing.owner}"` : "one of keyward's own"}; choose another name.`,
+      });
+    }
+    registeredErrorCodes.set(code, { code, httpStatus, description, owner });
+  }
+}
+
+/** A code registered by a provider, or undefined for core codes and unknown ones. */
+export function registeredErrorCode(code: string): RegisteredErrorCode | undefined {
+  return registeredErrorCodes.get(code);
+}
 
 export interface KeywardErrorOptions {
   code: KeywardErrorCode;

@@ -1,0 +1,140 @@
+import type { z } from 'zod';
+import type { JsonObject } from '../v1/json-value.js';
+import type { NetworkMode } from '../v1/network-mode.js';
+import type {
+  ContainerStatusV1,
+  DetectionResultV1,
+  InstanceStateV1,
+  LogLineV1,
+  LogOptionsV1,
+  OperationOptionsV1,
+  ProgressEventV1,
+  ProgressListenerV1,
+} from '../v1/target-provider-v1.js';
+import type { PlanWarningV2 } from './contribution-v2.js';
+import type {
+  DeploymentPlanV2,
+  PlannedContainerV2,
+  PlannedFileV2,
+  PlannedSecretV2,
+  PlannedSidecarV2,
+} from './deployment-plan-v2.js';
+import type { SidecarStateV2 } from './sidecar-provider-v2.js';
+import type { ExecRequestV2, ExecResultV2, VerifyCheckV2 } from './verification-v2.js';
+
+export type DetectionResultV2 = DetectionResultV1;
+export type ProgressEventV2 = ProgressEventV1;
+export type ProgressListenerV2 = ProgressListenerV1;
+export type OperationOptionsV2 = OperationOptionsV1;
+export type InstanceStateV2 = InstanceStateV1;
+export type ContainerStatusV2 = ContainerStatusV1;
+export type LogOptionsV2 = LogOptionsV1;
+export type LogLineV2 = LogLineV1;
+
+/** One end of a connection, as the target needs it to choose an address. */
+export interface AddressEndpointV2 {
+  container: string;
+  role: 'agent' | 'sidecar';
+}
+
+export interface AddressRequestV2 {
+  instanceName: string;
+  networkMode: NetworkMode;
+  targetOptions: JsonObject;
+  from: AddressEndpointV2;
+  to: AddressEndpointV2;
+  port: number;
+}
+
+export interface InstanceSummaryV2 {
+  name: string;
+  target: string;
+  state: InstanceStateV2;
+  networkMode: NetworkMode;
+  containers: ContainerStatusV2[];
+  /** Where an operator reaches the agent, when the target exposes it. */
+  agentUrl?: string;
+  createdAt?: string;
+}
+
+export interface InstanceDetailV2 extends InstanceSummaryV2 {
+  redactedSpec: JsonObject;
+  sidecars: { providerId: string; metadata: JsonObject; exports: JsonObject }[];
+}
+
+/** One sidecar's new part of the plan in a rotation, resolved by the composer. */
+export interface RotationPartV2 {
+  providerId: string;
+  sidecar: PlannedSidecarV2;
+  containers: PlannedContainerV2[];
+  secrets: PlannedSecretV2[];
+  /**
+   * The agent's new non-secret env from this sidecar. The target removes the keys in its stored
+   * `agentEnvKeys` and `agentFilePaths` for this provider, then adds these, and agent-visible
+   * secrets from `secrets`; every other part of the agent stays as it was.
+   */
+  agentEnv: Record<string, string>;
+  agentFiles: PlannedFileV2[];
+}
+
+export interface SidecarRotationRequestV2 {
+  /** The provider whose change this is. */
+  providerId: string;
+  /**
+   * Its new part first, then the parts of the providers that depend on it and had to follow
+   * (its exports changed). The target applies them all or none.
+   */
+  parts: RotationPartV2[];
+  redactedSpec: JsonObject;
+}
+
+export type EgressKindV2 = 'none' | 'internet' | 'destinations';
+
+export interface TargetCapabilitiesV2 {
+  networkModes: readonly NetworkMode[];
+  /** The container egress kinds this target can enforce. */
+  egress: readonly EgressKindV2[];
+  rotation: boolean;
+  render: boolean;
+  exec: boolean;
+  logsFollow: boolean;
+}
+
+export interface TargetProviderV2<TOptions = unknown> {
+  readonly specificationVersion: 'v2';
+  /** `local`, `k8s`. */
+  readonly id: string;
+  readonly displayName?: string;
+  readonly capabilities: TargetCapabilitiesV2;
+  /** The instance's `targetOptions` (local: host port and address; k8s: namespace, context). */
+  readonly configSchema: z.ZodType<TOptions>;
+  /** `host:port` at which one container of an instance reaches a port of another. Pure. */
+  addressOf(request: AddressRequestV2): string;
+  detect(): Promise<DetectionResultV2>;
+  /** Idempotent. On failure removes everything it created for the instance and names the failed step. */
+  apply(plan: DeploymentPlanV2, options?: OperationOptionsV2): Promise<InstanceDetailV2>;
+  /** A bounded number of runtime calls, whatever the number of instances. */
+  list(): Promise<InstanceSummaryV2[]>;
+  /** Throws `INSTANCE_NOT_FOUND`. */
+  get(name: string): Promise<InstanceDetailV2>;
+  start(name: string, options?: OperationOptionsV2): Promise<void>;
+  stop(name: string, options?: OperationOptionsV2): Promise<void>;
+  restart(name: string, options?: OperationOptionsV2): Promise<void>;
+  logs(name: string, options?: LogOptionsV2): AsyncIterable<LogLineV2>;
+  delete(name: string, options?: OperationOptionsV2 & { removeVolumes?: boolean }): Promise<void>;
+  /** Current metadata, exports and secret values of one sidecar, for its provider's `rotate`. */
+  readSidecarState?(name: string, providerId: string): Promise<SidecarStateV2>;
+  /** Atomic: the new secrets work, or the old ones still do. */
+  rotateSecrets?(
+    name: string,
+    request: SidecarRotationRequestV2,
+    options?: OperationOptionsV2,
+  ): Promise<InstanceDetailV2>;
+  /** Runs a command in one container of a running instance (the self-tests). */
+  exec?(name: string, request: ExecRequestV2, options?: { signal?: AbortSignal }): Promise<ExecResultV2>;
+  /** The target's own checks of its isolation (direct egress, DNS, the host), run like the sidecars'. */
+  verificationChecks?(instance: InstanceDetailV2): Promise<VerifyCheckV2[]> | VerifyCheckV2[];
+  /** Manifests for GitOps users, where the target has them. */
+  render?(plan: DeploymentPlanV2): Promise<string> | string;
+  warnings?: PlanWarningV2[];
+}
