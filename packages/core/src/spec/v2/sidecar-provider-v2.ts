@@ -78,6 +78,12 @@ export interface SidecarViewV2 {
   schema: z.ZodType;
   /** What the sidecar shows about itself (never a secret value). */
   build(state: { metadata: JsonObject; exports: JsonObject }): JsonObject;
+  /**
+   * The view of an instance that does not have this sidecar, for clients that expect a page
+   * rather than a 404 (the seed installer's `{ enabled: false, credentials: [] }`). Without it,
+   * the API answers 404 for such an instance.
+   */
+  readonly absent?: JsonObject;
 }
 
 export interface SidecarCapabilitiesV2 {
