@@ -8,6 +8,22 @@ export interface DefaultRegistryOptions {
   nodeModulesDirectories?: string[];
   /** Skip plugin discovery (tests, in-process CLI runs that want only the built-ins). */
   discover?: boolean;
+  /**
+   * The built-in providers to load, by package name; default all, or `KEYWARD_BUILTINS`
+   * (comma-separated, `none` for none). Tests that must not see this machine's runtime leave
+   * out `@keyward/provider-local`.
+   */
+  builtIns?: readonly string[];
+  environment?: NodeJS.ProcessEnv;
+}
+
+function builtInsFromEnvironment(environment: NodeJS.ProcessEnv): string[] | undefined {
+  const value = environment['KEYWARD_BUILTINS'];
+  if (value === undefined) return undefined;
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '' && item !== 'none');
 }
 
 interface BuiltInProvider {
@@ -35,7 +51,9 @@ const builtInProviders: BuiltInProvider[] = [
 /** The registry the server starts with: the built-in providers, then discovered plugins. */
 export async function createDefaultRegistry(options: DefaultRegistryOptions = {}): Promise<ProviderRegistry> {
   const registry = new ProviderRegistry();
+  const wanted = options.builtIns ?? builtInsFromEnvironment(options.environment ?? process.env);
   for (const builtIn of builtInProviders) {
+    if (wanted && !wanted.includes(builtIn.source)) continue;
     try {
       const provider = await builtIn.load();
       if (builtIn.kind === 'sidecar') registry.registerSidecar(provider);

@@ -1,11 +1,8 @@
 import {
-  type AnySidecarProviderV2,
   composePlanV2,
   composeRotationV2,
   type DeploymentPlanV2,
   type DetectionResultV2,
-  type ExecResultV2,
-  formatIssues,
   type InstanceDetailV2,
   type InstanceSpec,
   type InstanceSummaryV2,
@@ -23,12 +20,13 @@ import {
   type SidecarRotationRequestV2,
   secretRedactor,
   type TargetProviderV2,
-  type VerifyCheckReportV2,
-  type VerifyCheckV2,
   type VerifyReportV2,
 } from '@keyward/core';
 import type { JobManager, JobSummary } from './jobs/job-manager.js';
 import type { Logger } from './logger.js';
+import { runVerification, type VerifyRequest, verifyOptionsOf } from './verification.js';
+
+export type { VerifyRequest } from './verification.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: targets carry their own option types.
 type AnyTargetProvider = TargetProviderV2<any>;
@@ -59,15 +57,6 @@ export interface AcceptedJob {
   warnings: PlanWarningV2[];
 }
 
-/**
- * `POST /api/instances/:id/verify`'s body: options by provider id. Any other top-level field is
- * an option of whichever sidecar's options schema takes it (the fields of older clients).
- */
-export interface VerifyRequest {
-  options?: Record<string, unknown>;
-  [field: string]: unknown;
-}
-
 // Field names whose values are secrets in any request body, whatever the provider.
 const secretFieldPattern =
   /^(secret|password|apikey|api_key|privatekey|private_key|openkey|open_key|token|value)$/i;
@@ -76,7 +65,11 @@ const secretFieldPattern =
  * Registers every secret-looking value of a request body with the redactor before anything
  * else touches it, so it cannot come back in an error message, a log line or a job event.
  */
-export function registerSecretsIn(input: unknown, redactor: SecretRedactor = secretRedactor, depth = 0): void {
+export function registerSecretsIn(
+  input: unknown,
+  redactor: SecretRedactor = secretRedactor,
+  depth = 0,
+): void {
   if (depth > 20 || input === null || typeof input !== 'object') return;
   for (const [key, value] of Object.entries(input)) {
     if (typeof value === 'string' && secretFieldPattern.test(key)) registerSecret(value, redactor);
@@ -100,10 +93,6 @@ function withTimeout<T>(promise: Promise<T>, milliseconds: number, what: string)
     );
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function messageOf(error: unknown): string {
@@ -461,150 +450,20 @@ export class InstanceOperations {
   async verify(name: string, body: VerifyRequest, targetId?: string): Promise<VerifyReportV2> {
     registerSecretsIn(body, this.redactor);
     const { target, detail } = await this.locate(name, targetId);
-    const exec = target.exec?.bind(target);
-    if (!target.capabilities.exec || !exec) {
-      throw new KeywardError({
-        code: 'UNSUPPORTED_CAPABILITY',
-        providerId: target.id,
-        message: `Target "${target.id}" cannot run commands in an instance, so it has no self-test.`,
-      });
-    }
-    const optionsById = this.#verifyOptions(detail, target, body);
-    const planned: { providerId: string; check: VerifyCheckV2 }[] = [];
-    for (const check of (await target.verificationChecks?.(detail)) ?? []) {
-      planned.push({ providerId: target.id, check });
-    }
-    for (const sidecar of detail.sidecars) {
-      const provider = this.registry.getSidecar(sidecar.providerId);
-      if (!provider?.verification) continue;
-      const checks = await provider.verification.checks(
-        {
-          instanceName: detail.name,
-          networkMode: detail.networkMode,
-          metadata: sidecar.metadata,
-          exports: sidecar.exports ?? {},
-        },
-        optionsById.get(sidecar.providerId),
-      );
-      for (const check of checks) planned.push({ providerId: sidecar.providerId, check });
-    }
-    const checks: VerifyCheckReportV2[] = [];
-    // One at a time: checks share the agent container, and the order of the report is stable.
-    for (const { providerId, check } of planned) {
-      let result: ExecResultV2;
-      try {
-        result = await exec(name, check.exec);
-      } catch (error) {
-        checks.push({
-          name: check.name,
-          providerId,
-          description: check.description,
-          passed: false,
-          evidence: `could not run the check in container "${check.exec.container}": ${messageOf(error)}`,
-        });
-        continue;
-      }
-      let judged: { passed: boolean; evidence: string };
-      try {
-        judged = check.judge(result);
-      } catch (error) {
-        judged = { passed: false, evidence: `the check's judge failed: ${messageOf(error)}` };
-      }
-      checks.push({
-        name: check.name,
-        providerId,
-        description: check.description,
-        passed: judged.passed === true,
-        evidence: String(judged.evidence),
-      });
-    }
-    const report: VerifyReportV2 = { passed: checks.every((check) => check.passed), checks };
+    const report = await runVerification({
+      target,
+      sidecars: this.registry,
+      detail,
+      options: verifyOptionsOf(detail, this.registry, body),
+    });
     this.#logger.log('info', 'verify done', {
       instance: name,
       passed: report.passed,
-      failed: checks.filter((check) => !check.passed).map((check) => `${check.providerId}/${check.name}`),
+      failed: report.checks
+        .filter((check) => !check.passed)
+        .map((check) => `${check.providerId}/${check.name}`),
     });
     return this.#redact(report);
-  }
-
-  /**
-   * Each sidecar's verify options, validated by its own schema: `options[providerId]`, plus the
-   * body's other top-level fields for every sidecar whose schema takes them.
-   */
-  #verifyOptions(
-    detail: InstanceDetailV2,
-    target: AnyTargetProvider,
-    body: VerifyRequest,
-  ): Map<string, unknown> {
-    const { options: byProvider = {}, ...loose } = isPlainObject(body) ? body : ({} as VerifyRequest);
-    if (!isPlainObject(byProvider)) {
-      throw new KeywardError({
-        code: 'INVALID_INPUT',
-        message: 'Verify "options" must be an object keyed by provider id ({"options": {"<provider>": {…}}}).',
-      });
-    }
-    const instanceSidecars = detail.sidecars.map((sidecar) => sidecar.providerId);
-    for (const id of Object.keys(byProvider)) {
-      if (!instanceSidecars.includes(id)) {
-        throw new KeywardError({
-          code: 'INVALID_INPUT',
-          providerId: id,
-          message: `Verify options for "${id}", which is not a sidecar of instance "${detail.name}"${id === target.id ? ' (the target takes no options)' : ''}; its sidecars: ${instanceSidecars.join(', ') || 'none'}.`,
-        });
-      }
-    }
-    const looseFields = Object.keys(loose);
-    let looseTaken = looseFields.length === 0;
-    const parsed = new Map<string, unknown>();
-    for (const id of instanceSidecars) {
-      const provider: AnySidecarProviderV2 | undefined = this.registry.getSidecar(id);
-      const explicit = byProvider[id] ?? {};
-      const schema = provider?.verification?.optionsSchema;
-      if (!schema) {
-        if (byProvider[id] !== undefined && Object.keys(explicit as object).length > 0) {
-          throw new KeywardError({
-            code: 'INVALID_INPUT',
-            providerId: id,
-            message: `Sidecar "${id}" takes no verify options; remove options.${id}.`,
-          });
-        }
-        continue;
-      }
-      if (!isPlainObject(explicit)) {
-        throw new KeywardError({
-          code: 'INVALID_INPUT',
-          providerId: id,
-          message: `Verify options.${id} must be an object.`,
-        });
-      }
-      if (looseFields.length > 0) {
-        const merged = schema.safeParse({ ...loose, ...explicit });
-        if (merged.success) {
-          parsed.set(id, merged.data);
-          looseTaken = true;
-          continue;
-        }
-      }
-      const own = schema.safeParse(explicit);
-      if (!own.success) {
-        const problems = formatIssues(own.error.issues, `options.${id}`);
-        throw new KeywardError({
-          code: 'INVALID_INPUT',
-          providerId: id,
-          message: `Invalid verify options for sidecar "${id}": ${problems.join('; ')}`,
-          details: { problems },
-        });
-      }
-      parsed.set(id, own.data);
-    }
-    if (!looseTaken) {
-      throw new KeywardError({
-        code: 'INVALID_INPUT',
-        message: `No sidecar of instance "${detail.name}" takes the verify options ${looseFields.map((field) => `"${field}"`).join(', ')}; put each sidecar's options under options.<provider id> (GET /api/providers shows each sidecar's verify options schema).`,
-        details: { fields: looseFields },
-      });
-    }
-    return parsed;
   }
 
   #renderer(target: AnyTargetProvider): NonNullable<AnyTargetProvider['render']> {

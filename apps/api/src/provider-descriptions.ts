@@ -30,6 +30,7 @@ export interface SidecarDescription {
   rotation: boolean;
   verification: boolean;
   routeAliases: string[];
+  roles: string[];
   errorCodes: Record<string, { httpStatus: number; description: string }>;
   schemas: {
     config: JsonSchemaObject;
@@ -52,6 +53,7 @@ export function describeSidecar(provider: AnySidecarProviderV2): SidecarDescript
     rotation: provider.rotation !== undefined,
     verification: provider.verification !== undefined,
     routeAliases: [...(provider.routeAliases ?? [])],
+    roles: [...(provider.roles ?? [])],
     errorCodes: Object.fromEntries(
       Object.entries(provider.errorCodes ?? {}).map(([code, { httpStatus, description }]) => [
         code,
@@ -91,7 +93,15 @@ export function describeProviders(registry: ProviderRegistry) {
 }
 
 /** Paths under /api/instances/{id}/ that are the API's own and cannot be a sidecar's alias. */
-export const reservedInstancePaths = new Set(['logs', 'verify', 'render', 'start', 'stop', 'restart', 'sidecars']);
+export const reservedInstancePaths = new Set([
+  'logs',
+  'verify',
+  'render',
+  'start',
+  'stop',
+  'restart',
+  'sidecars',
+]);
 
 /** Alias → provider id, first provider first; aliases that collide are reported, not served. */
 export function routeAliases(registry: ProviderRegistry): {

@@ -80,6 +80,8 @@ export const SidecarDescriptionSchema = z
     verification: z.boolean(),
     /** Extra paths under /api/instances/{id}/ that stand for its page. */
     routeAliases: z.array(z.string()),
+    /** Shared contracts its page follows (`credentials`: the credential list `keyward creds` manages). */
+    roles: z.array(z.string()),
     errorCodes: z.record(z.string(), z.object({ httpStatus: z.number(), description: z.string() })),
     schemas: z.object({
       /** `sidecars.<id>` of an instance spec. */
@@ -194,12 +196,10 @@ export const LogLineSchema = z.object({
 export const LogsSchema = z.object({ lines: z.array(LogLineSchema) }).openapi('Logs');
 
 /** A sidecar's page: its provider's view (see `SidecarView_<id>` in the components). */
-export const SidecarViewSchema = z
-  .record(z.string(), z.unknown())
-  .openapi('SidecarView', {
-    description:
-      "The sidecar provider's view (`view.build`), or `{providerId, metadata, exports}` for a provider without one; `rotationJobId` while a change runs.",
-  });
+export const SidecarViewSchema = z.record(z.string(), z.unknown()).openapi('SidecarView', {
+  description:
+    "The sidecar provider's view (`view.build`), or `{providerId, metadata, exports}` for a provider without one; `rotationJobId` while a change runs.",
+});
 
 /** A sidecar change, validated by the provider's change schema (see `SidecarChange_<id>`). */
 export const SidecarChangeSchema = z
@@ -211,7 +211,9 @@ export const VerifyRequestSchema = z
     options: z
       .record(z.string(), z.record(z.string(), z.unknown()))
       .optional()
-      .openapi({ description: "Options by sidecar id, each validated by that sidecar's verify options schema." }),
+      .openapi({
+        description: "Options by sidecar id, each validated by that sidecar's verify options schema.",
+      }),
   })
   .openapi('VerifyRequest', {
     description:

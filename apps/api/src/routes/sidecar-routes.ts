@@ -168,10 +168,7 @@ export function createSidecarRoutes(operations: InstanceOperations, options: Sid
     }
     const honoPath = `/instances/:id/${alias}`;
     app.get(honoPath, async (c: Context) =>
-      c.json(
-        await operations.sidecarView(c.req.param('id') ?? '', provider.id, c.req.query('target')),
-        200,
-      ),
+      c.json(await operations.sidecarView(c.req.param('id') ?? '', provider.id, c.req.query('target')), 200),
     );
     app.put(honoPath, async (c: Context) =>
       c.json(
