@@ -1,5 +1,11 @@
 import { join } from 'node:path';
-import { discoverPlugins, KeywardError, type KeywardErrorCode, ProviderRegistry } from '@keyward/core';
+import {
+  type AnySidecarProviderV2,
+  discoverPlugins,
+  KeywardError,
+  type KeywardErrorCode,
+  ProviderRegistry,
+} from '@keyward/core';
 
 export interface DefaultRegistryOptions {
   /** Holds `plugins.json` (`{ "plugins": ["package", "./file.js"] }`). */
@@ -26,6 +32,22 @@ function builtInsFromEnvironment(environment: NodeJS.ProcessEnv): string[] | und
     .filter((item) => item !== '' && item !== 'none');
 }
 
+/**
+ * The tokenizer as the seed installer's clients know it: the sidecar `keyward creds` manages
+ * (`roles: ['credentials']`) and `{enabled: false, credentials: []}` at
+ * `/api/instances/:id/tokenizer` for an instance without one. Kept here until provider-tokenizer
+ * declares both itself; what it declares wins.
+ */
+export function withSeedInstallerContract<T extends AnySidecarProviderV2>(provider: T): T {
+  return {
+    ...provider,
+    roles: provider.roles ?? ['credentials'],
+    ...(provider.view
+      ? { view: { ...provider.view, absent: provider.view.absent ?? { enabled: false, credentials: [] } } }
+      : {}),
+  };
+}
+
 interface BuiltInProvider {
   source: string;
   kind: 'sidecar' | 'target';
@@ -38,7 +60,8 @@ const builtInProviders: BuiltInProvider[] = [
   {
     source: '@keyward/provider-tokenizer',
     kind: 'sidecar',
-    load: async () => (await import('@keyward/provider-tokenizer')).createTokenizerProvider(),
+    load: async () =>
+      withSeedInstallerContract((await import('@keyward/provider-tokenizer')).createTokenizerProvider()),
   },
   {
     source: '@keyward/provider-local',
