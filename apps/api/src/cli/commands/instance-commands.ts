@@ -176,8 +176,8 @@ export function registerInstanceCommands(program: Command, context: CliContext):
       "Run the self-test from inside the agent: the target's checks and each sidecar's (exit 4 when a check fails)",
     )
     .option(
-      '--option <sidecar.key=value...>',
-      "a sidecar's verify option (its schema: keyward providers --json)",
+      '--option <sidecar.key=value>',
+      "a sidecar's verify option, repeatable (its schema: keyward providers --json)",
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .option('--allowed-url <url>', 'an allowed upstream, for the sidecars whose checks take allowedUrl')
