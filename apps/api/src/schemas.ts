@@ -208,12 +208,9 @@ export const SidecarChangeSchema = z
 
 export const VerifyRequestSchema = z
   .looseObject({
-    options: z
-      .record(z.string(), z.record(z.string(), z.unknown()))
-      .optional()
-      .openapi({
-        description: "Options by sidecar id, each validated by that sidecar's verify options schema.",
-      }),
+    options: z.record(z.string(), z.record(z.string(), z.unknown())).optional().openapi({
+      description: "Options by sidecar id, each validated by that sidecar's verify options schema.",
+    }),
   })
   .openapi('VerifyRequest', {
     description:

@@ -140,7 +140,9 @@ describe('keyward CLI against a running server', { timeout: 60_000 }, () => {
       ['mock', []],
     ]);
     expect(listed.targets.map((target) => target.id)).toEqual(['memory']);
-    expect((await run(['plugins'])).stdout).toMatch(/^SIDECARS\n {2}tokenizer .*role credentials, alias \/tokenizer/m);
+    expect((await run(['plugins'])).stdout).toMatch(
+      /^SIDECARS\n {2}tokenizer .*role credentials, alias \/tokenizer/m,
+    );
   });
 
   it('deploys from YAML with step-by-step progress, then lists and gets the instance', async () => {

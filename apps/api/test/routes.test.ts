@@ -1,7 +1,7 @@
-import { KeywardError, ProviderRegistry } from '@keyward/core';
-import * as z from 'zod';
+import { type ExecResultV2, KeywardError, ProviderRegistry, type VerificationContextV2 } from '@keyward/core';
 import { createMemoryTargetProvider, createMockSidecarProvider } from '@keyward/core/testing';
 import { describe, expect, it } from 'vitest';
+import * as z from 'zod';
 import { createHarness, mockSpec, readEvents, testToken } from './test-app.js';
 
 function deferred() {
@@ -130,7 +130,11 @@ describe('system routes', () => {
       components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
     };
     const schemas = document.components.schemas;
-    expect(Object.keys(schemas['SidecarConfig_mock']!.properties!).sort()).toEqual(['image', 'port', 'secret']);
+    expect(Object.keys(schemas['SidecarConfig_mock']!.properties!).sort()).toEqual([
+      'image',
+      'port',
+      'secret',
+    ]);
     expect(Object.keys(schemas['SidecarChange_mock']!.properties!)).toEqual(['token']);
     expect(schemas['SidecarView_mock']).toMatchObject({ properties: { port: { type: 'number' } } });
     expect(Object.keys(document.paths['/api/instances/{id}/mock-page']!).sort()).toEqual(['get', 'put']);
@@ -153,7 +157,9 @@ describe('system routes', () => {
     const harness = createHarness({ registry });
     expect(harness.logLines.join('\n')).toContain('sidecar route alias not served');
     await deployAndWait(harness);
-    const logs = (await (await harness.request('GET', '/api/instances/demo/logs')).json()) as { lines: unknown[] };
+    const logs = (await (await harness.request('GET', '/api/instances/demo/logs')).json()) as {
+      lines: unknown[];
+    };
     expect(Array.isArray(logs.lines)).toBe(true);
   });
 
@@ -213,7 +219,10 @@ describe('system routes', () => {
       },
     ]);
     expect(body.targets.map((target) => target.id)).toEqual(['memory']);
-    expect(Object.keys(body.targets[0]!.schemas.options.properties).sort()).toEqual(['hostAddress', 'hostPort']);
+    expect(Object.keys(body.targets[0]!.schemas.options.properties).sort()).toEqual([
+      'hostAddress',
+      'hostPort',
+    ]);
     expect(body.loadErrors).toEqual([
       expect.objectContaining({ source: 'bad-plugin', code: 'UNSUPPORTED_SPEC_VERSION' }),
     ]);
@@ -479,7 +488,10 @@ describe('instances', () => {
     expect(executed).toEqual([['agent', 'mock-check', 'mock']]);
     exitCode = 7;
     const failed = await (await harness.request('POST', '/api/instances/demo/verify')).json();
-    expect(failed).toMatchObject({ passed: false, checks: [{ passed: false, evidence: 'exit 7 (proxy-only)' }] });
+    expect(failed).toMatchObject({
+      passed: false,
+      checks: [{ passed: false, evidence: 'exit 7 (proxy-only)' }],
+    });
   });
 
   it('adds the target’s own checks first, and fails a check that cannot run or whose judge throws', async () => {
@@ -497,7 +509,7 @@ describe('instances', () => {
           name: 'direct-egress-blocked',
           description: 'The agent cannot reach the internet directly.',
           exec: { container: 'agent', command: ['probe-direct'] },
-          judge: (result) => ({ passed: result.exitCode !== 0, evidence: result.stderr }),
+          judge: (result: ExecResultV2) => ({ passed: result.exitCode !== 0, evidence: result.stderr }),
         },
         {
           name: 'broken-judge',
@@ -538,7 +550,7 @@ describe('instances', () => {
       ...mock,
       verification: {
         optionsSchema: z.object({ url: z.url().optional(), tries: z.number().int().optional() }).strict(),
-        checks: (context, options) => {
+        checks: (context: VerificationContextV2, options: unknown) => {
           seen.push(options);
           return mock.verification!.checks(context, options);
         },
@@ -552,7 +564,9 @@ describe('instances', () => {
     });
     const verify = (body: unknown) => harness.request('POST', '/api/instances/demo/verify', body);
     expect((await verify({ url: 'https://api.example.com/' })).status).toBe(200);
-    expect((await verify({ options: { mock: { tries: 2 } }, url: 'https://a.example.com/' })).status).toBe(200);
+    expect((await verify({ options: { mock: { tries: 2 } }, url: 'https://a.example.com/' })).status).toBe(
+      200,
+    );
     expect(seen).toEqual([{ url: 'https://api.example.com/' }, { tries: 2, url: 'https://a.example.com/' }]);
     for (const [body, message] of [
       [{ colour: 'red' }, /No sidecar of instance "demo" takes the verify options "colour"/],
@@ -820,7 +834,9 @@ describe('sidecar changes (rotation)', () => {
     );
     const harness = createHarness({ registry });
     await deployAndWait(harness);
-    expect(await (await harness.request('GET', '/api/instances/demo/vault')).json()).toEqual({ enabled: false });
+    expect(await (await harness.request('GET', '/api/instances/demo/vault')).json()).toEqual({
+      enabled: false,
+    });
     expect(await (await harness.request('GET', '/api/instances/demo/sidecars/vault')).json()).toEqual({
       enabled: false,
     });
@@ -855,11 +871,16 @@ describe('sidecar changes (rotation)', () => {
     );
     const harness = createHarness({ registry });
     await deployAndWait(harness, { ...mockSpec(), sidecars: { picky: {} } });
-    expect(
-      await errorOf(await harness.request('PUT', '/api/instances/demo/sidecars/picky', {})),
-    ).toEqual({ status: 409, code: 'PICKY_REFUSED', message: 'Not today.' });
+    expect(await errorOf(await harness.request('PUT', '/api/instances/demo/sidecars/picky', {}))).toEqual({
+      status: 409,
+      code: 'PICKY_REFUSED',
+      message: 'Not today.',
+    });
     const bug = await errorOf(
-      await harness.request('POST', '/api/instances', { ...mockSpec('bug'), sidecars: { buggy: {}, mock: {} } }),
+      await harness.request('POST', '/api/instances', {
+        ...mockSpec('bug'),
+        sidecars: { buggy: {}, mock: {} },
+      }),
     );
     expect(bug).toMatchObject({ status: 500, code: 'PROVIDER_CONTRACT_VIOLATION' });
     expect(bug.message).toContain('Sidecar "buggy" asked "mock"');

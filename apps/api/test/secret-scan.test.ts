@@ -177,7 +177,8 @@ describe('no raw credential or open key leaves the API', () => {
     }
     expect(execRequests.length).toBeGreaterThan(0);
     for (const request of execRequests) {
-      for (const value of forbidden) expect(request.includes(value), `exec request leaks: ${request}`).toBe(false);
+      for (const value of forbidden)
+        expect(request.includes(value), `exec request leaks: ${request}`).toBe(false);
     }
     for (const line of logLines) {
       for (const value of forbidden)

@@ -27,7 +27,9 @@ const tokenizerSpec = {
   ...mockSpec('sealed'),
   sidecars: {
     tokenizer: {
-      credentials: [{ name: 'gh', secret: 'ghp_contract-test-credential-0123', allowedHosts: ['api.github.com'] }],
+      credentials: [
+        { name: 'gh', secret: 'ghp_contract-test-credential-0123', allowedHosts: ['api.github.com'] },
+      ],
     },
   },
 };
@@ -36,7 +38,9 @@ async function deploy(test: ReturnType<typeof harness>, spec: object) {
   const accepted = await test.request('POST', '/api/instances', spec);
   expect(accepted.status).toBe(202);
   const { jobId } = (await accepted.json()) as { jobId: string };
-  expect((await readEvents(await test.request('GET', `/api/jobs/${jobId}/events`))).at(-1)?.event).toBe('result');
+  expect((await readEvents(await test.request('GET', `/api/jobs/${jobId}/events`))).at(-1)?.event).toBe(
+    'result',
+  );
 }
 
 describe("the seed installer's /api/instances/:id/tokenizer", () => {
@@ -96,7 +100,9 @@ describe("the seed installer's /api/instances/:id/tokenizer", () => {
     expect(report.checks.length).toBeGreaterThan(0);
     expect(new Set(report.checks.map((check) => check.providerId))).toEqual(new Set(['tokenizer']));
     expect(test.stdins.join('\n')).toContain('https://api.github.com/zen');
-    const unknown = await test.request('POST', '/api/instances/sealed/verify', { directUrl: 'https://x.example/' });
+    const unknown = await test.request('POST', '/api/instances/sealed/verify', {
+      directUrl: 'https://x.example/',
+    });
     expect(unknown.status).toBe(400);
   });
 });

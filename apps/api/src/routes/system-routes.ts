@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import { ApiError } from '../api-error.js';
 import type { InstanceOperations } from '../instance-operations.js';
+import { describeProviders } from '../provider-descriptions.js';
 import {
   errorResponses,
   HealthSchema,
@@ -10,7 +11,6 @@ import {
   ProvidersSchema,
   TargetSchema,
 } from '../schemas.js';
-import { describeProviders } from '../provider-descriptions.js';
 import { VERSION } from '../version.js';
 import { validationHook } from './route-hooks.js';
 
