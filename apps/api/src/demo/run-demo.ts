@@ -450,7 +450,15 @@ async function runChecks(
     }),
   });
   const proxied = verifyCheck(result.checks, 'proxied-request-injected');
-  const direct = verifyCheck(result.checks, 'direct-egress-blocked');
+  // The target's own isolation checks (however it names them) stand for "no way around the proxy".
+  const isolation = result.checks.filter((check) => check.providerId === runtime.provider.id);
+  const direct = {
+    passed: isolation.length > 0 && isolation.every((check) => check.passed),
+    evidence:
+      isolation.length > 0
+        ? isolation.map((check) => `${check.name}: ${check.evidence}`).join('; ')
+        : `target "${runtime.provider.id}" reported no isolation check`,
+  };
   const unbound = verifyCheck(result.checks, 'unbound-host-refused');
   const selfSealed = verifyCheck(result.checks, 'self-sealed-token-refused');
 
