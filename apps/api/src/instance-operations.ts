@@ -21,6 +21,7 @@ import {
   secretRedactor,
   type TargetProviderV2,
   type VerifyReportV2,
+  withTimeout,
 } from '@keyward/core';
 import type { JobManager, JobSummary } from './jobs/job-manager.js';
 import type { Logger } from './logger.js';
@@ -84,17 +85,6 @@ function notFound(name: string, detail: string): KeywardError {
   });
 }
 
-function withTimeout<T>(promise: Promise<T>, milliseconds: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what} did not answer within ${milliseconds} ms`)),
-      milliseconds,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -134,7 +124,11 @@ export class InstanceOperations {
       this.registry.listTargets().map(async (target) => {
         let detection: DetectionResultV2;
         try {
-          detection = await withTimeout(target.detect(), this.#detectTimeout, `Target "${target.id}"`);
+          detection = await withTimeout(
+            target.detect(),
+            this.#detectTimeout,
+            `Target "${target.id}" did not answer within ${this.#detectTimeout} ms`,
+          );
         } catch (error) {
           detection = { available: false, reason: messageOf(error) };
         }

@@ -5,6 +5,7 @@ import {
   composePlanV2,
   type TargetForComposition,
 } from '../composition/compose-plan.js';
+import { dnsLabelPattern } from '../dns-label.js';
 import { KeywardError } from '../errors/keyward-error.js';
 import { parseInstanceSpec } from '../instance-spec.js';
 import type { NetworkMode } from '../spec/v1/network-mode.js';
@@ -30,8 +31,6 @@ export interface SidecarConformanceOptions {
   /** View options for `verification.checks`, when the provider has verification. */
   verificationOptions?: unknown;
 }
-
-const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /**
  * The target the suite composes against: addresses nobody could guess, so a provider that
@@ -117,7 +116,7 @@ export const sidecarConformanceRules: {
   {
     rule: 'has a DNS-label id',
     check: async ({ provider }) =>
-      typeof provider.id === 'string' && dnsLabel.test(provider.id)
+      typeof provider.id === 'string' && dnsLabelPattern.test(provider.id)
         ? undefined
         : `id ${JSON.stringify(provider.id)}`,
   },
@@ -291,7 +290,8 @@ export const sidecarConformanceRules: {
       );
       if (!Array.isArray(checks) || checks.length === 0) return 'verification gives no checks';
       for (const check of checks) {
-        if (!dnsLabel.test(check.name)) return `check name ${JSON.stringify(check.name)} is not kebab-case`;
+        if (!dnsLabelPattern.test(check.name))
+          return `check name ${JSON.stringify(check.name)} is not kebab-case`;
         if (!check.description) return `check ${check.name} has no description`;
         if (!Array.isArray(check.exec?.command) || check.exec.command.length === 0)
           return `check ${check.name} has no command`;
