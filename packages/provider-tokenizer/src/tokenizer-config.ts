@@ -1,3 +1,4 @@
+import { RESERVED_DST_HEADERS } from '@keyward/tokenizer';
 import * as z from 'zod';
 import { sanitizeCredentialName } from './credential-names.js';
 
@@ -105,15 +106,8 @@ const hostListSchema = z
 // Header options
 
 const headerTokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const strippedHeaders = new Set([
-  'proxy-authorization',
-  'proxy-tokenizer',
-  'proxy-connection',
-  'connection',
-  'host',
-  'content-length',
-  'transfer-encoding',
-]);
+// The proxy's own rule: a credential sealed for one of these would be refused at request time.
+const strippedHeaders = new Set(RESERVED_DST_HEADERS);
 
 export function describeHeaderNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'must not be empty; write a header name such as "Authorization"';

@@ -12,7 +12,7 @@ import {
   type SidecarProviderV2,
   type SidecarStateV2,
 } from '@keyward/core';
-import { sealKeyFromOpenKey } from '@keyward/tokenizer';
+import { openSecret, sealKeyFromOpenKey } from '@keyward/tokenizer';
 import {
   credentialSecretNames,
   credentialVariableNames,
@@ -124,6 +124,7 @@ function buildContribution(
   keys: TokenizerKeyPair,
   credentials: readonly SealedCredential[],
   answered: readonly AnsweredRequest[],
+  extraWarnings: readonly PlanWarningV2[] = [],
 ): SidecarContributionV2 {
   const proxyUrl = `http://${context.addressOf(AGENT_CONTAINER_NAME, TOKENIZER_CONTAINER_NAME, runtime.port)}`;
   const secrets: SecretContributionV2[] = [openKeySecret(keys.openKey)];
@@ -230,7 +231,7 @@ function buildContribution(
   if (runtime.upstreamCaCertificates !== undefined)
     files.push(upstreamCaFile(runtime.upstreamCaCertificates));
 
-  const warnings: PlanWarningV2[] = [];
+  const warnings: PlanWarningV2[] = [...extraWarnings];
   if (credentials.length === 0 && answered.length === 0) {
     warnings.push({
       code: 'TOKENIZER_NO_CREDENTIALS',
@@ -449,6 +450,33 @@ function keptAnswers(metadata: TokenizerMetadata, current: SidecarStateV2): Answ
   }));
 }
 
+/**
+ * Kept tokens sealed before the header was pinned (keyward 0.1.0) still let the client choose
+ * the header: say so, since only a new secret can fix it. Reads dst/fmt only.
+ */
+function unpinnedHeaderWarning(kept: readonly SealedCredential[], openKey: string): PlanWarningV2[] {
+  const unpinned = kept.filter((credential) => {
+    const type = credential.shape.processor?.type ?? 'inject';
+    if (type !== 'inject' && type !== 'inject_hmac') return false;
+    try {
+      const processor = openSecret(credential.sealedToken, openKey).processor as {
+        dst?: string;
+        fmt?: string;
+      };
+      return !processor.dst || !processor.fmt;
+    } catch {
+      return false;
+    }
+  });
+  if (unpinned.length === 0) return [];
+  return [
+    {
+      code: 'TOKENIZER_HEADER_NOT_PINNED',
+      message: `Credential${unpinned.length > 1 ? 's' : ''} ${unpinned.map((item) => `"${item.shape.name}"`).join(', ')} ${unpinned.length > 1 ? 'were' : 'was'} sealed before keyward fixed the header at seal time: the agent can ask the proxy to write ${unpinned.length > 1 ? 'them' : 'it'} into another header. Give ${unpinned.length > 1 ? 'their secrets' : 'its secret'} again to seal ${unpinned.length > 1 ? 'them' : 'it'} with a fixed header.`,
+    },
+  ];
+}
+
 function currentKeyPair(
   openKey: string | undefined,
   metadata: TokenizerMetadata,
@@ -560,6 +588,13 @@ export function createTokenizerProvider(settings: TokenizerProviderSettings = {}
         context.randomBytes,
       );
     });
+    const answers = keptAnswers(metadata, current);
+    const keptSealed = [
+      ...credentials.filter((_credential, index) =>
+        isKept(change.credentials[index] as TokenizerChangeCredential),
+      ),
+      ...answers.map((answer) => answer.sealed),
+    ];
     return buildContribution(
       context,
       {
@@ -571,7 +606,8 @@ export function createTokenizerProvider(settings: TokenizerProviderSettings = {}
       },
       activeKeys,
       credentials,
-      keptAnswers(metadata, current),
+      answers,
+      unpinnedHeaderWarning(keptSealed, activeKeys.openKey),
     );
   };
 

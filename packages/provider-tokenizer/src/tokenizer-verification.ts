@@ -69,6 +69,7 @@ const proxy = new URL(env.TOKENIZER_PROXY_URL || config.proxyUrl);
 const url = new URL(config.url);
 // The tokenizer rewrites plaintext requests only; it upgrades to TLS upstream.
 url.protocol = 'http:';
+(function probe() {
 const headers = { host: url.host };
 if (config.probe === 'self-sealed') {
   headers['proxy-tokenizer'] = config.selfSealedToken;
@@ -77,7 +78,7 @@ if (config.probe === 'self-sealed') {
   const auth = env['TOKENIZER_AUTH_' + config.key];
   if (!sealed) {
     process.stdout.write(JSON.stringify({ status: -1, error: 'TOKENIZER_CRED_' + config.key + ' is not in the agent environment' }) + '\n');
-    process.exit(0);
+    return;
   }
   headers['proxy-tokenizer'] = config.probe === 'client-header' ? sealed + '; ' + JSON.stringify({ dst: '${PROBE_HEADER}' }) : sealed;
   if (auth) headers['proxy-authorization'] = 'Bearer ' + auth;
@@ -98,6 +99,7 @@ request.on('error', (error) => {
   process.stdout.write(JSON.stringify({ status: 0, error: error.code || error.message }) + '\n');
 });
 request.end();
+})();
 `;
 }
 
@@ -120,10 +122,15 @@ function observe(result: ExecResultV2): Observation | string {
   return `the probe did not run (exit ${result.exitCode}${stderr ? `: ${stderr}` : ''})`;
 }
 
-/** `-> 400 bad request`, or the network error; bodies only of refusals, which the proxy writes. */
+// How the proxy's own refusals begin (`@keyward/tokenizer`'s messages).
+const proxyMessage =
+  /^(bad |request validator failed|unauthorized|not authorized|secret not valid for|missing |failed |dst |invalid |no host|must specify|proxy |circular|dialing )/;
+
+/** `-> 400 bad request`, or the network error. */
 function outcome(observation: Observation, withBody: boolean): string {
   if (observation.status <= 0) return `-> ${observation.error ?? 'no answer'}`;
-  const body = withBody && observation.body ? ` ${observation.body}` : '';
+  const body =
+    withBody && observation.body && proxyMessage.test(observation.body) ? ` ${observation.body}` : '';
   return `-> ${observation.status}${body}`;
 }
 
@@ -135,8 +142,9 @@ function judgeWith(
     const observation = observe(result);
     if (typeof observation === 'string') return { passed: false, evidence: `${describe}: ${observation}` };
     const passed = observation.status > 0 && passes(observation);
-    // An upstream's answer may echo what the proxy injected: never quote a body that got through.
-    const refused = observation.status >= 400 && observation.status < 500;
+    // An upstream's answer may echo what the proxy injected (a header it reflects): quote only
+    // the proxy's own refusals, which a passing refusal check is, never a body that got through.
+    const refused = passed && observation.status >= 400 && observation.status < 500;
     return { passed, evidence: `${describe} ${outcome(observation, refused)}` };
   };
 }

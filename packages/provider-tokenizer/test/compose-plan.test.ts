@@ -1,5 +1,5 @@
-// The tokenizer composed by core's v2 composer, with a stand-in target (core's v2 memory target and
-// conformance suite are being ported on branch core-v2; `testSidecarProvider` joins these tests then).
+// The tokenizer composed by core's v2 composer: core's conformance suite, a stand-in for the local
+// target's addressing, and core's in-memory target for a full rotation.
 import {
   type AnySidecarProviderV2,
   composePlanV2,
@@ -10,6 +10,11 @@ import {
   parseInstanceSpec,
   type SidecarStateV2,
 } from '@keyward/core';
+import {
+  createMemoryTargetProvider,
+  createMockCredentialConsumerProvider,
+  testSidecarProvider,
+} from '@keyward/core/testing';
 import { openSecret, tokenDigest } from '@keyward/tokenizer';
 import { describe, expect, it } from 'vitest';
 import * as z from 'zod';
@@ -124,6 +129,62 @@ function stateFromPlan(plan: DeploymentPlanV2, providerId: string): SidecarState
     ),
   };
 }
+
+const consumerKey = 'sk-consumer-RAW-upstream-0001';
+
+testSidecarProvider({
+  provider,
+  validConfig: twoCredentials,
+  // Core's mock gateway asks the tokenizer to seal its upstream key (its payload has no
+  // authVariable: the default applies).
+  companions: [
+    {
+      provider: createMockCredentialConsumerProvider({ sealer: 'tokenizer' }),
+      config: { apiKey: consumerKey },
+    },
+  ],
+  invalidConfigs: [
+    {
+      label: '51 credentials',
+      config: {
+        credentials: Array.from({ length: 51 }, (_, index) => ({
+          name: `c${index}`,
+          secret: 'x',
+          allowedHosts: ['a.com'],
+        })),
+      },
+    },
+    {
+      label: 'host with scheme',
+      config: { credentials: [{ name: 'a', secret: 'x', allowedHosts: ['https://a.com'] }] },
+    },
+    {
+      label: 'headerFmt without %s',
+      config: { credentials: [{ name: 'a', secret: 'x', allowedHosts: ['a.com'], headerFmt: 'Bearer' }] },
+    },
+    {
+      label: 'duplicate sanitised names',
+      config: {
+        credentials: [
+          { name: 'a-b', secret: 'x', allowedHosts: ['a.com'] },
+          { name: 'a b', secret: 'y', allowedHosts: ['a.com'] },
+        ],
+      },
+    },
+    {
+      label: 'bad headerDst',
+      config: { credentials: [{ name: 'a', secret: 'x', allowedHosts: ['a.com'], headerDst: 'X Y' }] },
+    },
+    {
+      label: 'unknown processor',
+      config: {
+        credentials: [{ name: 'a', secret: 'x', allowedHosts: ['a.com'], processor: { type: 'nope' } }],
+      },
+    },
+  ],
+  forbiddenValues: [rawSecrets.github, rawSecrets.stripe, consumerKey],
+  verificationOptions: { credential: 'github' },
+});
 
 describe('composePlanV2 with the tokenizer', () => {
   it.each([
@@ -446,5 +507,51 @@ describe('composeRotationV2 with the tokenizer', () => {
     expect(
       provider.view.build({ metadata: request.parts[0]?.sidecar.metadata ?? {}, exports: {} })['credentials'],
     ).toEqual((persisted as { credentials: unknown }).credentials);
+  });
+});
+
+describe('a rotation through core in-memory target', () => {
+  it('deploy, read state, compose the rotation, apply it: LiteLLM keeps its sealed key mounted', async () => {
+    const target = createMemoryTargetProvider({ id: 'local' });
+    const plan = await composePlanV2({
+      spec: spec('proxy-only', true),
+      sidecars,
+      target,
+      randomBytes: createSeededRandomBytes(3),
+    });
+    await target.apply(plan);
+    const request = await composeRotationV2({
+      spec: spec('proxy-only', true),
+      providerId: 'tokenizer',
+      change: { credentials: [{ name: 'github', secret: '' }] },
+      sidecars,
+      target,
+      readState: (id) => target.readSidecarState('demo', id),
+      randomBytes: createSeededRandomBytes(9),
+    });
+    await target.rotateSecrets('demo', request);
+    const after = target.inspect('demo');
+    const litellm = after?.containers.find((container) => container.name === 'litellm');
+    expect(litellm?.secretMounts.map((mount) => mount.secret).sort()).toEqual([
+      'tokenizer-req-litellm-openai-key-auth',
+      'tokenizer-req-litellm-openai-key-cred',
+    ]);
+    const value = (which: DeploymentPlanV2 | undefined, name: string) =>
+      which?.secrets.find((secret) => secret.name === name)?.value;
+    expect(value(after, 'tokenizer-req-litellm-openai-key-cred')).toBe(
+      value(plan, 'tokenizer-req-litellm-openai-key-cred'),
+    );
+    const agent = after?.containers.find((container) => container.name === 'agent');
+    expect(agent?.secretMounts.map((mount) => mount.secret).sort()).toEqual([
+      'tokenizer-auth-github',
+      'tokenizer-cred-github',
+    ]);
+    expect(agent?.env).not.toHaveProperty('TOKENIZER_HOSTS_STRIPE');
+    const sidecarConfigs = (after?.redactedSpec['sidecars'] ?? {}) as Record<
+      string,
+      { credentials: unknown }
+    >;
+    const persisted = sidecarConfigs['tokenizer'];
+    expect(persisted?.credentials).toEqual([{ name: 'github', allowedHosts: ['api.github.com'] }]);
   });
 });

@@ -6,8 +6,11 @@ import type {
   SidecarStateV2,
   TargetForComposition,
 } from '@keyward/core';
+import { createSeededRandomBytes } from '@keyward/core/testing';
 import * as z from 'zod';
 import { createTokenizerProvider } from '../src/index.js';
+
+export { createSeededRandomBytes };
 
 export const rawSecrets = {
   github: 'ghp_RAWgithubSECRET0123456789',
@@ -15,24 +18,6 @@ export const rawSecrets = {
   openai: 'sk-RAWopenaiSECRET-abcdefghij',
   anthropic: 'sk-ant-RAWanthropicSECRET-0042',
 };
-
-/**
- * A deterministic `randomBytes` (xorshift32, as `@keyward/core/testing`'s, which is being ported
- * to spec v2 on branch core-v2; switch to it once it lands).
- */
-export function createSeededRandomBytes(seed = 1): (length: number) => Uint8Array {
-  let state = seed >>> 0 || 1;
-  return (length) => {
-    const bytes = new Uint8Array(length);
-    for (let index = 0; index < length; index++) {
-      state ^= state << 13;
-      state ^= state >>> 17;
-      state ^= state << 5;
-      bytes[index] = state & 0xff;
-    }
-    return bytes;
-  };
-}
 
 /** How the podman target addresses containers: a DNS name per container, one namespace in `open`. */
 function localAddress(mode: NetworkMode, to: string, port: number): string {

@@ -1,5 +1,5 @@
 import { isKeywardError, type SidecarStateV2 } from '@keyward/core';
-import { bearerDigest, openSecret, tokenDigest } from '@keyward/tokenizer';
+import { bearerDigest, openSecret, sealSecret, tokenDigest } from '@keyward/tokenizer';
 import { describe, expect, it } from 'vitest';
 import { createTokenizerProvider } from '../src/index.js';
 import type { TokenizerChangeInput } from '../src/tokenizer-config.js';
@@ -303,6 +303,40 @@ describe('tokenizer rotation', () => {
     const error = await rotationError(current, { credentials: [{ name: 'github', secret: '' }] });
     expect(isKeywardError(error, 'ROTATION_FAILED')).toBe(true);
     expect((error as Error).message).toContain('fingerprint mismatch');
+  });
+
+  it('warns when it keeps a credential sealed before the header was pinned, and not otherwise', async () => {
+    const before = await deploy();
+    const current = stateOf(before);
+    expect(
+      (await rotate(current, { credentials: [{ name: 'github', secret: '' }] })).warnings,
+    ).toBeUndefined();
+    // What keyward 0.1.0 sealed: no dst/fmt.
+    const legacy = sealSecret(
+      {
+        processor: { type: 'inject', token: rawSecrets.github },
+        auth: { type: 'bearer', digest: bearerDigest(secretByVariable(before, 'TOKENIZER_AUTH_GITHUB')) },
+        allowedHosts: ['api.github.com'],
+      },
+      before.agentEnv['TOKENIZER_SEAL_KEY'] as string,
+    );
+    current.secrets['tokenizer-cred-github'] = legacy;
+    const github = (current.metadata['credentials'] as { tokenFingerprint: string }[])[0];
+    if (github) github.tokenFingerprint = `sha256:${tokenDigest(legacy).slice(0, 16)}`;
+    const after = await rotate(current, {
+      credentials: [
+        { name: 'github', secret: '' },
+        { name: 'stripe', secret: '' },
+      ],
+    });
+    expect(secretByVariable(after, 'TOKENIZER_CRED_GITHUB')).toBe(legacy);
+    expect(after.warnings).toEqual([
+      {
+        code: 'TOKENIZER_HEADER_NOT_PINNED',
+        message:
+          'Credential "github" was sealed before keyward fixed the header at seal time: the agent can ask the proxy to write it into another header. Give its secret again to seal it with a fixed header.',
+      },
+    ]);
   });
 
   it('fails clearly when the stored metadata is unusable', async () => {

@@ -679,4 +679,62 @@ describe('composeRotationV2', () => {
       expect(plan?.redactedSpec['sidecars']).toMatchObject({ zzz: { port: 4203 } });
     }
   });
+
+  it('keeps secrets answered for earlier requests visible to the containers that asked (state.requests)', async () => {
+    const base = createMockSealingProvider();
+    const sealer = createMockSealingProvider({
+      rotation: {
+        changeSchema: z.object({}).strict() as never,
+        // A rotation sees no requests: it keeps what it sealed before, from the target's secrets.
+        rotate: async (context, current) => {
+          const fresh = await base.contribute(context, {
+            port: 4300,
+            image: 'localhost/keyward-mock-sealer:test',
+          });
+          const kept = Object.entries(current.secrets)
+            .filter(([name]) => name.startsWith('sealer-for-'))
+            .map(([name, value]) => ({
+              name,
+              value: value as string,
+              visibleTo: ['gateway'],
+              forRequest: 'upstream-key',
+              delivery: { type: 'env' as const, variable: 'UPSTREAM_SEALED_KEY' },
+            }));
+          return { ...fresh, secrets: [...fresh.secrets, ...kept] };
+        },
+        nextRedactedConfig: (saved) => saved,
+      },
+    });
+    const providers = lookup(sealer, createMockCredentialConsumerProvider());
+    const { memory, spec: saved } = await deployed(providers, {
+      sealer: {},
+      gateway: { apiKey: 'raw-upstream-key' },
+    });
+    const rotate = (readState: Parameters<typeof composeRotationV2>[0]['readState']) =>
+      composeRotationV2({
+        spec: saved,
+        providerId: 'sealer',
+        change: {},
+        sidecars: providers,
+        target: memory,
+        readState,
+      });
+    const request = await rotate((id) => memory.readSidecarState('demo', id));
+    expect(request.parts.map((part) => part.providerId)).toEqual(['sealer']);
+    expect(
+      request.parts[0]?.secrets.find((secret) => secret.forRequest === 'upstream-key')?.visibleTo,
+    ).toEqual(['gateway']);
+    await memory.rotateSecrets('demo', request);
+    const gateway = memory.inspect('demo')?.containers.find((container) => container.name === 'gateway');
+    expect(gateway?.secretMounts.map((mount) => mount.secret)).toEqual(['sealer-for-gateway-upstream']);
+    // A target that does not pass the stored requests cannot hand them to the asker.
+    await expectCode(
+      rotate(async (id) => {
+        const { requests: _requests, ...state } = await memory.readSidecarState('demo', id);
+        return state;
+      }),
+      'UNKNOWN_SECRET_CONSUMER',
+      '"gateway"',
+    );
+  });
 });
