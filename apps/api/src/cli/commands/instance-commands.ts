@@ -122,7 +122,7 @@ export function registerInstanceCommands(program: Command, context: CliContext):
     .command('logs <name>')
     .description('Print container logs')
     .option('-f, --follow', 'keep streaming new lines')
-    .option('-c, --container <name>', 'only this container (agent, tokenizer, …)')
+    .option('-c, --container <name>', "only this container (agent, or a sidecar's container)")
     .option('--tail <lines>', 'only the last lines', (value) => Number.parseInt(value, 10))
     .action(
       async (name: string, options: { follow?: boolean; container?: string; tail?: number }, command) => {
