@@ -60,8 +60,8 @@ function requestOrigin(url: string): string {
  * `startServer()`. Every route but `/api/health` needs the bearer token.
  */
 export function createApp(options: CreateAppOptions) {
-  const logger = options.logger ?? createJsonLogger();
-  const jobs = options.jobs ?? new JobManager();
+  const logger = options.logger ?? createJsonLogger(options.redactor ? { redactor: options.redactor } : {});
+  const jobs = options.jobs ?? new JobManager(options.redactor ? { redactor: options.redactor } : {});
   const operations = new InstanceOperations({
     registry: options.registry,
     jobs,

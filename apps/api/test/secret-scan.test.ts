@@ -1,4 +1,4 @@
-import { ProviderRegistry } from '@keyward/core';
+import { ProviderRegistry, SecretRedactor } from '@keyward/core';
 import { createMemoryTargetProvider } from '@keyward/core/testing';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import { describe, expect, it } from 'vitest';
@@ -183,6 +183,47 @@ describe('no raw credential or open key leaves the API', () => {
     for (const line of logLines) {
       for (const value of forbidden)
         expect(line.includes(value), `log line leaks a secret: ${line}`).toBe(false);
+    }
+  });
+});
+
+describe('an app with its own redactor', () => {
+  it('keeps the secrets it composes out of responses, job events and log lines', async () => {
+    const redactor = new SecretRedactor();
+    const logLines: string[] = [];
+    const registry = new ProviderRegistry();
+    const target = createMemoryTargetProvider();
+    registry.registerTarget(target);
+    registry.registerSidecar(createTokenizerProvider());
+    const app = createApp({
+      registry,
+      token,
+      redactor,
+      logger: createJsonLogger({ write: (line) => logLines.push(line), redactor }),
+    });
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const secret = 'ghp_OwnRedactorSecret_0123456789abcdef';
+    const deployed = await app.request('/api/instances', {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        name: 'own',
+        target: 'memory',
+        agent: { image: 'a', port: 18789, skillsDirectory: '/skills', env: { NOTE: secret } },
+        sidecars: { tokenizer: { credentials: [{ name: 'gh', secret, allowedHosts: ['api.github.com'] }] } },
+      }),
+    });
+    expect(deployed.status).toBe(202);
+    const { jobId } = (await deployed.json()) as { jobId: string };
+    const events = await (await app.request(`/api/jobs/${jobId}/events`, { headers })).text();
+    const detail = await (await app.request('/api/instances/own', { headers })).text();
+    const openKey = target.inspect('own')?.secrets.find((item) => item.name === 'tokenizer-open-key')?.value;
+    // The composer registered the open key with the app's redactor, not only with core's.
+    expect(redactor.has(openKey as string)).toBe(true);
+    expect(redactor.has(secret)).toBe(true);
+    for (const text of [events, detail, ...logLines]) {
+      expect(text.includes(secret)).toBe(false);
+      expect(text.includes(openKey as string)).toBe(false);
     }
   });
 });

@@ -250,12 +250,15 @@ export function createInstanceRoutes(operations: InstanceOperations) {
           await stream.writeSSE({
             event: 'error',
             data: JSON.stringify(
-              redact({
-                error: {
-                  code: isKeywardError(error) ? error.code : 'RUNTIME_ERROR',
-                  message: error instanceof Error ? error.message : String(error),
-                },
-              }),
+              redact(
+                redact({
+                  error: {
+                    code: isKeywardError(error) ? error.code : 'RUNTIME_ERROR',
+                    message: error instanceof Error ? error.message : String(error),
+                  },
+                }),
+                operations.redactor,
+              ),
             ),
           });
         }
