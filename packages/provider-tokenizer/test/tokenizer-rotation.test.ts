@@ -1,4 +1,4 @@
-import { isKeywardError, type SidecarRotationStateV1 } from '@keyward/core';
+import { isKeywardError, type SidecarStateV2 } from '@keyward/core';
 import { bearerDigest, openSecret, tokenDigest } from '@keyward/tokenizer';
 import { describe, expect, it } from 'vitest';
 import { createTokenizerProvider } from '../src/index.js';
@@ -16,7 +16,7 @@ import {
 
 const provider = createTokenizerProvider();
 
-async function rotate(current: SidecarRotationStateV1, change: TokenizerChangeInput, seed = 23) {
+async function rotate(current: SidecarStateV2, change: TokenizerChangeInput, seed = 23) {
   return provider.rotation.rotate(
     testContext('proxy-only', seed),
     current,
@@ -24,7 +24,7 @@ async function rotate(current: SidecarRotationStateV1, change: TokenizerChangeIn
   );
 }
 
-async function rotationError(current: SidecarRotationStateV1, change: TokenizerChangeInput) {
+async function rotationError(current: SidecarStateV2, change: TokenizerChangeInput) {
   return rotate(current, change).then(
     () => {
       throw new Error('rotation succeeded but should have failed');
@@ -134,7 +134,12 @@ describe('tokenizer rotation', () => {
       secretByVariable(after, 'TOKENIZER_CRED_GITHUB'),
       secretValue(before, 'tokenizer-open-key'),
     );
-    expect(opened.processor).toEqual({ type: 'inject', token: 'ghp_NEWsecretVALUE' });
+    expect(opened.processor).toEqual({
+      type: 'inject',
+      token: 'ghp_NEWsecretVALUE',
+      dst: 'Authorization',
+      fmt: 'Bearer %s',
+    });
   });
 
   it('removes every credential with an empty list', async () => {
@@ -198,6 +203,8 @@ describe('tokenizer rotation', () => {
     expect(openSecret(secretByVariable(after, 'TOKENIZER_CRED_GITHUB'), newKey).processor).toEqual({
       type: 'inject',
       token: 'ghp_again',
+      dst: 'Authorization',
+      fmt: 'Bearer %s',
     });
   });
 
@@ -299,7 +306,10 @@ describe('tokenizer rotation', () => {
   });
 
   it('fails clearly when the stored metadata is unusable', async () => {
-    const error = await rotationError({ metadata: { hello: 'world' }, secrets: {} }, { credentials: [] });
+    const error = await rotationError(
+      { metadata: { hello: 'world' }, exports: {}, secrets: {} },
+      { credentials: [] },
+    );
     expect(isKeywardError(error, 'ROTATION_FAILED')).toBe(true);
     expect((error as Error).message).toContain('redeploy the instance with every credential');
   });

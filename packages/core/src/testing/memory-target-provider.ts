@@ -326,6 +326,12 @@ export function createMemoryTargetProvider(options: MemoryTargetProviderOptions 
         metadata: structuredClone(sidecar.metadata),
         exports: structuredClone(sidecar.exports),
         secrets,
+        // What others asked of it, so a rotation keeps its answers visible to those containers.
+        requests: instance.plan.sidecars.flatMap((other) =>
+          other.requests
+            .filter((request) => request.provider === providerId)
+            .map((request) => ({ ...request, from: other.providerId })),
+        ),
       };
     },
     async rotateSecrets(name, request: SidecarRotationRequestV2, operation) {
