@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config';
 // (*.integration.test.ts) talk to real runtimes (podman, TLS servers, nginx) and
 // get longer timeouts; unit tests stay fast and hermetic.
 const repositoryRoot = dirname(fileURLToPath(import.meta.url));
-const packageDirectories = ['packages', 'apps'].flatMap((group) => {
+const packageDirectories = ['packages', 'apps', 'examples'].flatMap((group) => {
   const groupDirectory = join(repositoryRoot, group);
   return existsSync(groupDirectory)
     ? readdirSync(groupDirectory, { withFileTypes: true })
@@ -38,7 +38,7 @@ export default defineConfig({
           name: `${name}:unit`,
           root: directory,
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-          exclude: ['**/*.integration.test.ts', '**/node_modules/**', '**/dist/**'],
+          exclude: ['**/*.integration.test.ts', '**/*.reference.test.ts', '**/node_modules/**', '**/dist/**'],
           environment: 'node',
         },
       },
@@ -54,6 +54,22 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 300_000,
           // Real runtimes are shared state: run integration files one at a time.
+          fileParallelism: false,
+        },
+      },
+      {
+        // Side by side with a reference implementation built from its registry (Fly.io's Go
+        // tokenizer): run by `pnpm test:reference`, which builds the reference first.
+        resolve: { conditions: sourceConditions },
+        ssr: { resolve: { conditions: sourceConditions } },
+        test: {
+          name: `${name}:reference`,
+          root: directory,
+          include: ['test/**/*.reference.test.ts'],
+          exclude: ['**/node_modules/**', '**/dist/**'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 600_000,
           fileParallelism: false,
         },
       },

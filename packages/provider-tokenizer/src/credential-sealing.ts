@@ -123,9 +123,11 @@ export function sealCredential(
   secret: string,
   sealKeyHex: string,
   randomBytes: (length: number) => Uint8Array,
+  /** A proxy password to share (one per requesting container and variable); a fresh one when absent. */
+  sharedPassword?: string,
 ): SealedCredential {
   registerSecret(secret);
-  const authPassword = randomHex32(randomBytes);
+  const authPassword = sharedPassword ?? randomHex32(randomBytes);
   registerSecret(authPassword);
   const sealedToken = sealSecret(
     {

@@ -133,8 +133,8 @@ function buildContribution(
     TOKENIZER_SEAL_KEY: keys.sealKey,
   };
   const usedSecretNames = new Set<string>([OPEN_KEY_SECRET_NAME]);
-  const claim = (names: { token: string; auth: string }) => {
-    for (const name of [names.token, names.auth]) {
+  const claim = (names: { token: string; auth?: string }) => {
+    for (const name of [names.token, names.auth].filter((item): item is string => item !== undefined)) {
       // Suffixes carry a hash of the key; a clash would need two keys with equal hashes.
       if (usedSecretNames.has(name)) invalid(`Two credentials map to the secret name "${name}"; rename one.`);
       usedSecretNames.add(name);
@@ -177,27 +177,34 @@ function buildContribution(
   }
 
   const requestMetadata: TokenizerAnsweredRequestMetadata[] = [];
+  // Requests from one container that name the same password variable share one password
+  // (a gateway's HTTP_PROXY carries one): its secret is made once, for the first of them.
+  const sharedAuthNames = new Map<string, string>();
   for (const answer of answered) {
     const { shape } = answer.sealed;
-    const secretNames = requestSecretNames(answer.from, answer.id);
-    claim(secretNames);
+    const ownNames = requestSecretNames(answer.from, answer.id);
+    const group = passwordGroup(answer);
+    const sharedAuth = sharedAuthNames.get(group);
+    const secretNames = { token: ownNames.token, auth: sharedAuth ?? ownNames.auth };
+    claim(sharedAuth ? { token: secretNames.token } : secretNames);
     // Only the asking container sees them; the agent never does.
-    secrets.push(
-      {
-        name: secretNames.token,
-        value: answer.sealed.sealedToken,
-        visibleTo: [answer.container],
-        delivery: { type: 'env', variable: answer.variables.token },
-        forRequest: answer.id,
-      },
-      {
+    secrets.push({
+      name: secretNames.token,
+      value: answer.sealed.sealedToken,
+      visibleTo: [answer.container],
+      delivery: { type: 'env', variable: answer.variables.token },
+      forRequest: answer.id,
+    });
+    if (!sharedAuth) {
+      sharedAuthNames.set(group, secretNames.auth);
+      secrets.push({
         name: secretNames.auth,
         value: answer.sealed.authPassword,
         visibleTo: [answer.container],
         delivery: { type: 'env', variable: answer.variables.auth },
         forRequest: answer.id,
-      },
-    );
+      });
+    }
     requestMetadata.push({
       from: answer.from,
       id: answer.id,
@@ -279,12 +286,18 @@ function buildContribution(
   };
 }
 
+function passwordGroup(answer: { from: string; container: string; variables: { auth: string } }): string {
+  return `${answer.from}\u0000${answer.container}\u0000${answer.variables.auth}`;
+}
+
 /** Seals what other sidecars asked for, each for the container that asked. */
 function answerRequests(
   requests: readonly ReceivedRequestV2[],
   sealKey: string,
   randomBytes: (length: number) => Uint8Array,
 ): AnsweredRequest[] {
+  const passwords = new Map<string, string>();
+  const variablesByContainer = new Map<string, { tokens: Set<string>; auths: Set<string> }>();
   return requests.map((request) => {
     if (request.kind !== SEALED_CREDENTIAL_REQUEST_KIND) {
       throw new KeywardError({
@@ -308,16 +321,38 @@ function answerRequests(
       });
     }
     const payload = parsed.data;
-    return {
-      from: request.from,
-      id: request.id,
-      container: request.container,
-      variables: {
-        token: payload.tokenVariable,
-        auth: payload.authVariable ?? `${payload.tokenVariable}_AUTH`,
-      },
-      sealed: sealCredential(shapeOf(payload), payload.secret, sealKey, randomBytes),
+    const variables = {
+      token: payload.tokenVariable,
+      auth: payload.authVariable ?? `${payload.tokenVariable}_AUTH`,
     };
+    const used = variablesByContainer.get(request.container) ?? {
+      tokens: new Set<string>(),
+      auths: new Set<string>(),
+    };
+    variablesByContainer.set(request.container, used);
+    if (
+      used.tokens.has(variables.token) ||
+      used.auths.has(variables.token) ||
+      used.tokens.has(variables.auth)
+    ) {
+      throw new KeywardError({
+        code: 'PROVIDER_CONTRACT_VIOLATION',
+        providerId: request.from,
+        message: `Sidecar "${request.from}" asked for two sealed credentials in container "${request.container}" that use the variable ${used.tokens.has(variables.auth) ? variables.auth : variables.token} for different values; give each token its own variable (a shared password variable is fine).`,
+      });
+    }
+    used.tokens.add(variables.token);
+    used.auths.add(variables.auth);
+    const group = passwordGroup({ from: request.from, container: request.container, variables });
+    const sealed = sealCredential(
+      shapeOf(payload),
+      payload.secret,
+      sealKey,
+      randomBytes,
+      passwords.get(group),
+    );
+    passwords.set(group, sealed.authPassword);
+    return { from: request.from, id: request.id, container: request.container, variables, sealed };
   });
 }
 

@@ -1,5 +1,6 @@
 // The tokenizer composed by core's v2 composer: core's conformance suite, a stand-in for the local
 // target's addressing, and core's in-memory target for a full rotation.
+import { createHash } from 'node:crypto';
 import {
   type AnySidecarProviderV2,
   composePlanV2,
@@ -553,5 +554,94 @@ describe('a rotation through core in-memory target', () => {
     >;
     const persisted = sidecarConfigs['tokenizer'];
     expect(persisted?.credentials).toEqual([{ name: 'github', allowedHosts: ['api.github.com'] }]);
+  });
+});
+
+describe('several keys for one gateway container', () => {
+  it('share one proxy password when the requests name the same password variable, and nothing else is shared', async () => {
+    const base = createGatewayProvider();
+    const twoKeys: AnySidecarProviderV2 = {
+      ...base,
+      request: () =>
+        ['openai', 'anthropic'].map((name) => ({
+          id: `${name}-key`,
+          provider: 'tokenizer',
+          kind: 'sealed-credential',
+          container: 'litellm',
+          payload: {
+            name,
+            secret: `${name}-raw-key-123456`,
+            allowedHosts: [`api.${name}.com`],
+            tokenVariable: `${name.toUpperCase()}_SEALED_TOKEN`,
+            authVariable: 'GATEWAY_PROXY_PASSWORD',
+          },
+        })),
+    };
+    const plan = await composePlanV2({
+      spec: spec('proxy-only', true),
+      sidecars: {
+        getSidecar: (id: string) => (id === 'tokenizer' ? provider : id === 'litellm' ? twoKeys : undefined),
+      },
+      target: stubTarget(),
+      randomBytes: createSeededRandomBytes(5),
+    });
+    const answered = plan.secrets.filter((secret) => secret.forRequest !== undefined);
+    expect(
+      answered.map((secret) => [
+        secret.delivery.type === 'env' && secret.delivery.variable,
+        secret.visibleTo,
+      ]),
+    ).toEqual([
+      ['OPENAI_SEALED_TOKEN', ['litellm']],
+      ['GATEWAY_PROXY_PASSWORD', ['litellm']],
+      ['ANTHROPIC_SEALED_TOKEN', ['litellm']],
+    ]);
+    const password = answered.find(
+      (secret) => secret.delivery.type === 'env' && secret.delivery.variable === 'GATEWAY_PROXY_PASSWORD',
+    )?.value as string;
+    const openKey = plan.secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value as string;
+    for (const variable of ['OPENAI_SEALED_TOKEN', 'ANTHROPIC_SEALED_TOKEN']) {
+      const token = answered.find(
+        (secret) => secret.delivery.type === 'env' && secret.delivery.variable === variable,
+      )?.value as string;
+      const opened = openSecret(token, openKey) as { auth?: { digest?: string } };
+      expect(opened.auth?.digest).toBe(createHash('sha256').update(password).digest('base64'));
+    }
+    const litellm = plan.containers.find((container) => container.name === 'litellm');
+    expect(
+      litellm?.secretMounts.map((mount) => mount.delivery.type === 'env' && mount.delivery.variable).sort(),
+    ).toEqual(['ANTHROPIC_SEALED_TOKEN', 'GATEWAY_PROXY_PASSWORD', 'OPENAI_SEALED_TOKEN']);
+  });
+
+  it('refuses two tokens for one variable in one container', async () => {
+    const base = createGatewayProvider();
+    const clash: AnySidecarProviderV2 = {
+      ...base,
+      request: () =>
+        ['one', 'two'].map((name) => ({
+          id: `${name}-key`,
+          provider: 'tokenizer',
+          kind: 'sealed-credential',
+          container: 'litellm',
+          payload: {
+            name,
+            secret: `${name}-raw-key-123456`,
+            allowedHosts: ['api.example.com'],
+            tokenVariable: 'SAME_TOKEN',
+          },
+        })),
+    };
+    await expect(
+      composePlanV2({
+        spec: spec('proxy-only', true),
+        sidecars: {
+          getSidecar: (id: string) => (id === 'tokenizer' ? provider : id === 'litellm' ? clash : undefined),
+        },
+        target: stubTarget(),
+      }),
+    ).rejects.toMatchObject({
+      code: 'PROVIDER_CONTRACT_VIOLATION',
+      message: expect.stringContaining('SAME_TOKEN'),
+    });
   });
 });

@@ -1,7 +1,9 @@
 // @ts-check
 // Benchmark: direct HTTPS vs nginx (static Authorization) vs keyward-tokenizer (bearer auth +
-// inject), all in front of the same loopback HTTPS upstream, measured with wrk in one run.
-// Not a test. Run: pnpm --filter @keyward/tokenizer bench   (needs root to apt-get nginx/wrk).
+// inject) vs Fly.io's tokenizer (the Go reference, same secret), all in front of the same
+// loopback HTTPS upstream, measured with wrk in one run.
+// Not a test. Run: pnpm --filter @keyward/tokenizer bench   (needs root to apt-get nginx/wrk;
+// builds the reference once per machine with scripts/reference-tokenizer/build.sh).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -10,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const packageDirectory = join(dirname(fileURLToPath(import.meta.url)), '..');
+const repositoryRoot = join(packageDirectory, '..', '..');
 const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 10);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '64,256').split(',').map(Number);
 // Each worker count is measured twice: nginx with that many worker processes, then this
@@ -25,6 +28,13 @@ const OPEN_KEY = '0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161c
 // The same Node options as the keyward-tokenizer image (packages/images): a 64 MiB young
 // generation keeps request objects out of old space. BENCH_NODE_OPTIONS='' measures without.
 const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? '--max-semi-space-size=64';
+// The reference closes every client connection after its answer; these concurrencies are also
+// measured with a client that closes its connection each time (both sides then pay the handshake).
+const CLOSE_CONCURRENCY = (process.env.BENCH_CLOSE_CONCURRENCY ?? '64')
+  .split(',')
+  .filter(Boolean)
+  .map(Number);
+const CLOCK_TICKS = 100;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const work = mkdtempSync(join(tmpdir(), 'keyward-bench-'));
@@ -97,8 +107,21 @@ function makeCertificates() {
   );
 }
 
-function freePort() {
-  return 20000 + Math.floor(Math.random() * 20000);
+/** A base port whose next `size` ports are all free now (other benchmarks and tests share the VM). */
+async function freePortBlock(size) {
+  const { createServer } = await import('node:net');
+  const free = (port) =>
+    new Promise((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+  for (;;) {
+    const base = 20000 + Math.floor(Math.random() * 20000);
+    let ok = true;
+    for (let port = base; ok && port < base + size; port++) ok = await free(port);
+    if (ok) return base;
+  }
 }
 
 async function waitForPort(port) {
@@ -146,12 +169,28 @@ function parseDuration(text) {
   return { us: value / 1000, ms: value, s: value * 1000, m: value * 60_000 }[match[2]];
 }
 
-function wrk(url, concurrency, script) {
+/** CPU seconds (user + system) the processes have used so far. */
+function cpuSeconds(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {}
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/** One wrk run; `pids()` lists the processes whose CPU per request is measured. */
+function wrk(url, concurrency, script, pids = () => []) {
   const args = ['-t', '2', '-c', String(concurrency), '-d', `${DURATION}s`, '--latency', '--timeout', '10s'];
   if (script) args.push('-s', script);
   args.push(url);
+  const cpuBefore = cpuSeconds(pids());
   const result = spawnSync('/usr/bin/wrk', args, { encoding: 'utf8' });
+  const cpu = cpuSeconds(pids()) - cpuBefore;
   const output = result.stdout;
+  const requests = Number(/(\d+) requests in/.exec(output)?.[1] ?? Number.NaN);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1] ?? Number.NaN);
   const p50 = parseDuration(/\s50%\s+(\S+)/.exec(output)?.[1] ?? '');
   const p99 = parseDuration(/\s99%\s+(\S+)/.exec(output)?.[1] ?? '');
@@ -161,7 +200,7 @@ function wrk(url, concurrency, script) {
     console.log(
       `  note: ${url} c=${concurrency}: non-2xx=${errors ?? 0} socket errors: ${socketErrors ?? 'none'}`,
     );
-  return { rps, p50, p99 };
+  return { rps, p50, p99, cpuMicroseconds: (cpu / requests) * 1e6 };
 }
 
 function warmUp(url, script) {
@@ -212,6 +251,62 @@ async function startTokenizer(port, workers) {
   return child;
 }
 
+/** The reference's binary, or undefined where the module proxy refuses its pinned commit (exit 3). */
+function buildReference() {
+  try {
+    const output = execFileSync(
+      'bash',
+      [join(repositoryRoot, 'scripts', 'reference-tokenizer', 'build.sh')],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    return join(output.trim().split('\n').at(-1), 'tokenizer');
+  } catch (error) {
+    if (error.status === 3) {
+      console.log('reference tokenizer: not available on this machine; its rows are left out.');
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+/** Fly.io's tokenizer (Go; GOMAXPROCS = all cores), trusting the bench CA through SSL_CERT_FILE. */
+async function startReference(binary, port) {
+  const child = spawn(binary, ['serve'], {
+    env: {
+      PATH: process.env.PATH,
+      OPEN_KEY,
+      LISTEN_ADDRESS: `127.0.0.1:${port}`,
+      SSL_CERT_FILE: file('ca.pem'),
+    },
+    // Its one log line per request goes to /dev/null, like our audit lines.
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  children.push(child);
+  await waitForPort(port);
+  return child;
+}
+
+/** RSS of a proxy holding IDLE_CLIENTS connections that have not sent a request yet. */
+async function connectedIdleRss(pid, port) {
+  const before = rssOf([pid]);
+  const sockets = [];
+  for (let index = 0; index < IDLE_CLIENTS; index++) {
+    sockets.push(
+      await new Promise((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => resolve(socket));
+        socket.on('error', reject);
+      }),
+    );
+  }
+  await sleep(1000);
+  const after = rssOf([pid]);
+  for (const socket of sockets) socket.destroy();
+  return { before, after };
+}
+
 async function idleKeepAliveRss(proxyPort, upstreamPort, token) {
   const child = await startTokenizer(proxyPort, 1);
   const before = rssOf([child.pid]);
@@ -236,6 +331,7 @@ async function idleKeepAliveRss(proxyPort, upstreamPort, token) {
 
 async function main() {
   ensureTools();
+  const referenceBinary = buildReference();
   execFileSync('pnpm', ['run', 'build'], { cwd: packageDirectory, stdio: 'inherit' });
   const library = await import(join(packageDirectory, 'dist', 'index.js'));
   makeCertificates();
@@ -261,8 +357,9 @@ async function main() {
   const sealsPerSecond = measure(() => library.sealSecret(secret, sealKey));
   const opensPerSecond = measure(() => library.openSecret(token, openKey));
 
-  const upstreamPort = freePort();
+  const upstreamPort = await freePortBlock(16);
   const proxyPort = upstreamPort + 1;
+  const referencePort = upstreamPort + 2;
   const nginxPortFor = (workers) => upstreamPort + 10 + workers;
   startNginx(
     'upstream',
@@ -307,6 +404,12 @@ wrk.headers["Proxy-Tokenizer"] = "${token}"
 wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
 `,
   );
+  // The same request from a client that closes its connection after each answer.
+  writeFileSync(
+    file('tokenizer-close.lua'),
+    `${readFileSync(file('tokenizer.lua'), 'utf8')}wrk.headers["Connection"] = "close"\n`,
+  );
+  writeFileSync(file('close.lua'), 'wrk.headers["Connection"] = "close"\n');
 
   const median = (values) => {
     const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
@@ -318,7 +421,16 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
     rps: median(results.map((result) => result.rps)),
     p50: median(results.map((result) => result.p50)),
     p99: median(results.map((result) => result.p99)),
+    cpuMicroseconds: median(results.map((result) => result.cpuMicroseconds)),
   });
+  const nginxPids = (workers) => () => {
+    try {
+      const master = Number(readFileSync(file(`proxy-${workers}.pid`), 'utf8').trim());
+      return childPids(master);
+    } catch {
+      return [];
+    }
+  };
   const rows = [];
   const roundRatios = [];
   for (const concurrency of CONCURRENCY) {
@@ -332,21 +444,33 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
       const nginxUrl = `http://127.0.0.1:${nginxPortFor(workers)}/`;
       const proxyUrl = `http://127.0.0.1:${proxyPort}`;
       const child = await startTokenizer(proxyPort, workers);
+      const reference = referenceBinary ? await startReference(referenceBinary, referencePort) : undefined;
+      const referenceUrl = `http://127.0.0.1:${referencePort}`;
+      const proxyPids = () => [child.pid, ...childPids(child.pid)];
       const nginxResults = [];
       const proxyResults = [];
+      const referenceResults = [];
       let rss = 0;
+      let referenceRss = 0;
       for (let round = 0; round < ROUNDS; round++) {
         warmUp(nginxUrl);
-        nginxResults.push(wrk(nginxUrl, concurrency));
+        nginxResults.push(wrk(nginxUrl, concurrency, undefined, nginxPids(workers)));
         warmUp(proxyUrl, file('tokenizer.lua'));
-        proxyResults.push(wrk(proxyUrl, concurrency, file('tokenizer.lua')));
-        rss = Math.max(rss, rssOf([child.pid, ...childPids(child.pid)]));
+        proxyResults.push(wrk(proxyUrl, concurrency, file('tokenizer.lua'), proxyPids));
+        rss = Math.max(rss, rssOf(proxyPids()));
+        if (reference) {
+          warmUp(referenceUrl, file('tokenizer.lua'));
+          referenceResults.push(wrk(referenceUrl, concurrency, file('tokenizer.lua'), () => [reference.pid]));
+          referenceRss = Math.max(referenceRss, rssOf([reference.pid]));
+        }
       }
       roundRatios.push({
         label: `c=${concurrency}, ${workers} worker${plural}`,
         ratios: proxyResults.map((result, round) => ({
           rps: result.rps / (nginxResults[round]?.rps ?? Number.NaN),
           p99: result.p99 / (nginxResults[round]?.p99 ?? Number.NaN),
+          referenceRps: result.rps / (referenceResults[round]?.rps ?? Number.NaN),
+          referenceP99: result.p99 / (referenceResults[round]?.p99 ?? Number.NaN),
         })),
       });
       rows.push({
@@ -363,13 +487,74 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
         rss,
         ...summarise(proxyResults),
       });
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
+      if (reference) {
+        rows.push({
+          name: `Fly.io tokenizer (Go), ${workers}-worker rounds`,
+          concurrency,
+          workers,
+          reference: true,
+          rss: referenceRss,
+          ...summarise(referenceResults),
+        });
+      }
+      for (const running of [child, reference].filter(Boolean)) {
+        running.kill('SIGTERM');
+        await new Promise((resolve) => running.once('exit', resolve));
+      }
       await sleep(300);
     }
   }
+
+  // A client that closes its connection after every answer, as the reference makes its clients
+  // do anyway: both proxies then pay a client connection per request (1 worker).
+  const closeRows = [];
+  for (const concurrency of referenceBinary ? CLOSE_CONCURRENCY : []) {
+    const child = await startTokenizer(proxyPort, 1);
+    const reference = await startReference(referenceBinary, referencePort);
+    const results = { nginx: [], keyward: [], reference: [] };
+    const nginxUrl = `http://127.0.0.1:${nginxPortFor(WORKER_COUNTS[0])}/`;
+    for (let round = 0; round < ROUNDS; round++) {
+      results.nginx.push(wrk(nginxUrl, concurrency, file('close.lua'), nginxPids(WORKER_COUNTS[0])));
+      results.keyward.push(
+        wrk(`http://127.0.0.1:${proxyPort}`, concurrency, file('tokenizer-close.lua'), () => [
+          child.pid,
+          ...childPids(child.pid),
+        ]),
+      );
+      results.reference.push(
+        wrk(`http://127.0.0.1:${referencePort}`, concurrency, file('tokenizer-close.lua'), () => [
+          reference.pid,
+        ]),
+      );
+    }
+    closeRows.push({
+      concurrency,
+      nginx: summarise(results.nginx),
+      keyward: summarise(results.keyward),
+      reference: summarise(results.reference),
+    });
+    for (const running of [child, reference]) {
+      running.kill('SIGTERM');
+      await new Promise((resolve) => running.once('exit', resolve));
+    }
+    await sleep(300);
+  }
   const loadAfter = loadavg();
   const idle = await idleKeepAliveRss(proxyPort, upstreamPort, token);
+  const idleConnected = {};
+  {
+    const child = await startTokenizer(proxyPort, 1);
+    idleConnected.keyward = await connectedIdleRss(child.pid, proxyPort);
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+    if (referenceBinary) {
+      const reference = await startReference(referenceBinary, referencePort);
+      await sleep(300);
+      idleConnected.reference = await connectedIdleRss(reference.pid, referencePort);
+      reference.kill('SIGTERM');
+      await new Promise((resolve) => reference.once('exit', resolve));
+    }
+  }
 
   const format = (value, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
   console.log(
@@ -378,30 +563,58 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
   console.log(
     `proxy started with NODE_OPTIONS=${JSON.stringify(NODE_OPTIONS)}; load average before ${loadBefore.map((value) => value.toFixed(2)).join(' ')}, after ${loadAfter.map((value) => value.toFixed(2)).join(' ')} — ratios compare equal worker counts`,
   );
-  console.log('| target | c | req/s | p50 ms | p99 ms | req/s vs nginx | p99 vs nginx |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  console.log(
+    '| target | c | req/s | p50 ms | p99 ms | CPU µs/req | RSS MiB | req/s vs nginx | p99 vs nginx | req/s vs reference | p99 vs reference |',
+  );
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const row of rows) {
-    // Direct rows are compared with nginx at the first worker count.
+    // Direct rows are compared with nginx and the reference of the first worker count.
     const workers = row.workers ?? WORKER_COUNTS[0];
-    const nginx = rows.find(
-      (candidate) =>
-        candidate.nginx && candidate.concurrency === row.concurrency && candidate.workers === workers,
-    );
+    const find = (kind) =>
+      rows.find(
+        (candidate) =>
+          candidate[kind] && candidate.concurrency === row.concurrency && candidate.workers === workers,
+      );
+    const nginx = find('nginx');
+    const reference = find('reference');
     console.log(
-      `| ${row.name} | ${row.concurrency} | ${format(row.rps, 0)} | ${format(row.p50)} | ${format(row.p99)} | ${format(row.rps / nginx.rps)} | ${format(row.p99 / nginx.p99)} |`,
+      `| ${row.name} | ${row.concurrency} | ${format(row.rps, 0)} | ${format(row.p50)} | ${format(row.p99)} | ${format(row.cpuMicroseconds, 0)} | ${row.rss ? format(row.rss, 0) : ''} | ${format(row.rps / nginx.rps)} | ${format(row.p99 / nginx.p99)} | ${format(row.rps / reference?.rps)} | ${format(row.p99 / reference?.p99)} |`,
     );
   }
-  console.log('\nper-round ratios to nginx (req/s; p99):');
+  console.log(
+    '\nper-round ratios of keyward-tokenizer to nginx (req/s; p99) and to the reference (req/s; p99):',
+  );
   for (const { label, ratios } of roundRatios) {
     console.log(
-      `  ${label}: ${ratios.map((ratio) => `${format(ratio.rps)}; ${format(ratio.p99)}`).join('  |  ')}`,
+      `  ${label}: ${ratios.map((ratio) => `${format(ratio.rps)}; ${format(ratio.p99)} / ${format(ratio.referenceRps)}; ${format(ratio.referenceP99)}`).join('  |  ')}`,
     );
+  }
+  if (closeRows.length > 0) {
+    console.log('\nclient closes its connection after every answer (Connection: close), 1 worker:');
+    console.log(
+      '| target | c | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs reference | p99 vs reference |',
+    );
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const row of closeRows) {
+      for (const [name, result] of [
+        ['nginx (close)', row.nginx],
+        ['keyward-tokenizer (close)', row.keyward],
+        ['Fly.io tokenizer (Go)', row.reference],
+      ]) {
+        console.log(
+          `| ${name} | ${row.concurrency} | ${format(result.rps, 0)} | ${format(result.p50)} | ${format(result.p99)} | ${format(result.cpuMicroseconds, 0)} | ${format(result.rps / row.reference.rps)} | ${format(result.p99 / row.reference.p99)} |`,
+        );
+      }
+    }
   }
   console.log(
     `\nseals/s: ${format(sealsPerSecond, 0)}   opens/s (openSecret, no cache): ${format(opensPerSecond, 0)}`,
   );
   console.log(
-    `RSS with ${IDLE_CLIENTS} idle keep-alive clients: ${format(idle.after, 1)} MiB (${format(idle.before, 1)} MiB before)`,
+    `RSS with ${IDLE_CLIENTS} idle keep-alive clients (each after one request): keyward-tokenizer ${format(idle.after, 1)} MiB (${format(idle.before, 1)} MiB before); the reference closes connections after each answer, so it has none`,
+  );
+  console.log(
+    `RSS with ${IDLE_CLIENTS} connected clients that have not sent a request yet: keyward-tokenizer ${format(idleConnected.keyward.after, 1)} MiB (${format(idleConnected.keyward.before, 1)} before), Fly.io tokenizer ${format(idleConnected.reference?.after, 1)} MiB (${format(idleConnected.reference?.before, 1)} before): ratio ${format(idleConnected.keyward.after / idleConnected.reference?.after)}`,
   );
 }
 

@@ -602,7 +602,7 @@ function marshalProcessor(processor: ProcessorDefinition): string {
         .bytes('private_key', processor.privateKey, 'privateKey')
         .string('app_id', processor.appId, 'appId')
         .string('installation_id', processor.installationId, 'installationId')
-        .string('token_url', processor.tokenUrl, 'tokenUrl', true)
+        .string('token_url', processor.tokenUrl, 'tokenUrl')
         .toString();
     case 'multi':
       if (!Array.isArray(processor.processors)) invalid('multi processors must be an array');
@@ -671,8 +671,7 @@ export function marshalSecret(secret: SecretDefinition): string {
   writer.add(wireProcessorName(secret.processor), marshalProcessor(secret.processor));
   writer.add(...marshalAuth(secret.auth));
   writer.strings('allowed_hosts', secret.allowedHosts, 'allowedHosts');
-  if (secret.allowedHostPattern !== undefined) {
-    writer.string('allowed_host_pattern', secret.allowedHostPattern, 'allowedHostPattern');
-  }
+  // omitempty in Go: an empty pattern is not written (it would match every host anyway).
+  writer.string('allowed_host_pattern', secret.allowedHostPattern, 'allowedHostPattern', true);
   return writer.toString();
 }

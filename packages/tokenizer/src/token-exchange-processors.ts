@@ -1,5 +1,6 @@
 import { createPrivateKey, type KeyObject, sign } from 'node:crypto';
 import { TokenizerError } from './errors.js';
+import { goJsonString } from './go-json.js';
 import { configError, type Params, runtimeError } from './header-rules.js';
 import type { OutgoingRequest } from './outgoing-request.js';
 import type { ProcessorContext, RequestProcessor, ResponseProcessor } from './processors.js';
@@ -69,7 +70,17 @@ const base64Url = (data: Buffer | string) => Buffer.from(data).toString('base64u
 
 export function signJwt(signingKey: SigningKey, claims: Record<string, unknown>): string {
   const header = base64Url(JSON.stringify({ alg: signingKey.algorithm, typ: 'JWT' }));
-  const payload = base64Url(JSON.stringify(claims));
+  // Claims as Go's json.Marshal writes the reference's jwt.MapClaims: sorted keys, HTML-escaped
+  // strings, so the same claims sign to the same bytes.
+  const payload = base64Url(
+    `{${Object.keys(claims)
+      .sort()
+      .map((name) => {
+        const value = claims[name];
+        return `${goJsonString(name)}:${typeof value === 'string' ? goJsonString(value) : JSON.stringify(value)}`;
+      })
+      .join(',')}}`,
+  );
   const input = `${header}.${payload}`;
   const hash = signingKey.algorithm === 'EdDSA' ? null : `sha${signingKey.algorithm.slice(2)}`;
   let signature: Buffer;
@@ -190,7 +201,7 @@ export function createGithubAppProcessor(
   context: ProcessorContext,
 ): RequestProcessor {
   const signingKey = parseSigningKey(definition.privateKey as Uint8Array, context.memo);
-  if (signingKey.algorithm !== 'RS256') throw configError('github app private key must be RSA');
+  if (signingKey.algorithm !== 'RS256') throw configError('GitHub App requires an RSA private key');
   if (!definition.appId) throw configError('missing app_id');
   if (!definition.installationId) throw configError('missing installation_id');
   const template = (definition.tokenUrl || GITHUB_TOKEN_URL).replaceAll(

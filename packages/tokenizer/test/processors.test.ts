@@ -137,3 +137,18 @@ describe('targets and address policy', () => {
     expect(cache.size).toBe(2);
   });
 });
+
+describe('JWT claims (token exchanges)', () => {
+  it('writes claims as Go marshals jwt.MapClaims: sorted keys, HTML-escaped (checked against the reference)', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { signJwt } = await import('../src/token-exchange-processors.js');
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const jwt = signJwt(
+      { algorithm: 'EdDSA', key: privateKey },
+      { iss: 'a<b', scope: 's&t', aud: 'u', iat: 1, exp: 2 },
+    );
+    expect(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()).toBe(
+      '{"aud":"u","exp":2,"iat":1,"iss":"a\\u003cb","scope":"s\\u0026t"}',
+    );
+  });
+});

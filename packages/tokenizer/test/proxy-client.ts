@@ -11,6 +11,8 @@ export interface ProxyRequestOptions {
   headers?: Record<string, string | string[]>;
   body?: string | Buffer;
   agent?: Agent;
+  /** Headers Node would add on its own that this request must not carry (e.g. `connection`). */
+  omitHeaders?: string[];
 }
 
 /** Sends an absolute-form request to the proxy, the way an HTTP_PROXY client does. */
@@ -49,6 +51,7 @@ export function proxyRequest(
         response.on('error', reject);
       },
     );
+    for (const name of options.omitHeaders ?? []) outgoing.removeHeader(name);
     outgoing.on('error', reject);
     outgoing.end(options.body);
   });

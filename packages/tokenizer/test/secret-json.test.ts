@@ -55,6 +55,16 @@ describe('marshalSecret (Go json.Marshal form)', () => {
     );
   });
 
+  it('omits an empty allowed_host_pattern, as Go does (omitempty; checked against the reference)', () => {
+    expect(
+      marshalSecret({
+        processor: { type: 'inject', token: 't' },
+        auth: { type: 'none' },
+        allowedHostPattern: '',
+      }),
+    ).toBe('{"inject_processor":{"token":"t"},"no_auth":{}}');
+  });
+
   it('writes every processor and auth shape', () => {
     expect(
       marshalSecret({
@@ -76,7 +86,7 @@ describe('marshalSecret (Go json.Marshal form)', () => {
         '{"oauth2_body_processor":{"token":{"access_token":"a","refresh_token":"r"},"placeholder":"P"}},' +
         '{"sigv4_processor":{"access_key":"AK","secret_key":"SK","no_swap":false}},' +
         '{"client_credentials_processor":{"client_id":"id","client_secret":"s","token_url":"https://t/x"}},' +
-        '{"github_app_processor":{"private_key":"AQI=","app_id":"1","installation_id":"2"}},' +
+        '{"github_app_processor":{"private_key":"AQI=","app_id":"1","installation_id":"2","token_url":""}},' +
         '{"jwt_processor":{"private_key":"UEVN","email":"e@x","sub":"","scopes":"","token_url":""}}],' +
         '"fly_src_auth":{"allowed_orgs":["o"],"allowed_apps":null,"allowed_instances":null}}',
     );

@@ -24,7 +24,7 @@ export interface EchoServer {
   /** Custom responses by path; default echoes the request as JSON. */
   routes: Map<
     string,
-    (request: EchoedRequest) => { status: number; headers?: Record<string, string>; body: string }
+    (request: EchoedRequest) => { status: number; headers?: Record<string, string>; body: string | Buffer }
   >;
   close(): Promise<void>;
 }
