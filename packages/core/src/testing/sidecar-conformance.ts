@@ -32,7 +32,6 @@ export interface SidecarConformanceOptions {
   verificationOptions?: unknown;
 }
 
-
 /**
  * The target the suite composes against: addresses nobody could guess, so a provider that
  * builds its own (`http://tokenizer:4001`) instead of asking `addressOf` is caught.
@@ -291,7 +290,8 @@ export const sidecarConformanceRules: {
       );
       if (!Array.isArray(checks) || checks.length === 0) return 'verification gives no checks';
       for (const check of checks) {
-        if (!dnsLabelPattern.test(check.name)) return `check name ${JSON.stringify(check.name)} is not kebab-case`;
+        if (!dnsLabelPattern.test(check.name))
+          return `check name ${JSON.stringify(check.name)} is not kebab-case`;
         if (!check.description) return `check ${check.name} has no description`;
         if (!Array.isArray(check.exec?.command) || check.exec.command.length === 0)
           return `check ${check.name} has no command`;
