@@ -3,7 +3,7 @@ import type { DetectionContext, RuntimeDetectionStrategy } from './runtime-detec
 import type { RuntimeKind } from './runtime-differences.js';
 
 /** Built by `pnpm images` (`@keyward/images`); configurable for registries. */
-export const DEFAULT_NETWORK_HELPER_IMAGE = 'localhost/keyward-network-helper:0.1.0';
+export const DEFAULT_NETWORK_HELPER_IMAGE = 'localhost/keyward-network-helper:0.2.0';
 
 export interface LocalProviderSettings {
   /** A dockerode client to use instead of detecting a runtime (tests, custom endpoints). */
@@ -34,9 +34,8 @@ export interface LocalProviderSettings {
   /** Seconds a container gets to stop before it is killed. Default 5. */
   stopTimeoutSeconds?: number;
   /**
-   * Where the agent's persistent data volume is mounted: kept across rotations and by
-   * `delete` unless `removeVolumes`. Default: the parent of the agent's skills directory
-   * (`/home/node/.openclaw`); `false` for none.
+   * Host ports the network checks try on the host's addresses, gateway, host.containers.internal
+   * and IPv6 link-local (tests pass the port of a listener they started on 0.0.0.0). Default 22, 80, 443.
    */
-  agentDataPath?: string | false;
+  verificationHostPorts?: readonly number[];
 }

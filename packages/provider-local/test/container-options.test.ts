@@ -1,29 +1,30 @@
+import type { DeploymentPlanV2 } from '@keyward/core';
 import { describe, expect, it } from 'vitest';
-import { containerCreateOptions, helperCreateOptions } from '../src/container-options.js';
+import { containerMaterials } from '../src/container-deployment.js';
+import {
+  agentNetworkCreateOptions,
+  containerCreateOptions,
+  helperCreateOptions,
+} from '../src/container-options.js';
 import { storePlan } from '../src/instance-record.js';
-import { plannedVolumes } from '../src/volume-files.js';
-import { mockPlan } from './plan-fixtures.js';
+import { mockPlan, sealedCredentialPlan } from './plan-fixtures.js';
 
-async function optionsFor(egress: 'proxy-only' | 'open') {
-  const plan = await mockPlan(egress);
+function optionsForPlan(plan: DeploymentPlanV2) {
   const stored = storePlan(plan);
   const values = new Map(plan.secrets.map((secret) => [secret.name, secret.value]));
   return {
     plan,
     options: Object.fromEntries(
       plan.containers.map((container) => {
-        const secretEnv: Record<string, string> = {};
-        for (const mount of container.secretMounts) {
-          if (mount.delivery.type === 'env')
-            secretEnv[mount.delivery.variable] = values.get(mount.secret) as string;
-        }
+        const materials = containerMaterials(stored, container, values, 'g1');
         return [
           container.name,
           containerCreateOptions({
             plan: stored,
             container,
-            volumes: plannedVolumes(stored, container, values, 'g1'),
-            secretEnv,
+            volumes: materials.volumes,
+            stateVolumes: materials.stateVolumes,
+            secretEnv: materials.secretEnv,
             kind: 'podman',
             extraLabels: { 'keyward.dev/generation': 'g1' },
           }),
@@ -32,22 +33,33 @@ async function optionsFor(egress: 'proxy-only' | 'open') {
     ),
     helper: helperCreateOptions({
       plan: stored,
-      image: 'localhost/keyward-network-helper:0.1.0',
+      image: 'localhost/keyward-network-helper:0.2.0',
       kind: 'podman',
-      labels: { 'keyward.dev/instance': 'snap' },
+      labels: { 'keyward.dev/instance': plan.instance.name },
+      extraLabels: {},
+    }),
+    agentNetwork: agentNetworkCreateOptions({
+      plan: stored,
+      image: 'localhost/keyward-network-helper:0.2.0',
+      kind: 'podman',
+      labels: { 'keyward.dev/instance': plan.instance.name },
       extraLabels: {},
     }),
   };
 }
 
+async function optionsFor(egress: 'proxy-only' | 'open', agent: { stateDirectories?: string[] } = {}) {
+  return optionsForPlan(await mockPlan(egress, 'snap', agent));
+}
+
 describe('dockerode create options (proxy-only)', () => {
-  it('puts the agent only on the internal network, the sidecar on both, with read-only file volumes', async () => {
+  it('puts the agent in the agent-network helper’s loopback-only namespace, hardened; the sidecar on both networks', async () => {
     const { options } = await optionsFor('proxy-only');
     expect(options['agent']).toMatchInlineSnapshot(`
       {
         "Env": [
           "AGENT_MODE=test",
-          "MOCK_URL=http://mock:4100",
+          "MOCK_URL=http://localhost:4100",
           "MOCK_TOKEN=030a11181f262d343b424950575e656c",
         ],
         "ExposedPorts": {
@@ -57,9 +69,19 @@ describe('dockerode create options (proxy-only)', () => {
           "Binds": [
             "keyward-snap-agent-files-g1-0:/home/node/.openclaw/skills/mock:ro",
           ],
-          "NetworkMode": "keyward-snap-internal",
+          "CapDrop": [
+            "ALL",
+          ],
+          "NetworkMode": "container:keyward-snap-agent-network",
+          "ReadonlyRootfs": true,
           "RestartPolicy": {
             "Name": "unless-stopped",
+          },
+          "SecurityOpt": [
+            "no-new-privileges",
+          ],
+          "Tmpfs": {
+            "/tmp": "rw,nosuid,nodev,size=64m",
           },
         },
         "Image": "localhost/keyward-agent-standin:0.1.0",
@@ -71,15 +93,6 @@ describe('dockerode create options (proxy-only)', () => {
           "keyward.dev/provider": "agent",
           "keyward.dev/spec-version": "v1",
           "keyward.dev/target": "local",
-        },
-        "NetworkingConfig": {
-          "EndpointsConfig": {
-            "keyward-snap-internal": {
-              "Aliases": [
-                "agent",
-              ],
-            },
-          },
         },
         "name": "keyward-snap-agent",
       }
@@ -135,23 +148,54 @@ describe('dockerode create options (proxy-only)', () => {
             },
           },
         },
-        "User": "65532",
         "name": "keyward-snap-mock",
       }
     `);
   });
 
-  it('publishes the agent port through the helper, which forwards to the agent by name', async () => {
-    const { helper } = await optionsFor('proxy-only');
+  it('publishes the plan ingress with the target options; the helpers relay only the allowed connections', async () => {
+    const { helper, agentNetwork } = await optionsFor('proxy-only');
+    expect(agentNetwork).toMatchInlineSnapshot(`
+      {
+        "Env": [
+          "RELAYS=[{"listen":{"host":"127.0.0.1","port":4100},"connect":{"path":"/keyward-sockets/to-mock-4100.sock"}},{"listen":{"path":"/keyward-sockets/ingress-18789.sock"},"connect":{"host":"127.0.0.1","port":18789}}]",
+        ],
+        "HostConfig": {
+          "Binds": [
+            "keyward-snap-sockets:/keyward-sockets",
+          ],
+          "CapDrop": [
+            "ALL",
+          ],
+          "NetworkMode": "none",
+          "ReadonlyRootfs": true,
+          "RestartPolicy": {
+            "Name": "unless-stopped",
+          },
+          "SecurityOpt": [
+            "no-new-privileges",
+          ],
+        },
+        "Image": "localhost/keyward-network-helper:0.2.0",
+        "Labels": {
+          "keyward.dev/instance": "snap",
+          "keyward.dev/role": "agent-network",
+        },
+        "name": "keyward-snap-agent-network",
+      }
+    `);
     expect(helper).toMatchInlineSnapshot(`
       {
         "Env": [
-          "FORWARDS=18789=agent:18789",
+          "RELAYS=[{"listen":{"path":"/keyward-sockets/to-mock-4100.sock"},"connect":{"host":"mock","port":4100}},{"listen":{"host":"0.0.0.0","port":18789},"connect":{"path":"/keyward-sockets/ingress-18789.sock"}}]",
         ],
         "ExposedPorts": {
           "18789/tcp": {},
         },
         "HostConfig": {
+          "Binds": [
+            "keyward-snap-sockets:/keyward-sockets",
+          ],
           "CapDrop": [
             "ALL",
           ],
@@ -172,7 +216,7 @@ describe('dockerode create options (proxy-only)', () => {
             "no-new-privileges",
           ],
         },
-        "Image": "localhost/keyward-network-helper:0.1.0",
+        "Image": "localhost/keyward-network-helper:0.2.0",
         "Labels": {
           "keyward.dev/instance": "snap",
           "keyward.dev/role": "network-helper",
@@ -196,32 +240,39 @@ describe('dockerode create options (proxy-only)', () => {
       expect(JSON.stringify(options)).not.toContain(secret.value);
     }
   });
+
+  it('mounts a secret made for another sidecar’s container into exactly that container', async () => {
+    const plan = await sealedCredentialPlan('proxy-only', 'sealed');
+    const sealed = plan.secrets.find((secret) => secret.forRequest !== undefined);
+    if (!sealed) throw new Error('the sealing provider answered no request');
+    const { options } = optionsForPlan(plan);
+    const holders = Object.entries(options)
+      .filter(([, created]) => JSON.stringify(created).includes(sealed.value))
+      .map(([name]) => name);
+    expect(holders).toEqual(['gateway']);
+    expect(options['gateway']?.Env).toContain(`UPSTREAM_SEALED_KEY=${sealed.value}`);
+    // The sealing key stays in the sealer's own read-only file volume.
+    expect(options['sealer']?.HostConfig?.Binds).toEqual([
+      'keyward-sealed-sealer-files-g1-0:/run/keyward:ro',
+    ]);
+    expect(options['gateway']?.HostConfig?.NetworkMode).toBe('keyward-sealed-internal');
+    expect(options['gateway']?.NetworkingConfig?.EndpointsConfig).toEqual({
+      'keyward-sealed-internal': { Aliases: ['gateway'] },
+    });
+  });
 });
 
-describe('agent data volume', () => {
-  it('is mounted read-write before the read-only file volumes', async () => {
-    const plan = await mockPlan('proxy-only');
-    const stored = storePlan(plan);
-    const agent = plan.containers.find((container) => container.role === 'agent');
-    if (!agent) throw new Error('no agent');
-    const options = containerCreateOptions({
-      plan: stored,
-      container: agent,
-      volumes: plannedVolumes(
-        stored,
-        agent,
-        new Map(plan.secrets.map((secret) => [secret.name, secret.value])),
-        'g1',
-      ),
-      dataVolume: { volumeName: 'keyward-snap-agent-data', directory: '/home/node/.openclaw' },
-      secretEnv: {},
-      kind: 'docker',
-      extraLabels: {},
+describe('state volumes', () => {
+  it('mounts the agent’s state directories read-write, before the read-only file volumes', async () => {
+    const { options } = await optionsFor('proxy-only', {
+      stateDirectories: ['/home/node/.openclaw', '/data'],
     });
-    expect(options.HostConfig?.Binds).toEqual([
-      'keyward-snap-agent-data:/home/node/.openclaw',
+    expect(options['agent']?.HostConfig?.Binds).toEqual([
+      'keyward-snap-agent-state-0:/home/node/.openclaw',
+      'keyward-snap-agent-state-1:/data',
       'keyward-snap-agent-files-g1-0:/home/node/.openclaw/skills/mock:ro',
     ]);
+    expect(options['mock']?.HostConfig?.Binds).toEqual(['keyward-snap-mock-files-g1-0:/run/keyward:ro']);
   });
 });
 
@@ -258,7 +309,7 @@ describe('dockerode create options (open)', () => {
             "no-new-privileges",
           ],
         },
-        "Image": "localhost/keyward-network-helper:0.1.0",
+        "Image": "localhost/keyward-network-helper:0.2.0",
         "Labels": {
           "keyward.dev/instance": "snap",
           "keyward.dev/role": "network-helper",

@@ -1,14 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  composeRotation,
-  type DeploymentPlanV1,
-  type ProgressEventV1,
-  parseInstanceSpec,
-  type SidecarProviderV1,
-} from '@keyward/core';
-import { sealSecret } from '@keyward/tokenizer';
+import { type DeploymentPlanV2, type ProgressEventV2, parseInstanceSpec } from '@keyward/core';
 import type { ThrowawayCertificates } from '@keyward/tokenizer/certificates';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,12 +24,14 @@ import {
   demoUpstreamImage,
   ensureImages,
   proxiedRequestScript,
+  targetChecks,
   tokenizerPlan,
-  tokenizerProvider,
+  tokenizerRotation,
+  tokenizerSelfTest,
 } from './support/podman-environment.js';
 
 /** Milliseconds per step, from started to succeeded/failed: printed to see where time goes. */
-function stepDurations(events: ProgressEventV1[]): string {
+function stepDurations(events: ProgressEventV2[]): string {
   const started = new Map<string, number>();
   const lines: string[] = [];
   for (const event of events) {
@@ -52,12 +48,13 @@ describe('provider-local on real podman: proxy-only', () => {
   let provider: LocalProvider;
   let certificates: ThrowawayCertificates;
   let upstream: DemoUpstream;
-  let plan: DeploymentPlanV1;
+  let plan: DeploymentPlanV2;
   const name = uniqueName('it-proxy');
   const rawCredential = `demo-${randomBytes(16).toString('hex')}`;
   const legacyCredential = `legacy-${randomBytes(16).toString('hex')}`;
   const addedCredential = `added-${randomBytes(16).toString('hex')}`;
-  const events: ProgressEventV1[] = [];
+  const events: ProgressEventV2[] = [];
+  let hostListener: Server;
 
   const openKey = () => plan.secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value as string;
 
@@ -84,7 +81,15 @@ describe('provider-local on real podman: proxy-only', () => {
     certificates = createUpstreamCertificates();
     upstream = await startDemoUpstream(docker, { image: demoUpstreamImage, certificates, runId: name });
     await upstream.acceptTokens([rawCredential, legacyCredential, addedCredential]);
-    provider = createLocalProvider({ docker, lockDirectory: join(tmpdir(), `keyward-locks-${name}`) });
+    // A service on the host's every address, as a database or dev server would be.
+    hostListener = createServer((socket) => socket.end('host says hi\n'));
+    await new Promise<void>((resolve) => hostListener.listen(0, '0.0.0.0', resolve));
+    const hostPort = (hostListener.address() as AddressInfo).port;
+    provider = createLocalProvider({
+      docker,
+      lockDirectory: join(tmpdir(), `keyward-locks-${name}`),
+      verificationHostPorts: [hostPort, 22],
+    });
     plan = await tokenizerPlan({
       name,
       egress: 'proxy-only',
@@ -101,6 +106,7 @@ describe('provider-local on real podman: proxy-only', () => {
   });
 
   afterAll(async () => {
+    hostListener?.close();
     await provider?.delete(name, { removeVolumes: true }).catch(() => undefined);
     await upstream?.remove();
   });
@@ -117,9 +123,36 @@ describe('provider-local on real podman: proxy-only', () => {
       started.indexOf('container.create:agent'),
     );
     expect(detail.agentUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    // The agent: no network of its own, hardened, no host cgroup tree.
+    const agent = await docker.getContainer(`keyward-${name}-agent`).inspect();
+    expect(agent.HostConfig.NetworkMode).toBe(`container:keyward-${name}-agent-network`);
+    expect(agent.HostConfig.CapDrop).toEqual(['ALL']);
+    expect(agent.HostConfig.SecurityOpt).toContain('no-new-privileges');
+    expect(agent.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(Object.keys(agent.HostConfig.Tmpfs ?? {})).toEqual(['/tmp']);
+    const holder = await docker.getContainer(`keyward-${name}-agent-network`).inspect();
+    expect(holder.HostConfig.NetworkMode).toBe('none');
+    // Every cgroup hierarchy mounted into the agent is read-only (mountinfo: options field 6, fstype after " - ").
+    const inside = await provider.exec(name, {
+      container: 'agent',
+      command: ['node', '-'],
+      stdin: `
+        const fs = require('fs');
+        const cgroups = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\\n').filter(Boolean)
+          .map((line) => { const [head, tail] = line.split(' - '); const fields = head.split(' ');
+            return { root: fields[3], at: fields[4], options: fields[5], type: tail.split(' ')[0] }; })
+          .filter((mount) => mount.at.startsWith('/sys/fs/cgroup') && mount.type.startsWith('cgroup'));
+        console.log(JSON.stringify({ net: fs.readdirSync('/sys/class/net'), cgroups }));`,
+    });
+    const seen = JSON.parse(inside.stdout.trim()) as {
+      net: string[];
+      cgroups: { root: string; at: string; options: string }[];
+    };
+    expect(seen.net).toEqual(['lo']);
+    expect(seen.cgroups.filter((mount) => !mount.options.split(',').includes('ro'))).toEqual([]);
     const health = await fetch(`${detail.agentUrl}/health`);
     expect(health.status).toBe(200);
-    await upstream.attachTo(plan.network.egressNetwork as string);
+    await upstream.attachTo(`keyward-${name}-egress`);
     const env = (await docker.getContainer(`keyward-${name}-agent`).inspect()).Config.Env ?? [];
     expect(
       env
@@ -144,40 +177,38 @@ describe('provider-local on real podman: proxy-only', () => {
     );
   });
 
-  it('the self-test proves no direct egress, credential injection, refusal of unbound hosts and of a token the agent seals itself', async () => {
-    // The seal key the agent really holds, read from the running container, not the plan.
-    const agentEnv = (await docker.getContainer(`keyward-${name}-agent`).inspect()).Config.Env ?? [];
-    const sealKey = agentEnv.find((entry) => entry.startsWith('TOKENIZER_SEAL_KEY='))?.slice(19);
-    expect(sealKey).toMatch(/^[0-9a-f]{64}$/);
-    // What a compromised agent could make: no auth, no host rules.
-    const selfSealedToken = sealSecret(
-      { processor: { type: 'inject', token: 'made-up' }, auth: { type: 'none' } },
-      sealKey as string,
-    );
+  it('the self-test proves no direct egress (the target’s check), credential injection, refusal of unbound hosts and of a token the agent seals itself (the tokenizer’s checks)', async () => {
     // The allow-list really is in place: provider-tokenizer's contribution put it in the plan.
     expect(
       plan.containers.find((container) => container.name === 'tokenizer')?.env[
         'TOKENIZER_ALLOWED_TOKENS_FILE'
       ],
     ).toBeTruthy();
-    const result = await provider.verify(name, {
+    const sidecarReports = await tokenizerSelfTest(provider, name, {
       allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/v1/verify`,
-      selfSealedToken,
     });
-    expect(result.checks.map((check) => [check.name, check.passed])).toEqual([
-      ['direct-egress-blocked', true],
+    expect(sidecarReports.map((check) => [check.name, check.passed])).toEqual([
       ['proxied-request-injected', true],
       ['unbound-host-refused', true],
+      ['credential-header-pinned', true],
       ['self-sealed-token-refused', true],
     ]);
-    expect(result.checks.find((check) => check.name === 'self-sealed-token-refused')?.evidence).toContain(
-      '-> 407 ',
-    );
-    expect(result.checks.find((check) => check.name === 'self-sealed-token-refused')?.evidence).toContain(
-      'token not issued for this proxy',
-    );
-    expect(result.passed).toBe(true);
-    expect(JSON.stringify(result)).not.toContain(rawCredential);
+    const reports = await targetChecks(provider, await provider.get(name));
+    console.log(reports.map((report) => `${report.name}: ${report.passed} — ${report.evidence}`).join('\n'));
+    expect(reports.map((report) => [report.name, report.passed])).toEqual([
+      ['direct-egress-blocked', true],
+      ['dns-blocked', true],
+      ['host-gateway-blocked', true],
+      ['host-containers-internal-blocked', true],
+      ['host-ipv6-link-local-blocked', true],
+      ['host-addresses-blocked', true],
+      ['other-containers-blocked', true],
+      ['allowed-connections-reachable', true],
+    ]);
+    // Blocked by construction: nothing answered, not even a refusal.
+    for (const report of reports.slice(0, -1)) expect(report.evidence).not.toMatch(/ECONNREFUSED|connected/);
+    expect(reports.find((report) => report.name === 'other-containers-blocked')?.evidence).toMatch(/:4001 /);
+    expect(JSON.stringify([...sidecarReports, ...reports])).not.toContain(rawCredential);
     const received = await upstream.received();
     expect(received.some((request) => request.headers['authorization'] === `Bearer ${rawCredential}`)).toBe(
       true,
@@ -199,6 +230,8 @@ describe('provider-local on real podman: proxy-only', () => {
     expect(agentScan.findings).toEqual([]);
     const helperScan = await scanContainer(docker, `keyward-${name}-network-helper`, secrets);
     expect(helperScan.findings).toEqual([]);
+    const holderScan = await scanContainer(docker, `keyward-${name}-agent-network`, secrets);
+    expect(holderScan.findings).toEqual([]);
     expect(await scanHostCommandLines(secrets)).toEqual([]);
     // The scan can find things: the tokenizer's own volume does hold the open key.
     const tokenizerScan = await scanContainer(docker, `keyward-${name}-tokenizer`, secrets);
@@ -212,7 +245,17 @@ describe('provider-local on real podman: proxy-only', () => {
     const state = await provider.readSidecarState(name, 'tokenizer');
     expect(state.secrets['tokenizer-open-key']).toBe(openKey());
     for (const secret of plan.secrets) expect(state.secrets[secret.name]).toBe(secret.value);
+    expect(state.exports).toEqual(plan.sidecars[0]?.exports);
+    expect(state.requests).toEqual([]);
     expect(JSON.stringify(state.metadata)).not.toContain(rawCredential);
+    // The stored record is the v2 plan without a secret value, with requests and exports.
+    const labels = (await docker.getContainer(`keyward-${name}-agent`).inspect()).Config.Labels ?? {};
+    const record = JSON.parse(labels['keyward.dev/instance-record'] ?? '{}');
+    expect(record.version).toBe(2);
+    expect(record.plan.specificationVersion).toBe('v2');
+    expect(record.plan.sidecars[0].exports).toEqual(plan.sidecars[0]?.exports);
+    expect(record.plan.sidecars[0].requests).toEqual([]);
+    for (const secret of plan.secrets) expect(JSON.stringify(labels)).not.toContain(secret.value);
   });
 
   it('stop, start, restart, logs and list work from labels', async () => {
@@ -245,23 +288,17 @@ describe('provider-local on real podman: proxy-only', () => {
     const before = await provider.get(name);
     const agentBefore = await docker.getContainer(agentName).inspect();
     const helperBefore = await docker.getContainer(`keyward-${name}-network-helper`).inspect();
-    const current = await provider.readSidecarState(name, 'tokenizer');
-    const request = await composeRotation({
-      spec: parseInstanceSpec(before.redactedSpec),
-      provider: tokenizerProvider as unknown as SidecarProviderV1<unknown, unknown>,
-      current,
-      change: {
-        credentials: [
-          { name: 'demo', secret: '' },
-          {
-            name: 'added',
-            secret: addedCredential,
-            allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
-          },
-        ],
-      },
+    const request = await tokenizerRotation(provider, name, parseInstanceSpec(before.redactedSpec), {
+      credentials: [
+        { name: 'demo', secret: '' },
+        {
+          name: 'added',
+          secret: addedCredential,
+          allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
+        },
+      ],
     });
-    const events: ProgressEventV1[] = [];
+    const events: ProgressEventV2[] = [];
     const after = await provider.rotateSecrets(name, request, { onProgress: (event) => events.push(event) });
     expect(after.state).toBe('running');
     expect(after.agentUrl).toBe(before.agentUrl);
@@ -296,14 +333,11 @@ describe('provider-local on real podman: proxy-only', () => {
     expect((await provider.readSidecarState(name, 'tokenizer')).secrets['tokenizer-open-key']).toBe(
       openKey(),
     );
-    expect(
-      (
-        await provider.verify(name, {
-          credential: 'added',
-          allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/`,
-        })
-      ).passed,
-    ).toBe(true);
+    const afterRotation = await tokenizerSelfTest(provider, name, {
+      credential: 'added',
+      allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/`,
+    });
+    expect(afterRotation.filter((check) => !check.passed)).toEqual([]);
   });
 
   it('after rotation the agent, its env, filesystem and every argv still hold no raw credential nor the open key', async () => {
@@ -319,12 +353,11 @@ describe('provider-local on real podman: proxy-only', () => {
       docker: faults.docker,
       lockDirectory: join(tmpdir(), `keyward-locks-${name}`),
     });
-    const current = await faulty.readSidecarState(name, 'tokenizer');
-    const request = await composeRotation({
-      spec: parseInstanceSpec((await faulty.get(name)).redactedSpec),
-      provider: tokenizerProvider as unknown as SidecarProviderV1<unknown, unknown>,
-      current,
-      change: {
+    const request = await tokenizerRotation(
+      faulty,
+      name,
+      parseInstanceSpec((await faulty.get(name)).redactedSpec),
+      {
         credentials: [
           {
             name: 'demo',
@@ -333,7 +366,7 @@ describe('provider-local on real podman: proxy-only', () => {
           },
         ],
       },
-    });
+    );
     faults.failOn(`start keyward-${name}-agent`);
     await expect(faulty.rotateSecrets(name, request)).rejects.toMatchObject({
       code: 'ROTATION_FAILED',
