@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import {
-  type AnySidecarProviderV2,
   discoverPlugins,
   KeywardError,
   type KeywardErrorCode,
@@ -32,22 +31,6 @@ function builtInsFromEnvironment(environment: NodeJS.ProcessEnv): string[] | und
     .filter((item) => item !== '' && item !== 'none');
 }
 
-/**
- * The tokenizer as the seed installer's clients know it: the sidecar `keyward creds` manages
- * (`roles: ['credentials']`) and `{enabled: false, credentials: []}` at
- * `/api/instances/:id/tokenizer` for an instance without one. Kept here until provider-tokenizer
- * declares both itself; what it declares wins.
- */
-export function withSeedInstallerContract<T extends AnySidecarProviderV2>(provider: T): T {
-  return {
-    ...provider,
-    roles: provider.roles ?? ['credentials'],
-    ...(provider.view
-      ? { view: { ...provider.view, absent: provider.view.absent ?? { enabled: false, credentials: [] } } }
-      : {}),
-  };
-}
-
 interface BuiltInProvider {
   source: string;
   kind: 'sidecar' | 'target';
@@ -60,8 +43,17 @@ const builtInProviders: BuiltInProvider[] = [
   {
     source: '@keyward/provider-tokenizer',
     kind: 'sidecar',
-    load: async () =>
-      withSeedInstallerContract((await import('@keyward/provider-tokenizer')).createTokenizerProvider()),
+    load: async () => (await import('@keyward/provider-tokenizer')).createTokenizerProvider(),
+  },
+  {
+    source: '@keyward/provider-litellm',
+    kind: 'sidecar',
+    load: async () => (await import('@keyward/provider-litellm')).createLitellmProvider(),
+  },
+  {
+    source: '@keyward/provider-otel',
+    kind: 'sidecar',
+    load: async () => (await import('@keyward/provider-otel')).createOtelProvider(),
   },
   {
     source: '@keyward/provider-local',

@@ -2,7 +2,6 @@ import { ProviderRegistry } from '@keyward/core';
 import { createMemoryTargetProvider, createMockSidecarProvider } from '@keyward/core/testing';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import { describe, expect, it } from 'vitest';
-import { withSeedInstallerContract } from '../src/default-registry.js';
 import { createHarness, mockSpec, readEvents } from './test-app.js';
 
 // The seed installer's `GET/PUT /api/instances/:id/tokenizer`, served by the generic sidecar
@@ -18,7 +17,7 @@ function harness() {
       },
     }),
   );
-  registry.registerSidecar(withSeedInstallerContract(createTokenizerProvider()));
+  registry.registerSidecar(createTokenizerProvider());
   registry.registerSidecar(createMockSidecarProvider());
   return { ...createHarness({ registry }), stdins };
 }

@@ -687,5 +687,7 @@ export function createTokenizerProvider(settings: TokenizerProviderSettings = {}
     },
     redactionPatterns: [/^TOKENIZER_(CRED|AUTH)_/i],
     routeAliases: ['tokenizer'],
+    // Its view and change follow the credential-list contract `keyward creds` manages.
+    roles: ['credentials'],
   };
 }

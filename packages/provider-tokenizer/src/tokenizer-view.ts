@@ -52,6 +52,8 @@ export function buildTokenizerView(state: { metadata: JsonObject }): TokenizerVi
 export const tokenizerView: SidecarViewV2 = {
   schema: tokenizerViewSchema,
   build: (state) => buildTokenizerView(state) as unknown as JsonObject,
+  // The seed installer's answer for an instance without a tokenizer.
+  absent: { enabled: false, credentials: [] },
 };
 
 type SavedCredential = Record<string, unknown> & { name: string };
