@@ -61,5 +61,12 @@ context_directory=$cache_directory/image-context
 mkdir -p "$context_directory"
 cp "$source_directory/Containerfile" "$source_directory/requirements.txt" \
   "$source_directory/config.yaml" "$context_directory/"
+# pip in the image build trusts what this machine trusts (see the Containerfile).
+certificate_bundle=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
+if [ ! -f "$certificate_bundle" ]; then
+  log "no CA bundle at $certificate_bundle (set SSL_CERT_FILE): pip needs one to reach the package index"
+  exit 1
+fi
+cp "$certificate_bundle" "$context_directory/build-ca-certificates.crt"
 
 echo "$context_directory"
