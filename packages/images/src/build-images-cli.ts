@@ -33,7 +33,7 @@ function report(event: ImageBuildProgress): void {
       : event.type === 'skipped'
         ? `(${event.reason})`
         : event.type === 'building'
-          ? `(base: ${event.base})`
+          ? `(base: ${event.from ?? event.base})`
           : event.type === 'preparing'
             ? `(${event.script})`
             : '';

@@ -6,11 +6,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { ContextEntry } from './build-context.js';
 import { contentLabel, ImageBuildError, runBuild } from './build-image.js';
-import {
-  type ImageBuildProgress,
-  imageReference,
-  type PrebuiltImageDefinition,
-} from './image-definition.js';
+import { type ImageBuildProgress, imageReference, type PrebuiltImageDefinition } from './image-definition.js';
 import { repositoryRoot } from './image-definitions.js';
 
 export interface BuildPrebuiltImageOptions {
@@ -118,7 +114,9 @@ export async function buildPrebuiltImage(
   });
   const files = await listFiles(contextDirectory);
   if (!files.includes('Containerfile')) {
-    throw new ImageBuildError(`${definition.buildScript} printed ${contextDirectory}, which has no Containerfile`);
+    throw new ImageBuildError(
+      `${definition.buildScript} printed ${contextDirectory}, which has no Containerfile`,
+    );
   }
   const containerfile = await readFile(join(contextDirectory, 'Containerfile'), 'utf8');
 
@@ -158,8 +156,9 @@ export async function buildPrebuiltImage(
   }
 
   const started = Date.now();
-  // Neither kind of base comes from a registry: `FROM scratch` or a local image the script made.
-  onProgress?.({ type: 'building', image, base: 'scratch' });
+  // No base comes from a registry: `FROM scratch` or a local image the build script made.
+  const from = containerfileBaseImages(containerfile)[0] ?? 'scratch';
+  onProgress?.({ type: 'building', image, base: 'scratch', from });
   const entries: ContextEntry[] = files.map((file) =>
     file === 'Containerfile'
       ? {

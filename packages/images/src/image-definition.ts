@@ -50,6 +50,12 @@ export type ImageBuildProgress =
   /** A prebuilt image's build script runs (it may compile or download for minutes when cold). */
   | { type: 'preparing'; image: string; script: string }
   | { type: 'bundling'; image: string }
-  | { type: 'building'; image: string; base: ImageBase }
+  | {
+      type: 'building';
+      image: string;
+      base: ImageBase;
+      /** A prebuilt image's base: `scratch` or a local image its build script made. */
+      from?: string;
+    }
   | { type: 'output'; image: string; line: string }
   | { type: 'built'; image: string; milliseconds: number };

@@ -116,7 +116,8 @@ export const otelCollectorImage: PrebuiltImageDefinition = {
   kind: 'prebuilt',
   name: 'keyward-otel-collector',
   tag: '0.165.0',
-  description: 'OpenTelemetry Collector (OTLP in; batch; debug, file, OTLP out) built with the collector builder.',
+  description:
+    'OpenTelemetry Collector (OTLP in; batch; debug, file, OTLP out) built with the collector builder.',
   buildScript: 'scripts/images/build-otel-collector.sh',
   user: nonRootUser,
   exposedPorts: [4317, 4318],
