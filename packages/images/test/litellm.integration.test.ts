@@ -129,10 +129,10 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
       Image: imageReference(litellmImage),
       Env: [
         `MODEL_API_KEY=${placeholderApiKey}`,
-        // What provider-litellm sets so upstream calls go through the tokenizer: the
-        // proxy for plain-http API bases, and aiohttp told to read it from the env.
+        // All provider-litellm needs so upstream calls go through the tokenizer: the
+        // proxy for plain-http API bases (this LiteLLM's aiohttp transport reads it
+        // without AIOHTTP_TRUST_ENV), and a NO_PROXY that does not cover the API host.
         `HTTP_PROXY=http://host.containers.internal:${proxy.port}`,
-        'AIOHTTP_TRUST_ENV=True',
         'NO_PROXY=localhost,127.0.0.1',
       ],
       ExposedPorts: { '4000/tcp': {} },
@@ -191,7 +191,7 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
     expect(response.status).toBe(200);
     const body = (await response.json()) as { choices: { message: { content: string } }[] };
     expect(body.choices[0]?.message.content).toBe('hello from the mock model');
-    expect(proxy.requests).toHaveLength(0);
+    expect(proxy.requests.filter((request) => request.method === 'POST')).toEqual([]);
   });
 
   it('refuses a chat request without the master key', async () => {
@@ -209,8 +209,9 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
     const body = (await response.json()) as { choices: { message: { content: string } }[] };
     expect(body.choices[0]?.message.content).toBe('hello through the proxy');
 
-    expect(proxy.requests).toHaveLength(1);
-    const [request] = proxy.requests;
+    const chatRequests = proxy.requests.filter((request) => request.method === 'POST');
+    expect(chatRequests).toHaveLength(1);
+    const [request] = chatRequests;
     // Absolute-form request line: how a client talks to a forward proxy for http:// URLs.
     expect(request?.method).toBe('POST');
     expect(request?.url).toBe(`${upstreamBase}/chat/completions`);
@@ -220,5 +221,12 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
       model: 'gpt-upstream',
       messages: [{ role: 'user', content: 'hello' }],
     });
+    // LiteLLM also lists the API's models (GET {api_base}/models) on its own: through
+    // the proxy too, with the same credentials and header.
+    for (const other of proxy.requests) {
+      expect(other.url.startsWith(`${upstreamBase}/`)).toBe(true);
+      expect(other.headers['proxy-tokenizer']).toBe(proxyTokenizerHeader);
+      expect(other.headers.authorization).toBe(`Bearer ${placeholderApiKey}`);
+    }
   });
 });
