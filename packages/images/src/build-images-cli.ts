@@ -7,7 +7,7 @@
 import { buildImage } from './build-image.js';
 import { buildPrebuiltImage } from './build-prebuilt-image.js';
 import { dockerFromEnvironment } from './docker-from-environment.js';
-import type { ImageBuildProgress } from './image-definition.js';
+import { type ImageBuildProgress, imageReference } from './image-definition.js';
 import { imageDefinitions, prebuiltImageDefinitions } from './image-definitions.js';
 
 const argv = process.argv.slice(2);
@@ -21,10 +21,17 @@ for (const name of names.filter((name) => !known.includes(name))) {
   process.exitCode = 1;
 }
 
+// The last lines of each image's build output, printed when its build fails.
+const recentOutput = new Map<string, string[]>();
+
 function report(event: ImageBuildProgress): void {
   // Build scripts report their own steps on stderr; container build output stays quiet.
   if (event.type === 'output') {
     if (event.line.startsWith('build-')) console.log(`         ${event.line}`);
+    const lines = recentOutput.get(event.image) ?? [];
+    lines.push(event.line);
+    if (lines.length > 30) lines.shift();
+    recentOutput.set(event.image, lines);
     return;
   }
   const detail =
@@ -56,6 +63,7 @@ for (const [key, definition] of Object.entries(prebuiltImageDefinitions)) {
   try {
     await buildPrebuiltImage(docker, definition, { force, onProgress: report });
   } catch (error) {
+    for (const line of recentOutput.get(imageReference(definition)) ?? []) console.error(`         ${line}`);
     console.error(`failed    ${definition.name}: ${(error as Error).message}`);
     process.exitCode = 1;
   }
