@@ -121,6 +121,7 @@ export async function buildPrebuiltImage(
   const containerfile = await readFile(join(contextDirectory, 'Containerfile'), 'utf8');
 
   const hash = createHash('sha256');
+  hash.update(`description ${definition.description}\0`);
   for (const base of containerfileBaseImages(containerfile)) {
     const baseId = await docker
       .getImage(base)

@@ -184,6 +184,30 @@ describe('the real OpenTelemetry Collector image (collector builder, FROM scratc
     expect(again).toMatchObject({ built: false, contentDigest: build.contentDigest });
   });
 
+  it('starts with its built-in configuration and accepts OTLP/HTTP on 4318', async () => {
+    const container = await docker.createContainer({
+      name: `${containerName}-default`,
+      Image: imageReference(otelCollectorImage),
+      ExposedPorts: { '4318/tcp': {} },
+      HostConfig: { PortBindings: { '4318/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] } },
+    });
+    try {
+      await container.start();
+      const port = (await container.inspect()).NetworkSettings.Ports['4318/tcp']?.[0]?.HostPort;
+      const status = await waitFor('the default configuration to accept OTLP/HTTP', async () => {
+        const response = await fetch(`http://127.0.0.1:${port}/v1/traces`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ resourceSpans: [] }),
+        });
+        return response.status;
+      });
+      expect(status).toBe(200);
+    } finally {
+      await container.remove({ force: true });
+    }
+  });
+
   it('takes an OTLP/HTTP JSON trace on 4318 and writes it through the file exporter', async () => {
     const traceId = randomBytes(16).toString('hex');
     const body = {
