@@ -75,7 +75,7 @@ async function existingContentDigest(docker: Docker, image: string): Promise<str
   }
 }
 
-async function runBuild(
+export async function runBuild(
   docker: Docker,
   image: string,
   entries: ContextEntry[],

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ImageDefinition } from './image-definition.js';
+import type { ImageDefinition, PrebuiltImageDefinition } from './image-definition.js';
 
 // Entries are source files of this repository; find this package's root whether we
 // run from src, dist or a bundled script.
@@ -28,6 +28,8 @@ function findPackageRoot(): string {
 }
 
 const packageRoot = findPackageRoot();
+/** The checkout this package lives in: prebuilt images' build scripts are under its `scripts/images`. */
+export const repositoryRoot = join(packageRoot, '..', '..');
 const programPath = (file: string) => join(packageRoot, 'src', 'programs', file);
 
 // The tokenizer's CLI lives in its own package; this package only bundles it.
@@ -104,3 +106,44 @@ export const imageDefinitions = {
   demoUpstream: demoUpstreamImage,
   networkHelper: networkHelperImage,
 } as const satisfies Record<string, ImageDefinition>;
+
+/**
+ * The real OpenTelemetry Collector, built from Go modules by the collector builder
+ * (`packages/images/otel-collector/builder-config.yaml`): OTLP receiver (gRPC 4317, HTTP
+ * 4318), batch processor, debug, file, OTLP gRPC and OTLP HTTP exporters. Static binary,
+ * `FROM scratch`.
+ */
+export const otelCollectorImage: PrebuiltImageDefinition = {
+  kind: 'prebuilt',
+  name: 'keyward-otel-collector',
+  tag: '0.165.0',
+  description:
+    'OpenTelemetry Collector (OTLP in; batch; debug, file, OTLP out) built with the collector builder.',
+  buildScript: 'scripts/images/build-otel-collector.sh',
+  user: nonRootUser,
+  exposedPorts: [4317, 4318],
+};
+
+/**
+ * The real LiteLLM proxy from PyPI, pinned by version and hash
+ * (`packages/images/litellm/requirements.txt`), in a venv on a Debian bookworm base made
+ * with debootstrap (no registry). `litellm --config …` on port 4000.
+ */
+export const litellmImage: PrebuiltImageDefinition = {
+  kind: 'prebuilt',
+  name: 'keyward-litellm',
+  tag: '1.108.7',
+  description: 'LiteLLM proxy from PyPI (hash-pinned) on a debootstrapped Debian bookworm.',
+  buildScript: 'scripts/images/build-litellm.sh',
+  user: nonRootUser,
+  exposedPorts: [4000],
+};
+
+/**
+ * Images whose programs are built by scripts (minutes when cold), kept apart from
+ * `imageDefinitions` so suites that build every node image do not pay for them.
+ */
+export const prebuiltImageDefinitions = {
+  otelCollector: otelCollectorImage,
+  litellm: litellmImage,
+} as const satisfies Record<string, PrebuiltImageDefinition>;

@@ -1,10 +1,17 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  containerfileBaseImages,
   dockerFromEnvironment,
   imageDefinitions,
   imageReference,
   parseLddOutput,
+  prebuiltImageDefinitions,
   renderDockerfile,
+  repositoryRoot,
+  runBuildScript,
 } from '../src/index.js';
 
 describe('parseLddOutput', () => {
@@ -75,5 +82,83 @@ describe('dockerFromEnvironment', () => {
     expect(
       socketOf(dockerFromEnvironment({ KEYWARD_PODMAN_SOCKET: '/tmp/k.sock' }, only('/tmp/k.sock'))),
     ).toBe('/tmp/k.sock');
+  });
+});
+
+describe('prebuilt image definitions', () => {
+  it('name each image under localhost/ with the program version, a non-root user and an existing build script', () => {
+    for (const definition of Object.values(prebuiltImageDefinitions)) {
+      expect(imageReference(definition)).toMatch(/^localhost\/keyward-[a-z-]+:\d+\.\d+\.\d+$/);
+      expect(definition.user).toBe('65532:65532');
+      expect(readFileSync(join(repositoryRoot, definition.buildScript), 'utf8')).toMatch(
+        /^#!\/usr\/bin\/env bash/,
+      );
+    }
+  });
+
+  it('tag the collector with the builder manifest version and LiteLLM with its hash-pinned version', () => {
+    const manifest = readFileSync(
+      join(repositoryRoot, 'packages/images/otel-collector/builder-config.yaml'),
+      'utf8',
+    );
+    expect(manifest).toContain(`version: ${prebuiltImageDefinitions.otelCollector.tag}\n`);
+    for (const module of manifest.matchAll(/gomod: (\S+) v(\d+\.\d+\.\d+)/g)) {
+      // Components share the collector's release; confmap providers are on the 1.x line.
+      if (!module[1]?.includes('/confmap/'))
+        expect(module[2]).toBe(prebuiltImageDefinitions.otelCollector.tag);
+    }
+    const requirements = readFileSync(
+      join(repositoryRoot, 'packages/images/litellm/requirements.txt'),
+      'utf8',
+    );
+    expect(requirements).toContain(`litellm==${prebuiltImageDefinitions.litellm.tag} \\\n    --hash=sha256:`);
+  });
+
+  it('pin every LiteLLM requirement by exact version and sha256, and never the malicious 1.82.7 or 1.82.8', () => {
+    const requirements = readFileSync(
+      join(repositoryRoot, 'packages/images/litellm/requirements.txt'),
+      'utf8',
+    );
+    const entries = requirements
+      .split('\n')
+      .filter((line) => /^[a-z0-9]/i.test(line))
+      .map((line) => line.replace(/\s*\\$/, ''));
+    expect(entries.length).toBeGreaterThan(50);
+    for (const entry of entries) expect(entry).toMatch(/^[a-z0-9._-]+==[^\s;]+$/i);
+    const blocks = requirements.split(/\n(?=[a-z0-9])/i).filter((block) => /^[a-z0-9]/i.test(block));
+    for (const block of blocks) expect(block).toMatch(/--hash=sha256:[0-9a-f]{64}/);
+    expect(requirements).not.toMatch(/^litellm==1\.82\.[78]\b/m);
+  });
+});
+
+describe('containerfileBaseImages', () => {
+  it('lists local base images, skipping scratch and earlier build stages', () => {
+    expect(containerfileBaseImages('FROM scratch\nCOPY a /a\n')).toEqual([]);
+    expect(containerfileBaseImages('# c\nFROM localhost/keyward-debian:bookworm\nRUN true\n')).toEqual([
+      'localhost/keyward-debian:bookworm',
+    ]);
+    expect(
+      containerfileBaseImages(
+        'FROM --platform=linux/amd64 localhost/a:1 AS build\nFROM build\nFROM scratch\n',
+      ),
+    ).toEqual(['localhost/a:1']);
+  });
+});
+
+describe('runBuildScript', () => {
+  it('returns the last line of stdout and passes stderr lines on', async () => {
+    const script = join(mkdtempSync(join(tmpdir(), 'keyward-build-script-')), 'build.sh');
+    writeFileSync(script, 'echo step one >&2\necho ignored\necho /some/context\n');
+    const lines: string[] = [];
+    await expect(runBuildScript(script, { onLine: (line) => lines.push(line) })).resolves.toBe(
+      '/some/context',
+    );
+    expect(lines).toEqual(['step one']);
+  });
+
+  it('fails with the exit code and the last lines of stderr', async () => {
+    const script = join(mkdtempSync(join(tmpdir(), 'keyward-build-script-')), 'build.sh');
+    writeFileSync(script, 'echo the module proxy said no >&2\nexit 3\n');
+    await expect(runBuildScript(script)).rejects.toThrow(/exited with 3:\nthe module proxy said no/);
   });
 });
