@@ -342,6 +342,8 @@ export async function startControlPlane(options = {}) {
       process.off('exit', killOnExit);
       // Reverse start order: the API server before etcd, so it does not log etcd errors.
       for (const supervised of [...processes].reverse()) {
+        // Keep this process alive until the servers are gone.
+        supervised.child.ref();
         supervised.child.stdin.end();
         const killTimer = setTimeout(() => killGroup(supervised.child, 'SIGKILL'), 10_000);
         await supervised.exit;
@@ -351,6 +353,7 @@ export async function startControlPlane(options = {}) {
       }
       if (janitor) {
         const janitorExit = new Promise((resolve) => janitor.on('exit', resolve));
+        janitor.ref();
         janitor.stdin.end();
         await janitorExit;
       }
