@@ -1,4 +1,5 @@
 export { type InstanceRecord, type StoredPlanV2, storePlan } from './instance-record.js';
+export { keywardPolicyRules, keywardRole, keywardRoleBinding, keywardRoleName } from './keyward-rbac.js';
 export { fieldManager, type KubernetesRequest } from './kubernetes-api.js';
 export {
   createKubernetesProvider,

@@ -1,1 +1,1 @@
-export {};
+export { type ContainerOutcome, type PodStatusWriterOptions, podStatusWriter } from './pod-status-writer.js';

@@ -41,7 +41,7 @@ interface ProxyConfig {
  * agent, a config file for itself, and it answers other sidecars' `sealed-credential` requests.
  * The "sealed" values are derived from the raw ones so tests can tell them apart.
  */
-export const proxySidecar: SidecarProviderV2<ProxyConfig> = {
+export const proxySidecar: SidecarProviderV2<ProxyConfig, ProxyConfig> = {
   specificationVersion: 'v2',
   id: 'proxy',
   configSchema: z.object({
