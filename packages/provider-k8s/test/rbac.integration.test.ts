@@ -15,6 +15,7 @@ import {
   kubeConfigOf,
   startControlPlane,
 } from './support/control-plane.js';
+import type { AnyObject } from './support/object-queries.js';
 import { fixturePlan, fixtureSidecars, fixtureSpec, sequenceBytes } from './support/plan-fixtures.js';
 
 let controlPlane: ControlPlane;
@@ -50,11 +51,11 @@ async function refused(action: () => Promise<unknown>): Promise<number | undefin
     await action();
     return undefined;
   } catch (error) {
-    return statusOf(error) ?? KeywardErrorStatus(error);
+    return statusOf(error) ?? causeStatus(error);
   }
 }
 
-function KeywardErrorStatus(error: unknown): number | undefined {
+function causeStatus(error: unknown): number | undefined {
   return statusOf((error as { cause?: unknown }).cause);
 }
 
@@ -181,9 +182,12 @@ describe("the agent's ServiceAccount", () => {
       expect(await canI(agentApi, namespace, verb, resource), `${verb} ${resource}`).toBe(false);
     }
     // And its pod gets no token to ask with in the first place.
-    const deployment = await adminApi.read<{
-      spec: { template: { spec: { automountServiceAccountToken: boolean } } };
-    }>('apps/v1', 'Deployment', namespace, 'kw-agent-sa-agent');
+    const deployment = await adminApi.read<AnyObject>(
+      'apps/v1',
+      'Deployment',
+      namespace,
+      'kw-agent-sa-agent',
+    );
     expect(deployment?.spec.template.spec.automountServiceAccountToken).toBe(false);
     await provider.delete('agent-sa', { removeVolumes: true });
   });
