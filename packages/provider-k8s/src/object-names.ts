@@ -19,9 +19,9 @@ export function boundedName(name: string, limit = maximumNameLength): string {
   const cleaned = name
     .toLowerCase()
     .replace(/[^a-z0-9-]/g, '-')
-    .replace(/^[^a-z]+/, '')
     .replace(/-+$/, '');
-  const safe = cleaned.length === 0 ? `k-${shortHash(name)}` : cleaned;
+  const safe =
+    cleaned.length === 0 ? `k-${shortHash(name)}` : /^[a-z]/.test(cleaned) ? cleaned : `k-${cleaned}`;
   if (safe.length <= limit) return safe;
   const hash = shortHash(name);
   const head = safe.slice(0, limit - hash.length - 1).replace(/-+$/, '');
