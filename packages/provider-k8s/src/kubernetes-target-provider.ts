@@ -61,6 +61,7 @@ import { deploymentSettled, RolloutError, waitForRollout } from './rollout.js';
 import { rotatedPlan } from './rotated-plan.js';
 import { acquireLease } from './rotation-lease.js';
 import { type KubernetesTargetOptions, kubernetesTargetOptionsSchema } from './target-options.js';
+import { kubernetesVerificationChecks } from './verification-checks.js';
 
 export const VERSION = '0.1.0';
 
@@ -1208,6 +1209,11 @@ export class KubernetesProvider implements TargetProviderV2<KubernetesTargetOpti
   }
 
   // ---------------------------------------------------------------- exec
+
+  /** Isolation checks of this target (API server, internet, DNS, token), run in the agent. */
+  verificationChecks(instance: InstanceDetailV2) {
+    return kubernetesVerificationChecks(instance);
+  }
 
   async exec(
     name: string,

@@ -74,11 +74,8 @@ describe('rotatedPlan', () => {
 
 describe('rollout judgement', () => {
   it('a Deployment is settled when its controller caught up and every replica is available', () => {
-    const deployment = (status: Record<string, number>, replicas = 1, generation = 2) => ({
-      metadata: { generation },
-      spec: { replicas },
-      status,
-    });
+    const deployment = (status: Record<string, number>, replicas = 1, generation = 2) =>
+      ({ metadata: { generation }, spec: { replicas }, status }) as never;
     expect(
       deploymentSettled(
         deployment({ observedGeneration: 2, replicas: 1, updatedReplicas: 1, availableReplicas: 1 }),
@@ -164,5 +161,45 @@ describe('small parts', () => {
     expect(bounded).toMatch(/^kw-x+-[0-9a-f]{8}$/);
     expect(boundedName(`${long}2`)).not.toBe(bounded);
     expect(boundedName('9lives')).toBe('k-9lives');
+  });
+});
+
+describe('verificationChecks', () => {
+  const detail = (networkMode: 'open' | 'proxy-only') =>
+    ({
+      name: 'a',
+      target: 'k8s',
+      state: 'running',
+      networkMode,
+      containers: [],
+      redactedSpec: {},
+      sidecars: [],
+    }) as const;
+  const run = (stdout: string) => ({ exitCode: 0, stdout, stderr: '', timedOut: false });
+
+  it('proxy-only: passes only on timeouts or unreachable networks, never on a refused connection', () => {
+    const checks = provider.verificationChecks(detail('proxy-only'));
+    expect(checks.map((item) => item.name)).toEqual([
+      'no-service-account-token',
+      'api-server-blocked',
+      'direct-egress-blocked',
+      'dns-blocked',
+    ]);
+    const isolated = run(
+      '{"apiServer":"timeout","internet":"ENETUNREACH","dns":"ECONNREFUSED","token":false}',
+    );
+    expect(checks.map((item) => item.judge(isolated).passed)).toEqual([true, true, true, true]);
+    const leaky = run(
+      '{"apiServer":"ECONNREFUSED","internet":"connected","dns":"resolved:10.0.0.10","token":true}',
+    );
+    expect(checks.map((item) => item.judge(leaky).passed)).toEqual([false, false, false, false]);
+    expect(checks[0]?.exec).toMatchObject({ container: 'agent', command: ['node', '-'] });
+    expect(checks[0]?.judge(run('node: not found')).passed).toBe(false);
+  });
+
+  it('open: only the token check (the agent may go around the proxy by design)', () => {
+    expect(provider.verificationChecks(detail('open')).map((item) => item.name)).toEqual([
+      'no-service-account-token',
+    ]);
   });
 });
