@@ -1,4 +1,4 @@
-import { composeRotationV2, isKeywardError } from '@keyward/core';
+import { composeRotationV2, type InstanceDetailV2, isKeywardError } from '@keyward/core';
 import { describe, expect, it } from 'vitest';
 import {
   buildManifests,
