@@ -165,16 +165,15 @@ describe('small parts', () => {
 });
 
 describe('verificationChecks', () => {
-  const detail = (networkMode: 'open' | 'proxy-only') =>
-    ({
-      name: 'a',
-      target: 'k8s',
-      state: 'running',
-      networkMode,
-      containers: [],
-      redactedSpec: {},
-      sidecars: [],
-    }) as const;
+  const detail = (networkMode: 'open' | 'proxy-only'): InstanceDetailV2 => ({
+    name: 'a',
+    target: 'k8s',
+    state: 'running',
+    networkMode,
+    containers: [],
+    redactedSpec: {},
+    sidecars: [],
+  });
   const run = (stdout: string) => ({ exitCode: 0, stdout, stderr: '', timedOut: false });
 
   it('proxy-only: passes only on timeouts or unreachable networks, never on a refused connection', () => {
