@@ -19,6 +19,7 @@ import {
   type TargetProviderV1,
   type VerifyOptionsV1,
   type VerifyResultV1,
+  withTimeout,
 } from '@keyward/core';
 import type { JobManager, JobSummary } from './jobs/job-manager.js';
 import type { Logger } from './logger.js';
@@ -76,17 +77,6 @@ function notFound(name: string, detail: string): KeywardError {
   });
 }
 
-function withTimeout<T>(promise: Promise<T>, milliseconds: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what} did not answer within ${milliseconds} ms`)),
-      milliseconds,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /**
  * What the routes and the CLI do, independent of HTTP: deploy and rotation jobs,
  * lifecycle, logs, verify and render, over every registered target.
@@ -113,7 +103,11 @@ export class InstanceOperations {
       this.registry.listTargets().map(async (target) => {
         let detection: DetectionResultV1;
         try {
-          detection = await withTimeout(target.detect(), this.#detectTimeout, `Target "${target.id}"`);
+          detection = await withTimeout(
+            target.detect(),
+            this.#detectTimeout,
+            `Target "${target.id}" did not answer within ${this.#detectTimeout} ms`,
+          );
         } catch (error) {
           detection = { available: false, reason: error instanceof Error ? error.message : String(error) };
         }

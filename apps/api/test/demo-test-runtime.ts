@@ -4,9 +4,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { dockerFromEnvironment } from '@keyward/images';
+import { type ExecResult, execInContainer } from '@keyward/provider-local';
 import type Docker from 'dockerode';
 import { build } from 'esbuild';
 import tar from 'tar-stream';
@@ -120,46 +120,11 @@ export async function execIn(
   container: string,
   command: string[],
   stdin?: string,
-): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
-  const exec = await docker.getContainer(container).exec({
-    Cmd: command,
-    AttachStdout: true,
-    AttachStderr: true,
-    AttachStdin: stdin !== undefined,
+): Promise<ExecResult> {
+  return execInContainer(docker, container, command, {
+    ...(stdin === undefined ? {} : { stdin }),
+    timeoutMs: 60_000,
   });
-  const stream = (await exec.start({ hijack: true, stdin: stdin !== undefined })) as NodeJS.ReadWriteStream;
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const error: Buffer[] = [];
-  stdout.on('data', (chunk: Buffer) => out.push(chunk));
-  stderr.on('data', (chunk: Buffer) => error.push(chunk));
-  docker.modem.demuxStream(stream, stdout, stderr);
-  if (stdin !== undefined) {
-    stream.write(stdin);
-    (stream as unknown as { end(): void }).end();
-  }
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`exec in ${container} timed out`)), 60_000);
-    const finish = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    stream.on('end', finish);
-    stream.on('close', finish);
-    stream.on('error', reject);
-  });
-  let exitCode: number | null = null;
-  for (let attempt = 0; attempt < 40 && exitCode === null; attempt += 1) {
-    const info = await exec.inspect();
-    if (!info.Running) exitCode = info.ExitCode ?? null;
-    else await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    exitCode,
-    stdout: Buffer.concat(out).toString('utf8'),
-    stderr: Buffer.concat(error).toString('utf8'),
-  };
 }
 
 /** A container's stdout and stderr so far, as lines (frames of the multiplexed log stream joined). */

@@ -1,4 +1,5 @@
 export * from './composition/index.js';
+export * from './dns-label.js';
 export * from './errors/index.js';
 export * from './instance-spec.js';
 export * from './labels.js';
@@ -7,4 +8,5 @@ export * from './redaction.js';
 export * from './registry.js';
 export * from './spec/v1/index.js';
 export * from './spec/v2/index.js';
+export * from './timeout.js';
 export const VERSION = '0.1.0';

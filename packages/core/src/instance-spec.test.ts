@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isKeywardError } from './errors/keyward-error.js';
 import { parseInstanceSpec } from './instance-spec.js';
 
-const valid = { name: 'my-agent', agent: { image: 'localhost/agent:1' } };
+const valid = { name: 'my-agent', agent: { image: 'localhost/agent:1', port: 18789 } };
 
 function problemsOf(input: unknown): string[] {
   try {
@@ -16,21 +16,36 @@ function problemsOf(input: unknown): string[] {
 }
 
 describe('instance spec', () => {
-  it('fills defaults: target local, proxy-only egress, agent port 18789, loopback host address', () => {
+  it('fills defaults: target local, proxy-only egress, no state directories, no target options', () => {
     const spec = parseInstanceSpec(valid);
     expect(spec).toEqual({
       apiVersion: 'keyward.dev/v1',
       name: 'my-agent',
       target: 'local',
-      agent: {
-        image: 'localhost/agent:1',
-        port: 18789,
-        env: {},
-        skillsDirectory: '/home/node/.openclaw/skills',
-      },
-      network: { egress: 'proxy-only', hostAddress: '127.0.0.1' },
+      agent: { image: 'localhost/agent:1', port: 18789, env: {}, stateDirectories: [] },
+      targetOptions: {},
+      network: { egress: 'proxy-only' },
       sidecars: {},
     });
+  });
+
+  it('has no agent-specific defaults: the port is required', () => {
+    expect(problemsOf({ name: 'a', agent: { image: 'x' } })).toEqual([
+      expect.stringMatching(/^agent\.port: /),
+    ]);
+  });
+
+  it('moves the v1 host port and address into the target options, without overriding given ones', () => {
+    expect(
+      parseInstanceSpec({ ...valid, network: { egress: 'open', hostPort: 8080, hostAddress: '0.0.0.0' } }),
+    ).toMatchObject({
+      network: { egress: 'open' },
+      targetOptions: { hostPort: 8080, hostAddress: '0.0.0.0' },
+    });
+    expect(
+      parseInstanceSpec({ ...valid, targetOptions: { hostPort: 9090 }, network: { hostPort: 8080 } })
+        .targetOptions,
+    ).toEqual({ hostPort: 9090 });
   });
 
   it('accepts a 63-character name and rejects a 64-character one', () => {

@@ -1,15 +1,15 @@
 import * as z from 'zod';
+import { dnsLabelMaxLength, dnsLabelPattern } from './dns-label.js';
 import { KeywardError } from './errors/keyward-error.js';
 import { networkModes } from './spec/v1/network-mode.js';
 
-const dnsLabelPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const environmentNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** A DNS-1123 label: what Kubernetes, podman and docker all accept as a name. */
 export const dnsLabelSchema = z
   .string({ error: 'must be a string' })
   .min(1, { error: 'must not be empty' })
-  .max(63, { error: 'must be at most 63 characters (a DNS-1123 label)' })
+  .max(dnsLabelMaxLength, { error: `must be at most ${dnsLabelMaxLength} characters (a DNS-1123 label)` })
   .regex(dnsLabelPattern, {
     error:
       'must be a DNS-1123 label: lower-case letters, digits and "-", starting and ending with a letter or digit (for example "my-agent")',

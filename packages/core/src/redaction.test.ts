@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { KeywardError } from './errors/keyward-error.js';
-import { REDACTED, redact, SecretRedactor } from './redaction.js';
+import { REDACTED, redact, registerRedactionPattern, SecretRedactor } from './redaction.js';
 
 const secret = 'sk-live-4f9a1c2e7b';
 
@@ -40,19 +40,22 @@ describe('redact', () => {
     expect(redact(new Error(`x ${secret}`), redactor())).toEqual({ name: 'Error', message: `x ${REDACTED}` });
   });
 
-  it('redacts by key even for values it has never seen', () => {
+  it('redacts by key even for values it has never seen, with the patterns providers registered', () => {
+    const before = redact({ ACME_CRED_GITHUB: 'sealed-value' }, new SecretRedactor());
+    expect(before).toEqual({ ACME_CRED_GITHUB: 'sealed-value' });
+    registerRedactionPattern(/^ACME_(CRED|AUTH)_/i);
     const output = redact(
       {
         password: 'never-registered',
-        TOKENIZER_AUTH_GITHUB: 'abc123abc123',
-        TOKENIZER_CRED_GITHUB: 'sealed',
-        TOKENIZER_SEAL_KEY: 'public-key-stays',
+        ACME_AUTH_GITHUB: 'abc123abc123',
+        ACME_CRED_GITHUB: 'sealed',
+        ACME_SEAL_KEY: 'public-key-stays',
         OPENAI_API_KEY: 'sk-123456',
         secrets: [
           {
             name: 'open-key',
             value: 'deadbeefdeadbeef',
-            visibleTo: ['tokenizer'],
+            visibleTo: ['proxy'],
             delivery: { type: 'file' },
           },
         ],
@@ -61,11 +64,11 @@ describe('redact', () => {
     );
     expect(output).toEqual({
       password: REDACTED,
-      TOKENIZER_AUTH_GITHUB: REDACTED,
-      TOKENIZER_CRED_GITHUB: REDACTED,
-      TOKENIZER_SEAL_KEY: 'public-key-stays',
+      ACME_AUTH_GITHUB: REDACTED,
+      ACME_CRED_GITHUB: REDACTED,
+      ACME_SEAL_KEY: 'public-key-stays',
       OPENAI_API_KEY: REDACTED,
-      secrets: [{ name: 'open-key', value: REDACTED, visibleTo: ['tokenizer'], delivery: { type: 'file' } }],
+      secrets: [{ name: 'open-key', value: REDACTED, visibleTo: ['proxy'], delivery: { type: 'file' } }],
     });
   });
 

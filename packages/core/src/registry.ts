@@ -1,13 +1,16 @@
 import { adaptSidecarProviderV1 } from './composition/sidecar-provider-v1-adapter.js';
+import { adaptTargetProviderV1 } from './composition/target-provider-v1-adapter.js';
+import { dnsLabelPattern } from './dns-label.js';
 import { KeywardError, registerErrorCodes } from './errors/keyward-error.js';
 import { registerRedactionPattern } from './redaction.js';
 import type { KeywardPluginV1 } from './spec/v1/plugin-v1.js';
 import type { SidecarProviderV1 } from './spec/v1/sidecar-provider-v1.js';
+import type { TargetProviderV1 } from './spec/v1/target-provider-v1.js';
 import type { KeywardPluginV2 } from './spec/v2/plugin-v2.js';
 import type { SidecarProviderV2 } from './spec/v2/sidecar-provider-v2.js';
 import type { TargetProviderV2 } from './spec/v2/target-provider-v2.js';
 
-/** v1 sidecars load through an adapter; targets implement v2. */
+/** v1 providers load through adapters (`adaptSidecarProviderV1`, `adaptTargetProviderV1`). */
 export const supportedSpecificationVersions = ['v1', 'v2'] as const;
 
 export interface PluginLoadError {
@@ -46,7 +49,7 @@ function assertSpecificationVersion(
 export function resolveSidecarProvider(candidate: unknown): AnySidecarProvider {
   assertSpecificationVersion('Sidecar', candidate);
   const provider = candidate as AnySidecarProvider | SidecarProviderV1<unknown, unknown>;
-  if (typeof provider.id !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(provider.id)) {
+  if (typeof provider.id !== 'string' || !dnsLabelPattern.test(provider.id)) {
     throw new KeywardError({
       code: 'INVALID_INPUT',
       message: `Sidecar provider id ${describe(candidate)} must be a DNS label.`,
@@ -72,9 +75,10 @@ export function resolveSidecarProvider(candidate: unknown): AnySidecarProvider {
 }
 
 export function resolveTargetProvider(candidate: unknown): AnyTargetProvider {
-  assertSpecificationVersion('Target', candidate, ['v2']);
-  const provider = candidate as AnyTargetProvider;
-  if (typeof provider.id !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(provider.id)) {
+  assertSpecificationVersion('Target', candidate);
+  const provider = candidate as AnyTargetProvider | TargetProviderV1;
+  const version = provider.specificationVersion;
+  if (typeof provider.id !== 'string' || !dnsLabelPattern.test(provider.id)) {
     throw new KeywardError({
       code: 'INVALID_INPUT',
       message: `Target provider id ${describe(candidate)} must be a DNS label.`,
@@ -90,9 +94,9 @@ export function resolveTargetProvider(candidate: unknown): AnyTargetProvider {
     'restart',
     'logs',
     'delete',
-    'addressOf',
+    ...(version === 'v2' ? (['addressOf'] as const) : []),
   ] as const) {
-    if (typeof provider[member] !== 'function') {
+    if (typeof (provider as unknown as Record<string, unknown>)[member] !== 'function') {
       throw new KeywardError({
         code: 'INVALID_INPUT',
         providerId: provider.id,
@@ -100,6 +104,7 @@ export function resolveTargetProvider(candidate: unknown): AnyTargetProvider {
       });
     }
   }
+  if (provider.specificationVersion === 'v1') return adaptTargetProviderV1(provider);
   if (typeof provider.configSchema?.safeParse !== 'function') {
     throw new KeywardError({
       code: 'INVALID_INPUT',

@@ -5,7 +5,8 @@ import Docker from 'dockerode';
  * A dockerode client for `DOCKER_HOST` (unix:// or tcp://), else the first socket that exists:
  * the podman service `scripts/setup.sh` starts (`KEYWARD_PODMAN_SOCKET`, default
  * /run/keyward-podman.sock), podman's rootful socket, docker's. Only for scripts and tests;
- * providers take their client injected.
+ * providers take their client injected. Not provider-local's `detectRuntime`: provider-local's
+ * tests build their images with this package, so importing it back would be a package cycle.
  */
 export function dockerFromEnvironment(
   environment: NodeJS.ProcessEnv = process.env,

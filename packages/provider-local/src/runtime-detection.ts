@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { DetectionResultV1 } from '@keyward/core';
+import { type DetectionResultV1, withTimeout } from '@keyward/core';
 import Docker from 'dockerode';
 import { type RuntimeKind, runtimeKindFromVersion } from './runtime-differences.js';
 
@@ -83,6 +83,8 @@ export const runtimeStartHint =
 
 export interface DetectedRuntime {
   result: DetectionResultV1;
+  /** Each strategy that did not find a runtime, and why (also in `result.reason`). */
+  tried: string[];
   docker?: Docker;
   kind?: RuntimeKind;
 }
@@ -94,10 +96,16 @@ export interface DetectRuntimeOptions {
   timeoutMs?: number;
 }
 
-function describeEndpoint(endpoint: RuntimeEndpoint): string {
+/** The endpoint as a URL, for messages and `DetectionResultV1.runtime.endpoint`. */
+export function describeEndpoint(endpoint: RuntimeEndpoint): string {
   return 'socketPath' in endpoint
     ? `unix://${endpoint.socketPath}`
     : `${endpoint.protocol}://${endpoint.host}:${endpoint.port}`;
+}
+
+/** A dockerode client for an endpoint. */
+export function dockerForEndpoint(endpoint: RuntimeEndpoint): Docker {
+  return 'socketPath' in endpoint ? new Docker({ socketPath: endpoint.socketPath }) : new Docker(endpoint);
 }
 
 /** Tries each strategy in order; the first whose API answers `version` wins. */
@@ -108,10 +116,7 @@ export async function detectRuntime(options: DetectRuntimeOptions = {}): Promise
     uid: options.context?.uid ?? process.getuid?.() ?? 0,
     fileExists: options.context?.fileExists ?? existsSync,
   };
-  const createClient =
-    options.createClient ??
-    ((endpoint: RuntimeEndpoint) =>
-      'socketPath' in endpoint ? new Docker({ socketPath: endpoint.socketPath }) : new Docker(endpoint));
+  const createClient = options.createClient ?? dockerForEndpoint;
   const tried: string[] = [];
   for (const strategy of strategies) {
     const endpoint = strategy.endpoint(context);
@@ -126,6 +131,7 @@ export async function detectRuntime(options: DetectRuntimeOptions = {}): Promise
       return {
         docker,
         kind,
+        tried,
         result: {
           available: true,
           strategy: strategy.name,
@@ -139,26 +145,11 @@ export async function detectRuntime(options: DetectRuntimeOptions = {}): Promise
     }
   }
   return {
+    tried,
     result: {
       available: false,
       reason: `No container runtime found. Tried: ${tried.join('; ')}.`,
       hint: runtimeStartHint,
     },
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, milliseconds: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${milliseconds} ms`)), milliseconds);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }

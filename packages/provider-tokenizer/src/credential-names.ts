@@ -56,3 +56,28 @@ export function credentialSecretNames(name: string): { token: string; auth: stri
   const suffix = credentialSecretSuffix(sanitizeCredentialName(name));
   return { token: `tokenizer-cred-${suffix}`, auth: `tokenizer-auth-${suffix}` };
 }
+
+/**
+ * Secret names of a credential sealed for another sidecar's request: `tokenizer-req-<from>-<id>`
+ * plus `-cred`/`-auth` (the prefix never meets the agent's `tokenizer-cred-`/`tokenizer-auth-`).
+ * Long or awkward ids get a hash, so names stay DNS labels of at most 63 characters.
+ */
+export function requestSecretNames(from: string, requestId: string): { token: string; auth: string } {
+  const readable = `${from}-${requestId}`;
+  const base =
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(readable) && readable.length <= 40
+      ? readable
+      : `${readable
+          .toLowerCase()
+          .replace(/[^a-z0-9]+/g, '-')
+          .replace(/^-+|-+$/g, '')
+          .slice(0, 28)
+          .replace(
+            /-+$/g,
+            '',
+          )}-x${createHash('sha256').update(`${from}\u0000${requestId}`, 'utf8').digest('hex').slice(0, 10)}`.replace(
+          /^-/,
+          '',
+        );
+  return { token: `tokenizer-req-${base}-cred`, auth: `tokenizer-req-${base}-auth` };
+}

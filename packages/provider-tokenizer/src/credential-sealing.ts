@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { registerSecret } from '@keyward/core';
 import { bearerDigest, type ProcessorDefinition, sealKeyFromOpenKey, sealSecret } from '@keyward/tokenizer';
-import type { TokenizerProcessorConfig } from './tokenizer-config.js';
+import {
+  DEFAULT_HEADER_DST,
+  DEFAULT_HEADER_FMT,
+  DEFAULT_HMAC_FMT,
+  type TokenizerProcessorConfig,
+} from './tokenizer-config.js';
 
 /** What a credential is, minus its value: everything here may be persisted and shown. */
 export interface CredentialShape {
@@ -40,11 +45,14 @@ export function tokenFingerprint(sealedToken: string): string {
 export function processorDefinition(shape: CredentialShape, secret: string): ProcessorDefinition {
   const processor = shape.processor;
   if (processor === undefined) {
+    // dst and fmt are always sealed: a sealed dst/fmt makes the proxy refuse a client's own
+    // (`Proxy-Tokenizer: <token>; {"dst":…}`), so the credential cannot be moved to a header
+    // the upstream echoes.
     return {
       type: 'inject',
       token: secret,
-      ...(shape.headerDst === undefined ? {} : { dst: shape.headerDst }),
-      ...(shape.headerFmt === undefined ? {} : { fmt: shape.headerFmt }),
+      dst: shape.headerDst ?? DEFAULT_HEADER_DST,
+      fmt: shape.headerFmt ?? DEFAULT_HEADER_FMT,
     };
   }
   switch (processor.type) {
@@ -53,8 +61,8 @@ export function processorDefinition(shape: CredentialShape, secret: string): Pro
         type: 'inject_hmac',
         key: secret,
         hash: processor.hash ?? 'sha256',
-        ...(processor.dst === undefined ? {} : { dst: processor.dst }),
-        ...(processor.fmt === undefined ? {} : { fmt: processor.fmt }),
+        dst: processor.dst ?? DEFAULT_HEADER_DST,
+        fmt: processor.fmt ?? DEFAULT_HMAC_FMT,
       };
     case 'inject_body':
       return {

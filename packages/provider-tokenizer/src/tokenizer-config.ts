@@ -1,3 +1,4 @@
+import { RESERVED_DST_HEADERS } from '@keyward/tokenizer';
 import * as z from 'zod';
 import { sanitizeCredentialName } from './credential-names.js';
 
@@ -105,15 +106,8 @@ const hostListSchema = z
 // Header options
 
 const headerTokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const strippedHeaders = new Set([
-  'proxy-authorization',
-  'proxy-tokenizer',
-  'proxy-connection',
-  'connection',
-  'host',
-  'content-length',
-  'transfer-encoding',
-]);
+// The proxy's own rule: a credential sealed for one of these would be refused at request time.
+const strippedHeaders = new Set(RESERVED_DST_HEADERS);
 
 export function describeHeaderNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'must not be empty; write a header name such as "Authorization"';
@@ -266,13 +260,27 @@ const secretSchema = z
     error: `must be at most ${MAXIMUM_SECRET_LENGTH} characters; paste only the credential itself`,
   });
 
+/** Sealed into every inject credential, so the agent cannot move the credential to another header. */
+export const DEFAULT_HEADER_DST = 'Authorization';
+export const DEFAULT_HEADER_FMT = 'Bearer %s';
+/** The proxy's own default for binary (HMAC) values; sealed into every inject_hmac credential. */
+export const DEFAULT_HMAC_FMT = 'Bearer %x';
+
 const credentialShape = {
   name: nameSchema,
   /** The raw credential. Optional in the schema so redacted configs stay valid; deploy requires it. */
   secret: secretSchema.optional(),
   allowedHosts: hostListSchema,
-  headerDst: headerNameSchema.optional(),
-  headerFmt: stringFormatSchema.optional(),
+  headerDst: headerNameSchema
+    .describe(
+      `The header the proxy writes the credential into (default "${DEFAULT_HEADER_DST}"). Fixed at seal time: the proxy refuses a request that asks for another header.`,
+    )
+    .optional(),
+  headerFmt: stringFormatSchema
+    .describe(
+      `The header value, "%s" standing for the credential (default "${DEFAULT_HEADER_FMT}"). Fixed at seal time: the proxy refuses a request that asks for another format.`,
+    )
+    .optional(),
   processor: processorSchema.optional(),
 };
 
@@ -428,3 +436,43 @@ export const tokenizerChangeSchema = z
 export type TokenizerChange = z.output<typeof tokenizerChangeSchema>;
 export type TokenizerChangeInput = z.input<typeof tokenizerChangeSchema>;
 export type TokenizerChangeCredential = TokenizerChange['credentials'][number];
+
+// ---------------------------------------------------------------------------------------
+// Requests from other sidecars: "seal this credential for my container".
+
+const environmentVariableSchema = z
+  .string({ error: 'must be an environment variable name such as "OPENAI_SEALED_TOKEN"' })
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {
+    error: 'must be an environment variable name: letters, digits and "_", not starting with a digit',
+  })
+  .max(128, { error: 'must be at most 128 characters' });
+
+/**
+ * The payload of a `sealed-credential` request (`SidecarRequestV2.payload`): one credential,
+ * sealed by the tokenizer for the asking container. The requester's container receives the
+ * sealed token in `tokenVariable` and the proxy password in `authVariable` (default
+ * `<tokenVariable>_AUTH`), and nothing else; `secret` goes only into the sealed token.
+ */
+export const sealedCredentialRequestSchema = z
+  .object({
+    ...credentialShape,
+    secret: secretSchema.min(1, {
+      error: 'must not be empty: the credential to seal, for example the provider API key',
+    }),
+    tokenVariable: environmentVariableSchema,
+    authVariable: environmentVariableSchema.optional(),
+  })
+  .strict()
+  .superRefine((request, context) => {
+    checkCredential(request, context);
+    if ((request.authVariable ?? `${request.tokenVariable}_AUTH`) === request.tokenVariable) {
+      context.addIssue({
+        code: 'custom',
+        path: ['authVariable'],
+        message: 'must differ from tokenVariable: the sealed token and the proxy password are two variables',
+      });
+    }
+  });
+
+export type SealedCredentialRequest = z.output<typeof sealedCredentialRequestSchema>;
+export type SealedCredentialRequestInput = z.input<typeof sealedCredentialRequestSchema>;

@@ -1,4 +1,4 @@
-import type { ContainerContributionV1, FileContributionV1, SecretContributionV1 } from '@keyward/core';
+import type { ContainerContributionV2, FileContributionV2, SecretContributionV2 } from '@keyward/core';
 import { tokenDigest } from '@keyward/tokenizer';
 
 export const TOKENIZER_CONTAINER_NAME = 'tokenizer';
@@ -30,7 +30,7 @@ export interface TokenizerRuntimeOptions {
   upstreamCaCertificates?: string | undefined;
 }
 
-export function tokenizerContainer(options: TokenizerRuntimeOptions): ContainerContributionV1 {
+export function tokenizerContainer(options: TokenizerRuntimeOptions): ContainerContributionV2 {
   const env: Record<string, string> = {
     [serverEnvironment.listenAddress]: `0.0.0.0:${options.port}`,
     [serverEnvironment.openKeyFile]: OPEN_KEY_FILE_PATH,
@@ -64,11 +64,12 @@ export function tokenizerContainer(options: TokenizerRuntimeOptions): ContainerC
       noNewPrivileges: true,
     },
     tmpfs: ['/tmp'],
-    egress: 'internet',
+    // The proxy dials the credentials' upstreams, which the user lists per credential.
+    egress: { type: 'internet' },
   };
 }
 
-export function openKeySecret(openKey: string): SecretContributionV1 {
+export function openKeySecret(openKey: string): SecretContributionV2 {
   return {
     name: OPEN_KEY_SECRET_NAME,
     value: openKey,
@@ -83,7 +84,7 @@ export function openKeySecret(openKey: string): SecretContributionV1 {
  * the proxy as an open egress; with this list the proxy opens only the tokens keyward issued.
  * A rotation rewrites it, so a removed or replaced credential's old token stops working.
  */
-export function allowedTokensFile(sealedTokens: readonly string[]): FileContributionV1 {
+export function allowedTokensFile(sealedTokens: readonly string[]): FileContributionV2 {
   const lines = sealedTokens.map((token) => `sha256:${tokenDigest(token)}`);
   return {
     container: TOKENIZER_CONTAINER_NAME,
@@ -94,7 +95,7 @@ export function allowedTokensFile(sealedTokens: readonly string[]): FileContribu
   };
 }
 
-export function upstreamCaFile(pem: string): FileContributionV1 {
+export function upstreamCaFile(pem: string): FileContributionV2 {
   return {
     container: TOKENIZER_CONTAINER_NAME,
     root: 'absolute',

@@ -22,8 +22,30 @@ export interface TokenizerCredentialMetadata {
   tokenFingerprint: string;
 }
 
+/**
+ * A credential sealed for another sidecar's container (a `sealed-credential` request). Kept so
+ * a rotation, which sees no requests, keeps its sealed token byte for byte.
+ */
+export interface TokenizerAnsweredRequestMetadata {
+  /** The asking provider and its request id. */
+  from: string;
+  id: string;
+  /** The asker's container that holds the sealed token and proxy password. */
+  container: string;
+  name: string;
+  allowedHosts: string[];
+  headerDst?: string;
+  headerFmt?: string;
+  processor?: z.output<typeof processorSchema>;
+  secretNames: { token: string; auth: string };
+  /** Env variables of `container` the two secrets are delivered as (the asker chose them). */
+  variables: { token: string; auth: string };
+  tokenFingerprint: string;
+}
+
 export interface TokenizerMetadata {
-  schemaVersion: 1;
+  /** 2 added `requests`; 1 (before spec v2) reads as 2 with no requests. */
+  schemaVersion: 2;
   image: string;
   port: number;
   adminPort: number;
@@ -35,6 +57,8 @@ export interface TokenizerMetadata {
   openKeySecret: string;
   proxyUrl: string;
   credentials: TokenizerCredentialMetadata[];
+  /** Credentials sealed for other sidecars' containers. */
+  requests: TokenizerAnsweredRequestMetadata[];
 }
 
 const credentialMetadataSchema = z.object({
@@ -49,8 +73,22 @@ const credentialMetadataSchema = z.object({
   tokenFingerprint: z.string(),
 });
 
+const answeredRequestMetadataSchema = z.object({
+  from: z.string(),
+  id: z.string(),
+  container: z.string(),
+  name: z.string(),
+  allowedHosts: z.array(z.string()),
+  headerDst: z.string().optional(),
+  headerFmt: z.string().optional(),
+  processor: processorSchema.optional(),
+  secretNames: z.object({ token: z.string(), auth: z.string() }),
+  variables: z.object({ token: z.string(), auth: z.string() }),
+  tokenFingerprint: z.string(),
+});
+
 export const tokenizerMetadataSchema = z.object({
-  schemaVersion: z.literal(1),
+  schemaVersion: z.union([z.literal(1), z.literal(2)]).transform(() => 2 as const),
   image: z.string().min(1),
   port: z.number().int(),
   adminPort: z.number().int(),
@@ -60,6 +98,7 @@ export const tokenizerMetadataSchema = z.object({
   openKeySecret: z.string().min(1),
   proxyUrl: z.string(),
   credentials: z.array(credentialMetadataSchema),
+  requests: z.array(answeredRequestMetadataSchema).default([]),
 });
 
 export function metadataToJson(metadata: TokenizerMetadata): JsonObject {

@@ -1,19 +1,22 @@
 import {
   AGENT_CONTAINER_NAME,
+  type FileContributionV2,
   type JsonObject,
   KeywardError,
-  type PlanWarningV1,
+  type PlanWarningV2,
+  type ReceivedRequestV2,
   registerSecret,
-  type SecretContributionV1,
-  type SidecarContextV1,
-  type SidecarContributionV1,
-  type SidecarProviderV1,
-  type SidecarRotationStateV1,
+  type SecretContributionV2,
+  type SidecarContextV2,
+  type SidecarContributionV2,
+  type SidecarProviderV2,
+  type SidecarStateV2,
 } from '@keyward/core';
-import { sealKeyFromOpenKey } from '@keyward/tokenizer';
+import { openSecret, sealKeyFromOpenKey } from '@keyward/tokenizer';
 import {
   credentialSecretNames,
   credentialVariableNames,
+  requestSecretNames,
   sanitizeCredentialName,
 } from './credential-names.js';
 import {
@@ -25,6 +28,7 @@ import {
   tokenFingerprint,
 } from './credential-sealing.js';
 import {
+  sealedCredentialRequestSchema,
   TOKENIZER_DEFAULT_IMAGE,
   type TokenizerChange,
   type TokenizerChangeCredential,
@@ -43,21 +47,41 @@ import {
 } from './tokenizer-container.js';
 import {
   metadataToJson,
+  type TokenizerAnsweredRequestMetadata,
   type TokenizerCredentialMetadata,
   type TokenizerMetadata,
   tokenizerMetadataSchema,
 } from './tokenizer-metadata.js';
 import { generateTokenizerSkill, TOKENIZER_SKILL_PATH } from './tokenizer-skill.js';
+import { tokenizerVerification } from './tokenizer-verification.js';
+import { nextRedactedTokenizerConfig, tokenizerView } from './tokenizer-view.js';
 
 export const TOKENIZER_PROVIDER_ID = 'tokenizer';
+/** The request kind other sidecars send to have a credential sealed for their container. */
+export const SEALED_CREDENTIAL_REQUEST_KIND = 'sealed-credential';
 
 export interface TokenizerProviderSettings {
   /** Image used when a config has no `image`; defaults to `TOKENIZER_DEFAULT_IMAGE`. */
   defaultImage?: string;
 }
 
-export type TokenizerProvider = SidecarProviderV1<TokenizerConfig, TokenizerChange> & {
-  readonly rotation: NonNullable<SidecarProviderV1<TokenizerConfig, TokenizerChange>['rotation']>;
+/** What the tokenizer exports to the providers that require it (non-secret). */
+export interface TokenizerExports {
+  /** The proxy URL as the agent dials it. Other containers build theirs from `proxy` with `addressOf`. */
+  proxyUrl: string;
+  proxy: { container: string; port: number };
+  /** Public X25519 key (hex) that seals for this instance's proxy. */
+  sealKey: string;
+}
+
+type Provider = SidecarProviderV2<TokenizerConfig, TokenizerChange>;
+
+export type TokenizerProvider = Provider & {
+  readonly rotation: NonNullable<Provider['rotation']>;
+  readonly verification: NonNullable<Provider['verification']>;
+  readonly view: NonNullable<Provider['view']>;
+  readonly answers: NonNullable<Provider['answers']>;
+  readonly errorCodes: NonNullable<Provider['errorCodes']>;
 };
 
 function invalid(message: string, details?: Record<string, unknown>): never {
@@ -85,29 +109,43 @@ function shapeOf(credential: {
   };
 }
 
+/** A credential sealed for another sidecar's container, with where it goes. */
+interface AnsweredRequest {
+  from: string;
+  id: string;
+  container: string;
+  variables: { token: string; auth: string };
+  sealed: SealedCredential;
+}
+
 function buildContribution(
-  context: SidecarContextV1,
+  context: SidecarContextV2,
   runtime: TokenizerRuntimeOptions,
   keys: TokenizerKeyPair,
   credentials: readonly SealedCredential[],
-): SidecarContributionV1 {
-  const proxyUrl = context.addressOf(TOKENIZER_CONTAINER_NAME, runtime.port);
-  const secrets: SecretContributionV1[] = [openKeySecret(keys.openKey)];
+  answered: readonly AnsweredRequest[],
+  extraWarnings: readonly PlanWarningV2[] = [],
+): SidecarContributionV2 {
+  const proxyUrl = `http://${context.addressOf(AGENT_CONTAINER_NAME, TOKENIZER_CONTAINER_NAME, runtime.port)}`;
+  const secrets: SecretContributionV2[] = [openKeySecret(keys.openKey)];
   const agentEnv: Record<string, string> = {
     TOKENIZER_PROXY_URL: proxyUrl,
     TOKENIZER_SEAL_KEY: keys.sealKey,
   };
-  const credentialMetadata: TokenizerCredentialMetadata[] = [];
   const usedSecretNames = new Set<string>([OPEN_KEY_SECRET_NAME]);
-  for (const credential of credentials) {
-    const { shape } = credential;
-    const variables = credentialVariableNames(shape.name);
-    const secretNames = credentialSecretNames(shape.name);
-    for (const name of [secretNames.token, secretNames.auth]) {
+  const claim = (names: { token: string; auth: string }) => {
+    for (const name of [names.token, names.auth]) {
       // Suffixes carry a hash of the key; a clash would need two keys with equal hashes.
       if (usedSecretNames.has(name)) invalid(`Two credentials map to the secret name "${name}"; rename one.`);
       usedSecretNames.add(name);
     }
+  };
+  const credentialMetadata: TokenizerCredentialMetadata[] = [];
+  for (const credential of credentials) {
+    const { shape } = credential;
+    const variables = credentialVariableNames(shape.name);
+    const secretNames = credentialSecretNames(shape.name);
+    claim(secretNames);
     secrets.push(
       {
         name: secretNames.token,
@@ -138,7 +176,44 @@ function buildContribution(
     });
   }
 
-  const files: SidecarContributionV1['files'] = [
+  const requestMetadata: TokenizerAnsweredRequestMetadata[] = [];
+  for (const answer of answered) {
+    const { shape } = answer.sealed;
+    const secretNames = requestSecretNames(answer.from, answer.id);
+    claim(secretNames);
+    // Only the asking container sees them; the agent never does.
+    secrets.push(
+      {
+        name: secretNames.token,
+        value: answer.sealed.sealedToken,
+        visibleTo: [answer.container],
+        delivery: { type: 'env', variable: answer.variables.token },
+        forRequest: answer.id,
+      },
+      {
+        name: secretNames.auth,
+        value: answer.sealed.authPassword,
+        visibleTo: [answer.container],
+        delivery: { type: 'env', variable: answer.variables.auth },
+        forRequest: answer.id,
+      },
+    );
+    requestMetadata.push({
+      from: answer.from,
+      id: answer.id,
+      container: answer.container,
+      name: shape.name,
+      allowedHosts: [...shape.allowedHosts],
+      ...(shape.headerDst === undefined ? {} : { headerDst: shape.headerDst }),
+      ...(shape.headerFmt === undefined ? {} : { headerFmt: shape.headerFmt }),
+      ...(shape.processor === undefined ? {} : { processor: shape.processor }),
+      secretNames,
+      variables: { ...answer.variables },
+      tokenFingerprint: tokenFingerprint(answer.sealed.sealedToken),
+    });
+  }
+
+  const files: FileContributionV2[] = [
     {
       container: AGENT_CONTAINER_NAME,
       root: 'skills',
@@ -147,12 +222,17 @@ function buildContribution(
       mode: 0o644,
     },
   ];
-  files.push(allowedTokensFile(credentials.map((credential) => credential.sealedToken)));
+  files.push(
+    allowedTokensFile([
+      ...credentials.map((credential) => credential.sealedToken),
+      ...answered.map((answer) => answer.sealed.sealedToken),
+    ]),
+  );
   if (runtime.upstreamCaCertificates !== undefined)
     files.push(upstreamCaFile(runtime.upstreamCaCertificates));
 
-  const warnings: PlanWarningV1[] = [];
-  if (credentials.length === 0) {
+  const warnings: PlanWarningV2[] = [...extraWarnings];
+  if (credentials.length === 0 && answered.length === 0) {
     warnings.push({
       code: 'TOKENIZER_NO_CREDENTIALS',
       message: 'The tokenizer has no credentials: it refuses every request until you add one.',
@@ -167,7 +247,7 @@ function buildContribution(
   }
 
   const metadata: TokenizerMetadata = {
-    schemaVersion: 1,
+    schemaVersion: 2,
     image: runtime.image,
     port: runtime.port,
     adminPort: runtime.adminPort,
@@ -179,6 +259,12 @@ function buildContribution(
     openKeySecret: OPEN_KEY_SECRET_NAME,
     proxyUrl,
     credentials: credentialMetadata,
+    requests: requestMetadata,
+  };
+  const exports: TokenizerExports = {
+    proxyUrl,
+    proxy: { container: TOKENIZER_CONTAINER_NAME, port: runtime.port },
+    sealKey: keys.sealKey,
   };
 
   return {
@@ -186,9 +272,53 @@ function buildContribution(
     secrets,
     files,
     agentEnv,
+    connections: [{ from: AGENT_CONTAINER_NAME, to: TOKENIZER_CONTAINER_NAME, port: runtime.port }],
+    exports: exports as unknown as JsonObject,
     metadata: metadataToJson(metadata),
     ...(warnings.length > 0 ? { warnings } : {}),
   };
+}
+
+/** Seals what other sidecars asked for, each for the container that asked. */
+function answerRequests(
+  requests: readonly ReceivedRequestV2[],
+  sealKey: string,
+  randomBytes: (length: number) => Uint8Array,
+): AnsweredRequest[] {
+  return requests.map((request) => {
+    if (request.kind !== SEALED_CREDENTIAL_REQUEST_KIND) {
+      throw new KeywardError({
+        code: 'UNSUPPORTED_CAPABILITY',
+        providerId: request.from,
+        message: `Sidecar "${request.from}" asked the tokenizer for "${request.kind}"; the tokenizer answers only "${SEALED_CREDENTIAL_REQUEST_KIND}".`,
+      });
+    }
+    // The composer validated the payload already; parse again for the defaults and types.
+    const parsed = sealedCredentialRequestSchema.safeParse(request.payload);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map(
+        (issue) =>
+          `sidecars.${request.from} (request ${request.id}).${issue.path.join('.')}: ${issue.message}`,
+      );
+      throw new KeywardError({
+        code: 'INVALID_PROVIDER_CONFIG',
+        providerId: request.from,
+        message: `Sidecar "${request.from}" asked the tokenizer to seal an invalid credential: ${problems.join('; ')}`,
+        details: { problems },
+      });
+    }
+    const payload = parsed.data;
+    return {
+      from: request.from,
+      id: request.id,
+      container: request.container,
+      variables: {
+        token: payload.tokenVariable,
+        auth: payload.authVariable ?? `${payload.tokenVariable}_AUTH`,
+      },
+      sealed: sealCredential(shapeOf(payload), payload.secret, sealKey, randomBytes),
+    };
+  });
 }
 
 function isKept(credential: TokenizerChangeCredential): boolean {
@@ -217,7 +347,7 @@ function sameJson(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }
 
-function readMetadata(current: SidecarRotationStateV1): TokenizerMetadata {
+function readMetadata(current: SidecarStateV2): TokenizerMetadata {
   const parsed = tokenizerMetadataSchema.safeParse(current.metadata);
   if (!parsed.success) {
     throw new KeywardError({
@@ -231,11 +361,39 @@ function readMetadata(current: SidecarRotationStateV1): TokenizerMetadata {
   return parsed.data as TokenizerMetadata;
 }
 
+/** A sealed token and password the target still holds, checked against the stored fingerprint. */
+function storedSealed(
+  current: SidecarStateV2,
+  secretNames: { token: string; auth: string },
+  fingerprint: string,
+  what: string,
+  remedy: string,
+): { sealedToken: string; authPassword: string } {
+  const sealedToken = current.secrets[secretNames.token];
+  const authPassword = current.secrets[secretNames.auth];
+  if (!sealedToken || !authPassword) {
+    throw new KeywardError({
+      code: 'ROTATION_FAILED',
+      providerId: TOKENIZER_PROVIDER_ID,
+      message: `The target no longer holds the sealed token or proxy password of ${what}, so it cannot be kept; ${remedy}`,
+    });
+  }
+  if (tokenFingerprint(sealedToken) !== fingerprint) {
+    throw new KeywardError({
+      code: 'ROTATION_FAILED',
+      providerId: TOKENIZER_PROVIDER_ID,
+      message: `The sealed token the target holds for ${what} is not the one keyward sealed (fingerprint mismatch); ${remedy}`,
+    });
+  }
+  registerSecret(authPassword);
+  return { sealedToken, authPassword };
+}
+
 /** The kept credential as it was sealed; the change may only repeat what is sealed. */
 function keptCredential(
   requested: TokenizerChangeCredential,
   existing: TokenizerCredentialMetadata,
-  current: SidecarRotationStateV1,
+  current: SidecarStateV2,
 ): SealedCredential {
   const differences: string[] = [];
   if (requested.allowedHosts !== undefined && !sameList(requested.allowedHosts, existing.allowedHosts)) {
@@ -258,31 +416,65 @@ function keptCredential(
       details: { credential: requested.name },
     });
   }
-  const sealedToken = current.secrets[existing.secretNames.token];
-  const authPassword = current.secrets[existing.secretNames.auth];
-  if (!sealedToken || !authPassword) {
-    throw new KeywardError({
-      code: 'ROTATION_FAILED',
-      providerId: TOKENIZER_PROVIDER_ID,
-      message: `The target no longer holds the sealed token or proxy password of credential "${existing.name}", so it cannot be kept; give its secret again to seal it anew.`,
-      details: { credential: existing.name },
-    });
-  }
-  if (tokenFingerprint(sealedToken) !== existing.tokenFingerprint) {
-    throw new KeywardError({
-      code: 'ROTATION_FAILED',
-      providerId: TOKENIZER_PROVIDER_ID,
-      message: `The sealed token the target holds for credential "${existing.name}" is not the one keyward sealed (fingerprint mismatch); give its secret again to seal it anew.`,
-      details: { credential: existing.name },
-    });
-  }
-  registerSecret(authPassword);
+  const stored = storedSealed(
+    current,
+    existing.secretNames,
+    existing.tokenFingerprint,
+    `credential "${existing.name}"`,
+    'give its secret again to seal it anew.',
+  );
   return {
     // The name may be re-cased by the caller; everything sealed stays as it was.
     shape: shapeOf({ ...existing, name: requested.name }),
-    sealedToken,
-    authPassword,
+    ...stored,
   };
+}
+
+/** What was sealed for other sidecars, kept byte for byte: a rotation sees no requests. */
+function keptAnswers(metadata: TokenizerMetadata, current: SidecarStateV2): AnsweredRequest[] {
+  return metadata.requests.map((request) => ({
+    from: request.from,
+    id: request.id,
+    container: request.container,
+    variables: { ...request.variables },
+    sealed: {
+      shape: shapeOf(request),
+      ...storedSealed(
+        current,
+        request.secretNames,
+        request.tokenFingerprint,
+        `the credential "${request.name}" sealed for sidecar "${request.from}"`,
+        `redeploy the instance so sidecar "${request.from}" asks for it again.`,
+      ),
+    },
+  }));
+}
+
+/**
+ * Kept tokens sealed before the header was pinned (keyward 0.1.0) still let the client choose
+ * the header: say so, since only a new secret can fix it. Reads dst/fmt only.
+ */
+function unpinnedHeaderWarning(kept: readonly SealedCredential[], openKey: string): PlanWarningV2[] {
+  const unpinned = kept.filter((credential) => {
+    const type = credential.shape.processor?.type ?? 'inject';
+    if (type !== 'inject' && type !== 'inject_hmac') return false;
+    try {
+      const processor = openSecret(credential.sealedToken, openKey).processor as {
+        dst?: string;
+        fmt?: string;
+      };
+      return !processor.dst || !processor.fmt;
+    } catch {
+      return false;
+    }
+  });
+  if (unpinned.length === 0) return [];
+  return [
+    {
+      code: 'TOKENIZER_HEADER_NOT_PINNED',
+      message: `Credential${unpinned.length > 1 ? 's' : ''} ${unpinned.map((item) => `"${item.shape.name}"`).join(', ')} ${unpinned.length > 1 ? 'were' : 'was'} sealed before keyward fixed the header at seal time: the agent can ask the proxy to write ${unpinned.length > 1 ? 'them' : 'it'} into another header. Give ${unpinned.length > 1 ? 'their secrets' : 'its secret'} again to seal ${unpinned.length > 1 ? 'them' : 'it'} with a fixed header.`,
+    },
+  ];
 }
 
 function currentKeyPair(
@@ -304,7 +496,7 @@ function currentKeyPair(
 export function createTokenizerProvider(settings: TokenizerProviderSettings = {}): TokenizerProvider {
   const defaultImage = settings.defaultImage ?? TOKENIZER_DEFAULT_IMAGE;
 
-  const contribute = (context: SidecarContextV1, config: TokenizerConfig): SidecarContributionV1 => {
+  const contribute = (context: SidecarContextV2, config: TokenizerConfig): SidecarContributionV2 => {
     const missing = config.credentials
       .map((credential, index) => ({ credential, index }))
       .filter(({ credential }) => credential.secret === undefined || credential.secret === '');
@@ -330,14 +522,15 @@ export function createTokenizerProvider(settings: TokenizerProviderSettings = {}
       },
       keys,
       sealed,
+      answerRequests(context.requests, keys.sealKey, context.randomBytes),
     );
   };
 
   const rotate = (
-    context: SidecarContextV1,
-    current: SidecarRotationStateV1,
+    context: SidecarContextV2,
+    current: SidecarStateV2,
     change: TokenizerChange,
-  ): SidecarContributionV1 => {
+  ): SidecarContributionV2 => {
     const metadata = readMetadata(current);
     const existingByKey = new Map(metadata.credentials.map((credential) => [credential.key, credential]));
     const kept = change.credentials.filter(isKept);
@@ -352,19 +545,30 @@ export function createTokenizerProvider(settings: TokenizerProviderSettings = {}
         });
       }
     }
+    // What other sidecars asked for stays; they hold its sealed tokens and cannot ask again
+    // until the instance is redeployed.
+    const keptRequests = metadata.requests;
+    const keeping = [
+      ...kept.map((item) => `"${item.name}"`),
+      ...keptRequests.map((item) => `"${item.name}" (sealed for sidecar "${item.from}")`),
+    ];
     // With nothing kept, a fresh key also revokes any copy of a removed or replaced
     // token. With kept credentials, the key that sealed them is the only one that works.
     let keys =
-      kept.length > 0 ? currentKeyPair(current.secrets[metadata.openKeySecret], metadata) : undefined;
+      keeping.length > 0 ? currentKeyPair(current.secrets[metadata.openKeySecret], metadata) : undefined;
     if (keys === undefined) {
-      if (kept.length > 0) {
+      if (keeping.length > 0) {
         const reason = current.secrets[metadata.openKeySecret]
           ? 'the open key the target holds does not match the seal key the credentials were sealed with'
           : 'the target no longer holds the open key';
         throw new KeywardError({
           code: 'OPEN_KEY_MISSING',
           providerId: TOKENIZER_PROVIDER_ID,
-          message: `Cannot keep ${kept.map((item) => `"${item.name}"`).join(', ')}: ${reason}, and a new key would make their sealed tokens useless. Give every credential's secret again to seal them all with a new key.`,
+          message: `Cannot keep ${keeping.join(', ')}: ${reason}, and a new key would make their sealed tokens useless. ${
+            keptRequests.length > 0
+              ? 'Redeploy the instance to seal every credential with a new key.'
+              : "Give every credential's secret again to seal them all with a new key."
+          }`,
         });
       }
       keys = newKeyPair(context.randomBytes);
@@ -384,6 +588,13 @@ export function createTokenizerProvider(settings: TokenizerProviderSettings = {}
         context.randomBytes,
       );
     });
+    const answers = keptAnswers(metadata, current);
+    const keptSealed = [
+      ...credentials.filter((_credential, index) =>
+        isKept(change.credentials[index] as TokenizerChangeCredential),
+      ),
+      ...answers.map((answer) => answer.sealed),
+    ];
     return buildContribution(
       context,
       {
@@ -395,6 +606,8 @@ export function createTokenizerProvider(settings: TokenizerProviderSettings = {}
       },
       activeKeys,
       credentials,
+      answers,
+      unpinnedHeaderWarning(keptSealed, activeKeys.openKey),
     );
   };
 
@@ -413,13 +626,31 @@ export function createTokenizerProvider(settings: TokenizerProviderSettings = {}
   };
 
   return {
-    specificationVersion: 'v1',
+    specificationVersion: 'v2',
     id: TOKENIZER_PROVIDER_ID,
     displayName: 'Tokenizer credential proxy',
     configSchema: tokenizerConfigSchema,
     capabilities: { networkModes: ['proxy-only', 'open'] },
+    answers: { [SEALED_CREDENTIAL_REQUEST_KIND]: sealedCredentialRequestSchema },
     contribute,
     redactConfig,
-    rotation: { changeSchema: tokenizerChangeSchema, rotate },
+    rotation: {
+      changeSchema: tokenizerChangeSchema,
+      rotate,
+      nextRedactedConfig: nextRedactedTokenizerConfig,
+    },
+    verification: tokenizerVerification,
+    view: tokenizerView,
+    errorCodes: {
+      OPEN_KEY_MISSING: {
+        // The change is well formed; the instance's state (its open key is gone or not the one
+        // that sealed the kept tokens) conflicts with keeping them. Sending every secret resolves it.
+        httpStatus: 409,
+        description:
+          'A rotation keeps credentials, but the target no longer holds the open key that sealed them (or holds another); give every secret again.',
+      },
+    },
+    redactionPatterns: [/^TOKENIZER_(CRED|AUTH)_/i],
+    routeAliases: ['tokenizer'],
   };
 }

@@ -1,9 +1,18 @@
-import { composePlan, parseInstanceSpec, type SidecarContributionV1 } from '@keyward/core';
-import { createSeededRandomBytes } from '@keyward/core/testing';
+import { composePlanV2, parseInstanceSpec, type SidecarContributionV2 } from '@keyward/core';
 import { openSecret } from '@keyward/tokenizer';
 import { describe, expect, it } from 'vitest';
 import { createTokenizerProvider } from '../src/index.js';
-import { deploy, rawSecrets, secretValue, stateOf, testContext, twoCredentials } from './helpers.js';
+import {
+  createSeededRandomBytes,
+  deploy,
+  litellmRequest,
+  rawSecrets,
+  secretValue,
+  stateOf,
+  stubTarget,
+  testContext,
+  twoCredentials,
+} from './helpers.js';
 
 /** Every way a raw value could leak in text: as is, JSON-escaped, base64, hex, URL-encoded. */
 function encodings(value: string): string[] {
@@ -50,10 +59,10 @@ function openedText(token: string, openKey: string): string {
   );
 }
 
-function scanContribution(contribution: SidecarContributionV1, raw: readonly string[]) {
+function scanContribution(contribution: SidecarContributionV2, raw: readonly string[]) {
   const openKey = secretValue(contribution, 'tokenizer-open-key');
   const sealedTokens = contribution.secrets
-    .filter((secret) => secret.name.startsWith('tokenizer-cred-'))
+    .filter((secret) => /^tokenizer-(cred-|req-.*-cred$)/.test(secret.name))
     .map((secret) => secret.value);
 
   // 1. No raw secret anywhere in the contribution, in any encoding.
@@ -117,15 +126,30 @@ describe('secret scan', () => {
     expect(remaining).not.toContain(rawSecrets.stripe);
   });
 
+  it('holds for credentials sealed for another sidecar, at deploy and after a rotation that keeps them', async () => {
+    const request = litellmRequest();
+    const before = await deploy(fullConfig, testContext('proxy-only', 13, [request]));
+    scanContribution(before, [...allRaw, rawSecrets.openai]);
+    const provider = createTokenizerProvider();
+    const after = await provider.rotation.rotate(
+      testContext('proxy-only', 17),
+      stateOf(before),
+      provider.rotation.changeSchema.parse({ credentials: [{ name: 'github', secret: '' }] }),
+    );
+    scanContribution(after, [rawSecrets.github, rawSecrets.openai]);
+  });
+
   it('keeps the open key out of the agent container and every other plan object', async () => {
     const provider = createTokenizerProvider();
-    const plan = await composePlan({
+    const plan = await composePlanV2({
       spec: parseInstanceSpec({
         name: 'scan',
-        agent: { image: 'localhost/keyward-agent-standin:0.1.0' },
+        target: 'local',
+        agent: { image: 'localhost/keyward-agent-standin:0.1.0', port: 18789, skillsDirectory: '/skills' },
         sidecars: { tokenizer: fullConfig },
       }),
       sidecars: { getSidecar: (id) => (id === 'tokenizer' ? provider : undefined) },
+      target: stubTarget(),
       randomBytes: createSeededRandomBytes(5),
     });
     const openKeySecret = plan.secrets.find((secret) => secret.name === 'tokenizer-open-key');

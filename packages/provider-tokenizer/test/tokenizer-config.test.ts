@@ -260,6 +260,36 @@ const invalidConfigs: [string, unknown, string, string][] = [
     'credentials.0.headerDst',
     'cannot carry a credential',
   ],
+  [
+    'headerDst TE (the proxy refuses it at request time)',
+    withCredential({ headerDst: 'TE' }),
+    'credentials.0.headerDst',
+    'cannot carry a credential',
+  ],
+  [
+    'headerDst Upgrade (the proxy refuses it at request time)',
+    withCredential({ headerDst: 'Upgrade' }),
+    'credentials.0.headerDst',
+    'cannot carry a credential',
+  ],
+  [
+    'headerDst Expect (the proxy refuses it at request time)',
+    withCredential({ headerDst: 'Expect' }),
+    'credentials.0.headerDst',
+    'cannot carry a credential',
+  ],
+  [
+    'headerDst Keep-Alive (the proxy refuses it at request time)',
+    withCredential({ headerDst: 'Keep-Alive' }),
+    'credentials.0.headerDst',
+    'cannot carry a credential',
+  ],
+  [
+    'headerDst Trailer (the proxy refuses it at request time)',
+    withCredential({ headerDst: 'Trailer' }),
+    'credentials.0.headerDst',
+    'cannot carry a credential',
+  ],
   ['secret not a string', withCredential({ secret: 42 }), 'credentials.0.secret', 'the credential value'],
   [
     'secret with a trailing newline',

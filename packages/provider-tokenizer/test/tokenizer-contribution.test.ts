@@ -1,9 +1,9 @@
 import { isKeywardError } from '@keyward/core';
-import { createSeededRandomBytes } from '@keyward/core/testing';
 import { bearerDigest, openSecret, sealKeyFromOpenKey, tokenDigest } from '@keyward/tokenizer';
 import { describe, expect, it } from 'vitest';
 import { createTokenizerProvider, TOKENIZER_DEFAULT_IMAGE } from '../src/index.js';
 import {
+  createSeededRandomBytes,
   deploy,
   rawSecrets,
   secretByVariable,
@@ -54,9 +54,40 @@ describe('tokenizer contribution', () => {
           noNewPrivileges: true,
         },
         tmpfs: ['/tmp'],
-        egress: 'internet',
+        egress: { type: 'internet' },
       },
     ]);
+  });
+
+  it('exports the agent proxy URL, the proxy endpoint and the seal key, and declares the agent connection', async () => {
+    const contribution = await deploy();
+    expect(contribution.exports).toEqual({
+      proxyUrl: 'http://tokenizer:4001',
+      proxy: { container: 'tokenizer', port: 4001 },
+      sealKey: contribution.agentEnv['TOKENIZER_SEAL_KEY'],
+    });
+    expect(contribution.connections).toEqual([{ from: 'agent', to: 'tokenizer', port: 4001 }]);
+    const open = await deploy(twoCredentials, testContext('open'));
+    expect(open.exports?.['proxyUrl']).toBe('http://localhost:4001');
+    expect(open.agentEnv['TOKENIZER_PROXY_URL']).toBe('http://localhost:4001');
+  });
+
+  it('seals Authorization and its default format into inject_hmac credentials too', async () => {
+    const contribution = await deploy({
+      credentials: [
+        {
+          name: 'signer',
+          secret: 'hmac-key-0001',
+          allowedHosts: ['hooks.example.com'],
+          processor: { type: 'inject_hmac' },
+        },
+      ],
+    });
+    const opened = openSecret(
+      secretByVariable(contribution, 'TOKENIZER_CRED_SIGNER'),
+      secretValue(contribution, 'tokenizer-open-key'),
+    );
+    expect(opened.processor).toMatchObject({ type: 'inject_hmac', dst: 'Authorization', fmt: 'Bearer %x' });
   });
 
   it('gives the open key only to the tokenizer, as a file', async () => {
@@ -108,8 +139,9 @@ describe('tokenizer contribution', () => {
     const contribution = await deploy();
     const openKey = secretValue(contribution, 'tokenizer-open-key');
     const github = openSecret(secretByVariable(contribution, 'TOKENIZER_CRED_GITHUB'), openKey);
+    // The header is sealed even when the user left the defaults: the agent cannot move it.
     expect(github).toEqual({
-      processor: { type: 'inject', token: rawSecrets.github },
+      processor: { type: 'inject', token: rawSecrets.github, dst: 'Authorization', fmt: 'Bearer %s' },
       auth: { type: 'bearer', digest: bearerDigest(secretByVariable(contribution, 'TOKENIZER_AUTH_GITHUB')) },
       allowedHosts: ['api.github.com'],
     });
@@ -214,7 +246,7 @@ describe('tokenizer contribution', () => {
   it('keeps metadata to names, hosts, header options, secret names and fingerprints', async () => {
     const contribution = await deploy();
     expect(contribution.metadata).toEqual({
-      schemaVersion: 1,
+      schemaVersion: 2,
       image: TOKENIZER_DEFAULT_IMAGE,
       port: 4001,
       adminPort: 4002,
@@ -250,6 +282,7 @@ describe('tokenizer contribution', () => {
           tokenFingerprint: expect.stringMatching(/^sha256:[0-9a-f]{16}$/),
         },
       ],
+      requests: [],
     });
   });
 

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -7,18 +7,27 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { SidecarContributionV1 } from '@keyward/core';
+import type { ExecResultV2, SidecarContributionV2, VerifyCheckV2 } from '@keyward/core';
 import {
   loadTokenizerConfigFromEnv,
   openSecret,
   type RunningTokenizerServer,
   sealSecret,
   startTokenizerServer,
+  tokenDigest,
 } from '@keyward/tokenizer';
 import { createThrowawayCertificates, type ThrowawayCertificates } from '@keyward/tokenizer/certificates';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenizerProvider } from '../src/index.js';
-import { rawSecrets, secretByVariable, secretValue, skillOf, stateOf, testContext } from './helpers.js';
+import {
+  litellmRequest,
+  rawSecrets,
+  secretByVariable,
+  secretValue,
+  skillOf,
+  stateOf,
+  testContext,
+} from './helpers.js';
 import { extractCodeBlocks } from './skill-examples.js';
 
 const run = promisify(execFile);
@@ -80,8 +89,12 @@ function demoConfig(overrides: Record<string, unknown> = {}) {
   };
 }
 
-async function deploy(config: unknown, seed = 41): Promise<SidecarContributionV1> {
-  return provider.contribute(testContext('proxy-only', seed), provider.configSchema.parse(config));
+async function deploy(
+  config: unknown,
+  seed = 41,
+  requests: Parameters<typeof testContext>[2] = [],
+): Promise<SidecarContributionV2> {
+  return provider.contribute(testContext('proxy-only', seed, requests), provider.configSchema.parse(config));
 }
 
 /**
@@ -91,7 +104,7 @@ async function deploy(config: unknown, seed = 41): Promise<SidecarContributionV1
  * delivery is emulated by writing the open-key secret and the CA file into a temp dir
  * and pointing the env at them; listeners move to 127.0.0.1:0.
  */
-async function startTokenizerFromContribution(contribution: SidecarContributionV1) {
+async function startTokenizerFromContribution(contribution: SidecarContributionV2) {
   const container = contribution.containers.find((candidate) => candidate.name === 'tokenizer');
   if (!container) throw new Error('no tokenizer container');
   const root = mkdtempSync(join(workDirectory, 'container-'));
@@ -148,7 +161,7 @@ function proxyRequest(
   });
 }
 
-function credentialHeaders(contribution: SidecarContributionV1, key: string, passwordKey = key) {
+function credentialHeaders(contribution: SidecarContributionV2, key: string, passwordKey = key) {
   return {
     'proxy-tokenizer': secretByVariable(contribution, `TOKENIZER_CRED_${key}`),
     'proxy-authorization': `Bearer ${secretByVariable(contribution, `TOKENIZER_AUTH_${passwordKey}`)}`,
@@ -162,7 +175,12 @@ describe('sealed credentials through the real tokenizer proxy', () => {
       secretByVariable(contribution, 'TOKENIZER_CRED_GITHUB'),
       secretValue(contribution, 'tokenizer-open-key'),
     );
-    expect(opened.processor).toEqual({ type: 'inject', token: rawSecrets.github });
+    expect(opened.processor).toEqual({
+      type: 'inject',
+      token: rawSecrets.github,
+      dst: 'Authorization',
+      fmt: 'Bearer %s',
+    });
 
     const { running, container } = await startTokenizerFromContribution(contribution);
     // The readiness probe the contribution declares answers on the admin listener.
@@ -345,8 +363,299 @@ describe('sealed credentials through the real tokenizer proxy', () => {
   });
 });
 
+describe('the sealed header cannot be moved by the client (issue 11)', () => {
+  it.each([
+    ['a client dst', { dst: 'X-Anything' }, 400, 'bad request'],
+    ['a client dst and fmt', { dst: 'X-Anything', fmt: '%s' }, 502, 'bad fmt'],
+    ['a client fmt alone', { fmt: '%s' }, 502, 'bad fmt'],
+  ])(
+    'refuses %s for a credential sealed with the default header, sending nothing upstream',
+    async (_label, params, status, body) => {
+      const contribution = await deploy(demoConfig());
+      const { running } = await startTokenizerFromContribution(contribution);
+      const headers = credentialHeaders(contribution, 'GITHUB');
+      received.length = 0;
+      const moved = await proxyRequest(running.url, `http://localhost:${upstreamPort}/echo`, {
+        ...headers,
+        'proxy-tokenizer': `${headers['proxy-tokenizer']}; ${JSON.stringify(params)}`,
+      });
+      expect(moved.status).toBe(status);
+      expect(moved.body).toContain(body);
+      expect(moved.body).not.toContain(rawSecrets.github);
+      expect(received).toEqual([]);
+    },
+  );
+
+  it('refuses a client dst for a credential with its own header, and accepts the sealed one repeated', async () => {
+    const contribution = await deploy(demoConfig());
+    const { running } = await startTokenizerFromContribution(contribution);
+    const headers = credentialHeaders(contribution, 'STRIPE');
+    const url = `http://127.0.0.1:${upstreamPort}/`;
+    received.length = 0;
+    const moved = await proxyRequest(running.url, url, {
+      ...headers,
+      'proxy-tokenizer': `${headers['proxy-tokenizer']}; {"dst":"Authorization"}`,
+    });
+    expect(moved.status).toBe(400);
+    expect(received).toEqual([]);
+    const same = await proxyRequest(running.url, url, {
+      ...headers,
+      'proxy-tokenizer': `${headers['proxy-tokenizer']}; {"dst":"x-api-key","fmt":"key=%s"}`,
+    });
+    expect(same.status).toBe(200);
+    expect(received.map((entry) => entry.headers['x-api-key'])).toEqual([`key=${rawSecrets.stripe}`]);
+  });
+
+  it('a token sealed without dst (before this version) lets the client move it: the stand-in for what the sealing now prevents', async () => {
+    const contribution = await deploy(demoConfig());
+    const unpinned = sealSecret(
+      {
+        processor: { type: 'inject', token: rawSecrets.github },
+        auth: { type: 'none' },
+        allowedHosts: [`localhost:${upstreamPort}`],
+      },
+      contribution.agentEnv['TOKENIZER_SEAL_KEY'] as string,
+    );
+    const { running } = await startTokenizerFromContribution(withExtraAllowedToken(contribution, unpinned));
+    received.length = 0;
+    const moved = await proxyRequest(running.url, `http://localhost:${upstreamPort}/echo`, {
+      'proxy-tokenizer': `${unpinned}; {"dst":"X-Anything","fmt":"%s"}`,
+    });
+    expect(moved.status).toBe(401);
+    expect(received[0]?.headers['x-anything']).toBe(rawSecrets.github);
+  });
+});
+
+/** The contribution with one more token on the proxy's allow-list (a token sealed outside keyward). */
+function withExtraAllowedToken(contribution: SidecarContributionV2, token: string): SidecarContributionV2 {
+  return {
+    ...contribution,
+    files: contribution.files.map((file) =>
+      file.path.endsWith('/allowed-tokens')
+        ? { ...file, content: `${file.content}sha256:${tokenDigest(token)}\n` }
+        : file,
+    ),
+  };
+}
+
+describe('a credential sealed for another sidecar works from that sidecar only', () => {
+  it("LiteLLM's sealed key, sent with its proxy password from its own env, is injected; the agent's password does not open it", async () => {
+    const request = litellmRequest({ allowedHosts: [`localhost:${upstreamPort}`] });
+    const contribution = await deploy(demoConfig(), 61, [request]);
+    const { running } = await startTokenizerFromContribution(contribution);
+    const token = secretByVariable(contribution, 'OPENAI_SEALED_TOKEN');
+    const password = secretByVariable(contribution, 'OPENAI_PROXY_PASSWORD');
+    received.length = 0;
+    const ok = await proxyRequest(running.url, `http://localhost:${upstreamPort}/v1/chat/completions`, {
+      'proxy-tokenizer': token,
+      'proxy-authorization': `Bearer ${password}`,
+    });
+    expect(ok).toEqual({ status: 200, body: '{"ok":true,"credential":"openai"}' });
+    const withAgentPassword = await proxyRequest(running.url, `http://localhost:${upstreamPort}/`, {
+      'proxy-tokenizer': token,
+      'proxy-authorization': `Bearer ${secretByVariable(contribution, 'TOKENIZER_AUTH_GITHUB')}`,
+    });
+    expect(withAgentPassword.status).toBe(407);
+    expect(received).toHaveLength(1);
+  });
+
+  it('keeps working after a rotation of the tokenizer that removes every agent credential', async () => {
+    const request = litellmRequest({ allowedHosts: [`localhost:${upstreamPort}`] });
+    const before = await deploy(demoConfig(), 67, [request]);
+    const after = await provider.rotation.rotate(
+      testContext('proxy-only', 71),
+      stateOf(before),
+      provider.rotation.changeSchema.parse({ credentials: [] }),
+    );
+    const { running } = await startTokenizerFromContribution(after);
+    const response = await proxyRequest(running.url, `http://localhost:${upstreamPort}/`, {
+      'proxy-tokenizer': secretByVariable(before, 'OPENAI_SEALED_TOKEN'),
+      'proxy-authorization': `Bearer ${secretByVariable(before, 'OPENAI_PROXY_PASSWORD')}`,
+    });
+    expect(response).toEqual({ status: 200, body: '{"ok":true,"credential":"openai"}' });
+    const removed = await proxyRequest(
+      running.url,
+      `http://localhost:${upstreamPort}/`,
+      credentialHeaders(before, 'GITHUB'),
+    );
+    expect(removed.status).toBe(407);
+  });
+});
+
+/**
+ * STAND-IN for the target's exec in the agent container: this machine's node runs the check's
+ * command with the script on stdin and the agent's env (the contribution's agent env and
+ * agent-visible secrets, the proxy URL moved to the loopback proxy).
+ */
+async function runCheck(
+  check: VerifyCheckV2,
+  contribution: SidecarContributionV2,
+  proxyUrl: string,
+  replace: Record<string, string> = {},
+): Promise<ExecResultV2> {
+  expect(check.exec.container).toBe('agent');
+  expect(check.exec.command[0]).toBe('node');
+  const env: Record<string, string> = { PATH: process.env['PATH'] ?? '' };
+  Object.assign(env, contribution.agentEnv);
+  for (const secret of contribution.secrets) {
+    if (secret.visibleTo.includes('agent') && secret.delivery.type === 'env')
+      env[secret.delivery.variable] = secret.value;
+  }
+  Object.assign(env, { TOKENIZER_PROXY_URL: proxyUrl }, replace);
+  const child = spawn(process.execPath, check.exec.command.slice(1), { env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  child.stdin.end(check.exec.stdin ?? '');
+  const exitCode = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+  return { exitCode, stdout, stderr, timedOut: false };
+}
+
+describe("the tokenizer's own self-test checks, run against the real proxy", () => {
+  async function checksFor(contribution: SidecarContributionV2, options: Record<string, unknown> = {}) {
+    return provider.verification.checks(
+      {
+        instanceName: 'demo',
+        networkMode: 'proxy-only',
+        metadata: contribution.metadata,
+        exports: contribution.exports ?? {},
+      },
+      provider.verification.optionsSchema?.parse(options),
+    );
+  }
+
+  it('all four pass against a deployed tokenizer, with evidence and no secret in it', async () => {
+    const contribution = await deploy(demoConfig());
+    const { running } = await startTokenizerFromContribution(contribution);
+    const checks = await checksFor(contribution);
+    expect(checks.map((check) => check.name)).toEqual([
+      'proxied-request-injected',
+      'unbound-host-refused',
+      'credential-header-pinned',
+      'self-sealed-token-refused',
+    ]);
+    received.length = 0;
+    const results = [];
+    for (const check of checks) {
+      // Nothing secret in argv or in the script.
+      expect(JSON.stringify([check.exec.command, check.exec.stdin])).not.toContain(
+        secretByVariable(contribution, 'TOKENIZER_CRED_GITHUB'),
+      );
+      results.push({ name: check.name, ...check.judge(await runCheck(check, contribution, running.url)) });
+    }
+    expect(results).toEqual([
+      {
+        name: 'proxied-request-injected',
+        passed: true,
+        evidence: `GET https://localhost:${upstreamPort}/ via http://tokenizer:4001 with TOKENIZER_CRED_GITHUB -> 200`,
+      },
+      {
+        name: 'unbound-host-refused',
+        passed: true,
+        evidence: expect.stringMatching(
+          /^GET https:\/\/unbound\.keyward\.invalid\/ with TOKENIZER_CRED_GITHUB -> 400 .*secret not valid for/,
+        ),
+      },
+      {
+        name: 'credential-header-pinned',
+        passed: true,
+        evidence: `GET https://localhost:${upstreamPort}/ with TOKENIZER_CRED_GITHUB and the parameter {"dst":"X-Keyward-Probe"} -> 400 bad request`,
+      },
+      {
+        name: 'self-sealed-token-refused',
+        passed: true,
+        evidence:
+          'GET https://unbound.keyward.invalid/ with only a self-sealed Proxy-Tokenizer -> 407 unauthorized to use secret: not authorized: token not issued for this proxy',
+      },
+    ]);
+    // Only the first check reached the upstream, with the credential injected.
+    expect(received.map((entry) => entry.headers.authorization)).toEqual([`Bearer ${rawSecrets.github}`]);
+    for (const result of results) expect(result.evidence).not.toContain(rawSecrets.github);
+  });
+
+  it('honours allowedUrl, unboundUrl and credential', async () => {
+    const contribution = await deploy(demoConfig());
+    const { running } = await startTokenizerFromContribution(contribution);
+    const checks = await checksFor(contribution, {
+      credential: 'stripe',
+      allowedUrl: `https://127.0.0.1:${upstreamPort}/v1/charges`,
+      unboundUrl: `https://localhost:${upstreamPort}/`,
+    });
+    received.length = 0;
+    const injected = checks.find((check) => check.name === 'proxied-request-injected') as VerifyCheckV2;
+    expect(injected.judge(await runCheck(injected, contribution, running.url))).toMatchObject({
+      passed: true,
+    });
+    const unbound = checks.find((check) => check.name === 'unbound-host-refused') as VerifyCheckV2;
+    expect(unbound.judge(await runCheck(unbound, contribution, running.url))).toMatchObject({
+      passed: true,
+      evidence: expect.stringContaining(
+        `GET https://localhost:${upstreamPort}/ with TOKENIZER_CRED_STRIPE -> 400`,
+      ),
+    });
+    expect(received.map((entry) => entry.headers['x-api-key'])).toEqual([`key=${rawSecrets.stripe}`]);
+  });
+
+  it('fail when what they prove is false: no allow-list, an unpinned token, a dead proxy', async () => {
+    const contribution = await deploy(demoConfig());
+    // A proxy started without the allow-list opens the self-sealed token.
+    const open = structuredClone(contribution);
+    const tokenizer = open.containers[0];
+    if (tokenizer?.env) delete tokenizer.env['TOKENIZER_ALLOWED_TOKENS_FILE'];
+    const withoutList = await startTokenizerFromContribution(open);
+    const checks = await checksFor(contribution);
+    const selfSealed = checks.find((check) => check.name === 'self-sealed-token-refused') as VerifyCheckV2;
+    const judged = selfSealed.judge(await runCheck(selfSealed, contribution, withoutList.running.url));
+    expect(judged.passed).toBe(false);
+    expect(judged.evidence).not.toContain('-> 407');
+
+    // A token sealed without dst: the proxy writes the credential where the client asks.
+    const unpinned = sealSecret(
+      {
+        processor: { type: 'inject', token: rawSecrets.github },
+        auth: { type: 'none' },
+        allowedHosts: [`localhost:${upstreamPort}`],
+      },
+      contribution.agentEnv['TOKENIZER_SEAL_KEY'] as string,
+    );
+    const { running } = await startTokenizerFromContribution(withExtraAllowedToken(contribution, unpinned));
+    const pinned = checks.find((check) => check.name === 'credential-header-pinned') as VerifyCheckV2;
+    const moved = pinned.judge(
+      await runCheck(pinned, contribution, running.url, { TOKENIZER_CRED_GITHUB: unpinned }),
+    );
+    expect(moved.passed).toBe(false);
+    // The upstream's answer is not quoted: an API that echoes the moved header would leak it here.
+    expect(moved.evidence).toMatch(/-> 401$/);
+    expect(moved.evidence).not.toContain(rawSecrets.github);
+
+    // The agent lacks the credential's variable: said so, nothing sent.
+    const injected = checks.find((check) => check.name === 'proxied-request-injected') as VerifyCheckV2;
+    received.length = 0;
+    expect(
+      injected.judge(await runCheck(injected, contribution, running.url, { TOKENIZER_CRED_GITHUB: '' })),
+    ).toEqual({
+      passed: false,
+      evidence: `GET https://localhost:${upstreamPort}/ via http://tokenizer:4001 with TOKENIZER_CRED_GITHUB -> TOKENIZER_CRED_GITHUB is not in the agent environment`,
+    });
+    expect(received).toEqual([]);
+
+    // Nothing listens: every check fails with the network error as evidence.
+    await running.close();
+    for (const check of checks) {
+      const result = check.judge(await runCheck(check, contribution, running.url));
+      expect(result.passed, check.name).toBe(false);
+      expect(result.evidence, check.name).toContain('ECONNREFUSED');
+    }
+  });
+});
+
 describe('SKILL.md examples run as written against the real proxy', () => {
-  let contribution: SidecarContributionV1;
+  let contribution: SidecarContributionV2;
   let exampleEnv: NodeJS.ProcessEnv;
   let exampleDirectory: string;
 

@@ -1,5 +1,5 @@
-import { isKeywardError, type SidecarRotationStateV1 } from '@keyward/core';
-import { bearerDigest, openSecret, tokenDigest } from '@keyward/tokenizer';
+import { isKeywardError, type SidecarStateV2 } from '@keyward/core';
+import { bearerDigest, openSecret, sealSecret, tokenDigest } from '@keyward/tokenizer';
 import { describe, expect, it } from 'vitest';
 import { createTokenizerProvider } from '../src/index.js';
 import type { TokenizerChangeInput } from '../src/tokenizer-config.js';
@@ -16,7 +16,7 @@ import {
 
 const provider = createTokenizerProvider();
 
-async function rotate(current: SidecarRotationStateV1, change: TokenizerChangeInput, seed = 23) {
+async function rotate(current: SidecarStateV2, change: TokenizerChangeInput, seed = 23) {
   return provider.rotation.rotate(
     testContext('proxy-only', seed),
     current,
@@ -24,7 +24,7 @@ async function rotate(current: SidecarRotationStateV1, change: TokenizerChangeIn
   );
 }
 
-async function rotationError(current: SidecarRotationStateV1, change: TokenizerChangeInput) {
+async function rotationError(current: SidecarStateV2, change: TokenizerChangeInput) {
   return rotate(current, change).then(
     () => {
       throw new Error('rotation succeeded but should have failed');
@@ -134,7 +134,12 @@ describe('tokenizer rotation', () => {
       secretByVariable(after, 'TOKENIZER_CRED_GITHUB'),
       secretValue(before, 'tokenizer-open-key'),
     );
-    expect(opened.processor).toEqual({ type: 'inject', token: 'ghp_NEWsecretVALUE' });
+    expect(opened.processor).toEqual({
+      type: 'inject',
+      token: 'ghp_NEWsecretVALUE',
+      dst: 'Authorization',
+      fmt: 'Bearer %s',
+    });
   });
 
   it('removes every credential with an empty list', async () => {
@@ -198,6 +203,8 @@ describe('tokenizer rotation', () => {
     expect(openSecret(secretByVariable(after, 'TOKENIZER_CRED_GITHUB'), newKey).processor).toEqual({
       type: 'inject',
       token: 'ghp_again',
+      dst: 'Authorization',
+      fmt: 'Bearer %s',
     });
   });
 
@@ -298,8 +305,45 @@ describe('tokenizer rotation', () => {
     expect((error as Error).message).toContain('fingerprint mismatch');
   });
 
+  it('warns when it keeps a credential sealed before the header was pinned, and not otherwise', async () => {
+    const before = await deploy();
+    const current = stateOf(before);
+    expect(
+      (await rotate(current, { credentials: [{ name: 'github', secret: '' }] })).warnings,
+    ).toBeUndefined();
+    // What keyward 0.1.0 sealed: no dst/fmt.
+    const legacy = sealSecret(
+      {
+        processor: { type: 'inject', token: rawSecrets.github },
+        auth: { type: 'bearer', digest: bearerDigest(secretByVariable(before, 'TOKENIZER_AUTH_GITHUB')) },
+        allowedHosts: ['api.github.com'],
+      },
+      before.agentEnv['TOKENIZER_SEAL_KEY'] as string,
+    );
+    current.secrets['tokenizer-cred-github'] = legacy;
+    const github = (current.metadata['credentials'] as { tokenFingerprint: string }[])[0];
+    if (github) github.tokenFingerprint = `sha256:${tokenDigest(legacy).slice(0, 16)}`;
+    const after = await rotate(current, {
+      credentials: [
+        { name: 'github', secret: '' },
+        { name: 'stripe', secret: '' },
+      ],
+    });
+    expect(secretByVariable(after, 'TOKENIZER_CRED_GITHUB')).toBe(legacy);
+    expect(after.warnings).toEqual([
+      {
+        code: 'TOKENIZER_HEADER_NOT_PINNED',
+        message:
+          'Credential "github" was sealed before keyward fixed the header at seal time: the agent can ask the proxy to write it into another header. Give its secret again to seal it with a fixed header.',
+      },
+    ]);
+  });
+
   it('fails clearly when the stored metadata is unusable', async () => {
-    const error = await rotationError({ metadata: { hello: 'world' }, secrets: {} }, { credentials: [] });
+    const error = await rotationError(
+      { metadata: { hello: 'world' }, exports: {}, secrets: {} },
+      { credentials: [] },
+    );
     expect(isKeywardError(error, 'ROTATION_FAILED')).toBe(true);
     expect((error as Error).message).toContain('redeploy the instance with every credential');
   });

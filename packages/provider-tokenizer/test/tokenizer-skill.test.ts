@@ -76,6 +76,9 @@ describe('generated SKILL.md', () => {
       '`Proxy-Tokenizer: <sealed token>` and `Proxy-Authorization: Bearer <proxy password>`',
     );
     expect(skill).toContain('A credential works only for its hosts');
+    // The header is fixed at seal time (issue 11): the skill says so, and what the refusal looks like.
+    expect(skill).toContain('The header and its format are sealed into the');
+    expect(skill).toContain('cannot change them and are refused');
   });
 
   it('has curl, Node (http and undici) and Python examples using the first inject credential', () => {

@@ -32,7 +32,9 @@ export const PROXY_CONTROLLED_HEADERS: readonly string[] = [
   'expect',
 ];
 
-const RESERVED_DST = new Set([...PROXY_CONTROLLED_HEADERS, 'content-length']);
+/** Header names (lower case) a credential can never be written into: `selectDst` refuses them. */
+export const RESERVED_DST_HEADERS: readonly string[] = [...PROXY_CONTROLLED_HEADERS, 'content-length'];
+const RESERVED_DST = new Set(RESERVED_DST_HEADERS);
 
 export interface FmtDstConfig {
   fmt?: string | undefined;

@@ -17,6 +17,7 @@ export {
   TokenizerError,
   type TokenizerErrorCode,
 } from './errors.js';
+export { PROXY_CONTROLLED_HEADERS, RESERVED_DST_HEADERS } from './header-rules.js';
 export {
   createTokenizerMacaroon,
   type MacaroonAccess,

@@ -3,7 +3,8 @@
 // (export) and every volume or tmpfs mounted into it (export leaves those out).
 // The search runs on the host: the credential never enters the container to look
 // for itself, and never enters a process's argv.
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { execInContainer } from '@keyward/provider-local';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
 
@@ -114,34 +115,16 @@ function matches(text: string, needles: Needle[]): string[] {
 
 // /proc files report size 0, so the archive API returns them empty: read them with
 // the container's own node, whose script names only the file, never the credential.
-async function readProcessFile(docker: Docker, container: string, path: string): Promise<Buffer | undefined> {
-  try {
-    const exec = await docker.getContainer(container).exec({
-      Cmd: ['node', '-e', 'process.stdout.write(require("node:fs").readFileSync(process.argv[1]))', path],
-      AttachStdout: true,
-      AttachStderr: true,
-    });
-    const stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream;
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    const chunks: Buffer[] = [];
-    stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stderr.resume();
-    docker.modem.demuxStream(stream, stdout, stderr);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`reading ${path} in ${container} timed out`)), 15_000);
-      const done = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      stream.on('end', done);
-      stream.on('close', done);
-      stream.on('error', reject);
-    });
-    return Buffer.concat(chunks);
-  } catch {
-    return undefined;
-  }
+async function readProcessFile(docker: Docker, container: string, path: string): Promise<string | undefined> {
+  return execInContainer(
+    docker,
+    container,
+    ['node', '-e', 'process.stdout.write(require("node:fs").readFileSync(process.argv[1]))', path],
+    { timeoutMs: 15_000 },
+  ).then(
+    (result) => result.stdout,
+    () => undefined,
+  );
 }
 
 /**
@@ -181,8 +164,7 @@ export async function findCredentialInContainer(
     if (content === undefined || content.length === 0) unreadable.push(file);
     else processFiles.push(file);
     if (content)
-      for (const form of matches(content.toString('utf8'), needles))
-        findings.push({ place: `process:${file}`, form });
+      for (const form of matches(content, needles)) findings.push({ place: `process:${file}`, form });
   }
 
   const filesystem = await scanArchive(await handle.export(), '', needles);

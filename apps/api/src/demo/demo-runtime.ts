@@ -5,13 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { KeywardError } from '@keyward/core';
 import {
   createLocalProvider,
-  type DetectionContext,
   defaultDetectionStrategies,
+  detectRuntime,
   type LocalProvider,
   type RuntimeDetectionStrategy,
-  type RuntimeEndpoint,
 } from '@keyward/provider-local';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 
 /** Where `scripts/ci/start-podman.sh` (run by `scripts/setup.sh`) puts podman's API socket. */
 export const KEYWARD_PODMAN_SOCKET = '/run/keyward-podman.sock';
@@ -57,24 +56,6 @@ export interface DemoRuntime {
   dockerHostHint?: string;
 }
 
-function describeEndpoint(endpoint: RuntimeEndpoint): string {
-  return 'socketPath' in endpoint
-    ? `unix://${endpoint.socketPath}`
-    : `${endpoint.protocol}://${endpoint.host}:${endpoint.port}`;
-}
-
-function dockerFor(endpoint: RuntimeEndpoint): Docker {
-  return 'socketPath' in endpoint ? new Docker({ socketPath: endpoint.socketPath }) : new Docker(endpoint);
-}
-
-function withTimeout<T>(promise: Promise<T>, milliseconds: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${milliseconds / 1000} s`)), milliseconds);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 export interface DetectDemoRuntimeOptions {
   environment?: NodeJS.ProcessEnv;
   /** How long one endpoint may take to answer; a busy podman can take seconds for `version`. */
@@ -85,51 +66,33 @@ export interface DetectDemoRuntimeOptions {
 }
 
 /**
- * Finds the runtime with provider-local's strategies (plus the keyward socket) and
- * asks it with provider-local's `detect()`, giving a busy runtime more time than
- * detection's default. Throws RUNTIME_UNAVAILABLE with instructions when there is none.
+ * Finds the runtime with provider-local's detection, giving a busy runtime more time
+ * than detection's default. Throws RUNTIME_UNAVAILABLE with instructions when there is none.
  */
 export async function detectDemoRuntime(options: DetectDemoRuntimeOptions = {}): Promise<DemoRuntime> {
-  const environment = options.environment ?? process.env;
-  const context: DetectionContext = {
-    env: environment,
-    uid: process.getuid?.() ?? 0,
-    fileExists: options.fileExists ?? existsSync,
-  };
-  const tried: string[] = [];
-  for (const strategy of options.strategies ?? demoDetectionStrategies) {
-    const endpoint = strategy.endpoint(context);
-    if (!endpoint || 'skip' in endpoint) {
-      tried.push(`${strategy.name}: ${endpoint?.skip ?? 'not applicable'}`);
-      continue;
-    }
-    const docker = dockerFor(endpoint);
-    const provider = createLocalProvider({ docker });
-    const address = describeEndpoint(endpoint);
-    try {
-      const detection = await withTimeout(provider.detect(), options.timeoutMs ?? 20_000);
-      if (!detection.available) {
-        tried.push(`${strategy.name}: ${address} ${detection.reason ?? 'is not available'}`);
-        continue;
-      }
-      const kind = detection.runtime?.name === 'docker' ? 'docker' : 'podman';
-      return {
-        // Knowing the kind spares a second `version` call, which takes seconds on a busy podman.
-        provider: createLocalProvider({ docker, runtimeKind: kind }),
-        docker,
-        name: detection.runtime?.name ?? 'unknown',
-        ...(detection.runtime?.version ? { version: detection.runtime.version } : {}),
-        endpoint: address,
-        strategy: strategy.name,
-        // No DOCKER_HOST hint: every keyward command detects the runtime with the same strategies.
-      };
-    } catch (error) {
-      tried.push(`${strategy.name}: ${address} did not answer (${(error as Error).message})`);
-    }
-  }
-  throw new KeywardError({
-    code: 'RUNTIME_UNAVAILABLE',
-    message: `No container runtime found. Tried: ${tried.join('; ')}.\n${runtimeInstructions()}`,
-    details: { tried },
+  const { docker, kind, result, tried } = await detectRuntime({
+    strategies: options.strategies ?? demoDetectionStrategies,
+    context: {
+      env: options.environment ?? process.env,
+      ...(options.fileExists ? { fileExists: options.fileExists } : {}),
+    },
+    timeoutMs: options.timeoutMs ?? 20_000,
   });
+  if (!docker || !kind) {
+    throw new KeywardError({
+      code: 'RUNTIME_UNAVAILABLE',
+      message: `${result.reason}\n${runtimeInstructions()}`,
+      details: { tried },
+    });
+  }
+  return {
+    // Knowing the kind spares a second `version` call, which takes seconds on a busy podman.
+    provider: createLocalProvider({ docker, runtimeKind: kind }),
+    docker,
+    name: kind,
+    ...(result.runtime?.version ? { version: result.runtime.version } : {}),
+    endpoint: result.runtime?.endpoint ?? '',
+    strategy: result.strategy ?? '',
+    // No DOCKER_HOST hint: every keyward command detects the runtime with the same strategies.
+  };
 }

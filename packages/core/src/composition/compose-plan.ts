@@ -1,4 +1,5 @@
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
+import { dnsLabelPattern } from '../dns-label.js';
 import { KeywardError } from '../errors/keyward-error.js';
 import { formatIssues, type InstanceSpec } from '../instance-spec.js';
 import { instanceLabels, objectLabels } from '../labels.js';
@@ -10,12 +11,7 @@ import type { DeploymentPlanV2, PlannedContainerV2 } from '../spec/v2/deployment
 import type { SidecarContextV2, SidecarProviderV2 } from '../spec/v2/sidecar-provider-v2.js';
 import type { TargetProviderV2 } from '../spec/v2/target-provider-v2.js';
 import { dependencyOrder } from './dependency-order.js';
-import {
-  dnsLabelPattern,
-  fail,
-  type ResolvedSidecarV2,
-  resolveSidecarContributionV2,
-} from './resolve-contribution.js';
+import { fail, type ResolvedSidecarV2, resolveSidecarContributionV2 } from './resolve-contribution.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: providers carry their own config types.
 export type AnySidecarProviderV2 = SidecarProviderV2<any, any>;

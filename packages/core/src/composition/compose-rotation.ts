@@ -106,7 +106,8 @@ export async function composeRotationV2(
       contribution,
       requires: requiresOf(id),
       requests: [],
-      received: [],
+      // What it answered before stays visible to the containers that asked (the stored plan's requests).
+      received: states.get(id)?.requests ?? [],
       redactor: options.redactor,
     });
     parts.push({

@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { dnsLabelPattern } from '../dns-label.js';
 import { KeywardError, type KeywardErrorCode } from '../errors/keyward-error.js';
 import type { InstanceSpec } from '../instance-spec.js';
 import { objectLabels } from '../labels.js';
@@ -19,7 +20,6 @@ import type {
   PlannedSidecarV2,
 } from '../spec/v2/deployment-plan-v2.js';
 
-export const dnsLabelPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const environmentNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export interface ResolvedSidecarV2 {

@@ -1,22 +1,36 @@
 import { KeywardError } from '../errors/keyward-error.js';
 import { labelKeys } from '../labels.js';
-import type { DeploymentPlanV1 } from '../spec/v1/deployment-plan-v1.js';
-import type { ProgressEventV1, TargetProviderV1 } from '../spec/v1/target-provider-v1.js';
+import type { DeploymentPlanV2 } from '../spec/v2/deployment-plan-v2.js';
+import type { ProgressEventV2, TargetProviderV2 } from '../spec/v2/target-provider-v2.js';
 import type { ConformanceViolation } from './sidecar-conformance.js';
 
 export interface TargetConformanceOptions {
-  createProvider: () => TargetProviderV1 | Promise<TargetProviderV1>;
+  // biome-ignore lint/suspicious/noExplicitAny: any target's options type.
+  createProvider: () => TargetProviderV2<any> | Promise<TargetProviderV2<any>>;
   /** A plan for a fresh instance with this name, deployable on the target. */
-  createPlan: (instanceName: string) => DeploymentPlanV1 | Promise<DeploymentPlanV1>;
+  createPlan: (instanceName: string) => DeploymentPlanV2 | Promise<DeploymentPlanV2>;
   /** Instance name to use; unique per run avoids clashing with leftovers. */
   instanceName?: string;
+  /**
+   * A command the agent image can run and what it must print, to check `exec` (targets with
+   * `capabilities.exec`). Without it the exec step only checks that an unknown container is refused.
+   */
+  execProbe?: { command: string[]; stdin?: string; expectStdout: string };
+  /**
+   * Whether the instance is expected to reach `running` (targets without nodes, such as a bare
+   * Kubernetes API server, cannot run pods: they pass `false` and the suite checks `partial`
+   * or `running`).
+   */
+  expectRunning?: boolean;
 }
 
 interface TargetConformanceState {
-  provider: TargetProviderV1;
-  plan: DeploymentPlanV1;
+  // biome-ignore lint/suspicious/noExplicitAny: any target's options type.
+  provider: TargetProviderV2<any>;
+  plan: DeploymentPlanV2;
   name: string;
-  events: ProgressEventV1[];
+  events: ProgressEventV2[];
+  options: TargetConformanceOptions;
 }
 
 async function expectNotFound(operation: () => Promise<unknown>, what: string): Promise<string | undefined> {
@@ -30,19 +44,47 @@ async function expectNotFound(operation: () => Promise<unknown>, what: string): 
   }
 }
 
+function acceptable(state: TargetConformanceState, actual: string): boolean {
+  return state.options.expectRunning === false
+    ? actual === 'running' || actual === 'partial'
+    : actual === 'running';
+}
+
 /** Ordered: each step runs on the state the previous ones left. */
 export const targetConformanceSteps: {
   rule: string;
   check: (state: TargetConformanceState) => Promise<string | undefined>;
 }[] = [
   {
-    rule: 'declares specification version v1 and capabilities',
-    check: async ({ provider }) =>
-      provider.specificationVersion !== 'v1'
-        ? `specificationVersion is ${JSON.stringify(provider.specificationVersion)}`
-        : provider.capabilities?.networkModes?.length
-          ? undefined
-          : 'capabilities.networkModes is empty',
+    rule: 'declares specification version v2, capabilities and an options schema',
+    check: async ({ provider }) => {
+      if (provider.specificationVersion !== 'v2')
+        return `specificationVersion is ${JSON.stringify(provider.specificationVersion)}`;
+      if (!provider.capabilities?.networkModes?.length) return 'capabilities.networkModes is empty';
+      if (!provider.capabilities?.egress?.length) return 'capabilities.egress is empty';
+      if (typeof provider.configSchema?.safeParse !== 'function') return 'configSchema is not a zod schema';
+      return undefined;
+    },
+  },
+  {
+    rule: 'addressOf gives a host:port for every connection of the plan, the same each time',
+    check: async ({ provider, plan }) => {
+      for (const connection of plan.connections) {
+        const request = {
+          instanceName: plan.instance.name,
+          networkMode: plan.networkMode,
+          targetOptions: plan.targetOptions,
+          from: { container: connection.from, role: connection.from === 'agent' ? 'agent' : 'sidecar' },
+          to: { container: connection.to, role: connection.to === 'agent' ? 'agent' : 'sidecar' },
+          port: connection.port,
+        } as const;
+        const address = provider.addressOf(request);
+        if (!/^[^\s:/]+:\d+$/.test(address) || !address.endsWith(`:${connection.port}`))
+          return `addressOf(${connection.from} → ${connection.to}:${connection.port}) gave ${JSON.stringify(address)}`;
+        if (provider.addressOf(request) !== address) return 'addressOf is not deterministic';
+      }
+      return undefined;
+    },
   },
   {
     rule: 'detects its runtime and says which strategy found it',
@@ -81,7 +123,7 @@ export const targetConformanceSteps: {
         onProgress: (event) => state.events.push(event),
       });
       if (detail.name !== state.name) return `apply returned instance ${detail.name}`;
-      if (detail.state !== 'running') return `state after apply is ${detail.state}`;
+      if (!acceptable(state, detail.state)) return `state after apply is ${detail.state}`;
       if (state.events.length === 0) return 'apply reported no progress';
       if (!state.events.every((event) => event.step && event.message && event.time))
         return 'a progress event lacks step, message or time';
@@ -89,7 +131,7 @@ export const targetConformanceSteps: {
     },
   },
   {
-    rule: 'get returns the redacted spec and every planned container',
+    rule: 'get returns the redacted spec, every planned container and each sidecar with its exports',
     check: async ({ provider, plan, name }) => {
       const detail = await provider.get(name);
       const names = detail.containers.map((container) => container.name).sort();
@@ -97,6 +139,12 @@ export const targetConformanceSteps: {
       if (JSON.stringify(names) !== JSON.stringify(planned))
         return `containers ${names.join(',')} instead of ${planned.join(',')}`;
       if (detail.redactedSpec['name'] !== name) return 'redactedSpec does not describe the instance';
+      for (const sidecar of plan.sidecars) {
+        const found = detail.sidecars.find((item) => item.providerId === sidecar.providerId);
+        if (!found) return `sidecar ${sidecar.providerId} missing from get()`;
+        if (JSON.stringify(found.exports) !== JSON.stringify(sidecar.exports))
+          return `sidecar ${sidecar.providerId}: exports not kept`;
+      }
       const text = JSON.stringify(detail);
       if (plan.secrets.some((secret) => secret.value.length >= 6 && text.includes(secret.value)))
         return 'get() exposes a secret value';
@@ -111,25 +159,53 @@ export const targetConformanceSteps: {
         : 'list() does not include it',
   },
   {
+    rule: 'exec runs in the agent, and refuses an unknown container',
+    check: async ({ provider, name, options }) => {
+      if (!provider.capabilities.exec)
+        return provider.exec ? 'exec() given without capabilities.exec' : undefined;
+      if (!provider.exec) return 'capabilities.exec without exec()';
+      try {
+        await provider.exec(name, { container: 'no-such-container', command: ['true'], timeoutSeconds: 5 });
+        return 'exec in an unknown container succeeded';
+      } catch (error) {
+        if (!KeywardError.isInstance(error)) return `exec in an unknown container threw ${String(error)}`;
+      }
+      if (!options.execProbe) return undefined;
+      const result = await provider.exec(name, {
+        container: 'agent',
+        command: options.execProbe.command,
+        ...(options.execProbe.stdin === undefined ? {} : { stdin: options.execProbe.stdin }),
+        timeoutSeconds: 20,
+      });
+      return result.exitCode === 0 && result.stdout.includes(options.execProbe.expectStdout)
+        ? undefined
+        : `exec probe gave exit ${result.exitCode}, stdout ${JSON.stringify(result.stdout.slice(0, 200))}`;
+    },
+  },
+  {
     rule: 'apply is idempotent',
-    check: async ({ provider, plan, name }) => {
+    check: async (state) => {
+      const { provider, plan, name } = state;
       const before = (await provider.list()).filter((instance) => instance.name === name);
       await provider.apply(plan);
       const after = (await provider.list()).filter((instance) => instance.name === name);
       if (after.length !== 1 || before.length !== 1) return `expected one instance, found ${after.length}`;
-      return after[0]?.state === 'running' ? undefined : `state after second apply is ${after[0]?.state}`;
+      return after[0] && acceptable(state, after[0].state)
+        ? undefined
+        : `state after second apply is ${after[0]?.state}`;
     },
   },
   {
     rule: 'stop, start and restart change the state',
-    check: async ({ provider, name }) => {
+    check: async (state) => {
+      const { provider, name } = state;
       await provider.stop(name);
       const stopped = await provider.get(name);
       if (stopped.state !== 'stopped') return `state after stop is ${stopped.state}`;
       await provider.start(name);
-      if ((await provider.get(name)).state !== 'running') return 'not running after start';
+      if (!acceptable(state, (await provider.get(name)).state)) return 'not running after start';
       await provider.restart(name);
-      return (await provider.get(name)).state === 'running' ? undefined : 'not running after restart';
+      return acceptable(state, (await provider.get(name)).state) ? undefined : 'not running after restart';
     },
   },
   {
@@ -165,6 +241,7 @@ export async function checkTargetProvider(
     plan: await options.createPlan(name),
     name,
     events: [],
+    options,
   };
   const violations: ConformanceViolation[] = [];
   if (state.plan.labels[labelKeys.instance] !== name) {

@@ -5,7 +5,7 @@ import { checkTargetProvider, type TargetConformanceOptions } from './target-con
 /** The conformance suite every sidecar provider runs in its own tests. */
 export function testSidecarProvider(options: SidecarConformanceOptions): void {
   describe(`sidecar provider "${options.provider.id}" conformance`, () => {
-    it('follows every rule of SidecarProviderV1', async () => {
+    it('follows every rule of SidecarProviderV2', async () => {
       expect(await checkSidecarProvider(options)).toEqual([]);
     });
   });
@@ -15,7 +15,7 @@ export function testSidecarProvider(options: SidecarConformanceOptions): void {
 export function testTargetProvider(options: TargetConformanceOptions & { timeout?: number }): void {
   describe('target provider conformance', () => {
     it(
-      'follows the lifecycle of TargetProviderV1',
+      'follows the lifecycle of TargetProviderV2',
       async () => {
         expect(await checkTargetProvider(options)).toEqual([]);
       },

@@ -1,8 +1,8 @@
 // Integration-test support: the real container runtime the tests run against and
 // what an instance left behind on it. For tests only.
 import { labelKeys } from '@keyward/core';
-import Docker from 'dockerode';
-import { parseHostUrl } from '../runtime-detection.js';
+import type Docker from 'dockerode';
+import { dockerForEndpoint, parseHostUrl } from '../runtime-detection.js';
 
 /**
  * The runtime at DOCKER_HOST, after it answered a ping. Fails (never skips) when none
@@ -15,9 +15,7 @@ export async function connectToTestRuntime(environment: NodeJS.ProcessEnv = proc
       'Integration tests need a container runtime: DOCKER_HOST is not set. Run `eval "$(scripts/ci/start-podman.sh)"` from the repository root first.',
     );
   }
-  const endpoint = parseHostUrl(host);
-  const docker =
-    'socketPath' in endpoint ? new Docker({ socketPath: endpoint.socketPath }) : new Docker(endpoint);
+  const docker = dockerForEndpoint(parseHostUrl(host));
   try {
     await docker.ping();
   } catch (error) {

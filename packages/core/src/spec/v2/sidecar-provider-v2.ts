@@ -44,6 +44,14 @@ export interface SidecarStateV2 {
   exports: JsonObject;
   /** Current values by secret name, as held by the target. Missing when the target lost them. */
   secrets: Record<string, string | undefined>;
+  /**
+   * What other providers asked of this one, as the stored plan recorded them (without payload):
+   * for every `plan.sidecars[i].requests[j]` with `provider` = this provider, that request with
+   * `from: plan.sidecars[i].providerId`. A rotation lets the secrets this provider keeps for
+   * those requests (`forRequest`) stay visible to exactly those containers; without them such a
+   * rotation fails with UNKNOWN_SECRET_CONSUMER. (`context.requests` stays empty in a rotation.)
+   */
+  requests?: readonly ReceivedRequestV2[];
 }
 
 export interface SidecarRotationV2<TChange> {

@@ -1,0 +1,302 @@
+// Bringing up containers, shared by apply and rotation: images, the network helper, and
+// for each planned container its volumes, files, start and readiness.
+import { posix } from 'node:path';
+import {
+  AGENT_CONTAINER_NAME,
+  labelKeys,
+  objectLabels,
+  type PlannedContainerV1,
+  runtimeName,
+} from '@keyward/core';
+import type Docker from 'dockerode';
+import { containerCreateOptions, helperCreateOptions } from './container-options.js';
+import type { CreatedResources } from './instance-cleanup.js';
+import {
+  encodeRecord,
+  helperComponent,
+  helperLabels,
+  type InstanceRecord,
+  localLabelKeys,
+  type StoredPlan,
+} from './instance-record.js';
+import type { LocalProviderSettings } from './local-provider-settings.js';
+import type { OperationContext } from './operation-context.js';
+import { type Emit, runStep, StepError } from './progress-steps.js';
+import { readinessProbe, waitUntilReady } from './readiness.js';
+import {
+  isNotFound,
+  networkAttachStrategy,
+  splitNetworks,
+  volumeWriteStrategy,
+} from './runtime-differences.js';
+import { type PlannedVolume, packVolumeFiles, plannedVolumes } from './volume-files.js';
+
+export type ImageInspections = Map<string, Docker.ImageInspectInfo>;
+
+/** Inspects each image, pulling what is missing; locally built (`localhost/`) images cannot be pulled. */
+export async function checkImages(
+  { runtime: { docker } }: OperationContext,
+  emit: Emit,
+  images: string[],
+): Promise<ImageInspections> {
+  const found: ImageInspections = new Map();
+  for (const image of images) {
+    await runStep(emit, `image.check:${image}`, `Checking image ${image}`, async () => {
+      try {
+        found.set(image, await docker.getImage(image).inspect());
+        return;
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+      if (image.startsWith('localhost/')) {
+        throw new Error(
+          `image ${image} is not present and cannot be pulled (it is built locally); build it with \`pnpm images\` or set another image`,
+        );
+      }
+      const stream = await docker.pull(image);
+      await new Promise<void>((resolve, reject) =>
+        docker.modem.followProgress(stream, (problem: Error | null) =>
+          problem ? reject(problem) : resolve(),
+        ),
+      );
+      found.set(image, await docker.getImage(image).inspect());
+    });
+  }
+  return found;
+}
+
+/** Creates and starts the network helper, which publishes the agent port (and holds the namespace in open mode). */
+export async function createNetworkHelper(
+  context: OperationContext,
+  emit: Emit,
+  stored: StoredPlan,
+  digest: string,
+  generation: string,
+  created: CreatedResources,
+): Promise<void> {
+  const options = helperCreateOptions({
+    plan: stored,
+    image: context.helperImage,
+    kind: context.runtime.kind,
+    labels: helperLabels(stored),
+    extraLabels: { [localLabelKeys.planDigest]: digest, [localLabelKeys.generation]: generation },
+  });
+  await runStep(
+    emit,
+    `container.create:${helperComponent}`,
+    'Creating the network helper (publishes the agent port)',
+    async () => {
+      await createContainer(context, options);
+      created.containers.push(options.name as string);
+    },
+  );
+  await runStep(emit, `container.start:${helperComponent}`, 'Starting the network helper', async () => {
+    await context.runtime.docker.getContainer(options.name as string).start();
+  });
+}
+
+export interface ContainerDeployment {
+  stored: StoredPlan;
+  container: PlannedContainerV1;
+  secretValues: ReadonlyMap<string, string>;
+  digest: string;
+  generation: string;
+  images: ImageInspections;
+  created: CreatedResources;
+  /** Given for the agent, which carries the instance record. */
+  record?: InstanceRecord;
+  /** `false`: create and fill only, so a stopped instance stays stopped. Default `true`. */
+  start?: boolean;
+}
+
+/** Volumes, container, files, start and readiness of one planned container. */
+export async function deployContainer(
+  context: OperationContext,
+  emit: Emit,
+  input: ContainerDeployment,
+): Promise<void> {
+  const { docker } = context.runtime;
+  const { stored, container, secretValues, created } = input;
+  const volumes = plannedVolumes(stored, container, secretValues, input.generation);
+  for (const volume of volumes) {
+    await runStep(
+      emit,
+      `volume.create:${container.name}`,
+      `Creating volume ${volume.volumeName} for ${volume.directory}`,
+      async () => {
+        await docker.createVolume({ Name: volume.volumeName, Labels: volume.labels });
+        created.volumes.push(volume.volumeName);
+      },
+    );
+  }
+  const dataVolume = container.role === 'agent' ? agentDataVolume(context.settings, stored) : undefined;
+  if (dataVolume) {
+    await runStep(
+      emit,
+      'volume.ensure:agent-data',
+      `Ensuring data volume ${dataVolume.volumeName}`,
+      async () => {
+        try {
+          const existing = await docker.getVolume(dataVolume.volumeName).inspect();
+          if (existing.Labels?.[labelKeys.instance] !== stored.instance.name) {
+            throw new Error(
+              `volume ${dataVolume.volumeName} exists but does not belong to instance "${stored.instance.name}"; remove or rename it`,
+            );
+          }
+        } catch (error) {
+          if (!isNotFound(error)) throw error;
+          await docker.createVolume({ Name: dataVolume.volumeName, Labels: dataVolume.labels });
+          created.volumes.push(dataVolume.volumeName);
+        }
+      },
+    );
+  }
+  const secretEnv: Record<string, string> = {};
+  for (const mount of container.secretMounts) {
+    if (mount.delivery.type !== 'env') continue;
+    const value = secretValues.get(mount.secret);
+    if (value === undefined)
+      throw new StepError(`secrets:${container.name}`, new Error(`no value for ${mount.secret}`));
+    secretEnv[mount.delivery.variable] = value;
+  }
+  const options = containerCreateOptions({
+    plan: stored,
+    container,
+    volumes,
+    ...(dataVolume ? { dataVolume } : {}),
+    secretEnv,
+    kind: context.runtime.kind,
+    extraLabels: {
+      [localLabelKeys.planDigest]: input.digest,
+      [localLabelKeys.generation]: input.generation,
+      [localLabelKeys.role]: container.role,
+      ...(input.record ? { [localLabelKeys.record]: encodeRecord({ ...input.record, plan: stored }) } : {}),
+    },
+  });
+  await runStep(
+    emit,
+    `container.create:${container.name}`,
+    `Creating container ${container.runtimeName}`,
+    async () => {
+      await createContainer(context, options);
+      created.containers.push(container.runtimeName);
+    },
+  );
+  if (volumes.length > 0) {
+    const owner = fileOwner(container, input.images.get(container.image));
+    await runStep(
+      emit,
+      `files.write:${container.name}`,
+      `Writing ${volumes.reduce((count, volume) => count + volume.files.length, 0)} file(s) for ${container.name}`,
+      async () => {
+        for (const volume of volumes) await writeVolume(context, container, volume, owner, created);
+      },
+    );
+  }
+  if (input.start === false) return;
+  await runStep(emit, `container.start:${container.name}`, `Starting ${container.runtimeName}`, async () => {
+    await docker.getContainer(container.runtimeName).start();
+  });
+  const probe = readinessProbe(stored, container);
+  if (probe) {
+    await runStep(emit, `container.ready:${container.name}`, `Waiting until ${container.name} is ready`, () =>
+      waitUntilReady(context, stored, container, probe),
+    );
+  }
+}
+
+/** The agent's persistent data volume, unless the settings or the spec leave it out. */
+function agentDataVolume(
+  settings: LocalProviderSettings,
+  stored: StoredPlan,
+): { volumeName: string; directory: string; labels: Record<string, string> } | undefined {
+  const setting = settings.agentDataPath;
+  if (setting === false) return undefined;
+  const skills = (stored.redactedSpec['agent'] as { skillsDirectory?: unknown } | undefined)?.skillsDirectory;
+  const directory = setting ?? (typeof skills === 'string' ? posix.dirname(skills) : undefined);
+  if (!directory || directory === '/') return undefined;
+  return {
+    volumeName: runtimeName(stored.instance.name, 'agent-data'),
+    directory,
+    labels: {
+      ...objectLabels(
+        stored.instance.name,
+        stored.instance.target,
+        AGENT_CONTAINER_NAME,
+        AGENT_CONTAINER_NAME,
+      ),
+      [localLabelKeys.volumeKind]: 'data',
+    },
+  };
+}
+
+/** Creates a container and joins its networks the way the runtime supports. */
+async function createContainer(
+  { runtime, settings }: OperationContext,
+  options: Docker.ContainerCreateOptions,
+): Promise<void> {
+  const strategy = settings.networkAttachStrategy ?? networkAttachStrategy(runtime.kind);
+  if (strategy === 'at-create') {
+    await runtime.docker.createContainer(options);
+    return;
+  }
+  const { create, connect } = splitNetworks(options);
+  await runtime.docker.createContainer(create);
+  for (const { network, endpoint } of connect) {
+    await runtime.docker.getNetwork(network).connect({ Container: create.name, EndpointConfig: endpoint });
+  }
+}
+
+/** Who owns the files written for a container: its configured user, else the image's numeric user. */
+function fileOwner(
+  container: PlannedContainerV1,
+  image: Docker.ImageInspectInfo | undefined,
+): { uid: number; gid: number } {
+  const [userPart, groupPart] = (image?.Config?.User ?? '').split(':');
+  const imageUid = /^\d+$/.test(userPart ?? '') ? Number(userPart) : 0;
+  const imageGid = /^\d+$/.test(groupPart ?? '') ? Number(groupPart) : imageUid;
+  const uid = container.security?.runAsUser ?? imageUid;
+  return {
+    uid,
+    gid: container.security?.runAsGroup ?? (container.security?.runAsUser !== undefined ? uid : imageGid),
+  };
+}
+
+async function writeVolume(
+  { runtime, settings, helperImage }: OperationContext,
+  container: PlannedContainerV1,
+  volume: PlannedVolume,
+  owner: { uid: number; gid: number },
+  created: CreatedResources,
+): Promise<void> {
+  const { docker } = runtime;
+  const strategy = settings.volumeWriteStrategy ?? volumeWriteStrategy(runtime.kind);
+  if (strategy === 'archive-into-consumer') {
+    await docker
+      .getContainer(container.runtimeName)
+      .putArchive(packVolumeFiles(volume.files, owner) as unknown as NodeJS.ReadableStream, {
+        path: volume.directory,
+      });
+    return;
+  }
+  // A never-started container that mounts the volume read-write, only to receive the archive.
+  const writerName = `${volume.volumeName}-writer`;
+  await docker.createContainer({
+    name: writerName,
+    Image: helperImage,
+    Labels: { ...volume.labels, [localLabelKeys.role]: 'volume-writer' },
+    HostConfig: { Binds: [`${volume.volumeName}:/keyward-volume`], NetworkMode: 'none' },
+    NetworkDisabled: true,
+  });
+  created.containers.push(writerName);
+  try {
+    await docker
+      .getContainer(writerName)
+      .putArchive(packVolumeFiles(volume.files, owner) as unknown as NodeJS.ReadableStream, {
+        path: '/keyward-volume',
+      });
+  } finally {
+    await docker.getContainer(writerName).remove({ force: true });
+    created.containers.splice(created.containers.indexOf(writerName), 1);
+  }
+}

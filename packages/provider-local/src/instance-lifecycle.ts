@@ -1,0 +1,123 @@
+// start, stop and logs of an existing instance.
+import {
+  KeywardError,
+  type LogLineV1,
+  type LogOptionsV1,
+  type OperationOptionsV1,
+  redact,
+} from '@keyward/core';
+import { containerLogStream, demultiplexLines, mergeIterables } from './container-logs.js';
+import { helperRuntimeName, type InstanceRecord } from './instance-record.js';
+import { readInstance } from './instance-state.js';
+import type { OperationContext } from './operation-context.js';
+import { createEmitter, runStep } from './progress-steps.js';
+import { readinessProbe, waitUntilReady } from './readiness.js';
+import { isNotFound, isNotModified } from './runtime-differences.js';
+
+/** The helper first (it holds the network namespace), then the sidecars, then the agent. */
+function startOrder(record: InstanceRecord): string[] {
+  const plan = record.plan;
+  return [
+    helperRuntimeName(plan.instance.name),
+    ...plan.containers
+      .filter((container) => container.role !== 'agent')
+      .map((container) => container.runtimeName),
+    ...plan.containers
+      .filter((container) => container.role === 'agent')
+      .map((container) => container.runtimeName),
+  ];
+}
+
+/** What start and stop work from: the instance's record and a progress emitter. */
+async function lifecycleOperation(context: OperationContext, name: string, options: OperationOptionsV1) {
+  const emit = createEmitter(context.settings, options.onProgress);
+  const { record } = await readInstance(context, name);
+  return { docker: context.runtime.docker, emit, record };
+}
+
+export async function startInstance(
+  context: OperationContext,
+  name: string,
+  options: OperationOptionsV1,
+): Promise<void> {
+  const { docker, emit, record } = await lifecycleOperation(context, name, options);
+  for (const runtimeName of startOrder(record)) {
+    await runStep(emit, `container.start:${runtimeName}`, `Starting ${runtimeName}`, async () => {
+      await docker
+        .getContainer(runtimeName)
+        .start()
+        .catch((error) => {
+          if (!isNotModified(error)) throw error;
+        });
+    });
+    const container = record.plan.containers.find((candidate) => candidate.runtimeName === runtimeName);
+    const probe = container && readinessProbe(record.plan, container);
+    if (container && probe) {
+      await runStep(
+        emit,
+        `container.ready:${container.name}`,
+        `Waiting until ${container.name} is ready`,
+        () => waitUntilReady(context, record.plan, container, probe),
+      );
+    }
+  }
+}
+
+export async function stopInstance(
+  context: OperationContext,
+  name: string,
+  options: OperationOptionsV1,
+): Promise<void> {
+  const { docker, emit, record } = await lifecycleOperation(context, name, options);
+  for (const runtimeName of startOrder(record).reverse()) {
+    await runStep(emit, `container.stop:${runtimeName}`, `Stopping ${runtimeName}`, async () => {
+      await docker
+        .getContainer(runtimeName)
+        .stop({ t: context.settings.stopTimeoutSeconds ?? 5 })
+        .catch((error) => {
+          if (!isNotModified(error) && !isNotFound(error)) throw error;
+        });
+    });
+  }
+}
+
+/** The instance's containers' log lines, merged and redacted; ends quietly when the signal aborts. */
+export async function* instanceLogs(
+  context: OperationContext,
+  name: string,
+  options: LogOptionsV1,
+): AsyncIterable<LogLineV1> {
+  const { docker } = context.runtime;
+  const { record } = await readInstance(context, name);
+  const containers = record.plan.containers.filter(
+    (container) => options.container === undefined || container.name === options.container,
+  );
+  if (containers.length === 0) {
+    throw new KeywardError({
+      code: 'UNKNOWN_CONTAINER',
+      providerId: context.providerId,
+      message: `Instance "${name}" has no container "${options.container}"; it has: ${record.plan.containers.map((container) => container.name).join(', ')}.`,
+    });
+  }
+  const streams = await Promise.all(
+    containers.map(async (container) => {
+      const raw = await containerLogStream(docker, container.runtimeName, {
+        follow: options.follow ?? false,
+        ...(options.tail === undefined ? {} : { tail: options.tail }),
+      });
+      options.signal?.addEventListener('abort', () =>
+        (raw as unknown as { destroy?: () => void }).destroy?.(),
+      );
+      return demultiplexLines(raw, container.name);
+    }),
+  );
+  try {
+    for await (const line of mergeIterables(streams)) {
+      if (options.signal?.aborted) return;
+      yield { ...line, line: redact(line.line) };
+    }
+  } catch (error) {
+    if (options.signal?.aborted) return;
+    throw error;
+  }
+}

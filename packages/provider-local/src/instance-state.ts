@@ -1,0 +1,154 @@
+// Reading instances back from the runtime: everything comes from the labels of their containers.
+import {
+  AGENT_CONTAINER_NAME,
+  type ContainerStatusV1,
+  type InstanceDetailV1,
+  type InstanceStateV1,
+  type InstanceSummaryV1,
+  KeywardError,
+  labelKeys,
+} from '@keyward/core';
+import type Docker from 'dockerode';
+import {
+  decodeRecord,
+  helperRuntimeName,
+  type InstanceRecord,
+  instanceFilter,
+  localLabelKeys,
+} from './instance-record.js';
+import type { OperationContext } from './operation-context.js';
+import {
+  containerSummaryName,
+  matchesAllLabels,
+  publishedHostPortFromSummary,
+} from './runtime-differences.js';
+
+export async function instanceContainers(
+  { providerId, runtime }: OperationContext,
+  name: string,
+): Promise<Docker.ContainerInfo[]> {
+  const filter = instanceFilter(name, providerId);
+  return (await runtime.docker.listContainers({ all: true, filters: filter })).filter((summary) =>
+    matchesAllLabels(summary.Labels, filter),
+  );
+}
+
+/** The agent container, which carries the instance record. */
+export function findAgent(containers: Docker.ContainerInfo[]): Docker.ContainerInfo | undefined {
+  return containers.find(
+    (summary) =>
+      summary.Labels[labelKeys.component] === AGENT_CONTAINER_NAME && summary.Labels[localLabelKeys.record],
+  );
+}
+
+export function instanceNotFound(providerId: string, name: string): KeywardError {
+  return new KeywardError({
+    code: 'INSTANCE_NOT_FOUND',
+    providerId,
+    message: `No instance "${name}" on the local runtime; \`list\` shows the instances that exist.`,
+  });
+}
+
+/** The instance's record and containers; `INSTANCE_NOT_FOUND` without an agent. */
+export async function readInstance(
+  context: OperationContext,
+  name: string,
+): Promise<{ record: InstanceRecord; containers: Docker.ContainerInfo[] }> {
+  const containers = await instanceContainers(context, name);
+  const agent = findAgent(containers);
+  if (!agent) throw instanceNotFound(context.providerId, name);
+  return { record: decodeRecord(agent.Labels[localLabelKeys.record], name), containers };
+}
+
+function summaryState(summary: Docker.ContainerInfo | undefined): { state: string; running: boolean } {
+  if (!summary) return { state: 'missing', running: false };
+  return { state: summary.State, running: summary.State === 'running' };
+}
+
+function summarizeInstance(record: InstanceRecord, containers: Docker.ContainerInfo[]): InstanceSummaryV1 {
+  const plan = record.plan;
+  const byName = new Map(containers.map((summary) => [containerSummaryName(summary), summary]));
+  const statuses: ContainerStatusV1[] = plan.containers.map((container) => {
+    const summary = byName.get(container.runtimeName);
+    return {
+      name: container.name,
+      providerId: container.providerId,
+      image: container.image,
+      ...summaryState(summary),
+    };
+  });
+  const helper = byName.get(helperRuntimeName(plan.instance.name));
+  const all = [...statuses.map((status) => status.running), summaryState(helper).running];
+  const agentPresent = statuses.some(
+    (status) => status.name === AGENT_CONTAINER_NAME && status.state !== 'missing',
+  );
+  let state: InstanceStateV1;
+  if (!agentPresent) state = 'failed';
+  else if (all.every(Boolean)) state = 'running';
+  else if (!all.some(Boolean)) state = 'stopped';
+  else state = 'partial';
+  const agentPort = plan.publish[0]?.containerPort;
+  const published =
+    agentPort === undefined ? undefined : publishedHostPortFromSummary(helper?.Ports, agentPort);
+  const agent = byName.get(
+    plan.containers.find((container) => container.role === 'agent')?.runtimeName ?? '',
+  );
+  return {
+    name: plan.instance.name,
+    target: plan.instance.target,
+    state,
+    networkMode: plan.network.mode,
+    containers: statuses,
+    ...(published ? { agentUrl: `http://${published.hostAddress}:${published.hostPort}` } : {}),
+    ...(agent?.Created ? { createdAt: new Date(agent.Created * 1000).toISOString() } : {}),
+  };
+}
+
+export async function listInstances({ providerId, runtime }: OperationContext): Promise<InstanceSummaryV1[]> {
+  // One runtime call, whatever the number of instances: everything comes from labels.
+  const filter = { label: [`${labelKeys.managedBy}=keyward`, `${labelKeys.target}=${providerId}`] };
+  const containers = (await runtime.docker.listContainers({ all: true, filters: filter })).filter((summary) =>
+    matchesAllLabels(summary.Labels, filter),
+  );
+  const byInstance = new Map<string, Docker.ContainerInfo[]>();
+  for (const summary of containers) {
+    const instance = summary.Labels[labelKeys.instance];
+    if (!instance) continue;
+    const list = byInstance.get(instance) ?? [];
+    list.push(summary);
+    byInstance.set(instance, list);
+  }
+  const summaries: InstanceSummaryV1[] = [];
+  for (const [instance, list] of byInstance) {
+    const agent = findAgent(list);
+    if (!agent) {
+      summaries.push({
+        name: instance,
+        target: providerId,
+        state: 'failed',
+        networkMode: 'proxy-only',
+        containers: list.map((summary) => ({
+          name: summary.Labels[labelKeys.component] ?? containerSummaryName(summary),
+          providerId: summary.Labels[labelKeys.provider] ?? 'unknown',
+          image: summary.Image,
+          ...summaryState(summary),
+        })),
+      });
+      continue;
+    }
+    summaries.push(summarizeInstance(decodeRecord(agent.Labels[localLabelKeys.record], instance), list));
+  }
+  return summaries.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export async function getInstance(context: OperationContext, name: string): Promise<InstanceDetailV1> {
+  const { record, containers } = await readInstance(context, name);
+  return {
+    ...summarizeInstance(record, containers),
+    redactedSpec: record.plan.redactedSpec,
+    sidecars: record.plan.sidecars.map((sidecar) => ({
+      providerId: sidecar.providerId,
+      metadata: sidecar.metadata,
+    })),
+  };
+}

@@ -1,0 +1,63 @@
+// Readiness: probes run from the network helper, which sees every container of the instance.
+import type { PlannedContainerV1, ProbeV1 } from '@keyward/core';
+import { execInContainer } from './container-exec.js';
+import { demultiplexLines } from './container-logs.js';
+import { helperRuntimeName, type StoredPlan } from './instance-record.js';
+import type { OperationContext } from './operation-context.js';
+
+/** A sidecar's own probe; the agent is ready when its published port accepts connections. */
+export function readinessProbe(plan: StoredPlan, container: PlannedContainerV1): ProbeV1 | undefined {
+  if (container.readiness) return container.readiness;
+  const agentPort = plan.publish[0]?.containerPort;
+  return container.role === 'agent' && agentPort !== undefined
+    ? { type: 'tcp', port: agentPort, retries: 60 }
+    : undefined;
+}
+
+/** Probes until the container answers; fails early, with its last log lines, when it exits. */
+export async function waitUntilReady(
+  { runtime: { docker }, settings }: OperationContext,
+  stored: StoredPlan,
+  container: PlannedContainerV1,
+  probe: ProbeV1,
+): Promise<void> {
+  const host = stored.network.mode === 'proxy-only' ? container.name : '127.0.0.1';
+  const command = ['node', '/app/main.mjs', 'probe', probe.type, host, String(probe.port)];
+  if (probe.type === 'http') command.push(probe.path);
+  const attempts = Math.max(probe.retries ?? 30, 1) * 2;
+  const interval = settings.readinessIntervalMs ?? 250;
+  let last = '';
+  for (let attempt = 0; attempt < attempts; attempt += 1) {
+    // A slow probe on a loaded machine is one failed attempt, not a failed deploy.
+    const result = await execInContainer(docker, helperRuntimeName(stored.instance.name), command, {
+      timeoutMs: 15_000,
+    }).catch((error: Error) => {
+      if (!/timed out/.test(error.message)) throw error;
+      return { exitCode: null, stdout: '', stderr: error.message };
+    });
+    if (result.exitCode === 0) return;
+    last = (result.stderr || result.stdout).trim();
+    const state = (await docker.getContainer(container.runtimeName).inspect()).State;
+    if (!state.Running) {
+      const logs = await docker
+        .getContainer(container.runtimeName)
+        .logs({ stdout: true, stderr: true, tail: 20 });
+      const lines: string[] = [];
+      for await (const line of demultiplexLines(
+        (async function* () {
+          yield Buffer.isBuffer(logs) ? logs : Buffer.from(String(logs));
+        })(),
+        container.name,
+      )) {
+        lines.push(line.line);
+      }
+      throw new Error(
+        `container ${container.runtimeName} exited with code ${state.ExitCode} before it was ready; last log lines: ${lines.slice(-5).join(' | ') || '(none)'}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+  throw new Error(
+    `${container.name} was not ready after ${attempts} probes (${probe.type} ${host}:${probe.port}): ${last}`,
+  );
+}

@@ -1,0 +1,227 @@
+// rotateSecrets: new containers for one sidecar (and the agent) beside the parked old ones,
+// which come back on any failure, so the old credentials keep working.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type InstanceDetailV1,
+  KeywardError,
+  labelKeys,
+  type OperationOptionsV1,
+  type PlannedContainerV1,
+  redact,
+  registerSecret,
+  type SidecarRotationRequestV1,
+} from '@keyward/core';
+import { checkImages, deployContainer } from './container-deployment.js';
+import { noCreatedResources, removeCreatedResources } from './instance-cleanup.js';
+import { acquireInstanceLock } from './instance-lock.js';
+import { instanceFilter, localLabelKeys, planDigest, type StoredPlan } from './instance-record.js';
+import { getInstance, readInstance } from './instance-state.js';
+import { newGeneration, type OperationContext } from './operation-context.js';
+import { createEmitter, type Emit, failedStep, runStep } from './progress-steps.js';
+import { readinessProbe, waitUntilReady } from './readiness.js';
+import { rotatedPlan } from './rotated-plan.js';
+import {
+  containerSummaryName,
+  isConflict,
+  isNotFound,
+  isNotModified,
+  matchesAllLabels,
+} from './runtime-differences.js';
+import { readSecretValues } from './sidecar-state.js';
+
+/** An old container, stopped and renamed aside until its replacement is ready. */
+interface ParkedContainer {
+  container: PlannedContainerV1;
+  parkedName: string;
+  wasRunning: boolean;
+}
+
+/** Sort order that puts the agent first (stop it before its sidecars); reversed for starting. */
+function agentFirst(a: PlannedContainerV1, b: PlannedContainerV1): number {
+  return (a.role === 'agent' ? 0 : 1) - (b.role === 'agent' ? 0 : 1);
+}
+
+function isAffected(providerId: string) {
+  return (container: PlannedContainerV1) => container.role === 'agent' || container.providerId === providerId;
+}
+
+export async function rotateSecrets(
+  context: OperationContext,
+  name: string,
+  request: SidecarRotationRequestV1,
+  options: OperationOptionsV1,
+): Promise<InstanceDetailV1> {
+  const { settings, helperImage } = context;
+  const { docker } = context.runtime;
+  const emit = createEmitter(settings, options.onProgress);
+  for (const secret of request.secrets) registerSecret(secret.value);
+  const release = await acquireInstanceLock(name, 'rotateSecrets', {
+    directory: settings.lockDirectory ?? join(tmpdir(), 'keyward-locks'),
+    waitMs: settings.lockWaitMs ?? 60_000,
+  });
+  try {
+    const { record, containers: summaries } = await readInstance(context, name);
+    const current = record.plan;
+    const next = rotatedPlan(current, request);
+    const providerId = request.providerId;
+    // Values of secrets the rotation keeps (other sidecars' agent-visible tokens) come from the runtime.
+    const keptValues = await readSecretValues(docker, current, (secret) => secret.providerId !== providerId);
+    const secretValues = new Map([
+      ...keptValues,
+      ...request.secrets.map((secret) => [secret.name, secret.value] as const),
+    ]);
+    const affectedNew = next.containers.filter(isAffected(providerId));
+    const affectedOld = current.containers.filter(isAffected(providerId));
+    const generation = newGeneration(settings);
+    const digest = planDigest(next, secretValues, helperImage);
+    const parked: ParkedContainer[] = affectedOld.map((container) => ({
+      container,
+      parkedName: `${container.runtimeName}-previous-${generation}`,
+      wasRunning: summaries.some(
+        (summary) => containerSummaryName(summary) === container.runtimeName && summary.State === 'running',
+      ),
+    }));
+    // A container new to the plan follows the agent: it runs only if the instance did.
+    const agentWasRunning = parked.some((entry) => entry.container.role === 'agent' && entry.wasRunning);
+    const startAfterRotation = (container: PlannedContainerV1) =>
+      parked.find((entry) => entry.container.name === container.name)?.wasRunning ?? agentWasRunning;
+    const created = noCreatedResources();
+    let parkedCount = 0;
+    try {
+      // Keep the old containers, stopped and renamed, until the new ones are ready.
+      for (const entry of [...parked].sort((a, b) => agentFirst(a.container, b.container))) {
+        await runStep(
+          emit,
+          `container.park:${entry.container.name}`,
+          `Stopping ${entry.container.runtimeName} (kept until the new one is ready)`,
+          async () => {
+            const handle = docker.getContainer(entry.container.runtimeName);
+            await handle.stop({ t: settings.stopTimeoutSeconds ?? 5 }).catch((error) => {
+              if (!isNotModified(error)) throw error;
+            });
+            await handle.rename({ name: entry.parkedName });
+            parkedCount += 1;
+          },
+        );
+      }
+      // Other containers of the instance keep their plan digest label; the agent's record holds the new plan.
+      const images = await checkImages(context, emit, [
+        ...new Set(affectedNew.map((container) => container.image)),
+      ]);
+      const ordered = [
+        ...affectedNew.filter((container) => container.role !== 'agent'),
+        ...affectedNew.filter((container) => container.role === 'agent'),
+      ];
+      for (const container of ordered) {
+        await deployContainer(context, emit, {
+          stored: next,
+          container,
+          secretValues,
+          digest,
+          generation,
+          images,
+          created,
+          start: startAfterRotation(container),
+          ...(container.role === 'agent' ? { record: { ...record, plan: next, generation } } : {}),
+        });
+      }
+    } catch (error) {
+      const { step, original } = failedStep(error, 'rotate');
+      emit('rollback', 'started', `Step ${step} failed; restoring the previous containers of "${name}"`);
+      await removeCreatedResources(docker, created);
+      await restoreParked(context, current, parked.slice(0, parkedCount));
+      emit(
+        'rollback',
+        'succeeded',
+        parked.some((entry) => entry.wasRunning)
+          ? `The previous containers of "${name}" run again with the old credentials`
+          : `The previous containers of "${name}" are back, stopped, with the old credentials`,
+      );
+      throw new KeywardError({
+        code: 'ROTATION_FAILED',
+        providerId: context.providerId,
+        message: redact(
+          `Rotating secrets of "${name}" failed at step "${step}": ${(original as Error).message}. The previous credentials are still in place.`,
+        ),
+        details: { step },
+        cause: original,
+      });
+    }
+    // The new containers are ready (or created, if stopped): the old ones and their volumes can go.
+    await removePrevious(context, emit, name, parked, {
+      components: new Set([...affectedOld, ...affectedNew].map((container) => container.name)),
+      generation,
+    });
+    const leftStopped = affectedNew.filter((container) => !startAfterRotation(container));
+    if (leftStopped.length > 0) {
+      emit(
+        'rotate',
+        'info',
+        `Left ${leftStopped.map((container) => container.runtimeName).join(', ')} stopped, as before the rotation; the next start of "${name}" uses the new secrets`,
+      );
+    }
+    emit('rotate', 'succeeded', `Secrets of sidecar "${providerId}" rotated on "${name}"`);
+    return getInstance(context, name);
+  } finally {
+    await release();
+  }
+}
+
+/** Renames the parked containers back and starts those that were running (best effort). */
+async function restoreParked(context: OperationContext, current: StoredPlan, parked: ParkedContainer[]) {
+  const { docker } = context.runtime;
+  for (const entry of parked) {
+    await docker
+      .getContainer(entry.parkedName)
+      .rename({ name: entry.container.runtimeName })
+      .catch(() => undefined);
+  }
+  for (const entry of [...parked].sort((a, b) => agentFirst(b.container, a.container))) {
+    if (entry.wasRunning) {
+      await docker
+        .getContainer(entry.container.runtimeName)
+        .start()
+        .catch(() => undefined);
+      // Best effort: the old credentials should answer again before we report.
+      const probe = readinessProbe(current, entry.container);
+      if (probe) await waitUntilReady(context, current, entry.container, probe).catch(() => undefined);
+    }
+  }
+}
+
+/** Removes the parked containers, and the rotated components' file volumes of earlier generations. */
+async function removePrevious(
+  context: OperationContext,
+  emit: Emit,
+  name: string,
+  parked: ParkedContainer[],
+  rotated: { components: Set<string>; generation: string },
+): Promise<void> {
+  const { docker } = context.runtime;
+  await runStep(emit, 'cleanup:previous', 'Removing the previous containers and their volumes', async () => {
+    for (const entry of parked) {
+      await docker
+        .getContainer(entry.parkedName)
+        .remove({ force: true })
+        .catch((error) => {
+          if (!isNotFound(error) && !isConflict(error)) throw error;
+        });
+    }
+    const filter = instanceFilter(name, context.providerId);
+    const { Volumes: volumes } = await docker.listVolumes({ filters: filter });
+    for (const volume of (volumes ?? []).filter((candidate) => matchesAllLabels(candidate.Labels, filter))) {
+      const labels = volume.Labels ?? {};
+      if (
+        labels[localLabelKeys.volumeKind] === 'files' &&
+        rotated.components.has(labels[labelKeys.component] ?? '') &&
+        labels[localLabelKeys.generation] !== rotated.generation
+      ) {
+        await docker
+          .getVolume(volume.Name)
+          .remove()
+          .catch(() => undefined);
+      }
+    }
+  });
+}

@@ -1,0 +1,76 @@
+// A sidecar's current secrets, read back from where the runtime holds them.
+import { KeywardError, registerSecret, type SidecarRotationStateV1 } from '@keyward/core';
+import type Docker from 'dockerode';
+import type { StoredPlan } from './instance-record.js';
+import { readInstance } from './instance-state.js';
+import type { OperationContext } from './operation-context.js';
+import { isNotFound } from './runtime-differences.js';
+import { readArchive } from './volume-files.js';
+
+/** Reads the current value of every wanted secret of a plan: env from `inspect`, files through the archive API. */
+export async function readSecretValues(
+  docker: Docker,
+  plan: StoredPlan,
+  wanted: (secret: StoredPlan['secrets'][number]) => boolean,
+): Promise<Map<string, string>> {
+  const values = new Map<string, string>();
+  const envCache = new Map<string, string[]>();
+  for (const secret of plan.secrets.filter(wanted)) {
+    const consumers = plan.containers.filter((container) =>
+      container.secretMounts.some((mount) => mount.secret === secret.name),
+    );
+    const consumer = consumers[0];
+    if (!consumer) continue;
+    let value: string | undefined;
+    if (secret.delivery.type === 'env') {
+      const variable = secret.delivery.variable;
+      let env = envCache.get(consumer.runtimeName);
+      if (!env) {
+        env = (await docker.getContainer(consumer.runtimeName).inspect()).Config.Env ?? [];
+        envCache.set(consumer.runtimeName, env);
+      }
+      value = env.find((entry) => entry.startsWith(`${variable}=`))?.slice(variable.length + 1);
+    } else {
+      try {
+        const archive = await docker
+          .getContainer(consumer.runtimeName)
+          .getArchive({ path: secret.delivery.path });
+        value = [...(await readArchive(archive)).values()][0];
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
+    if (value !== undefined) {
+      registerSecret(value);
+      values.set(secret.name, value);
+    }
+  }
+  return values;
+}
+
+export async function readSidecarState(
+  context: OperationContext,
+  name: string,
+  providerId: string,
+): Promise<SidecarRotationStateV1> {
+  const { record } = await readInstance(context, name);
+  const sidecar = record.plan.sidecars.find((candidate) => candidate.providerId === providerId);
+  if (!sidecar) {
+    throw new KeywardError({
+      code: 'INVALID_INPUT',
+      providerId,
+      message: `Instance "${name}" has no sidecar "${providerId}".`,
+    });
+  }
+  const values = await readSecretValues(
+    context.runtime.docker,
+    record.plan,
+    (secret) => secret.providerId === providerId,
+  );
+  return {
+    metadata: sidecar.metadata,
+    secrets: Object.fromEntries(
+      sidecar.secretNames.map((secretName) => [secretName, values.get(secretName)]),
+    ),
+  };
+}
