@@ -54,7 +54,19 @@ describe('rotatedPlan', () => {
       readState: async (providerId) => ({
         metadata: plan.sidecars.find((sidecar) => sidecar.providerId === providerId)?.metadata ?? {},
         exports: plan.sidecars.find((sidecar) => sidecar.providerId === providerId)?.exports ?? {},
-        secrets: {},
+        secrets: { 'proxy-for-gateway': 'sealed(kept-gateway-answer)' },
+        requests:
+          providerId === 'proxy'
+            ? [
+                {
+                  id: 'provider-key',
+                  provider: 'proxy',
+                  kind: 'sealed-credential',
+                  container: 'gateway',
+                  from: 'gateway',
+                },
+              ]
+            : [],
       }),
       randomBytes: sequenceBytes(),
     });
@@ -63,7 +75,14 @@ describe('rotatedPlan', () => {
     expect(agent?.secretMounts.map((mount) => mount.secret)).toEqual(['proxy-token-slack']);
     expect(Object.keys(agent?.env ?? {})).toEqual(['AGENT_MODE', 'LLM_BASE_URL', 'PROXY_URL']);
     expect(agent?.startAfter).toEqual(['proxy', 'gateway']);
-    expect(next.secrets.map((secret) => secret.name).sort()).toEqual(['proxy-open-key', 'proxy-token-slack']);
+    expect(next.secrets.map((secret) => secret.name).sort()).toEqual([
+      'proxy-for-gateway',
+      'proxy-open-key',
+      'proxy-token-slack',
+    ]);
+    expect(next.containers.find((container) => container.name === 'gateway')?.secretMounts).toEqual([
+      { secret: 'proxy-for-gateway', delivery: { type: 'env', variable: 'PROXY_TOKEN' } },
+    ]);
     expect(next.connections).toEqual(plan.connections);
     const gateway = next.containers.find((container) => container.name === 'gateway');
     expect(gateway?.startAfter).toEqual(['proxy']);

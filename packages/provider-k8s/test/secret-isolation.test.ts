@@ -56,8 +56,8 @@ function agentReadableText(objects: AnyObject[]): { what: string; text: string }
 const cases: [string, () => Promise<DeploymentPlanV2>][] = [
   ['fixture proxy + gateway, proxy-only', () => fixturePlan(provider)],
   ['fixture proxy + gateway, open', () => fixturePlan(provider, { mode: 'open' })],
-  ['real tokenizer provider (v1 adapter), proxy-only', () => tokenizerPlan(provider, 'proxy-only')],
-  ['real tokenizer provider (v1 adapter), open', () => tokenizerPlan(provider, 'open')],
+  ['real tokenizer provider (v2), proxy-only', () => tokenizerPlan(provider, 'proxy-only')],
+  ['real tokenizer provider (v2), open', () => tokenizerPlan(provider, 'open')],
 ];
 
 describe.each(cases)('%s', (_label, makePlan) => {

@@ -1,6 +1,5 @@
 import {
   type AnySidecarProviderV2,
-  adaptSidecarProviderV1,
   composePlanV2,
   type DeploymentPlanV2,
   parseInstanceSpec,
@@ -127,8 +126,21 @@ export const proxySidecar: SidecarProviderV2<ProxyConfig, ProxyConfig> = {
     changeSchema: z.object({
       credentials: z.array(z.object({ name: z.string(), secret: z.string() })),
     }) as unknown as z.ZodType<ProxyConfig>,
-    rotate(context, _current, change) {
-      return proxySidecar.contribute(context, change) as SidecarContributionV2;
+    rotate(context, current, change) {
+      const contribution = proxySidecar.contribute(context, change) as SidecarContributionV2;
+      // Answers to earlier requests are kept (a rotation replays no payload).
+      for (const request of current.requests ?? []) {
+        const value = current.secrets[`proxy-for-${request.from}`];
+        if (value === undefined) continue;
+        contribution.secrets.push({
+          name: `proxy-for-${request.from}`,
+          value,
+          visibleTo: [request.container],
+          delivery: { type: 'env', variable: 'PROXY_TOKEN' },
+          forRequest: request.id,
+        });
+      }
+      return contribution;
     },
     nextRedactedConfig: (_saved, change) => ({
       credentials: change.credentials.map(({ name }) => ({ name, secret: '(set)' })),
@@ -228,13 +240,13 @@ export function fixturePlan(
   });
 }
 
-/** The real tokenizer provider (v1, through core's adapter): the shape keyward deploys today. */
+/** The real tokenizer provider (v2): the shape keyward deploys today. */
 export function tokenizerPlan(
   target: TargetForComposition,
   mode: 'proxy-only' | 'open',
   name = 'tok',
 ): Promise<DeploymentPlanV2> {
-  const tokenizer = adaptSidecarProviderV1(createTokenizerProvider());
+  const tokenizer = createTokenizerProvider();
   return composePlanV2({
     spec: parseInstanceSpec({
       name,
