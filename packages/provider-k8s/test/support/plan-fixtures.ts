@@ -245,6 +245,7 @@ export function tokenizerPlan(
   target: TargetForComposition,
   mode: 'proxy-only' | 'open',
   name = 'tok',
+  targetOptions: Record<string, unknown> = { egressServiceIP: '10.0.0.60' },
 ): Promise<DeploymentPlanV2> {
   const tokenizer = createTokenizerProvider();
   return composePlanV2({
@@ -256,7 +257,7 @@ export function tokenizerPlan(
         port: 18789,
         skillsDirectory: '/home/agent/skills',
       },
-      targetOptions: { egressServiceIP: '10.0.0.60' },
+      targetOptions,
       network: { egress: mode },
       sidecars: {
         tokenizer: {
