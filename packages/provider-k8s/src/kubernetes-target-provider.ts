@@ -49,6 +49,7 @@ import {
 } from './instance-record.js';
 import {
   apiErrorMessage,
+  isConflict,
   isNotFound,
   KubernetesApi,
   type KubernetesRequest,
@@ -804,17 +805,22 @@ export class KubernetesProvider implements TargetProviderV2<KubernetesTargetOpti
           await api.delete(object);
           continue;
         }
-        // Re-read: the apply (and controllers) moved the resourceVersion on since the snapshot.
-        const current = await api.read(
-          object.apiVersion as string,
-          object.kind as string,
-          object.metadata?.namespace,
-          object.metadata?.name as string,
-        );
-        if (!current) {
-          await api.create(restorable(change.previous, undefined));
-        } else {
-          await api.replace(restorable(change.previous, current.metadata?.resourceVersion));
+        // Re-read the resourceVersion: the apply moved it on since the snapshot, and controllers
+        // keep moving it (a Deployment's status during a rollout), so a conflict is read again.
+        for (let attempt = 1; ; attempt += 1) {
+          const current = await api.read(
+            object.apiVersion as string,
+            object.kind as string,
+            object.metadata?.namespace,
+            object.metadata?.name as string,
+          );
+          try {
+            if (!current) await api.create(restorable(change.previous, undefined));
+            else await api.replace(restorable(change.previous, current.metadata?.resourceVersion));
+            break;
+          } catch (error) {
+            if (!isConflict(error) || attempt >= 8) throw error;
+          }
         }
       } catch (error) {
         problems.push(`${identityOf(object)}: ${apiErrorMessage(error)}`);

@@ -236,14 +236,17 @@ describe.each(['proxy-only', 'open'] as const)('%s instance with two credentials
       ),
     );
     const events: ProgressEventV2[] = [];
+    let failure: unknown;
     try {
       await provider.rotateSecrets(name, request, { onProgress: (event) => events.push(event) });
-      expect.unreachable('the rotation should fail');
     } catch (error) {
-      expect(isKeywardError(error, 'ROTATION_FAILED')).toBe(true);
-      expect((error as Error).message).toMatch(/ErrImagePull: pull access denied/);
-      expect((error as Error).message).toMatch(/previous Secrets were restored/);
+      failure = error;
+    } finally {
+      onlyDigests = undefined;
     }
+    expect(isKeywardError(failure, 'ROTATION_FAILED')).toBe(true);
+    expect((failure as Error).message).toMatch(/\(ErrImagePull\): pull access denied/);
+    expect((failure as Error).message).toMatch(/previous Secrets were restored/);
     const after = await provider.readSidecarState(name, 'proxy');
     expect(after.secrets).toEqual(before.secrets);
     expect(after.metadata).toEqual(before.metadata);
@@ -309,7 +312,12 @@ describe('list', () => {
     const one = await provider.list();
     const callsWithOne = counter.count;
     expect(one.filter((summary) => summary.name.startsWith('fleet-'))).toHaveLength(1);
-    for (let index = 1; index < 50; index += 1) await deployInstance(index);
+    // Ten at a time: separate instances, so their applies do not interact.
+    for (let batch = 1; batch < 50; batch += 10) {
+      await Promise.all(
+        Array.from({ length: Math.min(10, 50 - batch) }, (_, offset) => deployInstance(batch + offset)),
+      );
+    }
     counter.reset();
     const fifty = await provider.list();
     const callsWithFifty = counter.count;
@@ -322,5 +330,5 @@ describe('list', () => {
     await provider.get('fleet-7');
     callCounts['get'] = counter.count;
     console.log(`API calls: ${JSON.stringify(callCounts, null, 2)}`);
-  });
+  }, 600_000);
 });
