@@ -676,22 +676,31 @@ export class KubernetesProvider implements TargetProviderV2<KubernetesTargetOpti
         context: targetOptions.context,
       });
     const draft = build(targetOptions.egressServiceIP, true);
-    const existingAgent = await api.read<V1Deployment>(
-      'apps/v1',
-      'Deployment',
-      draft.namespace,
-      draft.agentDeployment.metadata?.name as string,
+    const { existingAgent, existingIp } = await this.#step(
+      emit,
+      signal,
+      'inspect',
+      `Reading what exists of "${name}" in namespace ${draft.namespace}`,
+      async () => {
+        const agent = await api.read<V1Deployment>(
+          'apps/v1',
+          'Deployment',
+          draft.namespace,
+          draft.agentDeployment.metadata?.name as string,
+        );
+        let ip = targetOptions.egressServiceIP;
+        if (agent && draft.egressService && !ip) {
+          const service = await api.read<V1Service>(
+            'v1',
+            'Service',
+            draft.namespace,
+            draft.egressService.metadata?.name as string,
+          );
+          ip = service?.spec?.clusterIP;
+        }
+        return { existingAgent: agent, existingIp: ip };
+      },
     );
-    let existingIp = targetOptions.egressServiceIP;
-    if (existingAgent && draft.egressService && !existingIp) {
-      const service = await api.read<V1Service>(
-        'v1',
-        'Service',
-        draft.namespace,
-        draft.egressService.metadata?.name as string,
-      );
-      existingIp = service?.spec?.clusterIP;
-    }
     let manifests: InstanceManifests = build(existingIp, true);
     if (
       existingAgent &&

@@ -133,16 +133,19 @@ describe('keyward as its ServiceAccount with the shipped Role', () => {
     expect(await canI(keywardApi, '', 'list', 'nodes')).toBe(false);
   });
 
-  it('cannot create a namespace per instance: apply fails at that step and says why', async () => {
+  it('cannot use a namespace per instance: apply fails at its first request, says why, creates nothing', async () => {
     const provider = createKubernetesProvider({
       kubeConfig: impersonating(admin, 'keyward-system', 'keyward'),
       pollIntervalMs: 200,
     });
     const plan = await fixturePlan(provider, { name: 'own-namespace', targetOptions: {} });
+    // Its first request, a read in that namespace, is already refused; nothing was created.
     await expect(provider.apply(plan)).rejects.toMatchObject({
       code: 'DEPLOY_FAILED',
-      details: { step: 'namespace.apply:keyward-own-namespace' },
+      details: { step: 'inspect' },
+      message: expect.stringMatching(/HTTP 403: .*forbidden/),
     });
+    expect(await adminApi.read('v1', 'Namespace', undefined, 'keyward-own-namespace')).toBeUndefined();
     // With managed namespaces configured, it refuses before any request.
     const scoped = createKubernetesProvider({
       kubeConfig: impersonating(admin, 'keyward-system', 'keyward'),
