@@ -217,6 +217,9 @@ describe.each(['proxy-only', 'open'] as const)('%s instance with two credentials
     expect(
       await api.list('coordination.k8s.io/v1', 'Lease', namespace, `${labelKeys.instance}=${name}`),
     ).toEqual([]);
+    // The gateway's sealed key (an answer to its request) survived the proxy's rotation.
+    const gatewaySecret = await api.read<AnyObject>('v1', 'Secret', namespace, `kw-${name}-secrets-gateway`);
+    expect(Object.keys(gatewaySecret?.data ?? {})).toEqual(['proxy-for-gateway']);
   });
 
   it('a rotation whose new pods never become ready restores the previous Secrets and pods (ErrImagePull written by the test)', async () => {
