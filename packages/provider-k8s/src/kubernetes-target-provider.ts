@@ -50,7 +50,6 @@ import {
 import {
   apiErrorMessage,
   isConflict,
-  isNotFound,
   KubernetesApi,
   type KubernetesRequest,
   statusOf,
@@ -58,7 +57,7 @@ import {
 import { buildManifests, type InstanceManifests, kubernetesLabelKeys, podOf } from './manifests.js';
 import { agentHostName, instanceNamespace, instanceObjectName } from './object-names.js';
 import { objectsToYaml } from './render-yaml.js';
-import { deploymentSettled, RolloutError, waitForRollout } from './rollout.js';
+import { deploymentSettled, waitForRollout } from './rollout.js';
 import { rotatedPlan } from './rotated-plan.js';
 import { acquireLease } from './rotation-lease.js';
 import { type KubernetesTargetOptions, kubernetesTargetOptionsSchema } from './target-options.js';
@@ -1115,6 +1114,12 @@ export class KubernetesProvider implements TargetProviderV2<KubernetesTargetOpti
       exports: sidecar.exports,
       secrets: Object.fromEntries(
         sidecar.secretNames.map((secretName) => [secretName, values.get(secretName)]),
+      ),
+      // What others asked of this provider: its answers stay visible to the askers after a rotation.
+      requests: located.record.plan.sidecars.flatMap((other) =>
+        other.requests
+          .filter((request) => request.provider === providerId)
+          .map((request) => ({ ...request, from: other.providerId })),
       ),
     };
   }
