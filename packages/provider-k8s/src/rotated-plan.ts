@@ -59,7 +59,15 @@ export function rotatedPlan(current: StoredPlanV2, request: SidecarRotationReque
         ...part.secrets.map(({ value: _value, ...rest }) => structuredClone(rest)),
       ],
       sidecars: next.sidecars.map((sidecar) =>
-        sidecar.providerId === providerId ? structuredClone(part.sidecar) : sidecar,
+        sidecar.providerId === providerId
+          ? {
+              ...structuredClone(part.sidecar),
+              // A rotation makes no requests (core resolves the part with none): what this
+              // provider asked of others at deploy stays asked, or their answers would go.
+              requests:
+                part.sidecar.requests.length > 0 ? structuredClone(part.sidecar.requests) : previous.requests,
+            }
+          : sidecar,
       ),
     };
   }

@@ -221,3 +221,34 @@ describe('verificationChecks', () => {
     ]);
   });
 });
+
+describe('rotatedPlan keeps requests', () => {
+  it("keeps what a rotated provider asked of others (the gateway's sealed key stays asked for)", async () => {
+    const plan = await fixturePlan(provider);
+    const stored = storePlan(plan);
+    const gateway = stored.sidecars.find((sidecar) => sidecar.providerId === 'gateway');
+    if (!gateway) throw new Error('fixture changed');
+    const next = rotatedPlan(stored, {
+      providerId: 'gateway',
+      redactedSpec: stored.redactedSpec,
+      parts: [
+        {
+          providerId: 'gateway',
+          sidecar: { ...gateway, requests: [] },
+          containers: stored.containers.filter((container) => container.providerId === 'gateway'),
+          secrets: [],
+          agentEnv: { LLM_BASE_URL: 'http://gateway.keyward.internal:4000' },
+          agentFiles: [],
+        },
+      ],
+    });
+    expect(next.sidecars.find((sidecar) => sidecar.providerId === 'gateway')?.requests).toEqual(
+      gateway.requests,
+    );
+    expect(gateway.requests).toHaveLength(1);
+    // The proxy's answer stays mounted in the gateway.
+    expect(next.containers.find((container) => container.name === 'gateway')?.secretMounts).toEqual([
+      { secret: 'proxy-for-gateway', delivery: { type: 'env', variable: 'PROXY_TOKEN' } },
+    ]);
+  });
+});
