@@ -166,6 +166,8 @@ class OriginPool {
   readonly key: string;
   readonly connections = new Set<UpstreamConnection>();
   private readonly idle: UpstreamConnection[] = [];
+  /** Released connections waiting for the next turn before they serve again. */
+  private settling: UpstreamConnection[] = [];
   private readonly queue: UpstreamExchange[] = [];
   private readonly owner: UpstreamPool;
   private readonly hostname: string;
@@ -194,12 +196,17 @@ class OriginPool {
       connection.start(exchange);
       return;
     }
-    if (this.connections.size < this.options.connectionsPerOrigin) {
-      this.open(exchange);
+    // A connection that has just finished an exchange serves the queue on the next turn: wait
+    // for it rather than handshake another (and so a pipelining client keeps one connection).
+    if (
+      this.settling.length > this.queue.length ||
+      this.connections.size >= this.options.connectionsPerOrigin
+    ) {
+      // A bounded pool queues requests (FIFO) instead of handshaking ever more connections.
+      this.queue.push(exchange);
       return;
     }
-    // A bounded pool queues requests (FIFO) instead of handshaking ever more connections.
-    this.queue.push(exchange);
+    this.open(exchange);
   }
 
   dequeue(exchange: UpstreamExchange): void {
@@ -213,30 +220,34 @@ class OriginPool {
     connection.connectFor(exchange);
   }
 
-  /** A connection finished an exchange cleanly: next queued exchange, or idle. */
+  /**
+   * A connection finished an exchange cleanly. It serves nobody until the next turn of the
+   * event loop (the check phase, after every I/O callback of this one): the rest of the read
+   * that ended the response (later TLS records of the same TCP read, each delivered in its own
+   * callback with microtasks and ticks run in between) arrives first, finds no exchange and
+   * destroys the connection. Handing it to the idle list at once let an exchange dispatched
+   * from a promise reaction or a tick take it in between and read those bytes as its response.
+   */
   release(connection: UpstreamConnection): void {
-    if (this.queue.length > 0) {
-      // Handed over on the next turn: bytes the server sent past the end of the response in
-      // the same read (a later TLS record) arrive first and destroy the connection, instead
-      // of being taken for the next exchange's response.
-      setImmediate(() => this.handOver(connection));
-      return;
-    }
-    connection.idleSince = Date.now();
-    this.idle.push(connection);
+    this.settling.push(connection);
+    if (this.settling.length === 1) setImmediate(this.settle);
   }
 
-  private handOver(connection: UpstreamConnection): void {
-    // A destroyed connection's slot serves the queue from removed().
-    if (connection.socket.destroyed) return;
-    const next = this.queue.shift();
-    if (next) {
-      connection.start(next);
-      return;
+  private readonly settle = (): void => {
+    const settled = this.settling;
+    this.settling = [];
+    for (const connection of settled) {
+      // A destroyed connection's slot serves the queue from removed().
+      if (connection.socket.destroyed) continue;
+      const next = this.queue.shift();
+      if (next) {
+        connection.start(next);
+        continue;
+      }
+      connection.idleSince = Date.now();
+      this.idle.push(connection);
     }
-    connection.idleSince = Date.now();
-    this.idle.push(connection);
-  }
+  };
 
   /** A connection is gone: its slot can serve a queued exchange. */
   removed(connection: UpstreamConnection): void {
