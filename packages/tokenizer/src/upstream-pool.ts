@@ -294,6 +294,8 @@ class UpstreamConnection {
   private remaining = 0;
   private decoder: ChunkedDecoder | undefined = undefined;
   private received = false;
+  /** When the first byte of this exchange's response head arrived (set only if it spans reads). */
+  private headSince = 0;
   idleSince = 0;
 
   constructor(origin: OriginPool, hostname: string, port: number, options: UpstreamPoolOptions) {
@@ -342,6 +344,7 @@ class UpstreamConnection {
   private send(exchange: UpstreamExchange): void {
     this.phase = Phase.Head;
     this.received = false;
+    this.headSince = 0;
     this.head = undefined;
     this.decoder = undefined;
     exchange.reused = this.served > 0;
@@ -381,6 +384,7 @@ class UpstreamConnection {
     if (end < 0 || end + 4 > maxHeaderBytes) {
       if (buffer.length > maxHeaderBytes || end >= 0)
         throw new HttpMessageError('BAD_UPSTREAM_RESPONSE', 'bad upstream response: header too large', 502);
+      this.checkHeadDeadline();
       this.pending = buffer;
       this.searchFrom = Math.max(0, buffer.length - 3);
       return;
@@ -396,7 +400,9 @@ class UpstreamConnection {
           'bad upstream response: unexpected protocol switch',
           502,
         );
-      // 100 Continue, 103 Early Hints…: skipped; the final response follows.
+      // 100 Continue, 103 Early Hints…: skipped; the final response follows (within the same
+      // deadline: endless interim responses are a trickle too).
+      this.checkHeadDeadline();
       if (rest < buffer.length) {
         this.pending = buffer.subarray(rest);
         this.readHead(exchange, undefined);
@@ -415,6 +421,21 @@ class UpstreamConnection {
       return;
     }
     if (rest < buffer.length) this.readBody(exchange, buffer, rest);
+  }
+
+  /**
+   * The inactivity timeout alone lets an upstream that trickles its head (a byte now and then,
+   * or endless 1xx responses) hold an exchange for ever; the head gets `timeoutMs` from its
+   * first byte, checked as bytes arrive (so at most twice that with the inactivity timeout).
+   * Only heads that span reads pay for the clock. Bodies have no such deadline: streams trickle.
+   */
+  private checkHeadDeadline(): void {
+    const now = Date.now();
+    if (this.headSince === 0) this.headSince = now;
+    else if (now - this.headSince > this.options.timeoutMs)
+      throw new UpstreamTimeoutError(
+        `upstream did not send its response head within ${Math.round(this.options.timeoutMs / 1000)} s`,
+      );
   }
 
   private readBody(exchange: UpstreamExchange, buffer: Buffer, start: number): void {

@@ -222,6 +222,11 @@ class ScriptedUpstream {
     return () => wire.flush();
   }
 
+  /** Resets the TCP connection under `socket` (RST, not FIN). */
+  reset(socket: TLSSocket): void {
+    this.wire(socket).reset();
+  }
+
   private wire(socket: TLSSocket): HeldWire {
     const wire = this.wires.get(socket);
     if (!wire) throw new Error('start the upstream with { wire: true }');
@@ -291,6 +296,10 @@ class HeldWire extends Duplex {
 
   hold(): void {
     this.heldBytes ??= [];
+  }
+
+  reset(): void {
+    this.tcp.resetAndDestroy();
   }
 
   flush(): void {
@@ -1161,6 +1170,193 @@ describe('response framing attacks from the upstream', () => {
     expect(first.body.toString()).toBe('until close');
     socket.send(request('GET', '/two'));
     expect((await socket.readResponse()).body.toString()).toBe('fresh');
+    expect(upstream.secureConnections).toBe(2);
+  });
+});
+
+describe('upstream faults: bounded, answered, no leak, others still served', () => {
+  /** A second, healthy upstream and a client of it: answered while the faulty one misbehaves. */
+  async function bystander(rigged: Rig): Promise<() => Promise<void>> {
+    const healthy = await ScriptedUpstream.start();
+    cleanups.push(() => healthy.close());
+    const other = `127.0.0.1:${healthy.port}`;
+    return async () => {
+      const started = Date.now();
+      const socket = await rigged.client();
+      socket.send(rigged.request('GET', '/healthy').replaceAll(rigged.authority, other));
+      const response = await socket.readResponse();
+      expect([response.status, response.body.toString()]).toEqual([200, 'GET /healthy ']);
+      expect(Date.now() - started).toBeLessThan(2000);
+    };
+  }
+
+  it('answers 504 to an upstream that accepts TCP but never speaks TLS, within the connect timeout', async () => {
+    const silent = createTcpServer(() => {});
+    silent.listen(await reachablePort(), '127.0.0.1');
+    await once(silent, 'listening');
+    const sockets = new Set<Socket>();
+    silent.on('connection', (socket) => sockets.add(socket));
+    cleanups.push(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    });
+    const rigged = await rig({ upstreamConnectTimeoutMs: 600, upstreamTimeoutMs: 600 });
+    const served = await bystander(rigged);
+    const socket = await rigged.client();
+    const started = Date.now();
+    const silentAuthority = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    socket.send(rigged.request('GET', '/').replaceAll(rigged.authority, silentAuthority));
+    await served();
+    const response = await socket.readResponse();
+    expect(response.status).toBe(504);
+    expect(response.body.toString()).toMatch(/connect timed out/);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expectNoLeak(socket);
+  });
+
+  it('answers 504 to an upstream that reads the request and never answers, and serves others meanwhile', async () => {
+    const rigged = await rig({ upstreamTimeoutMs: 600 });
+    const { client, request, upstream } = rigged;
+    upstream.script = () => {};
+    const served = await bystander(rigged);
+    const socket = await client();
+    const started = Date.now();
+    socket.send(request('GET', '/hang'));
+    await eventually(() => upstream.requests.length === 1, 'the request upstream');
+    await served();
+    const response = await socket.readResponse();
+    expect(response.status).toBe(504);
+    expect(response.body.toString()).toMatch(/did not answer/);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expectNoLeak(socket);
+    // The hung connection is gone; the next request gets a fresh one.
+    upstream.script = (received, upstreamSocket) => upstreamSocket.write(httpResponse(200, received.path));
+    socket.send(request('GET', '/after'));
+    expect((await socket.readResponse()).body.toString()).toBe('/after');
+    expect(upstream.secureConnections).toBe(2);
+  });
+
+  it('cuts the client within the timeout when the upstream goes silent mid-body', async () => {
+    const { client, request, upstream } = await rig({ upstreamTimeoutMs: 600 });
+    upstream.script = (_request, socket) =>
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst part');
+    const socket = await client();
+    const started = Date.now();
+    socket.send(request('GET', '/'));
+    await expect(socket.readResponse()).rejects.toThrow(/connection ended before a complete response/);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expectNoLeak(socket);
+    await eventually(() => upstream.sockets.size === 0, 'the upstream connection to be closed');
+  });
+
+  it.each([
+    ['a head trickled one byte at a time', 'x'],
+    ['endless 1xx interim responses', 'HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n'],
+  ])('answers 504 to %s for longer than the timeout, and serves others meanwhile', async (_name, piece) => {
+    const rigged = await rig({ upstreamTimeoutMs: 600 });
+    const { client, request, upstream } = rigged;
+    const trickles: NodeJS.Timeout[] = [];
+    cleanups.push(() => {
+      for (const timer of trickles) clearInterval(timer);
+    });
+    upstream.script = (received, socket) => {
+      const echo = received.headers.authorization?.[0] ?? '';
+      socket.write(piece === 'x' ? `HTTP/1.1 200 OK\r\nX-Echo: ${echo}` : piece.replace('/a', `/${echo}`));
+      // Each piece well inside the inactivity timeout: only a deadline for the head ends it.
+      trickles.push(setInterval(() => socket.writable && socket.write(piece), 100));
+    };
+    const served = await bystander(rigged);
+    const socket = await client();
+    const started = Date.now();
+    socket.send(request('GET', '/'));
+    await served();
+    const response = await socket.readResponse();
+    expect(response.status).toBe(504);
+    expect(response.body.toString()).toMatch(/did not send its response head/);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expectNoLeak(socket);
+  });
+
+  it('relays a body trickled one byte at a time for longer than the timeout (streams are not cut)', async () => {
+    const { client, request, upstream } = await rig({ upstreamTimeoutMs: 600 });
+    upstream.script = (_request, socket) => {
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n');
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (!socket.writable || sent === 12) {
+          clearInterval(timer);
+          return;
+        }
+        socket.write(String.fromCharCode(97 + sent++));
+      }, 100);
+    };
+    const socket = await client();
+    socket.send(request('GET', '/'));
+    expect((await socket.readResponse()).body.toString()).toBe('abcdefghijkl');
+  });
+
+  it('answers 502 to an endless head of garbage (64 KiB cap), without the secret', async () => {
+    const rigged = await rig();
+    const { client, request, upstream } = rigged;
+    upstream.script = (received, socket) => {
+      const echo = received.headers.authorization?.[0] ?? '';
+      for (let i = 0; i < 40; i++) socket.write(`\x00\xff${echo}${'g'.repeat(2000)}\n`);
+    };
+    const served = await bystander(rigged);
+    const socket = await client();
+    socket.send(request('GET', '/'));
+    await served();
+    const response = await socket.readResponse();
+    expect(response.status).toBe(502);
+    expect(response.body.toString()).toMatch(/header too large/);
+    expectNoLeak(socket);
+  });
+
+  it.each([
+    [
+      'right after reading the request',
+      (socket: TLSSocket, reset: () => void) => {
+        void socket;
+        reset();
+      },
+    ],
+    [
+      'mid-head',
+      (socket: TLSSocket, reset: () => void) => {
+        socket.write('HTTP/1.1 200 OK\r\nContent-Le');
+        setTimeout(reset, 50);
+      },
+    ],
+  ])('answers 502 to an upstream that resets the connection %s, without the secret', async (_name, fault) => {
+    const rigged = await rig({}, { wire: true });
+    const { client, request, upstream } = rigged;
+    upstream.script = (_request, socket) => fault(socket, () => upstream.reset(socket));
+    const served = await bystander(rigged);
+    const socket = await client();
+    socket.send(request('GET', '/'));
+    const response = await socket.readResponse();
+    expect(response.status).toBe(502);
+    expect(response.body.toString()).toMatch(/^upstream request failed/);
+    expectNoLeak(socket);
+    await served();
+  });
+
+  it('cuts the client when the upstream resets mid-body, and never reuses that connection', async () => {
+    const rigged = await rig({}, { wire: true });
+    const { client, request, upstream } = rigged;
+    upstream.script = (received, socket) => {
+      if (received.connection === 1) {
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst part');
+        setTimeout(() => upstream.reset(socket), 50);
+      } else socket.write(httpResponse(200, 'fresh'));
+    };
+    const socket = await client();
+    socket.send(request('GET', '/'));
+    await expect(socket.readResponse()).rejects.toThrow(/connection ended before a complete response/);
+    expectNoLeak(socket);
+    const next = await client();
+    next.send(request('GET', '/next'));
+    expect((await next.readResponse()).body.toString()).toBe('fresh');
     expect(upstream.secureConnections).toBe(2);
   });
 });
