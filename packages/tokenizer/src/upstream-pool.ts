@@ -40,6 +40,13 @@ export interface UpstreamTarget {
   port: number;
   /** Host header value. */
   hostHeader: string;
+  /**
+   * Connections are shared only by exchanges of the same partition (the proxy passes the
+   * fingerprints of the credentials a request carries): bytes an upstream sends past the end
+   * of a response can only ever be read as the answer to a request made with the same
+   * credentials. `connectionsPerOrigin` applies to each partition.
+   */
+  partition?: string | undefined;
 }
 
 export interface UpstreamRequest {
@@ -128,7 +135,7 @@ export class UpstreamPool {
       exchange.fail(new TokenizerError('UPSTREAM_FAILED', 'upstream pool closed', 502));
       return exchange;
     }
-    const key = `${target.hostname}\0${target.port}`;
+    const key = `${target.hostname}\0${target.port}\0${target.partition ?? ''}`;
     let origin = this.origins.get(key);
     if (!origin) {
       origin = new OriginPool(this, key, target.hostname, target.port, this.options);

@@ -46,6 +46,15 @@ const SEALED = sealSecret(
   },
   SEAL_KEY,
 );
+/** Another client's credential: the same proxy token, another secret. */
+const OTHER_SECRET_TOKEN = 'transport-other-secret-7a2b';
+const SEALED_OTHER = sealSecret(
+  {
+    processor: { type: 'inject', token: OTHER_SECRET_TOKEN },
+    auth: { type: 'bearer', digest: bearerDigest(PROXY_TOKEN) },
+  },
+  SEAL_KEY,
+);
 
 let certificates: ThrowawayCertificates;
 
@@ -1023,6 +1032,45 @@ describe('response framing attacks from the upstream', () => {
     expect((await a.readResponse()).status).toBe(204);
     expect((await b.readResponse()).body.toString()).toBe('real second');
     expect(rigged.upstream.secureConnections).toBe(2);
+  });
+
+  // Whenever stray bytes arrive (even after the next request was written, which no HTTP/1.1
+  // client can tell from its answer), they cannot reach a request made with other credentials:
+  // such requests never share an upstream connection.
+  it('never lets bytes past a response reach a request made with other credentials, however late they come', async () => {
+    const rigged = await rig({}, { wire: true });
+    const { client, request, upstream } = rigged;
+    let sendStray: (() => void) | undefined;
+    upstream.script = (received, socket) => {
+      if (received.path === '/first') {
+        socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n');
+        const echo = received.headers.authorization?.[0] ?? '';
+        setImmediate(() => {
+          sendStray = upstream.held(socket, () => socket.write(httpResponse(200, `STRAY ${echo}`)));
+        });
+      } else {
+        // The stray bytes leave as the other client's request arrives.
+        sendStray?.();
+        socket.write(httpResponse(200, `real ${received.path}`));
+      }
+    };
+    const a = await client();
+    a.send(request('GET', '/first'));
+    expect((await a.readResponse()).body.toString()).toBe('first');
+    await eventually(() => sendStray !== undefined, 'the held stray bytes');
+    const b = await client();
+    b.send(request('GET', '/second').replace(SEALED, SEALED_OTHER));
+    expect((await b.readResponse()).body.toString()).toBe('real /second');
+    expect(b.received.toString('latin1')).not.toContain(SECRET_TOKEN);
+    expect(upstream.requests.map((received) => [received.path, received.connection])).toEqual([
+      ['/first', 1],
+      ['/second', 2],
+    ]);
+    expect(upstream.requests[1]?.headers.authorization).toEqual([`Bearer ${OTHER_SECRET_TOKEN}`]);
+    // The first connection got bytes nobody asked for: dropped, never reused.
+    a.send(request('GET', '/third'));
+    expect((await a.readResponse()).body.toString()).toBe('real /third');
+    expect(upstream.requests[2]?.connection).toBe(3);
   });
 
   it('drops an idle upstream connection that sends unsolicited bytes', async () => {
