@@ -221,7 +221,13 @@ export class ProxyRequestHandler implements ClientConnectionOptions, ExchangeErr
       this,
     );
     exchange.upstream = this.pool.dispatch(
-      { hostname: target.hostname, port: target.dialPort, hostHeader: target.hostHeader },
+      {
+        hostname: target.hostname,
+        port: target.dialPort,
+        hostHeader: target.hostHeader,
+        // Upstream connections are never shared between different credentials (upstream-pool.ts).
+        partition: exchange.entry.credentials.join(','),
+      },
       {
         method: request.method,
         path: request.path,
