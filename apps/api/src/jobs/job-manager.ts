@@ -65,6 +65,8 @@ export interface JobManagerOptions {
   store?: JobStore;
   /** Whether a process is alive, to tell an interrupted job from one another process runs. */
   isProcessAlive?: (pid: number) => boolean;
+  /** The process id recorded as the jobs' owner. Default: this process's. */
+  processId?: number;
 }
 
 function processAlive(pid: number): boolean {
@@ -101,6 +103,7 @@ export class JobManager {
   readonly #redactor: SecretRedactor;
   readonly #store: JobStore | undefined;
   readonly #isProcessAlive: (pid: number) => boolean;
+  readonly #processId: number;
 
   constructor(options: JobManagerOptions = {}) {
     this.#headCapacity = options.headCapacity ?? 200;
@@ -110,6 +113,7 @@ export class JobManager {
     this.#redactor = options.redactor ?? secretRedactor;
     this.#store = options.store;
     this.#isProcessAlive = options.isProcessAlive ?? processAlive;
+    this.#processId = options.processId ?? process.pid;
     for (const stored of this.#store?.load(this.#maximumJobs) ?? []) {
       const head = stored.events.filter((event) => event.sequence <= this.#headCapacity);
       const tail = stored.events.filter((event) => event.sequence > this.#headCapacity);
@@ -159,10 +163,10 @@ export class JobManager {
       nextSequence: 1,
       lastStartedStep: undefined,
       waiters: new Set(),
-      ownerPid: process.pid,
+      ownerPid: this.#processId,
       context: this.#redact(context),
     });
-    this.#store?.insertJob({ summary, nextSequence: 1, ownerPid: process.pid, context: this.#redact(context) });
+    this.#store?.insertJob({ summary, nextSequence: 1, ownerPid: this.#processId, context: this.#redact(context) });
     return { ...summary };
   }
 
@@ -233,7 +237,7 @@ export class JobManager {
       .filter(
         (record) =>
           record.summary.status === 'running' &&
-          record.ownerPid !== process.pid &&
+          record.ownerPid !== this.#processId &&
           !this.#isProcessAlive(record.ownerPid),
       )
       .map((record) => ({ job: { ...record.summary }, context: { ...record.context } }));
