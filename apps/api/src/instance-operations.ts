@@ -339,8 +339,16 @@ export class InstanceOperations {
     if (!target) {
       this.jobs.reconcile(
         job.id,
-        { outcome: 'incomplete', message: `${stopped}; target "${job.target}" is no longer installed, so nothing was checked.` },
-        { error: new KeywardError({ code: job.kind === 'deploy' ? 'DEPLOY_FAILED' : 'ROTATION_FAILED', message: `${stopped}; target "${job.target}" is not installed: install it and check the instance.` }) },
+        {
+          outcome: 'incomplete',
+          message: `${stopped}; target "${job.target}" is no longer installed, so nothing was checked.`,
+        },
+        {
+          error: new KeywardError({
+            code: job.kind === 'deploy' ? 'DEPLOY_FAILED' : 'ROTATION_FAILED',
+            message: `${stopped}; target "${job.target}" is not installed: install it and check the instance.`,
+          }),
+        },
       );
       return;
     }
@@ -354,7 +362,10 @@ export class InstanceOperations {
       if (detail && isWhole(detail)) {
         this.jobs.reconcile(
           job.id,
-          { outcome: 'completed', message: `${stopped}; the target has the instance whole (${detail.state}), so the deploy is done.` },
+          {
+            outcome: 'completed',
+            message: `${stopped}; the target has the instance whole (${detail.state}), so the deploy is done.`,
+          },
           { result: this.#redact(detail) },
         );
         this.#logger.log('info', 'reconciled: deploy completed', { job: job.id, instance: job.instance });
@@ -386,17 +397,31 @@ export class InstanceOperations {
       if (changed) {
         this.jobs.reconcile(
           job.id,
-          { outcome: 'completed', message: `${stopped}; the target has the instance whole in its new state, so the change is done.` },
+          {
+            outcome: 'completed',
+            message: `${stopped}; the target has the instance whole in its new state, so the change is done.`,
+          },
           { result: this.#redact(detail) },
         );
       } else {
         this.jobs.reconcile(
           job.id,
-          { outcome: 'unchanged', message: `${stopped}; the target has the instance whole and unchanged: the previous credentials are still in place.` },
-          { error: new KeywardError({ code: 'ROTATION_FAILED', message: `${stopped}; nothing changed, the previous credentials are still in place. Make the change again.` }) },
+          {
+            outcome: 'unchanged',
+            message: `${stopped}; the target has the instance whole and unchanged: the previous credentials are still in place.`,
+          },
+          {
+            error: new KeywardError({
+              code: 'ROTATION_FAILED',
+              message: `${stopped}; nothing changed, the previous credentials are still in place. Make the change again.`,
+            }),
+          },
         );
       }
-      this.#logger.log('info', `reconciled: rotation ${changed ? 'completed' : 'unchanged'}`, { job: job.id, instance: job.instance });
+      this.#logger.log('info', `reconciled: rotation ${changed ? 'completed' : 'unchanged'}`, {
+        job: job.id,
+        instance: job.instance,
+      });
       return;
     }
     this.jobs.reconcile(
@@ -405,7 +430,12 @@ export class InstanceOperations {
         outcome: 'incomplete',
         message: `${stopped}; the target left the instance ${detail ? detail.state : 'without its agent'}: check it with "keyward get ${job.instance}" and restart or redeploy it.`,
       },
-      { error: new KeywardError({ code: 'ROTATION_FAILED', message: `${stopped}; the instance was left ${detail ? detail.state : 'without its agent'}.` }) },
+      {
+        error: new KeywardError({
+          code: 'ROTATION_FAILED',
+          message: `${stopped}; the instance was left ${detail ? detail.state : 'without its agent'}.`,
+        }),
+      },
     );
     this.#logger.log('warn', 'reconciled: rotation incomplete', { job: job.id, instance: job.instance });
   }

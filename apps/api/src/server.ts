@@ -71,7 +71,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   }
   // Jobs outlive the process: one connection, this process's only writer.
   const store =
-    options.jobs || options.persistJobs === false ? undefined : new SqliteJobStore(jobStorePath(dataDirectory));
+    options.jobs || options.persistJobs === false
+      ? undefined
+      : new SqliteJobStore(jobStorePath(dataDirectory));
   const jobs =
     options.jobs ??
     new JobManager({

@@ -267,7 +267,9 @@ describe('keyward CLI against a running server', { timeout: 60_000 }, () => {
     const failed = await run(['deploy', '-f', join(directory, 'fail.yaml')], { api: false, environment });
     expect(failed.code).toBe(4);
     // Only the CLI's own lines: progress, then its error. No JSON log line before it.
-    expect(failed.stderr).toMatch(/^error DEPLOY_FAILED: Deploy of "fail-demo" failed at step container\.start:agent/m);
+    expect(failed.stderr).toMatch(
+      /^error DEPLOY_FAILED: Deploy of "fail-demo" failed at step container\.start:agent/m,
+    );
     expect(failed.stderr).not.toContain('"level"');
     expect(failed.stderr).not.toMatch(/^\{/m);
     const logPath = join(dataDirectory, 'keyward-cli.log');

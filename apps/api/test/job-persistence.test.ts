@@ -96,7 +96,9 @@ describe('jobs after a restart', () => {
     });
     const events = await readEvents(await second.request('GET', `/api/jobs/${jobId}/events`));
     // What the first process streamed before it died, then what reconciliation did.
-    expect(events.map((event) => `${event.event}:${event.data.step ?? ''}:${event.data.status ?? ''}`)).toEqual([
+    expect(
+      events.map((event) => `${event.event}:${event.data.step ?? ''}:${event.data.status ?? ''}`),
+    ).toEqual([
       'progress:policy.create:started',
       'progress:policy.create:succeeded',
       'progress:secret.create:mock-secret:started',
@@ -119,7 +121,7 @@ describe('jobs after a restart', () => {
     const registry = new ProviderRegistry();
     registry.registerTarget({
       ...target,
-      delete: async (name, options) => {
+      delete: async (name: string, options?: Parameters<typeof target.delete>[1]) => {
         deleted.push(name);
         return target.delete(name, options);
       },
@@ -139,7 +141,11 @@ describe('jobs after a restart', () => {
     partialTarget.get = async (name: string) => {
       const detail = await originalGet(name);
       return name === 'partial'
-        ? { ...detail, state: 'partial', containers: detail.containers.map((c, i) => (i === 0 ? { ...c, state: 'missing' } : c)) }
+        ? {
+            ...detail,
+            state: 'partial',
+            containers: detail.containers.map((c, i) => (i === 0 ? { ...c, state: 'missing' } : c)),
+          }
         : detail;
     };
     const crashed = new JobManager({ store: openStore(), processId: deadProcess });
@@ -168,7 +174,9 @@ describe('jobs after a restart', () => {
     registry.registerTarget(target);
     registry.registerSidecar(createMockSidecarProvider());
     const setup = appWith(registry, new JobManager());
-    const { jobId: deployId } = (await (await setup.request('POST', '/api/instances', mockSpec('rotated'))).json()) as {
+    const { jobId: deployId } = (await (
+      await setup.request('POST', '/api/instances', mockSpec('rotated'))
+    ).json()) as {
       jobId: string;
     };
     await readEvents(await setup.request('GET', `/api/jobs/${deployId}/events`));
@@ -177,12 +185,20 @@ describe('jobs after a restart', () => {
     const accepted = await first.request('PUT', '/api/instances/rotated/sidecars/mock', {});
     expect(accepted.status).toBe(202);
     const { jobId } = (await accepted.json()) as { jobId: string };
-    const stepsSeen = await Promise.race([hold.reached.then(() => 'held'), new Promise((r) => setTimeout(() => r('not held'), 2000))]);
+    const stepsSeen = await Promise.race([
+      hold.reached.then(() => 'held'),
+      new Promise((r) => setTimeout(() => r('not held'), 2000)),
+    ]);
     expect(stepsSeen).toBe('held');
     // The same store also holds a rotation whose change did land before the process died.
-    const landed = new JobManager({ store: stores[0]!, processId: deadProcess }).create('rotate', 'rotated', 'memory', {
-      stateBefore: 'a digest of an older state',
-    });
+    const landed = new JobManager({ store: stores[0]!, processId: deadProcess }).create(
+      'rotate',
+      'rotated',
+      'memory',
+      {
+        stateBefore: 'a digest of an older state',
+      },
+    );
     stores[0]!.close();
 
     const second = restarted(registry);
@@ -214,11 +230,15 @@ describe('the job store holds no secret', () => {
       target: 'memory',
       agent: { image: 'localhost/agent:test', port: 18789, skillsDirectory: '/skills' },
       sidecars: {
-        tokenizer: { credentials: [{ name: 'github', secret: knownSecret, allowedHosts: ['api.github.com'] }] },
+        tokenizer: {
+          credentials: [{ name: 'github', secret: knownSecret, allowedHosts: ['api.github.com'] }],
+        },
       },
     };
     const { jobId } = (await (await request('POST', '/api/instances', spec)).json()) as { jobId: string };
-    expect((await readEvents(await request('GET', `/api/jobs/${jobId}/events`))).at(-1)?.event).toBe('result');
+    expect((await readEvents(await request('GET', `/api/jobs/${jobId}/events`))).at(-1)?.event).toBe(
+      'result',
+    );
     const rotation = await request('PUT', '/api/instances/stored/tokenizer', {
       credentials: [
         { name: 'github', secret: '', allowedHosts: ['api.github.com'] },
@@ -230,7 +250,9 @@ describe('the job store holds no secret', () => {
     expect((await readEvents(await request('GET', `/api/jobs/${rotationId}/events`))).at(-1)?.event).toBe(
       'result',
     );
-    const openKey = target.inspect('stored')!.secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value;
+    const openKey = target
+      .inspect('stored')!
+      .secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value;
     expect(openKey).toMatch(/^[0-9a-f]{64}$/);
 
     // Both files as they are on disk while the server runs (WAL not yet checkpointed), then after.

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { createApp } from '../app.js';
 import { KeywardClient } from '../client.js';
 import { createDefaultRegistry } from '../default-registry.js';
-import { join } from 'node:path';
 import { createJsonLogger, fileLineWriter } from '../logger.js';
 import { readApiToken } from '../security/api-token.js';
 import { defaultPort } from '../server.js';

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { JobStore } from './job-store.js';
 import {
   isKeywardError,
   type ProgressEventV1,
@@ -7,6 +6,7 @@ import {
   type SecretRedactor,
   secretRedactor,
 } from '@keyward/core';
+import type { JobStore } from './job-store.js';
 
 export type JobKind = 'deploy' | 'rotate';
 export type JobStatus = 'running' | 'succeeded' | 'failed';
@@ -166,7 +166,12 @@ export class JobManager {
       ownerPid: this.#processId,
       context: this.#redact(context),
     });
-    this.#store?.insertJob({ summary, nextSequence: 1, ownerPid: this.#processId, context: this.#redact(context) });
+    this.#store?.insertJob({
+      summary,
+      nextSequence: 1,
+      ownerPid: this.#processId,
+      context: this.#redact(context),
+    });
     return { ...summary };
   }
 

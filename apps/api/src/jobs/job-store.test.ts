@@ -74,7 +74,8 @@ describe('SqliteJobStore', () => {
     ]);
     expect(events[3]).toMatchObject({ type: 'gap', dropped: 14 });
 
-    for (const name of ['b', 'c', 'd', 'e']) reloaded.succeed(reloaded.create('deploy', name, 'memory').id, {});
+    for (const name of ['b', 'c', 'd', 'e'])
+      reloaded.succeed(reloaded.create('deploy', name, 'memory').id, {});
     stores[1]!.close();
     const last = new JobManager({ store: openStore(), maximumJobs: 3 });
     expect(last.list().map((job) => job.instance)).toEqual(['c', 'd', 'e']);

@@ -85,7 +85,9 @@ export class SqliteJobStore implements JobStore {
       ),
       updateJob: database.prepare('UPDATE jobs SET summary = ? WHERE id = ?'),
       updateJobContext: database.prepare('UPDATE jobs SET summary = ?, context = ? WHERE id = ?'),
-      insertEvent: database.prepare('INSERT OR REPLACE INTO events (job_id, sequence, body) VALUES (?, ?, ?)'),
+      insertEvent: database.prepare(
+        'INSERT OR REPLACE INTO events (job_id, sequence, body) VALUES (?, ?, ?)',
+      ),
       advance: database.prepare('UPDATE jobs SET next_sequence = ? WHERE id = ?'),
       prune: database.prepare('DELETE FROM events WHERE job_id = ? AND sequence > ? AND sequence <= ?'),
       deleteJob: database.prepare('DELETE FROM jobs WHERE id = ?'),
@@ -129,7 +131,8 @@ export class SqliteJobStore implements JobStore {
 
   updateJob(summary: JobSummary, context?: Record<string, unknown>): void {
     if (!this.#database.open) return; // closed with the server: a job still ending stays in memory
-    if (context) this.#statements.updateJobContext.run(JSON.stringify(summary), JSON.stringify(context), summary.id);
+    if (context)
+      this.#statements.updateJobContext.run(JSON.stringify(summary), JSON.stringify(context), summary.id);
     else this.#statements.updateJob.run(JSON.stringify(summary), summary.id);
   }
 
