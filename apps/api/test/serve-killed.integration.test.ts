@@ -60,9 +60,7 @@ async function killed(child: ChildProcess): Promise<void> {
 
 beforeAll(async () => {
   docker = await connectToTestRuntime();
-  for (const definition of [imageDefinitions.agentStandIn, imageDefinitions.tokenizer]) {
-    await buildImage(docker, definition);
-  }
+  for (const definition of Object.values(imageDefinitions)) await buildImage(docker, definition);
   directory = mkdtempSync(join(tmpdir(), 'keyward-killed-'));
   dataDirectory = join(directory, 'data');
   cli = join(directory, 'keyward.mjs');
