@@ -87,6 +87,7 @@ interface JobRecord {
   lastStartedStep: string | undefined;
   waiters: Set<() => void>;
   ownerPid: number;
+  ownerRun: string;
   context: Record<string, unknown>;
 }
 
@@ -104,6 +105,7 @@ export class JobManager {
   readonly #store: JobStore | undefined;
   readonly #isProcessAlive: (pid: number) => boolean;
   readonly #processId: number;
+  readonly #run = randomUUID();
 
   constructor(options: JobManagerOptions = {}) {
     this.#headCapacity = options.headCapacity ?? 200;
@@ -126,6 +128,7 @@ export class JobManager {
         lastStartedStep: undefined,
         waiters: new Set(),
         ownerPid: stored.ownerPid,
+        ownerRun: stored.ownerRun,
         context: stored.context,
       });
     }
@@ -164,12 +167,14 @@ export class JobManager {
       lastStartedStep: undefined,
       waiters: new Set(),
       ownerPid: this.#processId,
+      ownerRun: this.#run,
       context: this.#redact(context),
     });
     this.#store?.insertJob({
       summary,
       nextSequence: 1,
       ownerPid: this.#processId,
+      ownerRun: this.#run,
       context: this.#redact(context),
     });
     return { ...summary };
@@ -242,8 +247,9 @@ export class JobManager {
       .filter(
         (record) =>
           record.summary.status === 'running' &&
-          record.ownerPid !== this.#processId &&
-          !this.#isProcessAlive(record.ownerPid),
+          record.ownerRun !== this.#run &&
+          // Our own pid with another run id is an earlier process that had it (pid 1 in a container).
+          (record.ownerPid === this.#processId || !this.#isProcessAlive(record.ownerPid)),
       )
       .map((record) => ({ job: { ...record.summary }, context: { ...record.context } }));
   }

@@ -81,6 +81,15 @@ describe('SqliteJobStore', () => {
     expect(last.list().map((job) => job.instance)).toEqual(['c', 'd', 'e']);
   });
 
+  it('takes a job of an earlier process with the same pid (pid 1 in a container) for interrupted', () => {
+    const earlier = new JobManager({ store: openStore(), processId: 1 });
+    const job = earlier.create('deploy', 'same-pid', 'memory');
+    expect(earlier.interrupted()).toEqual([]);
+    stores[0]!.close();
+    const later = new JobManager({ store: openStore(), processId: 1, isProcessAlive: () => true });
+    expect(later.interrupted().map((entry) => entry.job.id)).toEqual([job.id]);
+  });
+
   it('tells a job whose process died from one a live process runs, and records its reconciliation', async () => {
     const crashed = new JobManager({ store: openStore(), processId: 4_000_001 });
     const orphan = crashed.create('deploy', 'orphan', 'memory');

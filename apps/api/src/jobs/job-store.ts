@@ -10,6 +10,8 @@ export interface StoredJob {
   nextSequence: number;
   /** The process that ran the job; a running job whose process is gone was interrupted. */
   ownerPid: number;
+  /** A random id of that process's job manager: a later process can have the same pid (pid 1 in a container). */
+  ownerRun: string;
   /** Non-secret facts the job needs to be reconciled after a crash (a digest of the state before). */
   context: Record<string, unknown>;
 }
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   summary TEXT NOT NULL,
   next_sequence INTEGER NOT NULL,
   owner_pid INTEGER NOT NULL,
+  owner_run TEXT NOT NULL,
   context TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -77,11 +80,11 @@ export class SqliteJobStore implements JobStore {
     const database = this.#database;
     this.#statements = {
       jobs: database.prepare(
-        'SELECT id, summary, next_sequence, owner_pid, context FROM jobs ORDER BY position DESC LIMIT ?',
+        'SELECT id, summary, next_sequence, owner_pid, owner_run, context FROM jobs ORDER BY position DESC LIMIT ?',
       ),
       events: database.prepare('SELECT body FROM events WHERE job_id = ? ORDER BY sequence'),
       insertJob: database.prepare(
-        'INSERT INTO jobs (id, summary, next_sequence, owner_pid, context) VALUES (?, ?, ?, ?, ?)',
+        'INSERT INTO jobs (id, summary, next_sequence, owner_pid, owner_run, context) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       updateJob: database.prepare('UPDATE jobs SET summary = ? WHERE id = ?'),
       updateJobContext: database.prepare('UPDATE jobs SET summary = ?, context = ? WHERE id = ?'),
@@ -105,6 +108,7 @@ export class SqliteJobStore implements JobStore {
       summary: string;
       next_sequence: number;
       owner_pid: number;
+      owner_run: string;
       context: string;
     }[];
     return rows.reverse().map((row) => ({
@@ -114,6 +118,7 @@ export class SqliteJobStore implements JobStore {
       ),
       nextSequence: row.next_sequence,
       ownerPid: row.owner_pid,
+      ownerRun: row.owner_run,
       context: JSON.parse(row.context) as Record<string, unknown>,
     }));
   }
@@ -125,6 +130,7 @@ export class SqliteJobStore implements JobStore {
       JSON.stringify(job.summary),
       job.nextSequence,
       job.ownerPid,
+      job.ownerRun,
       JSON.stringify(job.context),
     );
   }
