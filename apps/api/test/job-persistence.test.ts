@@ -103,13 +103,15 @@ describe('jobs after a restart', () => {
       'progress:policy.create:succeeded',
       'progress:secret.create:mock-secret:started',
       'progress:secret.create:mock-secret:succeeded',
+      'progress:secret.create:mock-agent-token:started',
+      'progress:secret.create:mock-agent-token:succeeded',
       'progress:container.start:mock:started',
       'progress:container.start:mock:succeeded',
       'progress:container.start:agent:started',
       'progress:reconcile:succeeded',
       'error::',
     ]);
-    expect(events.map((event) => Number(event.id))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(events.map((event) => Number(event.id))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     expect(target.inspect('half')).toBeUndefined();
     // A third start finds nothing left to do.
     expect(await restarted(registry).app.operations.reconcileInterrupted()).toEqual([]);
