@@ -139,7 +139,7 @@ describe('keyward serve killed mid-deploy, then restarted', { timeout: 600_000 }
     // The events the first process streamed before it died, then the reconciliation.
     expect(replay).toContain(`"step":"${killedAt}","status":"started"`);
     expect(replay).toMatch(/"step":"reconcile","status":"succeeded"/);
-    expect(replay.trimEnd()).toMatch(/event: error\ndata: [^\n]+$/);
+    expect(replay.trimEnd()).toMatch(/event: error\ndata: [^\n]+\nid: \d+$/);
     expect(
       (await remainingObjects(docker, name)).filter((object) => !object.startsWith('volume ')),
       'no container or network of the instance is left',
