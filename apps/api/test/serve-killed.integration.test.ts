@@ -72,13 +72,22 @@ afterAll(async () => {
   // Only what this test created: everything labelled with its unique instance name.
   const filters = { label: [`${labelKeys.instance}=${name}`] };
   for (const container of await docker.listContainers({ all: true, filters })) {
-    await docker.getContainer(container.Id).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(container.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
   for (const network of await docker.listNetworks({ filters })) {
-    await docker.getNetwork(network.Id).remove().catch(() => undefined);
+    await docker
+      .getNetwork(network.Id)
+      .remove()
+      .catch(() => undefined);
   }
   for (const volume of (await docker.listVolumes({ filters })).Volumes ?? []) {
-    await docker.getVolume(volume.Name).remove().catch(() => undefined);
+    await docker
+      .getVolume(volume.Name)
+      .remove()
+      .catch(() => undefined);
   }
   rmSync(directory, { recursive: true, force: true });
 }, 120_000);
@@ -135,7 +144,9 @@ describe('keyward serve killed mid-deploy, then restarted', { timeout: 600_000 }
       error: { code: 'DEPLOY_FAILED' },
       reconciliation: { outcome: 'rolled-back' },
     });
-    const replay = await (await fetch(`${second.url}/api/jobs/${jobId}/events`, { headers: headers() })).text();
+    const replay = await (
+      await fetch(`${second.url}/api/jobs/${jobId}/events`, { headers: headers() })
+    ).text();
     // The events the first process streamed before it died, then the reconciliation.
     expect(replay).toContain(`"step":"${killedAt}","status":"started"`);
     expect(replay).toMatch(/"step":"reconcile","status":"succeeded"/);
