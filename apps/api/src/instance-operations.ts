@@ -428,7 +428,7 @@ export class InstanceOperations {
       job.id,
       {
         outcome: 'incomplete',
-        message: `${stopped}; the target left the instance ${detail ? detail.state : 'without its agent'}: check it with "keyward get ${job.instance}" and restart or redeploy it.`,
+        message: `${stopped}; the target left the instance ${detail ? detail.state : 'without its agent'}: check it with "keyward get ${job.instance}"; the target may have kept the previous containers aside (local: "…-previous-…"), redeploy the instance to be sure of its state.`,
       },
       {
         error: new KeywardError({
