@@ -34,6 +34,12 @@ const CLOSE_CONCURRENCY = (process.env.BENCH_CLOSE_CONCURRENCY ?? '64')
   .split(',')
   .filter(Boolean)
   .map(Number);
+// At these concurrencies (first worker count), a second proxy with OpenTelemetry on (spans and
+// metrics exported over OTLP/HTTP protobuf to a local sink) joins the same alternating rounds.
+const TELEMETRY_CONCURRENCY = (process.env.BENCH_TELEMETRY_CONCURRENCY ?? '64')
+  .split(',')
+  .filter(Boolean)
+  .map(Number);
 const CLOCK_TICKS = 100;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -231,10 +237,23 @@ function childPids(pid) {
   }
 }
 
-async function startTokenizer(port, workers) {
+/**
+ * An OTLP/HTTP sink in its own process (wrk blocks this one): answers every export with an empty
+ * success response, as a collector's receiver does, and keeps nothing.
+ */
+async function startOtlpSink(port) {
+  const source = `require('node:http').createServer((req, res) => { req.resume(); req.on('end', () => { res.writeHead(200, { 'content-type': 'application/x-protobuf' }); res.end(); }); }).listen(${port}, '127.0.0.1');`;
+  const child = spawn(process.execPath, ['-e', source], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  await waitForPort(port);
+  return child;
+}
+
+async function startTokenizer(port, workers, extraEnv = {}) {
   const child = spawn(process.execPath, [CLI, 'serve'], {
     env: {
       ...process.env,
+      ...extraEnv,
       OPEN_KEY,
       LISTEN_ADDRESS: `127.0.0.1:${port}`,
       TOKENIZER_ALLOW_PRIVATE_UPSTREAMS: 'true',
@@ -360,6 +379,13 @@ async function main() {
   const upstreamPort = await freePortBlock(16);
   const proxyPort = upstreamPort + 1;
   const referencePort = upstreamPort + 2;
+  const telemetryProxyPort = upstreamPort + 3;
+  const otlpSinkPort = upstreamPort + 4;
+  const telemetryEnv = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpSinkPort}`,
+    OTEL_SERVICE_NAME: 'bench-tokenizer',
+  };
+  if (TELEMETRY_CONCURRENCY.length > 0) await startOtlpSink(otlpSinkPort);
   const nginxPortFor = (workers) => upstreamPort + 10 + workers;
   startNginx(
     'upstream',
@@ -433,6 +459,7 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
   };
   const rows = [];
   const roundRatios = [];
+  const telemetryRatios = [];
   for (const concurrency of CONCURRENCY) {
     const directUrl = `https://127.0.0.1:${upstreamPort}/`;
     warmUp(directUrl);
@@ -445,6 +472,14 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
       const proxyUrl = `http://127.0.0.1:${proxyPort}`;
       const child = await startTokenizer(proxyPort, workers);
       const reference = referenceBinary ? await startReference(referenceBinary, referencePort) : undefined;
+      const withTelemetry =
+        workers === WORKER_COUNTS[0] && TELEMETRY_CONCURRENCY.includes(concurrency)
+          ? await startTokenizer(telemetryProxyPort, workers, telemetryEnv)
+          : undefined;
+      const telemetryUrl = `http://127.0.0.1:${telemetryProxyPort}`;
+      const telemetryPids = () => [withTelemetry.pid, ...childPids(withTelemetry.pid)];
+      const telemetryResults = [];
+      let telemetryRss = 0;
       const referenceUrl = `http://127.0.0.1:${referencePort}`;
       const proxyPids = () => [child.pid, ...childPids(child.pid)];
       const nginxResults = [];
@@ -458,6 +493,11 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
         warmUp(proxyUrl, file('tokenizer.lua'));
         proxyResults.push(wrk(proxyUrl, concurrency, file('tokenizer.lua'), proxyPids));
         rss = Math.max(rss, rssOf(proxyPids()));
+        if (withTelemetry) {
+          warmUp(telemetryUrl, file('tokenizer.lua'));
+          telemetryResults.push(wrk(telemetryUrl, concurrency, file('tokenizer.lua'), telemetryPids));
+          telemetryRss = Math.max(telemetryRss, rssOf(telemetryPids()));
+        }
         if (reference) {
           warmUp(referenceUrl, file('tokenizer.lua'));
           referenceResults.push(wrk(referenceUrl, concurrency, file('tokenizer.lua'), () => [reference.pid]));
@@ -487,6 +527,26 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
         rss,
         ...summarise(proxyResults),
       });
+      if (withTelemetry) {
+        rows.push({
+          name: `keyward-tokenizer + OpenTelemetry (${workers} worker${plural})`,
+          concurrency,
+          workers,
+          rss: telemetryRss,
+          ...summarise(telemetryResults),
+        });
+        telemetryRatios.push({
+          label: `c=${concurrency}, ${workers} worker${plural}`,
+          off: summarise(proxyResults),
+          on: summarise(telemetryResults),
+          ratios: telemetryResults.map((result, round) => ({
+            rps: result.rps / (proxyResults[round]?.rps ?? Number.NaN),
+            cpu: result.cpuMicroseconds / (proxyResults[round]?.cpuMicroseconds ?? Number.NaN),
+            offCpu: proxyResults[round]?.cpuMicroseconds,
+            onCpu: result.cpuMicroseconds,
+          })),
+        });
+      }
       if (reference) {
         rows.push({
           name: `Fly.io tokenizer (Go), ${workers}-worker rounds`,
@@ -497,7 +557,7 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
           ...summarise(referenceResults),
         });
       }
-      for (const running of [child, reference].filter(Boolean)) {
+      for (const running of [child, reference, withTelemetry].filter(Boolean)) {
         running.kill('SIGTERM');
         await new Promise((resolve) => running.once('exit', resolve));
       }
@@ -588,6 +648,19 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
     console.log(
       `  ${label}: ${ratios.map((ratio) => `${format(ratio.rps)}; ${format(ratio.p99)} / ${format(ratio.referenceRps)}; ${format(ratio.referenceP99)}`).join('  |  ')}`,
     );
+  }
+  if (telemetryRatios.length > 0) {
+    console.log(
+      '\nOpenTelemetry on (spans + metrics, OTLP/HTTP protobuf to a local sink) vs off, same rounds — per round: req/s on/off; CPU µs/req off → on:',
+    );
+    for (const { label, off, on, ratios } of telemetryRatios) {
+      console.log(
+        `  ${label}: median req/s on/off ${format(on.rps / off.rps)} (cost ${format((1 - on.rps / off.rps) * 100, 1)}%), median CPU µs/req ${format(off.cpuMicroseconds, 0)} → ${format(on.cpuMicroseconds, 0)} (${format(on.cpuMicroseconds / off.cpuMicroseconds)}×)`,
+      );
+      console.log(
+        `    rounds: ${ratios.map((ratio) => `${format(ratio.rps)}; ${format(ratio.offCpu, 0)} → ${format(ratio.onCpu, 0)}`).join('  |  ')}`,
+      );
+    }
   }
   if (closeRows.length > 0) {
     console.log('\nclient closes its connection after every answer (Connection: close), 1 worker:');
