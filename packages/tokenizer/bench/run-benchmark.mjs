@@ -385,6 +385,20 @@ async function main() {
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpSinkPort}`,
     OTEL_SERVICE_NAME: 'bench-tokenizer',
   };
+  // Every request a span (the SDK's default sampler; wrk sends no traceparent), and one span in
+  // ten (the standard sampler variables): metrics and propagation stay on for every request.
+  const telemetryVariants = [
+    { label: 'OpenTelemetry', port: telemetryProxyPort, env: telemetryEnv },
+    {
+      label: 'OpenTelemetry, 10% of spans',
+      port: upstreamPort + 5,
+      env: {
+        ...telemetryEnv,
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: '0.1',
+      },
+    },
+  ];
   if (TELEMETRY_CONCURRENCY.length > 0) await startOtlpSink(otlpSinkPort);
   const nginxPortFor = (workers) => upstreamPort + 10 + workers;
   startNginx(
@@ -472,14 +486,20 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
       const proxyUrl = `http://127.0.0.1:${proxyPort}`;
       const child = await startTokenizer(proxyPort, workers);
       const reference = referenceBinary ? await startReference(referenceBinary, referencePort) : undefined;
-      const withTelemetry =
-        workers === WORKER_COUNTS[0] && TELEMETRY_CONCURRENCY.includes(concurrency)
-          ? await startTokenizer(telemetryProxyPort, workers, telemetryEnv)
-          : undefined;
-      const telemetryUrl = `http://127.0.0.1:${telemetryProxyPort}`;
-      const telemetryPids = () => [withTelemetry.pid, ...childPids(withTelemetry.pid)];
-      const telemetryResults = [];
-      let telemetryRss = 0;
+      const telemetryRuns = [];
+      if (workers === WORKER_COUNTS[0] && TELEMETRY_CONCURRENCY.includes(concurrency)) {
+        for (const variant of telemetryVariants) {
+          const running = await startTokenizer(variant.port, workers, variant.env);
+          telemetryRuns.push({
+            ...variant,
+            child: running,
+            url: `http://127.0.0.1:${variant.port}`,
+            pids: () => [running.pid, ...childPids(running.pid)],
+            results: [],
+            rss: 0,
+          });
+        }
+      }
       const referenceUrl = `http://127.0.0.1:${referencePort}`;
       const proxyPids = () => [child.pid, ...childPids(child.pid)];
       const nginxResults = [];
@@ -493,10 +513,10 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
         warmUp(proxyUrl, file('tokenizer.lua'));
         proxyResults.push(wrk(proxyUrl, concurrency, file('tokenizer.lua'), proxyPids));
         rss = Math.max(rss, rssOf(proxyPids()));
-        if (withTelemetry) {
-          warmUp(telemetryUrl, file('tokenizer.lua'));
-          telemetryResults.push(wrk(telemetryUrl, concurrency, file('tokenizer.lua'), telemetryPids));
-          telemetryRss = Math.max(telemetryRss, rssOf(telemetryPids()));
+        for (const run of telemetryRuns) {
+          warmUp(run.url, file('tokenizer.lua'));
+          run.results.push(wrk(run.url, concurrency, file('tokenizer.lua'), run.pids));
+          run.rss = Math.max(run.rss, rssOf(run.pids()));
         }
         if (reference) {
           warmUp(referenceUrl, file('tokenizer.lua'));
@@ -527,19 +547,19 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
         rss,
         ...summarise(proxyResults),
       });
-      if (withTelemetry) {
+      for (const run of telemetryRuns) {
         rows.push({
-          name: `keyward-tokenizer + OpenTelemetry (${workers} worker${plural})`,
+          name: `keyward-tokenizer + ${run.label} (${workers} worker${plural})`,
           concurrency,
           workers,
-          rss: telemetryRss,
-          ...summarise(telemetryResults),
+          rss: run.rss,
+          ...summarise(run.results),
         });
         telemetryRatios.push({
-          label: `c=${concurrency}, ${workers} worker${plural}`,
+          label: `${run.label}, c=${concurrency}, ${workers} worker${plural}`,
           off: summarise(proxyResults),
-          on: summarise(telemetryResults),
-          ratios: telemetryResults.map((result, round) => ({
+          on: summarise(run.results),
+          ratios: run.results.map((result, round) => ({
             rps: result.rps / (proxyResults[round]?.rps ?? Number.NaN),
             cpu: result.cpuMicroseconds / (proxyResults[round]?.cpuMicroseconds ?? Number.NaN),
             offCpu: proxyResults[round]?.cpuMicroseconds,
@@ -557,7 +577,7 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
           ...summarise(referenceResults),
         });
       }
-      for (const running of [child, reference, withTelemetry].filter(Boolean)) {
+      for (const running of [child, reference, ...telemetryRuns.map((run) => run.child)].filter(Boolean)) {
         running.kill('SIGTERM');
         await new Promise((resolve) => running.once('exit', resolve));
       }

@@ -1,6 +1,5 @@
 import {
   type Attributes,
-  type Counter,
   type Histogram,
   ROOT_CONTEXT,
   type Span,
@@ -38,15 +37,21 @@ const headerSetter: TextMapSetter<OutgoingHeaders> = {
 
 /** Attribute sets are built once per (decision, status, error) and reused, not per request. */
 const MAX_ATTRIBUTE_SETS = 1024;
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
+
+/** Requests with one outcome: counted here per request, reported when metrics are collected. */
+interface OutcomeCount {
+  attributes: Attributes;
+  count: number;
+}
 
 class SdkRequestTelemetry implements RequestTelemetry {
   private readonly propagator = new W3CTraceContextPropagator();
   private readonly tracerProvider: BasicTracerProvider;
   private readonly meterProvider: MeterProvider;
   private readonly tracer;
-  private readonly requests: Counter;
   private readonly duration: Histogram;
-  private readonly attributeSets = new Map<string, Attributes>();
+  private readonly outcomes = new Map<string, OutcomeCount>();
   private readonly spanOptions = { kind: SpanKind.SERVER };
 
   constructor(options: TokenizerTelemetryOptions) {
@@ -90,10 +95,16 @@ class SdkRequestTelemetry implements RequestTelemetry {
       ],
     });
     const meter = this.meterProvider.getMeter('@keyward/tokenizer', VERSION);
-    this.requests = meter.createCounter('keyward.tokenizer.requests', {
-      description: 'Proxied requests by outcome.',
-      unit: '{request}',
-    });
+    // Counted in a plain map and observed at collection: the SDK's synchronous counter hashes
+    // the attribute set on every call, a measurable share of a request's CPU.
+    meter
+      .createObservableCounter('keyward.tokenizer.requests', {
+        description: 'Proxied requests by outcome.',
+        unit: '{request}',
+      })
+      .addCallback((result) => {
+        for (const outcome of this.outcomes.values()) result.observe(outcome.count, outcome.attributes);
+      });
     this.duration = meter.createHistogram('keyward.tokenizer.request.duration', {
       description: 'Time from request to response end.',
       unit: 's',
@@ -122,11 +133,15 @@ class SdkRequestTelemetry implements RequestTelemetry {
   }
 
   endRequest(spanValue: unknown, entry: AuditEntry, durationSeconds: number): void {
-    const attributes = this.attributesFor(entry.decision, entry.status, entry.error);
-    this.requests.add(1, attributes);
-    this.duration.record(durationSeconds, attributes);
+    const attributes = this.count(entry.decision, entry.status, entry.error);
+    this.duration.record(durationSeconds, NO_ATTRIBUTES);
     const span = spanValue as Span | undefined;
     if (span === undefined) return;
+    // Not sampled: nothing is exported, so nothing is worth setting.
+    if (!span.isRecording()) {
+      span.end();
+      return;
+    }
     span.setAttributes(attributes);
     span.setAttribute('http.request.method', entry.method);
     if (entry.host !== '') {
@@ -149,27 +164,31 @@ class SdkRequestTelemetry implements RequestTelemetry {
   }
 
   recordMalformed(status: number): void {
-    const attributes = this.attributesFor('denied', status, 'MALFORMED_REQUEST');
-    this.requests.add(1, attributes);
-    this.duration.record(0, attributes);
+    this.count('denied', status, 'MALFORMED_REQUEST');
+    this.duration.record(0, NO_ATTRIBUTES);
   }
 
   async shutdown(): Promise<void> {
     await Promise.allSettled([this.tracerProvider.shutdown(), this.meterProvider.shutdown()]);
   }
 
-  private attributesFor(decision: string, status: number, error: string | undefined): Attributes {
+  /** Counts one request with this outcome; returns the outcome's attributes. */
+  private count(decision: string, status: number, error: string | undefined): Attributes {
     const key = `${decision}${status}${error ?? ''}`;
-    let attributes = this.attributeSets.get(key);
-    if (attributes === undefined) {
-      attributes = {
+    let outcome = this.outcomes.get(key);
+    if (outcome === undefined) {
+      const attributes: Attributes = {
         'keyward.tokenizer.decision': decision,
         'http.response.status_code': status,
         ...(error === undefined ? {} : { 'error.type': error }),
       };
-      if (this.attributeSets.size < MAX_ATTRIBUTE_SETS) this.attributeSets.set(key, attributes);
+      // Error codes are the proxy's own, so the set stays small; past the bound, outcomes go uncounted.
+      if (this.outcomes.size >= MAX_ATTRIBUTE_SETS) return attributes;
+      outcome = { attributes, count: 0 };
+      this.outcomes.set(key, outcome);
     }
-    return attributes;
+    outcome.count++;
+    return outcome.attributes;
   }
 }
 
