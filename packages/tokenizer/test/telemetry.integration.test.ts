@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -282,21 +282,25 @@ console.log(status);
     );
   }, 120_000);
 
-  const run = (name: string, endpoint: string | undefined) => {
+  // Asynchronous: the child exports to the receiver in this process, which must keep answering.
+  const run = async (name: string, endpoint: string | undefined) => {
     const loadedFile = join(directory, `${name}.loaded`);
     writeFileSync(loadedFile, '');
-    const result = spawnSync(
-      process.execPath,
-      ['--import', join(directory, 'register.mjs'), join(directory, 'proxy.mjs')],
-      {
-        env: {
-          PATH: process.env.PATH ?? '',
-          LOADED_MODULES_FILE: loadedFile,
-          ...(endpoint ? { ENDPOINT: endpoint } : {}),
+    const result = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        ['--import', join(directory, 'register.mjs'), join(directory, 'proxy.mjs')],
+        {
+          env: {
+            PATH: process.env.PATH ?? '',
+            LOADED_MODULES_FILE: loadedFile,
+            ...(endpoint ? { ENDPOINT: endpoint } : {}),
+          },
+          encoding: 'utf8',
+          timeout: 60_000,
         },
-        encoding: 'utf8',
-        timeout: 60_000,
-      },
+        (error, stdout, stderr) => (error ? reject(error) : resolve({ stdout, stderr })),
+      ),
     );
     expect(result.stderr).toBe('');
     // No Proxy-Tokenizer: refused (400) on the request path, telemetry or not.
@@ -304,18 +308,24 @@ console.log(status);
     return readFileSync(loadedFile, 'utf8').split('\n').filter(Boolean);
   };
 
-  it('loads no OpenTelemetry module when telemetry is not configured', () => {
-    const loaded = run('off', undefined);
+  it('loads no OpenTelemetry module when telemetry is not configured', async () => {
+    const loaded = await run('off', undefined);
     expect(loaded.some((url) => url.endsWith('/dist/proxy-request-handler.js'))).toBe(true);
     expect(loaded.filter((url) => url.includes('opentelemetry') || url.includes('telemetry-sdk'))).toEqual(
       [],
     );
   });
 
-  it('loads the SDK and the OTLP exporters when it is', () => {
-    const loaded = run('on', receiver.url);
+  it('loads the SDK and the OTLP exporters when it is', async () => {
+    const loaded = await run('on', receiver.url);
     expect(loaded.some((url) => url.endsWith('/dist/telemetry-sdk.js'))).toBe(true);
     expect(loaded.some((url) => url.includes('@opentelemetry/sdk-trace-base'))).toBe(true);
     expect(loaded.some((url) => url.includes('@opentelemetry/exporter-trace-otlp-proto'))).toBe(true);
+    // The refused request's span reached the receiver when the proxy closed (default service name).
+    expect(
+      receiver.exports.some(
+        (item) => item.path === '/v1/traces' && item.body.includes(Buffer.from('keyward-tokenizer')),
+      ),
+    ).toBe(true);
   });
 });
