@@ -1,13 +1,20 @@
-import { isKeywardError, type KeywardErrorCode, redact } from '@keyward/core';
+import {
+  isKeywardError,
+  type KeywardErrorCode,
+  redact,
+  registeredErrorCode,
+  type SecretRedactor,
+  secretRedactor,
+} from '@keyward/core';
 import { HTTPException } from 'hono/http-exception';
 
-/** Codes only the HTTP layer produces; everything else is a core error code. */
+/** Codes only the HTTP layer produces; everything else is a core or provider-registered code. */
 export const apiOnlyErrorCodes = ['NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'FORBIDDEN_ORIGIN'] as const;
 export type ApiErrorCode = KeywardErrorCode | (typeof apiOnlyErrorCodes)[number];
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 429 | 500 | 501 | 502 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 422 | 429 | 500 | 501 | 502 | 503;
 
-const statusByCode: Record<ApiErrorCode, ErrorStatus> = {
+const statusByCode: Partial<Record<ApiErrorCode, ErrorStatus>> = {
   INVALID_INSTANCE_SPEC: 400,
   INVALID_PROVIDER_CONFIG: 400,
   INVALID_INPUT: 400,
@@ -18,11 +25,17 @@ const statusByCode: Record<ApiErrorCode, ErrorStatus> = {
   ENV_CONFLICT: 400,
   FILE_CONFLICT: 400,
   UNKNOWN_CONTAINER: 400,
+  // Sidecars the spec combines that cannot go together: the spec has to change.
+  SECRET_NAME_CONFLICT: 400,
+  MISSING_DEPENDENCY: 400,
+  DEPENDENCY_CYCLE: 400,
   // A provider that breaks the secret rules is a defect of the provider, not of the request.
   UNKNOWN_SECRET_CONSUMER: 500,
   SECRET_NOT_AGENT_SAFE: 500,
   SECRET_IN_PLAIN_FIELD: 500,
   PLUGIN_LOAD_FAILED: 500,
+  // A provider broke the contract: a bug to report, answered with the message that names it.
+  PROVIDER_CONTRACT_VIOLATION: 500,
   INTERNAL_ERROR: 500,
   UNAUTHORIZED: 401,
   FORBIDDEN_ORIGIN: 403,
@@ -37,14 +50,22 @@ const statusByCode: Record<ApiErrorCode, ErrorStatus> = {
   RUNTIME_ERROR: 502,
   DEPLOY_FAILED: 502,
   ROTATION_FAILED: 502,
-  OPEN_KEY_MISSING: 502,
   VERIFY_FAILED: 502,
-  IMAGE_BUILD_FAILED: 502,
   RUNTIME_UNAVAILABLE: 503,
 };
 
+const knownStatuses = new Set<number>([400, 401, 403, 404, 409, 413, 422, 429, 500, 501, 502, 503]);
+
+/** Core and HTTP codes from the table; a provider's own codes from what it registered; else 500. */
 export function statusForCode(code: string): ErrorStatus {
-  return statusByCode[code as ApiErrorCode] ?? 500;
+  const known = statusByCode[code as ApiErrorCode];
+  if (known !== undefined) return known;
+  const registered = registeredErrorCode(code)?.httpStatus;
+  if (registered !== undefined && knownStatuses.has(registered)) return registered as ErrorStatus;
+  // A registered status outside the documented set still says which class it is.
+  if (registered !== undefined && registered >= 400 && registered < 500) return 400;
+  if (registered !== undefined && registered >= 502 && registered < 600) return 502;
+  return 500;
 }
 
 export interface ErrorBody {
@@ -68,23 +89,28 @@ export class ApiError extends Error {
  * status. Unknown errors become INTERNAL_ERROR without their message, which may
  * carry anything; everything goes through `redact`.
  */
-export function toErrorResponse(error: unknown): { status: ErrorStatus; body: ErrorBody } {
+export function toErrorResponse(
+  error: unknown,
+  redactor: SecretRedactor = secretRedactor,
+): { status: ErrorStatus; body: ErrorBody } {
+  const clean = <T>(value: T): T =>
+    redactor === secretRedactor ? redact(value) : redact(redact(value, redactor));
   if (error instanceof ApiError) {
     return {
       status: statusForCode(error.code),
-      body: redact({ error: { code: error.code, message: error.message } }),
+      body: clean({ error: { code: error.code, message: error.message } }),
     };
   }
   // Hono's own 400s (malformed JSON, for one) carry a message meant for the client.
   if (error instanceof HTTPException && error.status === 400) {
     return {
       status: 400,
-      body: redact({ error: { code: 'INVALID_INPUT', message: `${error.message}; send a JSON body.` } }),
+      body: clean({ error: { code: 'INVALID_INPUT', message: `${error.message}; send a JSON body.` } }),
     };
   }
   if (isKeywardError(error)) {
     const json = error.toJSON();
-    return { status: statusForCode(error.code), body: redact({ error: json }) };
+    return { status: statusForCode(error.code), body: clean({ error: json }) };
   }
   return {
     status: 500,

@@ -1,5 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import type { ProviderRegistry } from '@keyward/core';
+import type { ProviderRegistry, SecretRedactor } from '@keyward/core';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
@@ -32,6 +32,11 @@ export interface CreateAppOptions {
   detectTimeoutMilliseconds?: number;
   /** Injectable randomness for deterministic plans in tests. */
   randomBytes?: (length: number) => Uint8Array;
+  /**
+   * Where the server registers the secret values it handles (composition, rotation, request
+   * bodies) so responses and logs can redact them. Default: core's process-wide redactor.
+   */
+  redactor?: SecretRedactor;
   /** For rate limits; injectable for tests. */
   now?: () => number;
 }
@@ -55,8 +60,8 @@ function requestOrigin(url: string): string {
  * `startServer()`. Every route but `/api/health` needs the bearer token.
  */
 export function createApp(options: CreateAppOptions) {
-  const logger = options.logger ?? createJsonLogger();
-  const jobs = options.jobs ?? new JobManager();
+  const logger = options.logger ?? createJsonLogger(options.redactor ? { redactor: options.redactor } : {});
+  const jobs = options.jobs ?? new JobManager(options.redactor ? { redactor: options.redactor } : {});
   const operations = new InstanceOperations({
     registry: options.registry,
     jobs,
@@ -65,6 +70,7 @@ export function createApp(options: CreateAppOptions) {
       ? { detectTimeoutMilliseconds: options.detectTimeoutMilliseconds }
       : {}),
     ...(options.randomBytes ? { randomBytes: options.randomBytes } : {}),
+    ...(options.redactor ? { redactor: options.redactor } : {}),
   });
   const currentToken = tokenSource(options);
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
@@ -90,7 +96,7 @@ export function createApp(options: CreateAppOptions) {
   const app = new OpenAPIHono();
 
   app.onError((error, c) => {
-    const { status, body } = toErrorResponse(error);
+    const { status, body } = toErrorResponse(error, operations.redactor);
     if (status >= 500) logger.log('error', 'request failed', { path: c.req.path, error });
     if (error instanceof ApiError)
       for (const [name, value] of Object.entries(error.headers)) c.header(name, value);
@@ -166,8 +172,8 @@ export function createApp(options: CreateAppOptions) {
   });
 
   app.use('/api/instances', rateLimited('deploy', ['POST']));
-  app.use('/api/instances/:id/tokenizer', rateLimited('rotation', ['PUT']));
-  app.use('/api/instances/:id/sidecars/:providerId', rateLimited('rotation', ['PUT']));
+  // Every PUT under an instance is a sidecar change (the generic route and its aliases).
+  app.use('/api/instances/:id/*', rateLimited('rotation', ['PUT']));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.doc31('/api/openapi.json', {
@@ -184,7 +190,7 @@ export function createApp(options: CreateAppOptions) {
   const routes = app
     .route('/api', createSystemRoutes(operations))
     .route('/api', createInstanceRoutes(operations))
-    .route('/api', createSidecarRoutes(operations));
+    .route('/api', createSidecarRoutes(operations, { logger }));
   return Object.assign(routes, { operations });
 }
 

@@ -1,5 +1,11 @@
 import { join } from 'node:path';
-import { discoverPlugins, KeywardError, type KeywardErrorCode, ProviderRegistry } from '@keyward/core';
+import {
+  type AnySidecarProviderV2,
+  discoverPlugins,
+  KeywardError,
+  type KeywardErrorCode,
+  ProviderRegistry,
+} from '@keyward/core';
 
 export interface DefaultRegistryOptions {
   /** Holds `plugins.json` (`{ "plugins": ["package", "./file.js"] }`). */
@@ -8,6 +14,38 @@ export interface DefaultRegistryOptions {
   nodeModulesDirectories?: string[];
   /** Skip plugin discovery (tests, in-process CLI runs that want only the built-ins). */
   discover?: boolean;
+  /**
+   * The built-in providers to load, by package name; default all, or `KEYWARD_BUILTINS`
+   * (comma-separated, `none` for none). Tests that must not see this machine's runtime leave
+   * out `@keyward/provider-local`.
+   */
+  builtIns?: readonly string[];
+  environment?: NodeJS.ProcessEnv;
+}
+
+function builtInsFromEnvironment(environment: NodeJS.ProcessEnv): string[] | undefined {
+  const value = environment['KEYWARD_BUILTINS'];
+  if (value === undefined) return undefined;
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '' && item !== 'none');
+}
+
+/**
+ * The tokenizer as the seed installer's clients know it: the sidecar `keyward creds` manages
+ * (`roles: ['credentials']`) and `{enabled: false, credentials: []}` at
+ * `/api/instances/:id/tokenizer` for an instance without one. Kept here until provider-tokenizer
+ * declares both itself; what it declares wins.
+ */
+export function withSeedInstallerContract<T extends AnySidecarProviderV2>(provider: T): T {
+  return {
+    ...provider,
+    roles: provider.roles ?? ['credentials'],
+    ...(provider.view
+      ? { view: { ...provider.view, absent: provider.view.absent ?? { enabled: false, credentials: [] } } }
+      : {}),
+  };
 }
 
 interface BuiltInProvider {
@@ -22,7 +60,8 @@ const builtInProviders: BuiltInProvider[] = [
   {
     source: '@keyward/provider-tokenizer',
     kind: 'sidecar',
-    load: async () => (await import('@keyward/provider-tokenizer')).createTokenizerProvider(),
+    load: async () =>
+      withSeedInstallerContract((await import('@keyward/provider-tokenizer')).createTokenizerProvider()),
   },
   {
     source: '@keyward/provider-local',
@@ -35,7 +74,9 @@ const builtInProviders: BuiltInProvider[] = [
 /** The registry the server starts with: the built-in providers, then discovered plugins. */
 export async function createDefaultRegistry(options: DefaultRegistryOptions = {}): Promise<ProviderRegistry> {
   const registry = new ProviderRegistry();
+  const wanted = options.builtIns ?? builtInsFromEnvironment(options.environment ?? process.env);
   for (const builtIn of builtInProviders) {
+    if (wanted && !wanted.includes(builtIn.source)) continue;
     try {
       const provider = await builtIn.load();
       if (builtIn.kind === 'sidecar') registry.registerSidecar(provider);

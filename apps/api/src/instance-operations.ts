@@ -1,29 +1,36 @@
 import {
-  composePlan,
-  composeRotation,
-  type DeploymentPlanV1,
-  type DetectionResultV1,
-  type InstanceDetailV1,
+  composePlanV2,
+  composeRotationV2,
+  type DeploymentPlanV2,
+  type DetectionResultV2,
+  type InstanceDetailV2,
   type InstanceSpec,
-  type InstanceSummaryV1,
+  type InstanceSummaryV2,
   isKeywardError,
   KeywardError,
-  type LogLineV1,
-  type LogOptionsV1,
+  type LogLineV2,
+  type LogOptionsV2,
   type NetworkMode,
-  type PlanWarningV1,
+  type PlanWarningV2,
   type ProviderRegistry,
   parseInstanceSpec,
   redact,
   registerSecret,
-  type TargetProviderV1,
-  type VerifyOptionsV1,
-  type VerifyResultV1,
+  type SecretRedactor,
+  type SidecarRotationRequestV2,
+  secretRedactor,
+  type TargetProviderV2,
+  type VerifyReportV2,
   withTimeout,
 } from '@keyward/core';
 import type { JobManager, JobSummary } from './jobs/job-manager.js';
 import type { Logger } from './logger.js';
-import { sealSelfMadeToken, tokenizerSealKey } from './self-sealed-token.js';
+import { runVerification, type VerifyRequest, verifyOptionsOf } from './verification.js';
+
+export type { VerifyRequest } from './verification.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: targets carry their own option types.
+type AnyTargetProvider = TargetProviderV2<any>;
 
 export interface InstanceOperationsOptions {
   registry: ProviderRegistry;
@@ -32,25 +39,23 @@ export interface InstanceOperationsOptions {
   /** How long a target's detect() may take before it counts as unavailable. */
   detectTimeoutMilliseconds?: number;
   randomBytes?: (length: number) => Uint8Array;
+  /** Where secret values are registered for redaction. Default: core's process-wide redactor. */
+  redactor?: SecretRedactor;
 }
 
 export interface TargetStatus {
   id: string;
   displayName?: string;
-  capabilities: Omit<TargetProviderV1['capabilities'], 'networkModes'> & { networkModes: NetworkMode[] };
-  detection: DetectionResultV1;
+  capabilities: Omit<AnyTargetProvider['capabilities'], 'networkModes' | 'egress'> & {
+    networkModes: NetworkMode[];
+    egress: string[];
+  };
+  detection: DetectionResultV2;
 }
 
 export interface AcceptedJob {
   job: JobSummary;
-  warnings: PlanWarningV1[];
-}
-
-export interface TokenizerCredentialView {
-  name: string;
-  allowedHosts: string[];
-  headerDst?: string;
-  headerFmt?: string;
+  warnings: PlanWarningV2[];
 }
 
 // Field names whose values are secrets in any request body, whatever the provider.
@@ -58,15 +63,18 @@ const secretFieldPattern =
   /^(secret|password|apikey|api_key|privatekey|private_key|openkey|open_key|token|value)$/i;
 
 /**
- * Registers every secret-looking value of a request body with core's redactor
- * before anything else touches it, so it cannot come back in an error message,
- * a log line or a job event.
+ * Registers every secret-looking value of a request body with the redactor before anything
+ * else touches it, so it cannot come back in an error message, a log line or a job event.
  */
-export function registerSecretsIn(input: unknown, depth = 0): void {
+export function registerSecretsIn(
+  input: unknown,
+  redactor: SecretRedactor = secretRedactor,
+  depth = 0,
+): void {
   if (depth > 20 || input === null || typeof input !== 'object') return;
   for (const [key, value] of Object.entries(input)) {
-    if (typeof value === 'string' && secretFieldPattern.test(key)) registerSecret(value);
-    else registerSecretsIn(value, depth + 1);
+    if (typeof value === 'string' && secretFieldPattern.test(key)) registerSecret(value, redactor);
+    else registerSecretsIn(value, redactor, depth + 1);
   }
 }
 
@@ -77,13 +85,19 @@ function notFound(name: string, detail: string): KeywardError {
   });
 }
 
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /**
- * What the routes and the CLI do, independent of HTTP: deploy and rotation jobs,
- * lifecycle, logs, verify and render, over every registered target.
+ * What the routes and the CLI do, independent of HTTP: deploy and rotation jobs, lifecycle,
+ * logs, sidecar views, verify and render, over every registered target. Nothing here knows a
+ * particular sidecar: composition, rotation, views and self-tests all go through the providers.
  */
 export class InstanceOperations {
   readonly registry: ProviderRegistry;
   readonly jobs: JobManager;
+  readonly redactor: SecretRedactor;
   readonly #logger: Logger;
   readonly #detectTimeout: number;
   readonly #randomBytes: ((length: number) => Uint8Array) | undefined;
@@ -93,15 +107,22 @@ export class InstanceOperations {
   constructor(options: InstanceOperationsOptions) {
     this.registry = options.registry;
     this.jobs = options.jobs;
+    this.redactor = options.redactor ?? secretRedactor;
     this.#logger = options.logger;
     this.#detectTimeout = options.detectTimeoutMilliseconds ?? 5000;
     this.#randomBytes = options.randomBytes;
   }
 
+  #redact<T>(value: T): T {
+    const once = redact(value, this.redactor);
+    // The process-wide redactor also knows the patterns and values providers registered.
+    return this.redactor === secretRedactor ? once : redact(once);
+  }
+
   async listTargets(): Promise<TargetStatus[]> {
     return Promise.all(
       this.registry.listTargets().map(async (target) => {
-        let detection: DetectionResultV1;
+        let detection: DetectionResultV2;
         try {
           detection = await withTimeout(
             target.detect(),
@@ -109,23 +130,27 @@ export class InstanceOperations {
             `Target "${target.id}" did not answer within ${this.#detectTimeout} ms`,
           );
         } catch (error) {
-          detection = { available: false, reason: error instanceof Error ? error.message : String(error) };
+          detection = { available: false, reason: messageOf(error) };
         }
         return {
           id: target.id,
           ...(target.displayName ? { displayName: target.displayName } : {}),
-          capabilities: { ...target.capabilities, networkModes: [...target.capabilities.networkModes] },
-          detection: redact(detection),
+          capabilities: {
+            ...target.capabilities,
+            networkModes: [...target.capabilities.networkModes],
+            egress: [...target.capabilities.egress],
+          },
+          detection: this.#redact(detection),
         };
       }),
     );
   }
 
   async listInstances(): Promise<{
-    instances: InstanceSummaryV1[];
+    instances: InstanceSummaryV2[];
     errors: { target: string; code: string; message: string }[];
   }> {
-    const instances: InstanceSummaryV1[] = [];
+    const instances: InstanceSummaryV2[] = [];
     const errors: { target: string; code: string; message: string }[] = [];
     await Promise.all(
       this.registry.listTargets().map(async (target) => {
@@ -135,20 +160,20 @@ export class InstanceOperations {
           errors.push({
             target: target.id,
             code: isKeywardError(error) ? error.code : 'RUNTIME_ERROR',
-            message: error instanceof Error ? error.message : String(error),
+            message: messageOf(error),
           });
         }
       }),
     );
     instances.sort((a, b) => a.name.localeCompare(b.name) || a.target.localeCompare(b.target));
-    return redact({ instances, errors });
+    return this.#redact({ instances, errors });
   }
 
   /** Finds which target holds the instance: the given one, or the first that knows it. */
   async locate(
     name: string,
     targetId?: string,
-  ): Promise<{ target: TargetProviderV1; detail: InstanceDetailV1 }> {
+  ): Promise<{ target: AnyTargetProvider; detail: InstanceDetailV2 }> {
     if (targetId) {
       const target = this.registry.getTarget(targetId);
       if (!target) throw notFound(name, `on target "${targetId}" (no such target is installed)`);
@@ -177,13 +202,13 @@ export class InstanceOperations {
     );
   }
 
-  async getInstance(name: string, targetId?: string): Promise<InstanceDetailV1> {
-    return redact((await this.locate(name, targetId)).detail);
+  async getInstance(name: string, targetId?: string): Promise<InstanceDetailV2> {
+    return this.#redact((await this.locate(name, targetId)).detail);
   }
 
   /** Validates and composes synchronously (errors come back as 4xx), then applies in a job. */
   async deploy(body: unknown, options: { replace?: boolean } = {}): Promise<AcceptedJob> {
-    registerSecretsIn(body);
+    registerSecretsIn(body, this.redactor);
     const spec = parseInstanceSpec(body);
     const target = this.registry.requireTarget(spec.target);
     const key = `${target.id}/${spec.name}`;
@@ -212,14 +237,15 @@ export class InstanceOperations {
     void this.#run(job, key, () =>
       target.apply(plan, { onProgress: (event) => this.#progress(job.id, event) }),
     );
-    return { job, warnings: redact(plan.warnings) };
+    return { job, warnings: this.#redact(plan.warnings) };
   }
 
-  async #compose(spec: InstanceSpec, target: TargetProviderV1): Promise<DeploymentPlanV1> {
-    return composePlan({
+  async #compose(spec: InstanceSpec, target: AnyTargetProvider): Promise<DeploymentPlanV2> {
+    return composePlanV2({
       spec,
       sidecars: this.registry,
-      target: { id: target.id, capabilities: target.capabilities },
+      target,
+      redactor: this.redactor,
       ...(this.#randomBytes ? { randomBytes: this.#randomBytes } : {}),
     });
   }
@@ -234,10 +260,10 @@ export class InstanceOperations {
     });
   }
 
-  async #run(job: JobSummary, key: string, operation: () => Promise<InstanceDetailV1>): Promise<void> {
+  async #run(job: JobSummary, key: string, operation: () => Promise<InstanceDetailV2>): Promise<void> {
     try {
       const detail = await operation();
-      this.jobs.succeed(job.id, redact(detail));
+      this.jobs.succeed(job.id, this.#redact(detail));
       this.#logger.log('info', `${job.kind} succeeded`, { job: job.id, instance: job.instance });
     } catch (error) {
       this.jobs.fail(job.id, error);
@@ -250,7 +276,7 @@ export class InstanceOperations {
   #assertIdle(key: string, name: string, wanted: 'deploy' | 'rotate'): void {
     const running = this.#busy.get(key);
     if (!running) return;
-    const what = running.kind === 'rotate' ? 'A credential rotation' : 'A deploy';
+    const what = running.kind === 'rotate' ? 'A sidecar change (rotation)' : 'A deploy';
     throw new KeywardError({
       code: wanted === 'rotate' || running.kind === 'rotate' ? 'ROTATION_IN_PROGRESS' : 'INSTANCE_EXISTS',
       message: `${what} is already running for instance "${name}" (job ${running.id}); wait for it to finish.`,
@@ -293,30 +319,61 @@ export class InstanceOperations {
 
   async logs(
     name: string,
-    options: Omit<LogOptionsV1, 'signal'> & { signal?: AbortSignal; target?: string },
-  ): Promise<AsyncIterable<LogLineV1>> {
+    options: Omit<LogOptionsV2, 'signal'> & { signal?: AbortSignal; target?: string },
+  ): Promise<AsyncIterable<LogLineV2>> {
     const { target } = await this.locate(name, options.target);
     const { target: _ignored, ...logOptions } = options;
     const source = target.logs(name, logOptions);
+    const clean = <T>(value: T) => this.#redact(value);
     return (async function* () {
-      for await (const line of source) yield redact(line);
+      for await (const line of source) yield clean(line);
     })();
   }
 
-  async sidecarState(name: string, providerId: string, targetId?: string) {
+  /**
+   * A sidecar's page: its provider's `view.build` over the stored metadata and exports (never a
+   * secret value), or the raw metadata and exports for a provider without a view.
+   */
+  async sidecarView(name: string, providerId: string, targetId?: string): Promise<Record<string, unknown>> {
+    const provider = this.registry.getSidecar(providerId);
     const { target, detail } = await this.locate(name, targetId);
     const sidecar = detail.sidecars.find((candidate) => candidate.providerId === providerId);
     const running = this.runningJob(target.id, name);
-    return { detail: redact(detail), sidecar: sidecar ? redact(sidecar) : undefined, runningJob: running };
+    const rotation = running?.kind === 'rotate' ? { rotationJobId: running.id } : {};
+    if (!sidecar) {
+      if (provider?.view?.absent) return this.#redact({ ...provider.view.absent, ...rotation });
+      throw new KeywardError({
+        code: 'NOT_FOUND',
+        providerId,
+        message: `Instance "${name}" has no sidecar "${providerId}"; it has: ${detail.sidecars.map((item) => item.providerId).join(', ') || 'none'}.`,
+      });
+    }
+    const state = { metadata: sidecar.metadata, exports: sidecar.exports ?? {} };
+    let view: Record<string, unknown>;
+    if (provider?.view) {
+      try {
+        view = provider.view.build(state);
+      } catch (error) {
+        throw new KeywardError({
+          code: 'PROVIDER_CONTRACT_VIOLATION',
+          providerId,
+          message: `Sidecar "${providerId}" could not build its view of instance "${name}" (${messageOf(error)}); this is a bug in sidecar "${providerId}".`,
+          cause: error,
+        });
+      }
+    } else {
+      view = { providerId, ...state };
+    }
+    return this.#redact({ ...view, ...rotation });
   }
 
   /**
-   * Reads the sidecar's current state, lets its provider build the new part
-   * (validated by the provider's change schema) and hands it to the target in a
-   * job. Everything up to the job runs before the 202, so bad input is a 400.
+   * Lets the sidecar's provider build its new part from the current state (the change validated
+   * by its change schema; dependents follow) and hands it to the target in a job. Everything up
+   * to the job runs before the 202, so bad input is a 400.
    */
   async rotate(name: string, providerId: string, change: unknown, targetId?: string): Promise<AcceptedJob> {
-    registerSecretsIn(change);
+    registerSecretsIn(change, this.redactor);
     const provider = this.registry.requireSidecar(providerId);
     if (!provider.rotation) {
       throw new KeywardError({
@@ -339,7 +396,7 @@ export class InstanceOperations {
       throw new KeywardError({
         code: 'UNSUPPORTED_CAPABILITY',
         providerId: target.id,
-        message: `Target "${target.id}" cannot rotate sidecar secrets.`,
+        message: `Target "${target.id}" cannot change sidecars after install.`,
       });
     }
     const key = `${target.id}/${name}`;
@@ -347,16 +404,20 @@ export class InstanceOperations {
     // Claim the instance before the first await, so a second request gets the 409.
     const job = this.jobs.create('rotate', name, target.id);
     this.#busy.set(key, job);
-    let request: Awaited<ReturnType<typeof composeRotation>>;
+    let request: SidecarRotationRequestV2;
     try {
-      const spec = parseInstanceSpec(detail.redactedSpec);
-      const current = await readSidecarState(name, providerId);
-      for (const value of Object.values(current.secrets)) registerSecret(value);
-      request = await composeRotation({
-        spec,
-        provider,
-        current,
+      request = await composeRotationV2({
+        spec: parseInstanceSpec(detail.redactedSpec),
+        providerId,
         change,
+        sidecars: this.registry,
+        target,
+        readState: async (id) => {
+          const state = await readSidecarState(name, id);
+          for (const value of Object.values(state.secrets)) registerSecret(value, this.redactor);
+          return state;
+        },
+        redactor: this.redactor,
         ...(this.#randomBytes ? { randomBytes: this.#randomBytes } : {}),
       });
     } catch (error) {
@@ -364,34 +425,42 @@ export class InstanceOperations {
       this.#busy.delete(key);
       throw error;
     }
-    this.#logger.log('info', 'rotation accepted', { job: job.id, instance: name, sidecar: providerId });
+    this.#logger.log('info', 'rotation accepted', {
+      job: job.id,
+      instance: name,
+      sidecar: providerId,
+      followers: request.parts.slice(1).map((part) => part.providerId),
+    });
     void this.#run(job, key, () =>
       rotateSecrets(name, request, { onProgress: (event) => this.#progress(job.id, event) }),
     );
     return { job, warnings: [] };
   }
 
-  async verify(name: string, options: VerifyOptionsV1, targetId?: string): Promise<VerifyResultV1> {
+  /**
+   * The self-test: the target's own checks, then every sidecar's (in dependency order), each run
+   * by the target inside the instance and judged by the provider that made it.
+   */
+  async verify(name: string, body: VerifyRequest, targetId?: string): Promise<VerifyReportV2> {
+    registerSecretsIn(body, this.redactor);
     const { target, detail } = await this.locate(name, targetId);
-    if (!target.capabilities.verify || !target.verify) {
-      throw new KeywardError({
-        code: 'UNSUPPORTED_CAPABILITY',
-        providerId: target.id,
-        message: `Target "${target.id}" has no self-test.`,
-      });
-    }
-    // With a tokenizer, also prove that a token the agent seals itself is refused.
-    const sealKey = tokenizerSealKey(detail);
-    const withSelfSealed: VerifyOptionsV1 =
-      options.selfSealedToken === undefined && sealKey !== undefined
-        ? { ...options, selfSealedToken: sealSelfMadeToken(sealKey) }
-        : options;
-    const result = await target.verify(name, withSelfSealed);
-    this.#logger.log('info', 'verify done', { instance: name, passed: result.passed });
-    return redact(result);
+    const report = await runVerification({
+      target,
+      sidecars: this.registry,
+      detail,
+      options: verifyOptionsOf(detail, this.registry, body),
+    });
+    this.#logger.log('info', 'verify done', {
+      instance: name,
+      passed: report.passed,
+      failed: report.checks
+        .filter((check) => !check.passed)
+        .map((check) => `${check.providerId}/${check.name}`),
+    });
+    return this.#redact(report);
   }
 
-  #renderer(target: TargetProviderV1): NonNullable<TargetProviderV1['render']> {
+  #renderer(target: AnyTargetProvider): NonNullable<AnyTargetProvider['render']> {
     if (!target.capabilities.render || !target.render) {
       throw new KeywardError({
         code: 'UNSUPPORTED_CAPABILITY',
@@ -404,12 +473,12 @@ export class InstanceOperations {
 
   /** Manifests of a spec that is not deployed (a GitOps user's file). Secret values come out redacted. */
   async renderSpec(body: unknown): Promise<{ target: string; instance: string; content: string }> {
-    registerSecretsIn(body);
+    registerSecretsIn(body, this.redactor);
     const spec = parseInstanceSpec(body);
     const target = this.registry.requireTarget(spec.target);
     const render = this.#renderer(target);
     const plan = await this.#compose(spec, target);
-    return { target: target.id, instance: spec.name, content: redact(await render(plan)) };
+    return { target: target.id, instance: spec.name, content: this.#redact(await render(plan)) };
   }
 
   /** Manifests of a deployed instance, recomposed from the spec the target persisted. */
@@ -419,7 +488,7 @@ export class InstanceOperations {
   ): Promise<{ target: string; instance: string; content: string }> {
     const { target, detail } = await this.locate(name, targetId);
     const render = this.#renderer(target);
-    let plan: DeploymentPlanV1;
+    let plan: DeploymentPlanV2;
     try {
       plan = await this.#compose(parseInstanceSpec(detail.redactedSpec), target);
     } catch (error) {
@@ -435,40 +504,6 @@ export class InstanceOperations {
         message: `The stored spec of "${name}" has its secrets removed, so it cannot be composed again (${error.message}); render the instance spec file instead (POST /api/render, "keyward render -f").`,
       });
     }
-    return { target: target.id, instance: name, content: redact(await render(plan)) };
-  }
-
-  /** The seed installer's view of tokenizer credentials: names, hosts and header options, never values. */
-  static tokenizerCredentials(detail: InstanceDetailV1): {
-    enabled: boolean;
-    credentials: TokenizerCredentialView[];
-  } {
-    const sidecar = detail.sidecars.find((candidate) => candidate.providerId === 'tokenizer');
-    if (!sidecar) return { enabled: false, credentials: [] };
-    const fromSpec = (
-      detail.redactedSpec['sidecars'] as Record<string, { credentials?: unknown }> | undefined
-    )?.['tokenizer']?.credentials;
-    const list = Array.isArray(sidecar.metadata['credentials'])
-      ? sidecar.metadata['credentials']
-      : Array.isArray(fromSpec)
-        ? fromSpec
-        : [];
-    const credentials = list.flatMap((entry): TokenizerCredentialView[] => {
-      if (!entry || typeof entry !== 'object' || Array.isArray(entry)) return [];
-      const record = entry as Record<string, unknown>;
-      if (typeof record['name'] !== 'string') return [];
-      const hosts = record['allowedHosts'] ?? record['hosts'];
-      return [
-        {
-          name: record['name'],
-          allowedHosts: Array.isArray(hosts)
-            ? hosts.filter((host): host is string => typeof host === 'string')
-            : [],
-          ...(typeof record['headerDst'] === 'string' ? { headerDst: record['headerDst'] } : {}),
-          ...(typeof record['headerFmt'] === 'string' ? { headerFmt: record['headerFmt'] } : {}),
-        },
-      ];
-    });
-    return { enabled: true, credentials };
+    return { target: target.id, instance: name, content: this.#redact(await render(plan)) };
   }
 }

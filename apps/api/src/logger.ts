@@ -1,4 +1,4 @@
-import { redact, secretRedactor } from '@keyward/core';
+import { redact, type SecretRedactor, secretRedactor } from '@keyward/core';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -10,6 +10,8 @@ export interface JsonLoggerOptions {
   /** Where each finished line goes. Default: stderr. */
   write?: (line: string) => void;
   level?: LogLevel;
+  /** Also redacts with this one (an app's own), on top of core's process-wide redactor. */
+  redactor?: SecretRedactor;
 }
 
 const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -35,7 +37,10 @@ export function createJsonLogger(options: JsonLoggerOptions = {}): Logger {
       if (order[level] < minimum) return;
       const entry: Record<string, unknown> = { time: new Date().toISOString(), level, message };
       for (const [key, value] of Object.entries(fields)) entry[key] = describeError(value);
-      write(secretRedactor.redactString(JSON.stringify(redact(entry))));
+      const own = options.redactor;
+      const clean = own && own !== secretRedactor ? redact(redact(entry), own) : redact(entry);
+      const text = secretRedactor.redactString(JSON.stringify(clean));
+      write(own && own !== secretRedactor ? own.redactString(text) : text);
     },
   };
 }

@@ -35,9 +35,12 @@ const NetworkModeSchema = z.enum(['proxy-only', 'open']);
 
 export const TargetCapabilitiesSchema = z.object({
   networkModes: z.array(NetworkModeSchema),
+  /** Container egress kinds the target can enforce (`none`, `internet`, `destinations`). */
+  egress: z.array(z.string()),
   rotation: z.boolean(),
   render: z.boolean(),
-  verify: z.boolean(),
+  /** Runs commands in an instance: the self-test needs it. */
+  exec: z.boolean(),
   logsFollow: z.boolean(),
 });
 
@@ -62,23 +65,49 @@ export const TargetSchema = z
 
 export const LoadErrorSchema = z.object({ source: z.string(), code: z.string(), message: z.string() });
 
+const JsonSchemaSchema = z
+  .record(z.string(), z.unknown())
+  .openapi({ description: 'A JSON Schema (draft 2020-12) generated from the provider’s zod schema.' });
+
+export const SidecarDescriptionSchema = z
+  .object({
+    id: z.string(),
+    displayName: z.string().optional(),
+    networkModes: z.array(NetworkModeSchema),
+    /** Providers it builds on (`optional` ones only when present). */
+    requires: z.array(z.object({ provider: z.string(), optional: z.boolean() })),
+    rotation: z.boolean(),
+    verification: z.boolean(),
+    /** Extra paths under /api/instances/{id}/ that stand for its page. */
+    routeAliases: z.array(z.string()),
+    /** Shared contracts its page follows (`credentials`: the credential list `keyward creds` manages). */
+    roles: z.array(z.string()),
+    errorCodes: z.record(z.string(), z.object({ httpStatus: z.number(), description: z.string() })),
+    schemas: z.object({
+      /** `sidecars.<id>` of an instance spec. */
+      config: JsonSchemaSchema,
+      /** Body of PUT /api/instances/{id}/sidecars/<id>. */
+      change: JsonSchemaSchema.optional(),
+      /** Answer of GET /api/instances/{id}/sidecars/<id>. */
+      view: JsonSchemaSchema.optional(),
+      /** `options.<id>` of POST /api/instances/{id}/verify. */
+      verifyOptions: JsonSchemaSchema.optional(),
+    }),
+  })
+  .openapi('SidecarDescription');
+
 export const ProvidersSchema = z
   .object({
-    sidecars: z.array(
-      z.object({
-        id: z.string(),
-        displayName: z.string().optional(),
-        networkModes: z.array(NetworkModeSchema),
-        rotation: z.boolean(),
-      }),
-    ),
+    sidecars: z.array(SidecarDescriptionSchema),
     targets: z.array(
       z.object({
         id: z.string(),
         displayName: z.string().optional(),
         capabilities: TargetCapabilitiesSchema,
+        schemas: z.object({ options: JsonSchemaSchema }),
       }),
     ),
+    /** Plugins (and built-in providers) that failed to load, with the reason. */
     loadErrors: z.array(LoadErrorSchema),
   })
   .openapi('Providers');
@@ -105,7 +134,13 @@ export const InstanceSummarySchema = z
 
 export const InstanceDetailSchema = InstanceSummarySchema.extend({
   redactedSpec: z.record(z.string(), z.unknown()),
-  sidecars: z.array(z.object({ providerId: z.string(), metadata: z.record(z.string(), z.unknown()) })),
+  sidecars: z.array(
+    z.object({
+      providerId: z.string(),
+      metadata: z.record(z.string(), z.unknown()),
+      exports: z.record(z.string(), z.unknown()),
+    }),
+  ),
 }).openapi('InstanceDetail');
 
 export const InstanceListSchema = z
@@ -160,69 +195,40 @@ export const LogLineSchema = z.object({
 
 export const LogsSchema = z.object({ lines: z.array(LogLineSchema) }).openapi('Logs');
 
-export const TokenizerCredentialSchema = z.object({
-  name: z.string(),
-  allowedHosts: z.array(z.string()),
-  headerDst: z.string().optional(),
-  headerFmt: z.string().optional(),
+/** A sidecar's page: its provider's view (see `SidecarView_<id>` in the components). */
+export const SidecarViewSchema = z.record(z.string(), z.unknown()).openapi('SidecarView', {
+  description:
+    "The sidecar provider's view (`view.build`), or `{providerId, metadata, exports}` for a provider without one; `rotationJobId` while a change runs.",
 });
 
-export const TokenizerViewSchema = z
-  .object({
-    enabled: z.boolean(),
-    credentials: z.array(TokenizerCredentialSchema),
-    /** The running rotation's job, when one is running. */
-    rotationJobId: z.string().optional(),
-  })
-  .openapi('TokenizerCredentials');
+/** A sidecar change, validated by the provider's change schema (see `SidecarChange_<id>`). */
+export const SidecarChangeSchema = z
+  .record(z.string(), z.unknown())
+  .openapi('SidecarChange', { description: "Validated by the sidecar provider's `rotation.changeSchema`." });
 
-// Documents the seed installer's contract; the tokenizer provider's own change
-// schema does the real validation, so everything here stays permissive.
-export const TokenizerChangeSchema = z
+export const VerifyRequestSchema = z
   .looseObject({
-    credentials: z.array(
-      z.looseObject({
-        name: z.string(),
-        secret: z
-          .string()
-          .optional()
-          .openapi({ description: 'The credential; "" (or absent) keeps the current one.' }),
-        allowedHosts: z.union([z.array(z.string()), z.string()]).optional(),
-        headerDst: z.string().optional(),
-        headerFmt: z.string().optional(),
-      }),
-    ),
+    options: z.record(z.string(), z.record(z.string(), z.unknown())).optional().openapi({
+      description: "Options by sidecar id, each validated by that sidecar's verify options schema.",
+    }),
   })
-  .openapi('TokenizerChange', {
-    description: 'The full new credential list; it replaces the current set.',
+  .openapi('VerifyRequest', {
+    description:
+      'Any other top-level field goes to every sidecar whose verify options schema takes it (the fields older clients send, such as `allowedUrl`); a field no sidecar takes is a 400.',
   });
 
-export const SidecarStateSchema = z
-  .object({
-    providerId: z.string(),
-    metadata: z.record(z.string(), z.unknown()),
-    rotationJobId: z.string().optional(),
-  })
-  .openapi('SidecarState');
+export const VerifyCheckReportSchema = z.object({
+  name: z.string(),
+  /** The sidecar that owns the check, or the target's id for the target's own checks. */
+  providerId: z.string(),
+  description: z.string(),
+  passed: z.boolean(),
+  evidence: z.string(),
+});
 
-export const VerifyOptionsSchema = z
-  .object({
-    allowedUrl: z.string().optional(),
-    unboundUrl: z.string().optional(),
-    credential: z.string().optional(),
-    directUrl: z.string().optional(),
-    // Not a secret: anyone with the public seal key can make one. Defaults to one the API seals.
-    selfSealedToken: z.string().optional(),
-  })
-  .strict()
-  .openapi('VerifyOptions');
-
-export const VerifyResultSchema = z
-  .object({
-    passed: z.boolean(),
-    checks: z.array(z.object({ name: z.string(), passed: z.boolean(), evidence: z.string() })),
-  })
-  .openapi('VerifyResult');
+export const VerifyReportSchema = z
+  .object({ passed: z.boolean(), checks: z.array(VerifyCheckReportSchema) })
+  .openapi('VerifyReport');
 
 export const RenderSchema = z
   .object({ target: z.string(), instance: z.string(), content: z.string() })

@@ -30,7 +30,7 @@ function run(
       process.execPath,
       [cli, ...(options.api === false ? [] : ['--api', serverUrl]), ...args],
       {
-        env: { ...process.env, KEYWARD_DATA_DIR: dataDirectory, ...options.environment },
+        env: { ...process.env, ...isolated, KEYWARD_DATA_DIR: dataDirectory, ...options.environment },
         stdio: ['pipe', 'pipe', 'pipe'],
       },
     );
@@ -61,11 +61,17 @@ async function freePort(): Promise<number> {
   });
 }
 
+// Only the built-in tokenizer: without provider-local, neither the server nor an in-process
+// run sees this machine's real instances (issue 16 item 9).
+const isolated = { KEYWARD_BUILTINS: '@keyward/provider-tokenizer' };
+
 const specYaml = (name: string) => `
 name: ${name}
 target: memory
 agent:
   image: localhost/agent:test
+  port: 18789
+  skillsDirectory: /skills
 sidecars:
   mock: {}
   tokenizer:
@@ -91,7 +97,7 @@ beforeAll(async () => {
   writeFileSync(join(directory, 'bad.yaml'), 'name: Bad_Name\nagent: {}\n');
 
   server = spawn(process.execPath, [cli, 'serve', '--port', '0'], {
-    env: { ...process.env, KEYWARD_DATA_DIR: dataDirectory },
+    env: { ...process.env, ...isolated, KEYWARD_DATA_DIR: dataDirectory },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   serverUrl = await new Promise<string>((resolve, reject) => {
@@ -123,13 +129,25 @@ describe('keyward CLI against a running server', { timeout: 60_000 }, () => {
     expect(serverLog).toContain(`generated an API token`);
     expect(serverLog.split(token).length - 1).toBe(1);
     expect(statSync(join(dataDirectory, 'api-token')).mode & 0o777).toBe(0o600);
-    const providers = await run(['--json', 'ls']);
+    const providers = await run(['--json', 'providers']);
     expect(providers.code).toBe(0);
+    const listed = JSON.parse(providers.stdout) as {
+      sidecars: { id: string; roles: string[] }[];
+      targets: { id: string }[];
+    };
+    expect(listed.sidecars.map((sidecar) => [sidecar.id, sidecar.roles])).toEqual([
+      ['tokenizer', ['credentials']],
+      ['mock', []],
+    ]);
+    expect(listed.targets.map((target) => target.id)).toEqual(['memory']);
+    expect((await run(['plugins'])).stdout).toMatch(
+      /^SIDECARS\n {2}tokenizer .*role credentials, alias \/tokenizer/m,
+    );
   });
 
   it('deploys from YAML with step-by-step progress, then lists and gets the instance', async () => {
     const deployed = await run(['deploy', '-f', join(directory, 'demo.yaml')]);
-    expect(deployed.stderr).toMatch(/\[started\] network\.create: /);
+    expect(deployed.stderr).toMatch(/\[started\] policy\.create: /);
     expect(deployed.stderr).toMatch(/\[succeeded\] container\.start:tokenizer: /);
     expect(deployed.stdout).toContain('Deployed "cli-demo" on memory');
     expect(deployed.code).toBe(0);
@@ -170,16 +188,22 @@ describe('keyward CLI against a running server', { timeout: 60_000 }, () => {
 
   it('streams logs, runs lifecycle commands, verifies and renders', async () => {
     const logs = await run(['logs', 'cli-demo', '--container', 'agent']);
-    expect(logs.stdout).toContain('[agent] keyward-cli-demo-agent started');
+    expect(logs.stdout).toContain('[agent] cli-demo-agent started');
     expect((await run(['logs', '-f', 'cli-demo'])).code).toBe(0);
     expect((await run(['stop', 'cli-demo'])).stdout).toBe('cli-demo: stopped\n');
     expect((await run(['start', 'cli-demo'])).stdout).toBe('cli-demo: running\n');
     expect((await run(['restart', 'cli-demo', '--json'])).stdout).toContain('"status": "running"');
     const verified = await run(['verify', 'cli-demo']);
-    expect(verified.stdout).toContain('✔ direct-egress-blocked');
-    expect(verified.code).toBe(0);
+    // The stand-in runs no process: the mock's check passes, the tokenizer's probes fail (exit 4).
+    expect(verified.stdout).toContain('✔ mock-reachable (mock): exit 0');
+    expect(verified.stdout).toMatch(/✖ [a-z-]+ \(tokenizer\)/);
+    expect(verified.code).toBe(4);
+    const options = await run(['verify', 'cli-demo', '--option', 'tokenizer.credential=stripe', '--json']);
+    expect(options.stderr).not.toContain('INVALID_INPUT');
+    expect(JSON.parse(options.stdout).checks.length).toBeGreaterThan(1);
+    expect((await run(['verify', 'cli-demo', '--option', 'nonsense'])).code).toBe(2);
     const rendered = await run(['render', '-f', join(directory, 'demo.yaml')]);
-    expect(JSON.parse(rendered.stdout).containers).toContain('keyward-cli-demo-tokenizer');
+    expect(JSON.stringify(JSON.parse(rendered.stdout).pods)).toContain('tokenizer');
   });
 
   it('exits 2 on bad input, 3 on not found, 4 on a runtime failure naming the step', async () => {

@@ -87,7 +87,11 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
       await call('POST', '/api/instances', {
         name,
         target: 'local',
-        agent: { image: imageReference(imageDefinitions.agentStandIn), port: 18789 },
+        agent: {
+          image: imageReference(imageDefinitions.agentStandIn),
+          port: 18789,
+          skillsDirectory: '/home/node/skills',
+        },
         sidecars: {
           tokenizer: {
             credentials: [
@@ -116,13 +120,24 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
     });
     const result = (await response.json()) as {
       passed: boolean;
-      checks: { name: string; passed: boolean }[];
+      checks: { name: string; providerId: string; passed: boolean; evidence: string }[];
     };
-    expect(result.checks.map((check) => [check.name, check.passed])).toEqual([
-      ['direct-egress-blocked', true],
+    // The target's own isolation checks come first, then the tokenizer's.
+    const ownedBy = (providerId: string) =>
+      result.checks
+        .filter((check) => check.providerId === providerId)
+        .map((check) => [check.name, check.passed]);
+    expect(ownedBy('local').length, JSON.stringify(result.checks)).toBeGreaterThan(0);
+    expect(
+      ownedBy('local').every(([, passed]) => passed),
+      JSON.stringify(result.checks),
+    ).toBe(true);
+    expect(result.checks[0]?.providerId).toBe('local');
+    expect(ownedBy('tokenizer'), JSON.stringify(result.checks)).toEqual([
       ['proxied-request-injected', true],
       ['unbound-host-refused', true],
-      // The API seals one with the instance's public seal key: the tokenizer's allow-list refuses it.
+      ['credential-header-pinned', true],
+      // The tokenizer seals one with the instance's public seal key: its allow-list refuses it.
       ['self-sealed-token-refused', true],
     ]);
     expect(result.passed).toBe(true);
@@ -142,9 +157,11 @@ describe('the API on real podman: deploy → verify → rotate → verify → de
     };
     expect(view.credentials.map((credential) => credential.name)).toEqual(['demo', 'added']);
     for (const credential of ['demo', 'added']) {
+      // The v2 body: options by sidecar (the test above sends the older top-level form).
       const response = await call('POST', `/api/instances/${name}/verify`, {
-        allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/v1/verify`,
-        credential,
+        options: {
+          tokenizer: { allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/v1/verify`, credential },
+        },
       });
       expect(((await response.json()) as { passed: boolean }).passed, credential).toBe(true);
     }

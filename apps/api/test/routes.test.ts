@@ -1,6 +1,7 @@
-import { KeywardError, ProviderRegistry } from '@keyward/core';
+import { type ExecResultV2, KeywardError, ProviderRegistry, type VerificationContextV2 } from '@keyward/core';
 import { createMemoryTargetProvider, createMockSidecarProvider } from '@keyward/core/testing';
 import { describe, expect, it } from 'vitest';
+import * as z from 'zod';
 import { createHarness, mockSpec, readEvents, testToken } from './test-app.js';
 
 function deferred() {
@@ -97,7 +98,6 @@ describe('system routes', () => {
       '/api/instances/{id}/sidecars/{providerId}',
       '/api/instances/{id}/start',
       '/api/instances/{id}/stop',
-      '/api/instances/{id}/tokenizer',
       '/api/instances/{id}/verify',
       '/api/jobs',
       '/api/jobs/{id}',
@@ -106,7 +106,61 @@ describe('system routes', () => {
       '/api/render',
       '/api/targets',
     ]);
-    expect(Object.keys(document.paths['/api/instances/{id}/tokenizer']!).sort()).toEqual(['get', 'put']);
+    expect(Object.keys(document.paths['/api/instances/{id}/sidecars/{providerId}']!).sort()).toEqual([
+      'get',
+      'put',
+    ]);
+  });
+
+  it('carries every installed sidecar’s config, change, view and verify options schemas, and serves its aliases', async () => {
+    const registry = new ProviderRegistry();
+    registry.registerTarget(createMemoryTargetProvider());
+    registry.registerSidecar(
+      createMockSidecarProvider({
+        routeAliases: ['mock-page'],
+        view: {
+          schema: z.object({ port: z.number() }),
+          build: (state) => ({ port: state.metadata['port'] as number }),
+        },
+      }),
+    );
+    const harness = createHarness({ registry });
+    const document = (await (await harness.request('GET', '/api/openapi.json')).json()) as {
+      paths: Record<string, Record<string, { requestBody?: unknown }>>;
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    };
+    const schemas = document.components.schemas;
+    expect(Object.keys(schemas['SidecarConfig_mock']!.properties!).sort()).toEqual([
+      'image',
+      'port',
+      'secret',
+    ]);
+    expect(Object.keys(schemas['SidecarChange_mock']!.properties!)).toEqual(['token']);
+    expect(schemas['SidecarView_mock']).toMatchObject({ properties: { port: { type: 'number' } } });
+    expect(Object.keys(document.paths['/api/instances/{id}/mock-page']!).sort()).toEqual(['get', 'put']);
+    expect(JSON.stringify(document.paths['/api/instances/{id}/mock-page']!['put']!.requestBody)).toContain(
+      '#/components/schemas/SidecarChange_mock',
+    );
+    await deployAndWait(harness);
+    const page = await harness.request('GET', '/api/instances/demo/mock-page');
+    expect(await page.json()).toEqual({ port: 4100 });
+    expect(await (await harness.request('GET', '/api/instances/demo/sidecars/mock')).json()).toEqual({
+      port: 4100,
+    });
+    expect((await harness.request('PUT', '/api/instances/demo/mock-page', {})).status).toBe(202);
+  });
+
+  it('does not serve an alias that would shadow a route of the API', async () => {
+    const registry = new ProviderRegistry();
+    registry.registerTarget(createMemoryTargetProvider());
+    registry.registerSidecar(createMockSidecarProvider({ routeAliases: ['logs'] }));
+    const harness = createHarness({ registry });
+    expect(harness.logLines.join('\n')).toContain('sidecar route alias not served');
+    await deployAndWait(harness);
+    const logs = (await (await harness.request('GET', '/api/instances/demo/logs')).json()) as {
+      lines: unknown[];
+    };
+    expect(Array.isArray(logs.lines)).toBe(true);
   });
 
   it('lists targets with their detection status, a failing detect as unavailable', async () => {
@@ -143,14 +197,32 @@ describe('system routes', () => {
       'bad-plugin',
     );
     const body = (await (await harness.request('GET', '/api/providers')).json()) as {
-      sidecars: { id: string; rotation: boolean }[];
-      targets: { id: string }[];
+      sidecars: { id: string; rotation: boolean; schemas: Record<string, unknown> }[];
+      targets: { id: string; schemas: { options: { properties: Record<string, unknown> } } }[];
       loadErrors: { source: string; code: string }[];
     };
     expect(body.sidecars).toEqual([
-      { id: 'mock', displayName: 'Mock sidecar', networkModes: ['proxy-only', 'open'], rotation: true },
+      {
+        id: 'mock',
+        displayName: 'Mock sidecar',
+        networkModes: ['proxy-only', 'open'],
+        requires: [],
+        rotation: true,
+        verification: true,
+        routeAliases: [],
+        roles: [],
+        errorCodes: {},
+        schemas: {
+          config: expect.objectContaining({ type: 'object' }),
+          change: expect.objectContaining({ type: 'object' }),
+        },
+      },
     ]);
     expect(body.targets.map((target) => target.id)).toEqual(['memory']);
+    expect(Object.keys(body.targets[0]!.schemas.options.properties).sort()).toEqual([
+      'hostAddress',
+      'hostPort',
+    ]);
     expect(body.loadErrors).toEqual([
       expect.objectContaining({ source: 'bad-plugin', code: 'UNSUPPORTED_SPEC_VERSION' }),
     ]);
@@ -217,7 +289,12 @@ describe('deploy', () => {
     ],
     ['an unknown sidecar', { ...mockSpec(), sidecars: { nope: {} } }, 'UNKNOWN_PROVIDER', /nope/],
     ['an unknown target', { ...mockSpec(), target: 'mars' }, 'UNKNOWN_PROVIDER', /mars/],
-    ['a port conflict', { ...mockSpec(), agent: { image: 'a', port: 4100 } }, 'PORT_CONFLICT', /4100/],
+    [
+      'a port conflict',
+      { ...mockSpec(), agent: { image: 'a', port: 4100, skillsDirectory: '/skills' } },
+      'PORT_CONFLICT',
+      /4100/,
+    ],
   ])('answers %s with 400', async (_label, spec, code, message) => {
     const harness = createHarness();
     const error = await errorOf(await harness.request('POST', '/api/instances', spec));
@@ -298,7 +375,7 @@ describe('deploy', () => {
     expect(events[0]?.data).toMatchObject({
       sequence: 1,
       type: 'progress',
-      step: 'network.create',
+      step: 'policy.create',
       status: 'started',
     });
     expect(events.at(-1)?.event).toBe('result');
@@ -356,7 +433,7 @@ describe('instances', () => {
     ['POST', '/api/instances/ghost/restart'],
     ['DELETE', '/api/instances/ghost'],
     ['GET', '/api/instances/ghost/logs'],
-    ['GET', '/api/instances/ghost/tokenizer'],
+    ['GET', '/api/instances/ghost/sidecars/mock'],
     ['PUT', '/api/instances/ghost/sidecars/mock'],
     ['POST', '/api/instances/ghost/verify'],
     ['GET', '/api/instances/ghost/render'],
@@ -372,7 +449,7 @@ describe('instances', () => {
     const json = (await (await harness.request('GET', '/api/instances/demo/logs?container=mock')).json()) as {
       lines: { container: string; line: string }[];
     };
-    expect(json.lines).toEqual([{ container: 'mock', stream: 'stdout', line: 'keyward-demo-mock started' }]);
+    expect(json.lines).toEqual([{ container: 'mock', stream: 'stdout', line: 'demo-mock started' }]);
     const followed = await harness.request('GET', '/api/instances/demo/logs?follow=true');
     expect(followed.headers.get('content-type')).toContain('text/event-stream');
     const events = await readEvents(followed);
@@ -383,15 +460,125 @@ describe('instances', () => {
     expect(events.at(-1)?.event).toBe('end');
   });
 
-  it('runs the self-test', async () => {
-    const harness = createHarness();
+  it('runs the self-test: each sidecar’s checks through the target’s exec, judged by the sidecar', async () => {
+    const executed: string[][] = [];
+    let exitCode = 0;
+    const harness = createHarness({
+      target: {
+        exec: (_plan, request) => {
+          executed.push([request.container, ...request.command]);
+          return { exitCode, stdout: '', stderr: '', timedOut: false };
+        },
+      },
+    });
+    await deployAndWait(harness);
+    const result = await (await harness.request('POST', '/api/instances/demo/verify')).json();
+    expect(result).toEqual({
+      passed: true,
+      checks: [
+        {
+          name: 'mock-reachable',
+          providerId: 'mock',
+          description: 'The agent reaches the mock sidecar.',
+          passed: true,
+          evidence: 'exit 0 (proxy-only)',
+        },
+      ],
+    });
+    expect(executed).toEqual([['agent', 'mock-check', 'mock']]);
+    exitCode = 7;
+    const failed = await (await harness.request('POST', '/api/instances/demo/verify')).json();
+    expect(failed).toMatchObject({
+      passed: false,
+      checks: [{ passed: false, evidence: 'exit 7 (proxy-only)' }],
+    });
+  });
+
+  it('adds the target’s own checks first, and fails a check that cannot run or whose judge throws', async () => {
+    const registry = new ProviderRegistry();
+    const memory = createMemoryTargetProvider({
+      exec: (_plan, request) => {
+        if (request.command[0] === 'mock-check') throw new Error('container agent is not running');
+        return { exitCode: 1, stdout: '', stderr: 'connect ENETUNREACH', timedOut: false };
+      },
+    });
+    registry.registerTarget({
+      ...memory,
+      verificationChecks: () => [
+        {
+          name: 'direct-egress-blocked',
+          description: 'The agent cannot reach the internet directly.',
+          exec: { container: 'agent', command: ['probe-direct'] },
+          judge: (result: ExecResultV2) => ({ passed: result.exitCode !== 0, evidence: result.stderr }),
+        },
+        {
+          name: 'broken-judge',
+          description: 'A judge that throws.',
+          exec: { container: 'agent', command: ['probe-other'] },
+          judge: () => {
+            throw new Error('cannot parse the output');
+          },
+        },
+      ],
+    });
+    registry.registerSidecar(createMockSidecarProvider());
+    const harness = createHarness({ registry });
     await deployAndWait(harness);
     const result = (await (await harness.request('POST', '/api/instances/demo/verify')).json()) as {
       passed: boolean;
-      checks: { name: string }[];
+      checks: { name: string; providerId: string; passed: boolean; evidence: string }[];
     };
-    expect(result.passed).toBe(true);
-    expect(result.checks.map((check) => check.name)).toEqual(['direct-egress-blocked']);
+    expect(result.passed).toBe(false);
+    expect(result.checks.map(({ name, providerId, passed }) => [name, providerId, passed])).toEqual([
+      ['direct-egress-blocked', 'memory', true],
+      ['broken-judge', 'memory', false],
+      ['mock-reachable', 'mock', false],
+    ]);
+    expect(result.checks[0]!.evidence).toBe('connect ENETUNREACH');
+    expect(result.checks[1]!.evidence).toContain('cannot parse the output');
+    expect(result.checks[2]!.evidence).toContain('container agent is not running');
+  });
+
+  it('validates verify options with each sidecar’s schema, top-level fields going to the sidecars that take them', async () => {
+    const seen: unknown[] = [];
+    const registry = new ProviderRegistry();
+    registry.registerTarget(
+      createMemoryTargetProvider({ exec: () => ({ exitCode: 0, stdout: '', stderr: '', timedOut: false }) }),
+    );
+    const mock = createMockSidecarProvider();
+    registry.registerSidecar({
+      ...mock,
+      verification: {
+        optionsSchema: z.object({ url: z.url().optional(), tries: z.number().int().optional() }).strict(),
+        checks: (context: VerificationContextV2, options: unknown) => {
+          seen.push(options);
+          return mock.verification!.checks(context, options);
+        },
+      },
+    });
+    registry.registerSidecar(createMockSidecarProvider({ id: 'other' }));
+    const harness = createHarness({ registry });
+    await deployAndWait(harness, {
+      ...mockSpec(),
+      sidecars: { mock: {}, other: { port: 4200 } },
+    });
+    const verify = (body: unknown) => harness.request('POST', '/api/instances/demo/verify', body);
+    expect((await verify({ url: 'https://api.example.com/' })).status).toBe(200);
+    expect((await verify({ options: { mock: { tries: 2 } }, url: 'https://a.example.com/' })).status).toBe(
+      200,
+    );
+    expect(seen).toEqual([{ url: 'https://api.example.com/' }, { tries: 2, url: 'https://a.example.com/' }]);
+    for (const [body, message] of [
+      [{ colour: 'red' }, /No sidecar of instance "demo" takes the verify options "colour"/],
+      [{ options: { mock: { tries: 'two' } } }, /options\.mock\.tries/],
+      [{ options: { other: { url: 'x' } } }, /"other" takes no verify options/],
+      [{ options: { ghost: {} } }, /"ghost", which is not a sidecar/],
+    ] as const) {
+      const error = await errorOf(await verify(body));
+      expect(error.status).toBe(400);
+      expect(error.code).toBe('INVALID_INPUT');
+      expect(error.message).toMatch(message);
+    }
   });
 
   it('renders a spec where the target can, and says why a stored spec cannot be recomposed', async () => {
@@ -399,14 +586,19 @@ describe('instances', () => {
     const rendered = (await (await harness.request('POST', '/api/render', mockSpec())).json()) as {
       content: string;
     };
+    // The target renders the neutral plan its own way (the memory target: pods with allow-lists).
     expect(JSON.parse(rendered.content)).toMatchObject({
-      containers: ['keyward-demo-agent', 'keyward-demo-mock'],
+      pods: [
+        { name: 'demo-agent', containers: ['agent'] },
+        { name: 'demo-egress', containers: ['mock'] },
+      ],
     });
+    expect(rendered.content).not.toContain('mock-secret-value-123');
     await deployAndWait(harness, { ...mockSpec(), sidecars: {} });
     const fromInstance = (await (await harness.request('GET', '/api/instances/demo/render')).json()) as {
       content: string;
     };
-    expect(JSON.parse(fromInstance.content)).toMatchObject({ instance: { name: 'demo' } });
+    expect(JSON.parse(fromInstance.content)).toMatchObject({ pods: [{ name: 'demo-agent' }] });
   });
 
   it('answers verify and render on a target without them with 501 UNSUPPORTED_CAPABILITY', async () => {
@@ -414,8 +606,8 @@ describe('instances', () => {
     const memory = createMemoryTargetProvider();
     registry.registerTarget({
       ...memory,
-      capabilities: { ...memory.capabilities, render: false, verify: false, rotation: false },
-      verify: undefined,
+      capabilities: { ...memory.capabilities, render: false, exec: false, rotation: false },
+      exec: undefined as never,
       render: undefined,
     });
     registry.registerSidecar(createMockSidecarProvider());
@@ -539,13 +731,13 @@ describe('sidecar changes (rotation)', () => {
     expect(after).not.toBe(before);
   });
 
-  it('validates the change with the provider schema (400 INVALID_PROVIDER_CONFIG)', async () => {
+  it('validates the change with the provider schema (400 INVALID_INPUT)', async () => {
     const harness = createHarness();
     await deployAndWait(harness);
     const error = await errorOf(
       await harness.request('PUT', '/api/instances/demo/sidecars/mock', { colour: 'red' }),
     );
-    expect(error).toMatchObject({ status: 400, code: 'INVALID_PROVIDER_CONFIG' });
+    expect(error).toMatchObject({ status: 400, code: 'INVALID_INPUT' });
     expect(error.message).toContain('colour');
   });
 
@@ -629,13 +821,69 @@ describe('sidecar changes (rotation)', () => {
     });
   });
 
-  it('reports the tokenizer as disabled on an instance without it', async () => {
-    const harness = createHarness();
+  it('answers a sidecar’s page on an instance without it with the provider’s absent view, else 404', async () => {
+    const registry = new ProviderRegistry();
+    registry.registerTarget(createMemoryTargetProvider());
+    registry.registerSidecar(createMockSidecarProvider());
+    registry.registerSidecar(
+      createMockSidecarProvider({
+        id: 'vault',
+        routeAliases: ['vault'],
+        view: { schema: z.object({}), build: () => ({ enabled: true }), absent: { enabled: false } },
+      }),
+    );
+    const harness = createHarness({ registry });
     await deployAndWait(harness);
-    expect(await (await harness.request('GET', '/api/instances/demo/tokenizer')).json()).toEqual({
+    expect(await (await harness.request('GET', '/api/instances/demo/vault')).json()).toEqual({
       enabled: false,
-      credentials: [],
     });
+    expect(await (await harness.request('GET', '/api/instances/demo/sidecars/vault')).json()).toEqual({
+      enabled: false,
+    });
+    expect(await errorOf(await harness.request('GET', '/api/instances/demo/sidecars/nope'))).toMatchObject({
+      status: 404,
+      code: 'NOT_FOUND',
+    });
+  });
+
+  it('maps a code a provider registered to its status, and a provider bug to 500 with its message', async () => {
+    const registry = new ProviderRegistry();
+    registry.registerTarget(createMemoryTargetProvider());
+    registry.registerSidecar(
+      createMockSidecarProvider({
+        id: 'picky',
+        errorCodes: { PICKY_REFUSED: { httpStatus: 409, description: 'The picky sidecar refused.' } },
+        rotation: {
+          changeSchema: z.object({}).strict(),
+          rotate: () => {
+            throw new KeywardError({ code: 'PICKY_REFUSED', providerId: 'picky', message: 'Not today.' });
+          },
+        },
+      }),
+    );
+    registry.registerSidecar(createMockSidecarProvider());
+    registry.registerSidecar(
+      createMockSidecarProvider({
+        id: 'buggy',
+        // Asks a provider it does not require: a bug in the provider, not in the spec.
+        request: () => [{ id: 'key', provider: 'mock', kind: 'sealed-credential', container: 'buggy' }],
+      }),
+    );
+    const harness = createHarness({ registry });
+    await deployAndWait(harness, { ...mockSpec(), sidecars: { picky: {} } });
+    expect(await errorOf(await harness.request('PUT', '/api/instances/demo/sidecars/picky', {}))).toEqual({
+      status: 409,
+      code: 'PICKY_REFUSED',
+      message: 'Not today.',
+    });
+    const bug = await errorOf(
+      await harness.request('POST', '/api/instances', {
+        ...mockSpec('bug'),
+        sidecars: { buggy: {}, mock: {} },
+      }),
+    );
+    expect(bug).toMatchObject({ status: 500, code: 'PROVIDER_CONTRACT_VIOLATION' });
+    expect(bug.message).toContain('Sidecar "buggy" asked "mock"');
   });
 });
 

@@ -1,4 +1,4 @@
-import { ProviderRegistry } from '@keyward/core';
+import { ProviderRegistry, SecretRedactor } from '@keyward/core';
 import { createMemoryTargetProvider } from '@keyward/core/testing';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import { describe, expect, it } from 'vitest';
@@ -35,7 +35,7 @@ describe('no raw credential or open key leaves the API', () => {
       body: JSON.stringify({
         name: 'logs',
         target: 'memory',
-        agent: { image: 'a' },
+        agent: { image: 'a', port: 18789, skillsDirectory: '/skills' },
         sidecars: {
           tokenizer: { credentials: [{ name: 'gh', secret: knownSecret, allowedHosts: ['api.github.com'] }] },
         },
@@ -53,7 +53,14 @@ describe('no raw credential or open key leaves the API', () => {
   it('scans every response body and log line of a deploy, rotation and the reads around them', async () => {
     const logLines: string[] = [];
     const registry = new ProviderRegistry();
-    const target = createMemoryTargetProvider();
+    // What the self-test hands the runtime (commands, scripts on stdin) is scanned too.
+    const execRequests: string[] = [];
+    const target = createMemoryTargetProvider({
+      exec: (_plan, request) => {
+        execRequests.push(JSON.stringify(request));
+        return { exitCode: 1, stdout: '', stderr: 'the in-memory target runs no processes', timedOut: false };
+      },
+    });
     registry.registerTarget(target);
     registry.registerSidecar(createTokenizerProvider());
     const app = createApp({
@@ -80,7 +87,7 @@ describe('no raw credential or open key leaves the API', () => {
     const spec = {
       name: 'scan',
       target: 'memory',
-      agent: { image: 'localhost/agent:test' },
+      agent: { image: 'localhost/agent:test', port: 18789, skillsDirectory: '/skills' },
       sidecars: {
         tokenizer: {
           credentials: [
@@ -115,6 +122,7 @@ describe('no raw credential or open key leaves the API', () => {
     await call('GET', '/api/instances/scan/sidecars/tokenizer');
     await call('GET', '/api/instances/scan/logs');
     await call('POST', '/api/instances/scan/verify');
+    await call('POST', '/api/instances/scan/verify', { allowedUrl: 'https://api.github.com/zen' });
     await call('POST', '/api/render', { ...spec, name: 'scan-render' });
 
     // The seed installer's contract: the full list, `secret: ""` keeps a credential.
@@ -151,7 +159,7 @@ describe('no raw credential or open key leaves the API', () => {
     const misplaced = await call('POST', '/api/instances', {
       ...spec,
       name: 'scan-misplaced',
-      agent: { image: 'x', env: { GITHUB_TOKEN: knownSecret } },
+      agent: { image: 'x', port: 18789, skillsDirectory: '/skills', env: { GITHUB_TOKEN: knownSecret } },
     });
     // The agent env is free text; the response must still not repeat the value.
     expect(misplaced.status).toBe(202);
@@ -167,9 +175,55 @@ describe('no raw credential or open key leaves the API', () => {
     for (const { path, text } of bodies) {
       for (const value of forbidden) expect(text.includes(value), `${path} leaks a secret`).toBe(false);
     }
+    expect(execRequests.length).toBeGreaterThan(0);
+    for (const request of execRequests) {
+      for (const value of forbidden)
+        expect(request.includes(value), `exec request leaks: ${request}`).toBe(false);
+    }
     for (const line of logLines) {
       for (const value of forbidden)
         expect(line.includes(value), `log line leaks a secret: ${line}`).toBe(false);
+    }
+  });
+});
+
+describe('an app with its own redactor', () => {
+  it('keeps the secrets it composes out of responses, job events and log lines', async () => {
+    const redactor = new SecretRedactor();
+    const logLines: string[] = [];
+    const registry = new ProviderRegistry();
+    const target = createMemoryTargetProvider();
+    registry.registerTarget(target);
+    registry.registerSidecar(createTokenizerProvider());
+    const app = createApp({
+      registry,
+      token,
+      redactor,
+      logger: createJsonLogger({ write: (line) => logLines.push(line), redactor }),
+    });
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const secret = 'ghp_OwnRedactorSecret_0123456789abcdef';
+    const deployed = await app.request('/api/instances', {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        name: 'own',
+        target: 'memory',
+        agent: { image: 'a', port: 18789, skillsDirectory: '/skills', env: { NOTE: secret } },
+        sidecars: { tokenizer: { credentials: [{ name: 'gh', secret, allowedHosts: ['api.github.com'] }] } },
+      }),
+    });
+    expect(deployed.status).toBe(202);
+    const { jobId } = (await deployed.json()) as { jobId: string };
+    const events = await (await app.request(`/api/jobs/${jobId}/events`, { headers })).text();
+    const detail = await (await app.request('/api/instances/own', { headers })).text();
+    const openKey = target.inspect('own')?.secrets.find((item) => item.name === 'tokenizer-open-key')?.value;
+    // The composer registered the open key with the app's redactor, not only with core's.
+    expect(redactor.has(openKey as string)).toBe(true);
+    expect(redactor.has(secret)).toBe(true);
+    for (const text of [events, detail, ...logLines]) {
+      expect(text.includes(secret)).toBe(false);
+      expect(text.includes(openKey as string)).toBe(false);
     }
   });
 });

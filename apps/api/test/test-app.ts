@@ -36,7 +36,11 @@ export function createHarness(
   } = {},
 ): TestHarness {
   const registry = options.registry ?? new ProviderRegistry();
-  const target = createMemoryTargetProvider(options.target);
+  // The in-memory target runs no process: its exec answers what a passing check would see.
+  const target = createMemoryTargetProvider({
+    exec: () => ({ exitCode: 0, stdout: 'ok', stderr: '', timedOut: false }),
+    ...options.target,
+  });
   if (!options.registry) {
     registry.registerTarget(target);
     registry.registerSidecar(createMockSidecarProvider());
@@ -73,7 +77,7 @@ export function mockSpec(name = 'demo', extra: Record<string, unknown> = {}) {
   return {
     name,
     target: 'memory',
-    agent: { image: 'localhost/agent:test' },
+    agent: { image: 'localhost/agent:test', port: 18789, skillsDirectory: '/skills' },
     sidecars: { mock: { secret: 'mock-secret-value-123' } },
     ...extra,
   };

@@ -12,22 +12,35 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { composePlan, type DeploymentPlanV1, parseInstanceSpec } from '@keyward/core';
+import { composePlanV2, type DeploymentPlanV2, parseInstanceSpec } from '@keyward/core';
 import { buildImage, dockerFromEnvironment, imageDefinitions, imageReference } from '@keyward/images';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import type Docker from 'dockerode';
 import { createLocalProvider } from '../src/index.js';
-import { encodeRecord, helperRuntimeName, localLabelKeys, storePlan } from '../src/instance-record.js';
+import { encodeRecord, localLabelKeys, storePlan } from '../src/instance-record.js';
+import {
+  containerRuntimeName,
+  egressNetworkName,
+  helperRuntimeName,
+  internalNetworkName,
+} from '../src/runtime-names.js';
+import { startOrder } from '../src/start-order.js';
 
 const run = promisify(execFile);
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const tokenizer = createTokenizerProvider();
+const target = createLocalProvider();
 
-async function tokenizerPlan(name: string): Promise<DeploymentPlanV1> {
-  return composePlan({
+async function tokenizerPlan(name: string): Promise<DeploymentPlanV2> {
+  return composePlanV2({
     spec: parseInstanceSpec({
       name,
-      agent: { image: imageReference(imageDefinitions.agentStandIn), port: 18789 },
+      target: 'local',
+      agent: {
+        image: imageReference(imageDefinitions.agentStandIn),
+        port: 18789,
+        skillsDirectory: '/home/node/.openclaw/skills',
+      },
       network: { egress: 'proxy-only' },
       sidecars: {
         tokenizer: {
@@ -38,6 +51,7 @@ async function tokenizerPlan(name: string): Promise<DeploymentPlanV1> {
       },
     }),
     sidecars: { getSidecar: (id) => (id === 'tokenizer' ? tokenizer : undefined) },
+    target,
   });
 }
 
@@ -52,10 +66,10 @@ const shQuote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
  * The same deployment as a podman CLI script: what an operator would write by hand.
  * Secret files pass through a 0600 temp directory, because `podman cp` needs a file.
  */
-async function shellScriptFor(plan: DeploymentPlanV1, directory: string): Promise<string> {
+async function shellScriptFor(plan: DeploymentPlanV2, directory: string): Promise<string> {
   const name = plan.instance.name;
-  const internal = plan.network.internalNetwork as string;
-  const egress = plan.network.egressNetwork as string;
+  const internal = internalNetworkName(name);
+  const egress = egressNetworkName(name);
   const lines = [
     'set -eu',
     `podman network create --internal ${internal} >/dev/null`,
@@ -66,12 +80,10 @@ async function shellScriptFor(plan: DeploymentPlanV1, directory: string): Promis
     `podman create --name ${helper} --network ${egress} --network ${internal} -p 127.0.0.1::18789 -e FORWARDS=18789=agent:18789 --read-only --cap-drop ALL ${imageReference(imageDefinitions.networkHelper)} >/dev/null`,
     `podman start ${helper} >/dev/null`,
   );
-  const order = [
-    ...plan.containers.filter((c) => c.role !== 'agent'),
-    ...plan.containers.filter((c) => c.role === 'agent'),
-  ];
+  const order = startOrder(plan.containers);
   let fileIndex = 0;
   for (const container of order) {
+    const runtimeName = containerRuntimeName(name, container.name);
     const volumeArgs: string[] = [];
     const copies: string[] = [];
     const directories = new Map<string, string>();
@@ -88,14 +100,14 @@ async function shellScriptFor(plan: DeploymentPlanV1, directory: string): Promis
     for (const file of files) {
       const directoryPath = file.path.slice(0, file.path.lastIndexOf('/'));
       if (!directories.has(directoryPath)) {
-        const volume = `${container.runtimeName}-files-sh-${directories.size}`;
+        const volume = `${runtimeName}-files-sh-${directories.size}`;
         directories.set(directoryPath, volume);
         lines.push(`podman volume create ${volume} >/dev/null`);
         volumeArgs.push(`-v ${volume}:${directoryPath}:ro`);
       }
       const local = join(directory, `file-${fileIndex++}`);
       await writeFile(local, file.content, { mode: 0o600 });
-      copies.push(`podman cp ${local} ${container.runtimeName}:${file.path}`);
+      copies.push(`podman cp ${local} ${runtimeName}:${file.path}`);
     }
     const env = [...Object.entries(container.env).map(([key, value]) => `-e ${shQuote(`${key}=${value}`)}`)];
     // Sealed tokens (agent-safe) go through an env file, never argv.
@@ -108,9 +120,9 @@ async function shellScriptFor(plan: DeploymentPlanV1, directory: string): Promis
     await writeFile(envFile, `${secretEnv.join('\n')}\n`, { mode: 0o600 });
     const security = container.security ?? {};
     const flags = [
-      `--name ${container.runtimeName}`,
+      `--name ${runtimeName}`,
       `--network ${internal}:alias=${container.name}`,
-      ...(container.egress === 'internet' ? [`--network ${egress}`] : []),
+      ...(container.egress.type === 'internet' ? [`--network ${egress}`] : []),
       ...volumeArgs,
       ...env,
       `--env-file ${envFile}`,
@@ -124,7 +136,7 @@ async function shellScriptFor(plan: DeploymentPlanV1, directory: string): Promis
     lines.push(
       `podman create ${flags.join(' ')} ${container.image} >/dev/null`,
       ...copies,
-      `podman start ${container.runtimeName} >/dev/null`,
+      `podman start ${runtimeName} >/dev/null`,
     );
     const probe = container.readiness ?? { type: 'tcp' as const, port: 18789 };
     const probeArgs =
@@ -238,13 +250,13 @@ async function main(): Promise<void> {
         const labels: Record<string, string> = { ...container.labels };
         if (container.role === 'agent')
           labels[localLabelKeys.record] = encodeRecord({
-            version: 1,
+            version: 2,
             plan: stored,
             generation: 'bench',
             helperImage: 'x',
           });
         const created = await docker.createContainer({
-          name: container.runtimeName,
+          name: containerRuntimeName(plan.instance.name, container.name),
           Image: imageReference(imageDefinitions.agentStandIn),
           Labels: labels,
         });

@@ -1,13 +1,6 @@
 // Bringing up containers, shared by apply and rotation: images, the network helper, and
 // for each planned container its volumes, files, start and readiness.
-import { posix } from 'node:path';
-import {
-  AGENT_CONTAINER_NAME,
-  labelKeys,
-  objectLabels,
-  type PlannedContainerV1,
-  runtimeName,
-} from '@keyward/core';
+import { labelKeys, objectLabels, type PlannedContainerV2 } from '@keyward/core';
 import type Docker from 'dockerode';
 import { containerCreateOptions, helperCreateOptions } from './container-options.js';
 import type { CreatedResources } from './instance-cleanup.js';
@@ -19,7 +12,6 @@ import {
   localLabelKeys,
   type StoredPlan,
 } from './instance-record.js';
-import type { LocalProviderSettings } from './local-provider-settings.js';
 import type { OperationContext } from './operation-context.js';
 import { type Emit, runStep, StepError } from './progress-steps.js';
 import { readinessProbe, waitUntilReady } from './readiness.js';
@@ -29,6 +21,7 @@ import {
   splitNetworks,
   volumeWriteStrategy,
 } from './runtime-differences.js';
+import { containerRuntimeName, stateVolumeName } from './runtime-names.js';
 import { type PlannedVolume, packVolumeFiles, plannedVolumes } from './volume-files.js';
 
 export type ImageInspections = Map<string, Docker.ImageInspectInfo>;
@@ -97,7 +90,7 @@ export async function createNetworkHelper(
 
 export interface ContainerDeployment {
   stored: StoredPlan;
-  container: PlannedContainerV1;
+  container: PlannedContainerV2;
   secretValues: ReadonlyMap<string, string>;
   digest: string;
   generation: string;
@@ -109,6 +102,37 @@ export interface ContainerDeployment {
   start?: boolean;
 }
 
+/** What one container is made of besides its plan: its file volumes, state volumes and secret env. Pure. */
+export function containerMaterials(
+  stored: StoredPlan,
+  container: PlannedContainerV2,
+  secretValues: ReadonlyMap<string, string>,
+  generation: string,
+): {
+  volumes: PlannedVolume[];
+  stateVolumes: { volumeName: string; directory: string; labels: Record<string, string> }[];
+  secretEnv: Record<string, string>;
+} {
+  const volumes = plannedVolumes(stored, container, secretValues, generation);
+  const stateVolumes = container.volumes.map((volume) => ({
+    volumeName: stateVolumeName(stored.instance.name, volume.name),
+    directory: volume.path,
+    labels: {
+      ...objectLabels(stored.instance.name, stored.instance.target, container.providerId, container.name),
+      [localLabelKeys.volumeKind]: 'state',
+    },
+  }));
+  const secretEnv: Record<string, string> = {};
+  for (const mount of container.secretMounts) {
+    if (mount.delivery.type !== 'env') continue;
+    const value = secretValues.get(mount.secret);
+    if (value === undefined)
+      throw new StepError(`secrets:${container.name}`, new Error(`no value for ${mount.secret}`));
+    secretEnv[mount.delivery.variable] = value;
+  }
+  return { volumes, stateVolumes, secretEnv };
+}
+
 /** Volumes, container, files, start and readiness of one planned container. */
 export async function deployContainer(
   context: OperationContext,
@@ -117,7 +141,12 @@ export async function deployContainer(
 ): Promise<void> {
   const { docker } = context.runtime;
   const { stored, container, secretValues, created } = input;
-  const volumes = plannedVolumes(stored, container, secretValues, input.generation);
+  const { volumes, stateVolumes, secretEnv } = containerMaterials(
+    stored,
+    container,
+    secretValues,
+    input.generation,
+  );
   for (const volume of volumes) {
     await runStep(
       emit,
@@ -129,41 +158,32 @@ export async function deployContainer(
       },
     );
   }
-  const dataVolume = container.role === 'agent' ? agentDataVolume(context.settings, stored) : undefined;
-  if (dataVolume) {
+  for (const volume of stateVolumes) {
     await runStep(
       emit,
-      'volume.ensure:agent-data',
-      `Ensuring data volume ${dataVolume.volumeName}`,
+      `volume.ensure:${container.name}`,
+      `Ensuring state volume ${volume.volumeName} for ${volume.directory}`,
       async () => {
         try {
-          const existing = await docker.getVolume(dataVolume.volumeName).inspect();
+          const existing = await docker.getVolume(volume.volumeName).inspect();
           if (existing.Labels?.[labelKeys.instance] !== stored.instance.name) {
             throw new Error(
-              `volume ${dataVolume.volumeName} exists but does not belong to instance "${stored.instance.name}"; remove or rename it`,
+              `volume ${volume.volumeName} exists but does not belong to instance "${stored.instance.name}"; remove or rename it`,
             );
           }
         } catch (error) {
           if (!isNotFound(error)) throw error;
-          await docker.createVolume({ Name: dataVolume.volumeName, Labels: dataVolume.labels });
-          created.volumes.push(dataVolume.volumeName);
+          await docker.createVolume({ Name: volume.volumeName, Labels: volume.labels });
+          created.volumes.push(volume.volumeName);
         }
       },
     );
-  }
-  const secretEnv: Record<string, string> = {};
-  for (const mount of container.secretMounts) {
-    if (mount.delivery.type !== 'env') continue;
-    const value = secretValues.get(mount.secret);
-    if (value === undefined)
-      throw new StepError(`secrets:${container.name}`, new Error(`no value for ${mount.secret}`));
-    secretEnv[mount.delivery.variable] = value;
   }
   const options = containerCreateOptions({
     plan: stored,
     container,
     volumes,
-    ...(dataVolume ? { dataVolume } : {}),
+    stateVolumes,
     secretEnv,
     kind: context.runtime.kind,
     extraLabels: {
@@ -173,15 +193,11 @@ export async function deployContainer(
       ...(input.record ? { [localLabelKeys.record]: encodeRecord({ ...input.record, plan: stored }) } : {}),
     },
   });
-  await runStep(
-    emit,
-    `container.create:${container.name}`,
-    `Creating container ${container.runtimeName}`,
-    async () => {
-      await createContainer(context, options);
-      created.containers.push(container.runtimeName);
-    },
-  );
+  const runtimeName = containerRuntimeName(stored.instance.name, container.name);
+  await runStep(emit, `container.create:${container.name}`, `Creating container ${runtimeName}`, async () => {
+    await createContainer(context, options);
+    created.containers.push(runtimeName);
+  });
   if (volumes.length > 0) {
     const owner = fileOwner(container, input.images.get(container.image));
     await runStep(
@@ -189,13 +205,13 @@ export async function deployContainer(
       `files.write:${container.name}`,
       `Writing ${volumes.reduce((count, volume) => count + volume.files.length, 0)} file(s) for ${container.name}`,
       async () => {
-        for (const volume of volumes) await writeVolume(context, container, volume, owner, created);
+        for (const volume of volumes) await writeVolume(context, runtimeName, volume, owner, created);
       },
     );
   }
   if (input.start === false) return;
-  await runStep(emit, `container.start:${container.name}`, `Starting ${container.runtimeName}`, async () => {
-    await docker.getContainer(container.runtimeName).start();
+  await runStep(emit, `container.start:${container.name}`, `Starting ${runtimeName}`, async () => {
+    await docker.getContainer(runtimeName).start();
   });
   const probe = readinessProbe(stored, container);
   if (probe) {
@@ -203,31 +219,6 @@ export async function deployContainer(
       waitUntilReady(context, stored, container, probe),
     );
   }
-}
-
-/** The agent's persistent data volume, unless the settings or the spec leave it out. */
-function agentDataVolume(
-  settings: LocalProviderSettings,
-  stored: StoredPlan,
-): { volumeName: string; directory: string; labels: Record<string, string> } | undefined {
-  const setting = settings.agentDataPath;
-  if (setting === false) return undefined;
-  const skills = (stored.redactedSpec['agent'] as { skillsDirectory?: unknown } | undefined)?.skillsDirectory;
-  const directory = setting ?? (typeof skills === 'string' ? posix.dirname(skills) : undefined);
-  if (!directory || directory === '/') return undefined;
-  return {
-    volumeName: runtimeName(stored.instance.name, 'agent-data'),
-    directory,
-    labels: {
-      ...objectLabels(
-        stored.instance.name,
-        stored.instance.target,
-        AGENT_CONTAINER_NAME,
-        AGENT_CONTAINER_NAME,
-      ),
-      [localLabelKeys.volumeKind]: 'data',
-    },
-  };
 }
 
 /** Creates a container and joins its networks the way the runtime supports. */
@@ -249,7 +240,7 @@ async function createContainer(
 
 /** Who owns the files written for a container: its configured user, else the image's numeric user. */
 function fileOwner(
-  container: PlannedContainerV1,
+  container: PlannedContainerV2,
   image: Docker.ImageInspectInfo | undefined,
 ): { uid: number; gid: number } {
   const [userPart, groupPart] = (image?.Config?.User ?? '').split(':');
@@ -264,7 +255,7 @@ function fileOwner(
 
 async function writeVolume(
   { runtime, settings, helperImage }: OperationContext,
-  container: PlannedContainerV1,
+  runtimeName: string,
   volume: PlannedVolume,
   owner: { uid: number; gid: number },
   created: CreatedResources,
@@ -273,7 +264,7 @@ async function writeVolume(
   const strategy = settings.volumeWriteStrategy ?? volumeWriteStrategy(runtime.kind);
   if (strategy === 'archive-into-consumer') {
     await docker
-      .getContainer(container.runtimeName)
+      .getContainer(runtimeName)
       .putArchive(packVolumeFiles(volume.files, owner) as unknown as NodeJS.ReadableStream, {
         path: volume.directory,
       });

@@ -1,4 +1,4 @@
-import type { LogLineV1 } from '@keyward/core';
+import type { LogLineV2 } from '@keyward/core';
 import type Docker from 'dockerode';
 
 /**
@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
 export async function* demultiplexLines(
   stream: AsyncIterable<Buffer>,
   container: string,
-): AsyncGenerator<LogLineV1> {
+): AsyncGenerator<LogLineV2> {
   let pending = Buffer.alloc(0);
   const partial: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' };
   for await (const chunk of stream) {

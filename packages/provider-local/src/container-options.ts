@@ -1,45 +1,44 @@
-import { type PlannedContainerV1, runtimeName } from '@keyward/core';
+import type { PlannedContainerV2 } from '@keyward/core';
 import type Docker from 'dockerode';
-import { helperRuntimeName, localLabelKeys, type StoredPlan } from './instance-record.js';
+import { localLabelKeys, type StoredPlan } from './instance-record.js';
 import type { RuntimeKind } from './runtime-differences.js';
+import {
+  containerRuntimeName,
+  egressNetworkName,
+  helperRuntimeName,
+  internalNetworkName,
+} from './runtime-names.js';
+import { publishedPorts } from './target-options.js';
 import type { PlannedVolume } from './volume-files.js';
 
 export interface ContainerOptionsInput {
   plan: StoredPlan;
-  container: PlannedContainerV1;
+  container: PlannedContainerV2;
+  /** Read-only volumes with the container's files (secret files only where it mounts them). */
   volumes: readonly PlannedVolume[];
-  /** The agent's persistent data volume (read-write), kept across rotations and, unless asked, deletes. */
-  dataVolume?: { volumeName: string; directory: string };
+  /** Persistent read-write volumes: the container's `volumes` (the agent's state directories). */
+  stateVolumes: readonly { volumeName: string; directory: string }[];
   /** Values of env-delivered secrets this container sees (agent-safe sealed tokens). */
   secretEnv: Record<string, string>;
   kind: RuntimeKind;
   extraLabels: Record<string, string>;
 }
 
-/**
- * The routable network of an instance. In `open` mode the helper holds the shared
- * namespace on it: the instance's own network, not the runtime's default (which has
- * no DNS on podman and is shared by everyone).
- */
-export function egressNetworkName(plan: Pick<StoredPlan, 'network' | 'instance'>): string {
-  return plan.network.egressNetwork ?? runtimeName(plan.instance.name, 'egress');
-}
-
 /** Which networks a container joins, by network mode and egress. */
 export function networkPlacement(
-  plan: Pick<StoredPlan, 'network' | 'instance'>,
-  container: Pick<PlannedContainerV1, 'name' | 'egress'>,
+  plan: Pick<StoredPlan, 'networkMode' | 'instance'>,
+  container: Pick<PlannedContainerV2, 'name' | 'egress'>,
 ): Pick<Docker.ContainerCreateOptions, 'NetworkingConfig'> & { NetworkMode: string } {
-  if (plan.network.mode === 'open') {
+  const instance = plan.instance.name;
+  if (plan.networkMode === 'open') {
     // One network namespace, held by the helper like a pod's infra container.
-    return { NetworkMode: `container:${helperRuntimeName(plan.instance.name)}` };
+    return { NetworkMode: `container:${helperRuntimeName(instance)}` };
   }
-  const internal = plan.network.internalNetwork as string;
-  const egress = plan.network.egressNetwork as string;
+  const internal = internalNetworkName(instance);
   const endpoints: Record<string, Docker.EndpointSettings> = {
     [internal]: { Aliases: [container.name] },
   };
-  if (container.egress === 'internet') endpoints[egress] = {};
+  if (container.egress.type === 'internet') endpoints[egressNetworkName(instance)] = {};
   return { NetworkMode: internal, NetworkingConfig: { EndpointsConfig: endpoints } };
 }
 
@@ -50,17 +49,17 @@ export function containerCreateOptions(input: ContainerOptionsInput): Docker.Con
   const env = { ...container.env, ...input.secretEnv };
   const placement = networkPlacement(plan, container);
   const options: Docker.ContainerCreateOptions = {
-    name: container.runtimeName,
+    name: containerRuntimeName(plan.instance.name, container.name),
     Image: container.image,
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     Labels: { ...container.labels, ...input.extraLabels },
     ExposedPorts: Object.fromEntries(
-      (container.ports ?? []).map((port) => [`${port.containerPort}/${port.protocol ?? 'tcp'}`, {}]),
+      container.ports.map((port) => [`${port.containerPort}/${port.protocol ?? 'tcp'}`, {}]),
     ),
     HostConfig: {
       NetworkMode: placement.NetworkMode,
       Binds: [
-        ...(input.dataVolume ? [`${input.dataVolume.volumeName}:${input.dataVolume.directory}`] : []),
+        ...input.stateVolumes.map((volume) => `${volume.volumeName}:${volume.directory}`),
         ...input.volumes.map((volume) => `${volume.volumeName}:${volume.directory}:ro`),
       ],
       RestartPolicy: { Name: 'unless-stopped' },
@@ -93,28 +92,15 @@ export interface HelperOptionsInput {
 }
 
 /**
- * The network helper publishes every published port of the instance. In
- * `proxy-only` it joins the egress and internal networks and forwards each port to
- * its container by name (the agent keeps no route out); in `open` it holds the
- * shared namespace on the runtime's default network.
+ * The network helper publishes the plan's ingress (the agent's port) with the target options'
+ * host port and address. In `proxy-only` it joins the egress and internal networks and forwards
+ * each port to its container by name (the agent keeps no route out); in `open` it holds the
+ * shared namespace on the instance's own egress network.
  */
 export function helperCreateOptions(input: HelperOptionsInput): Docker.ContainerCreateOptions {
   const { plan } = input;
-  const publishes = [
-    ...plan.publish.map((entry) => ({ ...entry, container: entry.container })),
-    ...plan.containers.flatMap((container) =>
-      container.role === 'agent'
-        ? []
-        : (container.ports ?? [])
-            .filter((port) => port.publish)
-            .map((port) => ({
-              container: container.name,
-              containerPort: port.containerPort,
-              hostPort: null,
-              hostAddress: '127.0.0.1',
-            })),
-    ),
-  ];
+  const instance = plan.instance.name;
+  const publishes = publishedPorts(plan);
   const portBindings = Object.fromEntries(
     publishes.map((entry) => [
       `${entry.containerPort}/tcp`,
@@ -123,40 +109,28 @@ export function helperCreateOptions(input: HelperOptionsInput): Docker.Container
   );
   const exposed = Object.fromEntries(publishes.map((entry) => [`${entry.containerPort}/tcp`, {}]));
   const base: Docker.ContainerCreateOptions = {
-    name: helperRuntimeName(plan.instance.name),
+    name: helperRuntimeName(instance),
     Image: input.image,
     Labels: { ...input.labels, ...input.extraLabels, [localLabelKeys.role]: 'network-helper' },
     ExposedPorts: exposed,
   };
-  if (plan.network.mode === 'open') {
-    return {
-      ...base,
-      Env: [],
-      HostConfig: {
-        NetworkMode: egressNetworkName(plan),
-        PortBindings: portBindings,
-        RestartPolicy: { Name: 'unless-stopped' },
-        CapDrop: ['ALL'],
-        SecurityOpt: ['no-new-privileges'],
-        ReadonlyRootfs: true,
-      },
-    };
+  const hardened = {
+    RestartPolicy: { Name: 'unless-stopped' },
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges'],
+    ReadonlyRootfs: true,
+  };
+  const egress = egressNetworkName(instance);
+  if (plan.networkMode === 'open') {
+    return { ...base, Env: [], HostConfig: { NetworkMode: egress, PortBindings: portBindings, ...hardened } };
   }
-  const internal = plan.network.internalNetwork as string;
-  const egress = plan.network.egressNetwork as string;
+  const internal = internalNetworkName(instance);
   return {
     ...base,
     Env: [
       `FORWARDS=${publishes.map((entry) => `${entry.containerPort}=${entry.container}:${entry.containerPort}`).join(',')}`,
     ],
-    HostConfig: {
-      NetworkMode: egress,
-      PortBindings: portBindings,
-      RestartPolicy: { Name: 'unless-stopped' },
-      CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges'],
-      ReadonlyRootfs: true,
-    },
+    HostConfig: { NetworkMode: egress, PortBindings: portBindings, ...hardened },
     NetworkingConfig: { EndpointsConfig: { [egress]: {}, [internal]: {} } },
   };
 }

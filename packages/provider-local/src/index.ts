@@ -2,6 +2,12 @@ export { type ExecOptions, type ExecResult, execInContainer } from './container-
 export { DEFAULT_NETWORK_HELPER_IMAGE, type LocalProviderSettings } from './local-provider-settings.js';
 export { createLocalProvider, LocalProvider, VERSION } from './local-target-provider.js';
 export {
+  isBlocked,
+  type NetworkProbe,
+  networkProbeScript,
+  type ProbeOutcome,
+} from './network-probe-script.js';
+export {
   type DetectedRuntime,
   type DetectionContext,
   type DetectRuntimeOptions,
@@ -18,3 +24,11 @@ export {
   rootlessPodmanSocketStrategy,
 } from './runtime-detection.js';
 export type { RuntimeKind } from './runtime-differences.js';
+export { containerRuntimeName, MAX_RUNTIME_NAME_LENGTH } from './runtime-names.js';
+export {
+  type LocalTargetOptions,
+  localAddressOf,
+  localTargetOptionsSchema,
+  type PublishedPort,
+  publishedPorts,
+} from './target-options.js';

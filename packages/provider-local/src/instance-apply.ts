@@ -1,26 +1,28 @@
 // apply(plan): idempotent, and on any failure everything it created is taken back.
 import {
-  type DeploymentPlanV1,
-  type InstanceDetailV1,
+  type DeploymentPlanV2,
+  type InstanceDetailV2,
   KeywardError,
-  type OperationOptionsV1,
+  type OperationOptionsV2,
   redact,
   registerSecret,
 } from '@keyward/core';
 import { checkImages, createNetworkHelper, deployContainer } from './container-deployment.js';
-import { egressNetworkName } from './container-options.js';
 import { noCreatedResources, removeCreatedResources, sweepInstance } from './instance-cleanup.js';
 import { startInstance } from './instance-lifecycle.js';
 import { type InstanceRecord, localLabelKeys, planDigest, storePlan } from './instance-record.js';
 import { findAgent, getInstance, instanceContainers } from './instance-state.js';
 import { newGeneration, type OperationContext } from './operation-context.js';
 import { createEmitter, failedStep, runStep, StepError } from './progress-steps.js';
+import { egressNetworkName, internalNetworkName } from './runtime-names.js';
+import { startOrder } from './start-order.js';
+import { localTargetOptionsSchema } from './target-options.js';
 
 export async function applyPlan(
   context: OperationContext,
-  plan: DeploymentPlanV1,
-  options: OperationOptionsV1,
-): Promise<InstanceDetailV1> {
+  plan: DeploymentPlanV2,
+  options: OperationOptionsV2,
+): Promise<InstanceDetailV2> {
   const { providerId, helperImage } = context;
   const { docker } = context.runtime;
   const emit = createEmitter(context.settings, options.onProgress, options.signal);
@@ -30,6 +32,21 @@ export async function applyPlan(
       code: 'INVALID_INPUT',
       providerId,
       message: `The plan targets "${plan.instance.target}", but this provider is "${providerId}"; compose the plan for target "${providerId}".`,
+    });
+  }
+  if (plan.specificationVersion !== 'v2') {
+    throw new KeywardError({
+      code: 'INVALID_INPUT',
+      providerId,
+      message: `The plan is specification version "${String(plan.specificationVersion)}"; compose it with composePlanV2.`,
+    });
+  }
+  const targetOptions = localTargetOptionsSchema.safeParse(plan.targetOptions ?? {});
+  if (!targetOptions.success) {
+    throw new KeywardError({
+      code: 'INVALID_INSTANCE_SPEC',
+      providerId,
+      message: `Invalid targetOptions for target "${providerId}": ${targetOptions.error.issues.map((issue) => `${issue.path.join('.') || 'targetOptions'}: ${issue.message}`).join('; ')}`,
     });
   }
   for (const secret of plan.secrets) registerSecret(secret.value);
@@ -63,13 +80,13 @@ export async function applyPlan(
 
   const generation = newGeneration(context.settings);
   const created = noCreatedResources();
-  const record: InstanceRecord = { version: 1, plan: stored, generation, helperImage };
+  const record: InstanceRecord = { version: 2, plan: stored, generation, helperImage };
   try {
     const images = await checkImages(context, emit, [
       ...new Set([helperImage, ...plan.containers.map((container) => container.image)]),
     ]);
-    if (plan.network.mode === 'proxy-only') {
-      const internal = plan.network.internalNetwork as string;
+    if (plan.networkMode === 'proxy-only') {
+      const internal = internalNetworkName(name);
       await runStep(
         emit,
         'network.create:internal',
@@ -85,19 +102,24 @@ export async function applyPlan(
         },
       );
     }
-    const egress = egressNetworkName(stored);
+    const egress = egressNetworkName(name);
     await runStep(emit, 'network.create:egress', `Creating egress network ${egress}`, async () => {
       await docker.createNetwork({ Name: egress, Labels: { ...plan.labels }, CheckDuplicate: true });
       created.networks.push(egress);
     });
     await createNetworkHelper(context, emit, stored, digest, generation, created);
     const deployment = { stored, secretValues, digest, generation, images, created };
-    for (const container of plan.containers.filter((candidate) => candidate.role !== 'agent')) {
-      await deployContainer(context, emit, { ...deployment, container });
+    if (!plan.containers.some((container) => container.role === 'agent')) {
+      throw new StepError('plan', new Error('the plan has no agent container'));
     }
-    const agent = plan.containers.find((container) => container.role === 'agent');
-    if (!agent) throw new StepError('plan', new Error('the plan has no agent container'));
-    await deployContainer(context, emit, { ...deployment, container: agent, record });
+    // Each container after those its `startAfter` names; the agent, which carries the record, last.
+    for (const container of startOrder(plan.containers)) {
+      await deployContainer(context, emit, {
+        ...deployment,
+        container,
+        ...(container.role === 'agent' ? { record } : {}),
+      });
+    }
   } catch (error) {
     const { step, original } = failedStep(error, 'apply');
     emit('rollback', 'started', `Step ${step} failed; removing everything created for "${name}"`);

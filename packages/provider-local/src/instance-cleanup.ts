@@ -1,5 +1,5 @@
 // Taking things away: what one apply or rotation created (rollback), and everything an instance owns (delete).
-import { labelKeys, type OperationOptionsV1 } from '@keyward/core';
+import { labelKeys, type OperationOptionsV2 } from '@keyward/core';
 import type Docker from 'dockerode';
 import { helperComponent, instanceFilter, localLabelKeys } from './instance-record.js';
 import { instanceNotFound } from './instance-state.js';
@@ -103,7 +103,7 @@ export async function sweepInstance(
 export async function deleteInstance(
   context: OperationContext,
   name: string,
-  options: OperationOptionsV1 & { removeVolumes?: boolean },
+  options: OperationOptionsV2 & { removeVolumes?: boolean },
 ): Promise<void> {
   const emit = createEmitter(context.settings, options.onProgress);
   const removed = await runStep(

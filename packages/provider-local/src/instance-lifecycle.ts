@@ -1,35 +1,34 @@
 // start, stop and logs of an existing instance.
 import {
   KeywardError,
-  type LogLineV1,
-  type LogOptionsV1,
-  type OperationOptionsV1,
+  type LogLineV2,
+  type LogOptionsV2,
+  type OperationOptionsV2,
   redact,
 } from '@keyward/core';
 import { containerLogStream, demultiplexLines, mergeIterables } from './container-logs.js';
-import { helperRuntimeName, type InstanceRecord } from './instance-record.js';
+import type { InstanceRecord } from './instance-record.js';
 import { readInstance } from './instance-state.js';
 import type { OperationContext } from './operation-context.js';
 import { createEmitter, runStep } from './progress-steps.js';
 import { readinessProbe, waitUntilReady } from './readiness.js';
 import { isNotFound, isNotModified } from './runtime-differences.js';
+import { containerRuntimeName, helperRuntimeName } from './runtime-names.js';
+import { startOrder as plannedStartOrder } from './start-order.js';
 
-/** The helper first (it holds the network namespace), then the sidecars, then the agent. */
+/** The helper first (it holds the network namespace), then the containers in `startAfter` order. */
 function startOrder(record: InstanceRecord): string[] {
   const plan = record.plan;
   return [
     helperRuntimeName(plan.instance.name),
-    ...plan.containers
-      .filter((container) => container.role !== 'agent')
-      .map((container) => container.runtimeName),
-    ...plan.containers
-      .filter((container) => container.role === 'agent')
-      .map((container) => container.runtimeName),
+    ...plannedStartOrder(plan.containers).map((container) =>
+      containerRuntimeName(plan.instance.name, container.name),
+    ),
   ];
 }
 
 /** What start and stop work from: the instance's record and a progress emitter. */
-async function lifecycleOperation(context: OperationContext, name: string, options: OperationOptionsV1) {
+async function lifecycleOperation(context: OperationContext, name: string, options: OperationOptionsV2) {
   const emit = createEmitter(context.settings, options.onProgress);
   const { record } = await readInstance(context, name);
   return { docker: context.runtime.docker, emit, record };
@@ -38,7 +37,7 @@ async function lifecycleOperation(context: OperationContext, name: string, optio
 export async function startInstance(
   context: OperationContext,
   name: string,
-  options: OperationOptionsV1,
+  options: OperationOptionsV2,
 ): Promise<void> {
   const { docker, emit, record } = await lifecycleOperation(context, name, options);
   for (const runtimeName of startOrder(record)) {
@@ -50,7 +49,9 @@ export async function startInstance(
           if (!isNotModified(error)) throw error;
         });
     });
-    const container = record.plan.containers.find((candidate) => candidate.runtimeName === runtimeName);
+    const container = record.plan.containers.find(
+      (candidate) => containerRuntimeName(record.plan.instance.name, candidate.name) === runtimeName,
+    );
     const probe = container && readinessProbe(record.plan, container);
     if (container && probe) {
       await runStep(
@@ -66,7 +67,7 @@ export async function startInstance(
 export async function stopInstance(
   context: OperationContext,
   name: string,
-  options: OperationOptionsV1,
+  options: OperationOptionsV2,
 ): Promise<void> {
   const { docker, emit, record } = await lifecycleOperation(context, name, options);
   for (const runtimeName of startOrder(record).reverse()) {
@@ -85,8 +86,8 @@ export async function stopInstance(
 export async function* instanceLogs(
   context: OperationContext,
   name: string,
-  options: LogOptionsV1,
-): AsyncIterable<LogLineV1> {
+  options: LogOptionsV2,
+): AsyncIterable<LogLineV2> {
   const { docker } = context.runtime;
   const { record } = await readInstance(context, name);
   const containers = record.plan.containers.filter(
@@ -101,10 +102,14 @@ export async function* instanceLogs(
   }
   const streams = await Promise.all(
     containers.map(async (container) => {
-      const raw = await containerLogStream(docker, container.runtimeName, {
-        follow: options.follow ?? false,
-        ...(options.tail === undefined ? {} : { tail: options.tail }),
-      });
+      const raw = await containerLogStream(
+        docker,
+        containerRuntimeName(record.plan.instance.name, container.name),
+        {
+          follow: options.follow ?? false,
+          ...(options.tail === undefined ? {} : { tail: options.tail }),
+        },
+      );
       options.signal?.addEventListener('abort', () =>
         (raw as unknown as { destroy?: () => void }).destroy?.(),
       );

@@ -1,25 +1,27 @@
 import { createHash } from 'node:crypto';
 import {
-  type DeploymentPlanV1,
+  type DeploymentPlanV2,
   KeywardError,
   labelKeys,
   labelPrefix,
   objectLabels,
-  type PlannedSecretV1,
-  runtimeName,
+  type PlannedSecretV2,
 } from '@keyward/core';
+import { helperComponent, helperRuntimeName } from './runtime-names.js';
+
+export { helperComponent, helperRuntimeName };
 
 /** A planned secret as keyward persists it: everything but the value. */
-export type StoredSecret = Omit<PlannedSecretV1, 'value'>;
+export type StoredSecret = Omit<PlannedSecretV2, 'value'>;
 
-/** The plan as the target persists it on the agent container: no secret values. */
-export interface StoredPlan extends Omit<DeploymentPlanV1, 'secrets'> {
+/** The v2 plan as the target persists it on the agent container: no secret values. */
+export interface StoredPlan extends Omit<DeploymentPlanV2, 'secrets'> {
   secrets: StoredSecret[];
 }
 
 /** What the provider keeps about an instance, in a label of its agent container. */
 export interface InstanceRecord {
-  version: 1;
+  version: 2;
   plan: StoredPlan;
   /** Changes on every apply or rotation; volume names carry it so old and new can coexist. */
   generation: string;
@@ -34,17 +36,11 @@ export const localLabelKeys = {
   volumeKind: `${labelPrefix}/volume-kind`,
 } as const;
 
-export const helperComponent = 'network-helper';
-
-export function helperRuntimeName(instance: string): string {
-  return runtimeName(instance, helperComponent);
-}
-
-export function helperLabels(plan: Pick<DeploymentPlanV1, 'instance'>): Record<string, string> {
+export function helperLabels(plan: Pick<DeploymentPlanV2, 'instance'>): Record<string, string> {
   return objectLabels(plan.instance.name, plan.instance.target, 'keyward', helperComponent);
 }
 
-export function storePlan(plan: DeploymentPlanV1): StoredPlan {
+export function storePlan(plan: DeploymentPlanV2): StoredPlan {
   return { ...plan, secrets: plan.secrets.map(({ value: _value, ...rest }) => rest) };
 }
 
@@ -55,7 +51,7 @@ export function encodeRecord(record: InstanceRecord): string {
 export function decodeRecord(text: string | undefined, instance: string): InstanceRecord {
   try {
     const record = JSON.parse(text ?? '') as InstanceRecord;
-    if (record.version !== 1 || !record.plan) throw new Error('unknown record version');
+    if (record.version !== 2 || !record.plan) throw new Error('unknown record version');
     return record;
   } catch (error) {
     throw new KeywardError({

@@ -1,27 +1,22 @@
 // Reading instances back from the runtime: everything comes from the labels of their containers.
 import {
   AGENT_CONTAINER_NAME,
-  type ContainerStatusV1,
-  type InstanceDetailV1,
-  type InstanceStateV1,
-  type InstanceSummaryV1,
+  type ContainerStatusV2,
+  type InstanceDetailV2,
+  type InstanceStateV2,
+  type InstanceSummaryV2,
   KeywardError,
   labelKeys,
 } from '@keyward/core';
 import type Docker from 'dockerode';
-import {
-  decodeRecord,
-  helperRuntimeName,
-  type InstanceRecord,
-  instanceFilter,
-  localLabelKeys,
-} from './instance-record.js';
+import { decodeRecord, type InstanceRecord, instanceFilter, localLabelKeys } from './instance-record.js';
 import type { OperationContext } from './operation-context.js';
 import {
   containerSummaryName,
   matchesAllLabels,
   publishedHostPortFromSummary,
 } from './runtime-differences.js';
+import { containerRuntimeName, helperRuntimeName } from './runtime-names.js';
 
 export async function instanceContainers(
   { providerId, runtime }: OperationContext,
@@ -65,11 +60,11 @@ function summaryState(summary: Docker.ContainerInfo | undefined): { state: strin
   return { state: summary.State, running: summary.State === 'running' };
 }
 
-function summarizeInstance(record: InstanceRecord, containers: Docker.ContainerInfo[]): InstanceSummaryV1 {
+function summarizeInstance(record: InstanceRecord, containers: Docker.ContainerInfo[]): InstanceSummaryV2 {
   const plan = record.plan;
   const byName = new Map(containers.map((summary) => [containerSummaryName(summary), summary]));
-  const statuses: ContainerStatusV1[] = plan.containers.map((container) => {
-    const summary = byName.get(container.runtimeName);
+  const statuses: ContainerStatusV2[] = plan.containers.map((container) => {
+    const summary = byName.get(containerRuntimeName(plan.instance.name, container.name));
     return {
       name: container.name,
       providerId: container.providerId,
@@ -82,29 +77,28 @@ function summarizeInstance(record: InstanceRecord, containers: Docker.ContainerI
   const agentPresent = statuses.some(
     (status) => status.name === AGENT_CONTAINER_NAME && status.state !== 'missing',
   );
-  let state: InstanceStateV1;
+  let state: InstanceStateV2;
   if (!agentPresent) state = 'failed';
   else if (all.every(Boolean)) state = 'running';
   else if (!all.some(Boolean)) state = 'stopped';
   else state = 'partial';
-  const agentPort = plan.publish[0]?.containerPort;
+  const agentPort = plan.ingress[0]?.port;
   const published =
     agentPort === undefined ? undefined : publishedHostPortFromSummary(helper?.Ports, agentPort);
-  const agent = byName.get(
-    plan.containers.find((container) => container.role === 'agent')?.runtimeName ?? '',
-  );
+  const agentContainer = plan.containers.find((container) => container.role === 'agent');
+  const agent = agentContainer && byName.get(containerRuntimeName(plan.instance.name, agentContainer.name));
   return {
     name: plan.instance.name,
     target: plan.instance.target,
     state,
-    networkMode: plan.network.mode,
+    networkMode: plan.networkMode,
     containers: statuses,
     ...(published ? { agentUrl: `http://${published.hostAddress}:${published.hostPort}` } : {}),
     ...(agent?.Created ? { createdAt: new Date(agent.Created * 1000).toISOString() } : {}),
   };
 }
 
-export async function listInstances({ providerId, runtime }: OperationContext): Promise<InstanceSummaryV1[]> {
+export async function listInstances({ providerId, runtime }: OperationContext): Promise<InstanceSummaryV2[]> {
   // One runtime call, whatever the number of instances: everything comes from labels.
   const filter = { label: [`${labelKeys.managedBy}=keyward`, `${labelKeys.target}=${providerId}`] };
   const containers = (await runtime.docker.listContainers({ all: true, filters: filter })).filter((summary) =>
@@ -118,7 +112,7 @@ export async function listInstances({ providerId, runtime }: OperationContext): 
     list.push(summary);
     byInstance.set(instance, list);
   }
-  const summaries: InstanceSummaryV1[] = [];
+  const summaries: InstanceSummaryV2[] = [];
   for (const [instance, list] of byInstance) {
     const agent = findAgent(list);
     if (!agent) {
@@ -141,7 +135,7 @@ export async function listInstances({ providerId, runtime }: OperationContext): 
   return summaries.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-export async function getInstance(context: OperationContext, name: string): Promise<InstanceDetailV1> {
+export async function getInstance(context: OperationContext, name: string): Promise<InstanceDetailV2> {
   const { record, containers } = await readInstance(context, name);
   return {
     ...summarizeInstance(record, containers),
@@ -149,6 +143,7 @@ export async function getInstance(context: OperationContext, name: string): Prom
     sidecars: record.plan.sidecars.map((sidecar) => ({
       providerId: sidecar.providerId,
       metadata: sidecar.metadata,
+      exports: sidecar.exports,
     })),
   };
 }

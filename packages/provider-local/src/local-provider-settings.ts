@@ -34,9 +34,8 @@ export interface LocalProviderSettings {
   /** Seconds a container gets to stop before it is killed. Default 5. */
   stopTimeoutSeconds?: number;
   /**
-   * Where the agent's persistent data volume is mounted: kept across rotations and by
-   * `delete` unless `removeVolumes`. Default: the parent of the agent's skills directory
-   * (`/home/node/.openclaw`); `false` for none.
+   * Host ports the network checks try on the host's addresses, gateway, host.containers.internal
+   * and IPv6 link-local (tests pass the port of a listener they started on 0.0.0.0). Default 22, 80, 443.
    */
-  agentDataPath?: string | false;
+  verificationHostPorts?: readonly number[];
 }

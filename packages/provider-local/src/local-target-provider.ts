@@ -1,44 +1,55 @@
-// The provider's facade: `TargetProviderV1` for one machine. Each operation lives in the
+// The provider's facade: `TargetProviderV2` for one machine. Each operation lives in the
 // file named after it; this class only holds the settings and the runtime connection.
 import type {
-  DeploymentPlanV1,
-  DetectionResultV1,
-  InstanceDetailV1,
-  InstanceSummaryV1,
-  LogLineV1,
-  LogOptionsV1,
-  OperationOptionsV1,
-  SidecarRotationRequestV1,
-  SidecarRotationStateV1,
-  TargetCapabilitiesV1,
-  TargetProviderV1,
-  VerifyOptionsV1,
-  VerifyResultV1,
+  AddressRequestV2,
+  DeploymentPlanV2,
+  DetectionResultV2,
+  ExecRequestV2,
+  ExecResultV2,
+  InstanceDetailV2,
+  InstanceSummaryV2,
+  LogLineV2,
+  LogOptionsV2,
+  OperationOptionsV2,
+  SidecarRotationRequestV2,
+  SidecarStateV2,
+  TargetCapabilitiesV2,
+  TargetProviderV2,
+  VerifyCheckV2,
 } from '@keyward/core';
 import { applyPlan } from './instance-apply.js';
 import { deleteInstance } from './instance-cleanup.js';
+import { execInInstance } from './instance-exec.js';
 import { instanceLogs, startInstance, stopInstance } from './instance-lifecycle.js';
 import { getInstance, listInstances } from './instance-state.js';
 import { DEFAULT_NETWORK_HELPER_IMAGE, type LocalProviderSettings } from './local-provider-settings.js';
+import { networkChecks } from './network-checks.js';
 import type { OperationContext } from './operation-context.js';
 import { RuntimeConnection } from './runtime-connection.js';
 import { rotateSecrets } from './secret-rotation.js';
-import { verifyInstance } from './self-test.js';
 import { readSidecarState } from './sidecar-state.js';
+import { type LocalTargetOptions, localAddressOf, localTargetOptionsSchema } from './target-options.js';
 
 export const VERSION = '0.1.0';
 
-export class LocalProvider implements TargetProviderV1 {
-  readonly specificationVersion = 'v1' as const;
+export class LocalProvider implements TargetProviderV2<LocalTargetOptions> {
+  readonly specificationVersion = 'v2' as const;
   readonly id: string;
   readonly displayName = 'Local (podman / docker)';
-  readonly capabilities: TargetCapabilitiesV1 = {
+  /**
+   * Egress it enforces: `none` (the internal network, no route out) and `internet`. Not
+   * `destinations`: a list of hosts would need a filtering proxy or firewall rules this target
+   * does not have, and the composer refuses such plans rather than widen them.
+   */
+  readonly capabilities: TargetCapabilitiesV2 = {
     networkModes: ['proxy-only', 'open'],
+    egress: ['none', 'internet'],
     rotation: true,
     render: false,
-    verify: true,
+    exec: true,
     logsFollow: true,
   };
+  readonly configSchema = localTargetOptionsSchema;
 
   readonly #settings: LocalProviderSettings;
   readonly #helperImage: string;
@@ -61,57 +72,69 @@ export class LocalProvider implements TargetProviderV1 {
     };
   }
 
-  detect(): Promise<DetectionResultV1> {
+  addressOf(request: AddressRequestV2): string {
+    return localAddressOf(request);
+  }
+
+  detect(): Promise<DetectionResultV2> {
     return this.#connection.detect();
   }
 
-  async list(): Promise<InstanceSummaryV1[]> {
+  async list(): Promise<InstanceSummaryV2[]> {
     return listInstances(await this.#context());
   }
 
-  async get(name: string): Promise<InstanceDetailV1> {
+  async get(name: string): Promise<InstanceDetailV2> {
     return getInstance(await this.#context(), name);
   }
 
-  async apply(plan: DeploymentPlanV1, options: OperationOptionsV1 = {}): Promise<InstanceDetailV1> {
+  async apply(plan: DeploymentPlanV2, options: OperationOptionsV2 = {}): Promise<InstanceDetailV2> {
     return applyPlan(await this.#context(), plan, options);
   }
 
-  async start(name: string, options: OperationOptionsV1 = {}): Promise<void> {
+  async start(name: string, options: OperationOptionsV2 = {}): Promise<void> {
     await startInstance(await this.#context(), name, options);
   }
 
-  async stop(name: string, options: OperationOptionsV1 = {}): Promise<void> {
+  async stop(name: string, options: OperationOptionsV2 = {}): Promise<void> {
     await stopInstance(await this.#context(), name, options);
   }
 
-  async restart(name: string, options: OperationOptionsV1 = {}): Promise<void> {
+  async restart(name: string, options: OperationOptionsV2 = {}): Promise<void> {
     await this.stop(name, options);
     await this.start(name, options);
   }
 
-  async *logs(name: string, options: LogOptionsV1 = {}): AsyncIterable<LogLineV1> {
+  async *logs(name: string, options: LogOptionsV2 = {}): AsyncIterable<LogLineV2> {
     yield* instanceLogs(await this.#context(), name, options);
   }
 
-  async delete(name: string, options: OperationOptionsV1 & { removeVolumes?: boolean } = {}): Promise<void> {
+  async delete(name: string, options: OperationOptionsV2 & { removeVolumes?: boolean } = {}): Promise<void> {
     await deleteInstance(await this.#context(), name, options);
   }
 
-  async readSidecarState(name: string, providerId: string): Promise<SidecarRotationStateV1> {
+  async readSidecarState(name: string, providerId: string): Promise<SidecarStateV2> {
     return readSidecarState(await this.#context(), name, providerId);
   }
 
   async rotateSecrets(
     name: string,
-    request: SidecarRotationRequestV1,
-    options: OperationOptionsV1 = {},
-  ): Promise<InstanceDetailV1> {
+    request: SidecarRotationRequestV2,
+    options: OperationOptionsV2 = {},
+  ): Promise<InstanceDetailV2> {
     return rotateSecrets(await this.#context(), name, request, options);
   }
 
-  async verify(name: string, options: VerifyOptionsV1 = {}): Promise<VerifyResultV1> {
-    return verifyInstance(await this.#context(), name, options);
+  async exec(
+    name: string,
+    request: ExecRequestV2,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<ExecResultV2> {
+    return execInInstance(await this.#context(), name, request, options);
+  }
+
+  async verificationChecks(instance: InstanceDetailV2): Promise<VerifyCheckV2[]> {
+    return networkChecks(await this.#context(), instance);
   }
 }
 

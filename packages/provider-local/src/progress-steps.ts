@@ -1,4 +1,4 @@
-import { type ProgressListenerV1, redact } from '@keyward/core';
+import { type ProgressListenerV2, redact } from '@keyward/core';
 import type { LocalProviderSettings } from './local-provider-settings.js';
 
 export type Emit = ((
@@ -23,7 +23,7 @@ export class StepError extends Error {
 /** Progress events for a listener, redacted and timed by the settings' clock. */
 export function createEmitter(
   settings: LocalProviderSettings,
-  listener: ProgressListenerV1 | undefined,
+  listener: ProgressListenerV2 | undefined,
   signal?: AbortSignal,
 ): Emit {
   const emit: Emit = (step, status, message) =>

@@ -1,14 +1,15 @@
 // Readiness: probes run from the network helper, which sees every container of the instance.
-import type { PlannedContainerV1, ProbeV1 } from '@keyward/core';
+import type { PlannedContainerV2, ProbeV2 } from '@keyward/core';
 import { execInContainer } from './container-exec.js';
 import { demultiplexLines } from './container-logs.js';
-import { helperRuntimeName, type StoredPlan } from './instance-record.js';
+import type { StoredPlan } from './instance-record.js';
 import type { OperationContext } from './operation-context.js';
+import { containerRuntimeName, helperRuntimeName } from './runtime-names.js';
 
 /** A sidecar's own probe; the agent is ready when its published port accepts connections. */
-export function readinessProbe(plan: StoredPlan, container: PlannedContainerV1): ProbeV1 | undefined {
+export function readinessProbe(plan: StoredPlan, container: PlannedContainerV2): ProbeV2 | undefined {
   if (container.readiness) return container.readiness;
-  const agentPort = plan.publish[0]?.containerPort;
+  const agentPort = plan.ingress.find((entry) => entry.container === container.name)?.port;
   return container.role === 'agent' && agentPort !== undefined
     ? { type: 'tcp', port: agentPort, retries: 60 }
     : undefined;
@@ -18,10 +19,11 @@ export function readinessProbe(plan: StoredPlan, container: PlannedContainerV1):
 export async function waitUntilReady(
   { runtime: { docker }, settings }: OperationContext,
   stored: StoredPlan,
-  container: PlannedContainerV1,
-  probe: ProbeV1,
+  container: PlannedContainerV2,
+  probe: ProbeV2,
 ): Promise<void> {
-  const host = stored.network.mode === 'proxy-only' ? container.name : '127.0.0.1';
+  const host = stored.networkMode === 'proxy-only' ? container.name : '127.0.0.1';
+  const runtimeName = containerRuntimeName(stored.instance.name, container.name);
   const command = ['node', '/app/main.mjs', 'probe', probe.type, host, String(probe.port)];
   if (probe.type === 'http') command.push(probe.path);
   const attempts = Math.max(probe.retries ?? 30, 1) * 2;
@@ -37,11 +39,9 @@ export async function waitUntilReady(
     });
     if (result.exitCode === 0) return;
     last = (result.stderr || result.stdout).trim();
-    const state = (await docker.getContainer(container.runtimeName).inspect()).State;
+    const state = (await docker.getContainer(runtimeName).inspect()).State;
     if (!state.Running) {
-      const logs = await docker
-        .getContainer(container.runtimeName)
-        .logs({ stdout: true, stderr: true, tail: 20 });
+      const logs = await docker.getContainer(runtimeName).logs({ stdout: true, stderr: true, tail: 20 });
       const lines: string[] = [];
       for await (const line of demultiplexLines(
         (async function* () {
@@ -52,7 +52,7 @@ export async function waitUntilReady(
         lines.push(line.line);
       }
       throw new Error(
-        `container ${container.runtimeName} exited with code ${state.ExitCode} before it was ready; last log lines: ${lines.slice(-5).join(' | ') || '(none)'}`,
+        `container ${runtimeName} exited with code ${state.ExitCode} before it was ready; last log lines: ${lines.slice(-5).join(' | ') || '(none)'}`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, interval));

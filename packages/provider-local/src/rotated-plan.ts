@@ -1,70 +1,121 @@
 import {
   AGENT_CONTAINER_NAME,
   KeywardError,
-  type PlannedContainerV1,
-  type SidecarRotationRequestV1,
+  type PlannedContainerV2,
+  type SidecarRotationRequestV2,
 } from '@keyward/core';
-import type { StoredPlan } from './instance-record.js';
+import type { StoredPlan, StoredSecret } from './instance-record.js';
+
+function sortedRecord(record: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
 
 /**
- * The plan after one sidecar's rotation: that sidecar's containers, secrets, agent
- * env and agent files are replaced; everything else (image, port, env, other
- * sidecars) is kept exactly as stored.
+ * The plan after a rotation: each part's containers, secrets, agent env and agent files
+ * replace that provider's (parts in order: the rotated provider, then the dependents that
+ * followed); everything else (image, port, own env, other sidecars) is kept exactly as stored.
+ * A container's secret mounts follow the secrets' `visibleTo`, so a secret a provider made for
+ * another provider's container stays mounted there, and only there.
  */
-export function rotatedPlan(current: StoredPlan, request: SidecarRotationRequestV1): StoredPlan {
-  const providerId = request.providerId;
-  const previous = current.sidecars.find((sidecar) => sidecar.providerId === providerId);
-  if (!previous) {
+export function rotatedPlan(current: StoredPlan, request: SidecarRotationRequestV2): StoredPlan {
+  if (request.parts.length === 0 || request.parts[0]?.providerId !== request.providerId) {
     throw new KeywardError({
       code: 'INVALID_INPUT',
-      providerId,
-      message: `Instance "${current.instance.name}" has no sidecar "${providerId}" to rotate; deployed sidecars: ${current.sidecars.map((sidecar) => sidecar.providerId).join(', ') || 'none'}.`,
+      providerId: request.providerId,
+      message: `A rotation of "${request.providerId}" must have that provider's part first; compose it with composeRotationV2.`,
     });
   }
-  const oldSecretNames = new Set(previous.secretNames);
-  const oldEnvKeys = new Set(previous.agentEnvKeys);
-  const oldFilePaths = new Set(previous.agentFilePaths);
-  const agentSecretMounts = request.secrets
-    .filter((secret) => secret.visibleTo.includes(AGENT_CONTAINER_NAME))
-    .map((secret) => ({ secret: secret.name, delivery: secret.delivery }));
-
-  const containers: PlannedContainerV1[] = [];
-  let inserted = false;
-  for (const container of current.containers) {
-    if (container.role === 'agent') {
-      const env = Object.fromEntries(Object.entries(container.env).filter(([key]) => !oldEnvKeys.has(key)));
-      Object.assign(env, request.agentEnv);
-      containers.push({
-        ...container,
-        env: Object.fromEntries(Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
-        files: [
-          ...container.files.filter((file) => !oldFilePaths.has(file.path)),
-          ...request.agentFiles,
-        ].sort((a, b) => a.path.localeCompare(b.path)),
-        secretMounts: [
-          ...container.secretMounts.filter((mount) => !oldSecretNames.has(mount.secret)),
-          ...agentSecretMounts,
-        ],
+  let containers = current.containers.map((container) => ({ ...container }));
+  let secrets: StoredSecret[] = [...current.secrets];
+  let sidecars = [...current.sidecars];
+  for (const part of request.parts) {
+    const providerId = part.providerId;
+    const previous = sidecars.find((sidecar) => sidecar.providerId === providerId);
+    if (!previous) {
+      throw new KeywardError({
+        code: 'UNKNOWN_PROVIDER',
+        providerId,
+        message: `Instance "${current.instance.name}" has no sidecar "${providerId}" to rotate; deployed sidecars: ${sidecars.map((sidecar) => sidecar.providerId).join(', ') || 'none'}.`,
       });
-    } else if (container.providerId === providerId) {
-      if (!inserted) containers.push(...request.containers);
-      inserted = true;
-    } else {
-      containers.push(container);
     }
+    const oldEnvKeys = new Set(previous.agentEnvKeys);
+    const oldFilePaths = new Set(previous.agentFilePaths);
+    const next: PlannedContainerV2[] = [];
+    let inserted = false;
+    for (const container of containers) {
+      if (container.role === 'agent') {
+        const env = Object.fromEntries(Object.entries(container.env).filter(([key]) => !oldEnvKeys.has(key)));
+        Object.assign(env, part.agentEnv);
+        next.push({
+          ...container,
+          env: sortedRecord(env),
+          files: [...container.files.filter((file) => !oldFilePaths.has(file.path)), ...part.agentFiles].sort(
+            (a, b) => a.path.localeCompare(b.path),
+          ),
+        });
+      } else if (container.providerId === providerId) {
+        if (!inserted) next.push(...part.containers.map((item) => ({ ...item })));
+        inserted = true;
+      } else {
+        next.push(container);
+      }
+    }
+    if (!inserted) next.push(...part.containers.map((item) => ({ ...item })));
+    containers = next;
+    secrets = [
+      ...secrets.filter((secret) => secret.providerId !== providerId),
+      ...part.secrets.map(({ value: _value, ...rest }) => rest),
+    ];
+    sidecars = sidecars.map((sidecar) => (sidecar.providerId === providerId ? part.sidecar : sidecar));
   }
-  if (!inserted) containers.push(...request.containers);
+  const rotated = new Set(request.parts.map((part) => part.providerId));
+  const rotatedContainers = new Set(
+    request.parts.flatMap((part) => part.containers.map((container) => container.name)),
+  );
+  // Mounts: from `visibleTo`, for the agent, the rotated containers and any container that sees a rotated secret.
+  containers = containers.map((container) => {
+    const seesRotated =
+      container.secretMounts.some((mount) =>
+        current.secrets.some((secret) => secret.name === mount.secret && rotated.has(secret.providerId)),
+      ) ||
+      secrets.some((secret) => rotated.has(secret.providerId) && secret.visibleTo.includes(container.name));
+    if (container.name !== AGENT_CONTAINER_NAME && !rotatedContainers.has(container.name) && !seesRotated) {
+      return container;
+    }
+    return {
+      ...container,
+      secretMounts: secrets
+        .filter((secret) => secret.visibleTo.includes(container.name))
+        .map((secret) => ({ secret: secret.name, delivery: secret.delivery })),
+    };
+  });
+  return { ...current, containers, secrets, sidecars, redactedSpec: request.redactedSpec };
+}
 
-  return {
-    ...current,
-    containers,
-    secrets: [
-      ...current.secrets.filter((secret) => secret.providerId !== providerId),
-      ...request.secrets.map(({ value: _value, ...rest }) => rest),
-    ],
-    sidecars: current.sidecars.map((sidecar) =>
-      sidecar.providerId === providerId ? request.sidecar : sidecar,
-    ),
-    redactedSpec: request.redactedSpec,
-  };
+/**
+ * Containers a rotation replaces: the agent, the rotated providers' containers (old and new),
+ * and any other container whose mounts or definition changed (it sees a rotated secret).
+ */
+export function affectedContainerNames(
+  current: StoredPlan,
+  next: StoredPlan,
+  rotated: ReadonlySet<string>,
+): Set<string> {
+  const names = new Set<string>([AGENT_CONTAINER_NAME]);
+  for (const container of [...current.containers, ...next.containers]) {
+    if (rotated.has(container.providerId)) names.add(container.name);
+  }
+  const before = new Map(current.containers.map((container) => [container.name, JSON.stringify(container)]));
+  for (const container of next.containers) {
+    if (before.get(container.name) !== JSON.stringify(container)) names.add(container.name);
+  }
+  const rotatedSecrets = new Set(
+    [...current.secrets, ...next.secrets]
+      .filter((secret) => rotated.has(secret.providerId))
+      .map((secret) => secret.name),
+  );
+  for (const container of [...current.containers, ...next.containers]) {
+    if (container.secretMounts.some((mount) => rotatedSecrets.has(mount.secret))) names.add(container.name);
+  }
+  return names;
 }

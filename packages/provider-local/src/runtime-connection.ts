@@ -1,4 +1,4 @@
-import { type DetectionResultV1, KeywardError } from '@keyward/core';
+import { type DetectionResultV2, KeywardError } from '@keyward/core';
 import type Docker from 'dockerode';
 import type { LocalProviderSettings } from './local-provider-settings.js';
 import { detectRuntime, runtimeStartHint } from './runtime-detection.js';
@@ -21,7 +21,7 @@ export class RuntimeConnection {
     this.#providerId = providerId;
   }
 
-  async detect(): Promise<DetectionResultV1> {
+  async detect(): Promise<DetectionResultV2> {
     const injected = this.#settings.docker;
     if (injected) {
       try {

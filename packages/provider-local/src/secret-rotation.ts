@@ -1,16 +1,17 @@
-// rotateSecrets: new containers for one sidecar (and the agent) beside the parked old ones,
-// which come back on any failure, so the old credentials keep working.
+// rotateSecrets: new containers for the rotated sidecars (every part: the rotated provider and
+// the dependents that followed), the agent and every container that sees a rotated secret,
+// beside the parked old ones, which come back on any failure: all parts or none.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  type InstanceDetailV1,
+  type InstanceDetailV2,
   KeywardError,
   labelKeys,
-  type OperationOptionsV1,
-  type PlannedContainerV1,
+  type OperationOptionsV2,
+  type PlannedContainerV2,
   redact,
   registerSecret,
-  type SidecarRotationRequestV1,
+  type SidecarRotationRequestV2,
 } from '@keyward/core';
 import { checkImages, deployContainer } from './container-deployment.js';
 import { noCreatedResources, removeCreatedResources } from './instance-cleanup.js';
@@ -20,7 +21,7 @@ import { getInstance, readInstance } from './instance-state.js';
 import { newGeneration, type OperationContext } from './operation-context.js';
 import { createEmitter, type Emit, failedStep, runStep } from './progress-steps.js';
 import { readinessProbe, waitUntilReady } from './readiness.js';
-import { rotatedPlan } from './rotated-plan.js';
+import { affectedContainerNames, rotatedPlan } from './rotated-plan.js';
 import {
   containerSummaryName,
   isConflict,
@@ -28,34 +29,33 @@ import {
   isNotModified,
   matchesAllLabels,
 } from './runtime-differences.js';
+import { containerRuntimeName } from './runtime-names.js';
 import { readSecretValues } from './sidecar-state.js';
+import { startOrder } from './start-order.js';
 
 /** An old container, stopped and renamed aside until its replacement is ready. */
 interface ParkedContainer {
-  container: PlannedContainerV1;
+  container: PlannedContainerV2;
+  runtimeName: string;
   parkedName: string;
   wasRunning: boolean;
 }
 
 /** Sort order that puts the agent first (stop it before its sidecars); reversed for starting. */
-function agentFirst(a: PlannedContainerV1, b: PlannedContainerV1): number {
+function agentFirst(a: PlannedContainerV2, b: PlannedContainerV2): number {
   return (a.role === 'agent' ? 0 : 1) - (b.role === 'agent' ? 0 : 1);
-}
-
-function isAffected(providerId: string) {
-  return (container: PlannedContainerV1) => container.role === 'agent' || container.providerId === providerId;
 }
 
 export async function rotateSecrets(
   context: OperationContext,
   name: string,
-  request: SidecarRotationRequestV1,
-  options: OperationOptionsV1,
-): Promise<InstanceDetailV1> {
+  request: SidecarRotationRequestV2,
+  options: OperationOptionsV2,
+): Promise<InstanceDetailV2> {
   const { settings, helperImage } = context;
   const { docker } = context.runtime;
   const emit = createEmitter(settings, options.onProgress);
-  for (const secret of request.secrets) registerSecret(secret.value);
+  for (const part of request.parts) for (const secret of part.secrets) registerSecret(secret.value);
   const release = await acquireInstanceLock(name, 'rotateSecrets', {
     directory: settings.lockDirectory ?? join(tmpdir(), 'keyward-locks'),
     waitMs: settings.lockWaitMs ?? 60_000,
@@ -65,26 +65,32 @@ export async function rotateSecrets(
     const current = record.plan;
     const next = rotatedPlan(current, request);
     const providerId = request.providerId;
-    // Values of secrets the rotation keeps (other sidecars' agent-visible tokens) come from the runtime.
-    const keptValues = await readSecretValues(docker, current, (secret) => secret.providerId !== providerId);
+    const rotated = new Set(request.parts.map((part) => part.providerId));
+    // Values of secrets the rotation keeps (other sidecars' secrets) come from the runtime.
+    const keptValues = await readSecretValues(docker, current, (secret) => !rotated.has(secret.providerId));
     const secretValues = new Map([
       ...keptValues,
-      ...request.secrets.map((secret) => [secret.name, secret.value] as const),
+      ...request.parts.flatMap((part) => part.secrets.map((secret) => [secret.name, secret.value] as const)),
     ]);
-    const affectedNew = next.containers.filter(isAffected(providerId));
-    const affectedOld = current.containers.filter(isAffected(providerId));
+    const affected = affectedContainerNames(current, next, rotated);
+    const affectedNew = next.containers.filter((container) => affected.has(container.name));
+    const affectedOld = current.containers.filter((container) => affected.has(container.name));
     const generation = newGeneration(settings);
     const digest = planDigest(next, secretValues, helperImage);
-    const parked: ParkedContainer[] = affectedOld.map((container) => ({
-      container,
-      parkedName: `${container.runtimeName}-previous-${generation}`,
-      wasRunning: summaries.some(
-        (summary) => containerSummaryName(summary) === container.runtimeName && summary.State === 'running',
-      ),
-    }));
+    const parked: ParkedContainer[] = affectedOld.map((container) => {
+      const runtimeName = containerRuntimeName(name, container.name);
+      return {
+        container,
+        runtimeName,
+        parkedName: `${runtimeName}-previous-${generation}`,
+        wasRunning: summaries.some(
+          (summary) => containerSummaryName(summary) === runtimeName && summary.State === 'running',
+        ),
+      };
+    });
     // A container new to the plan follows the agent: it runs only if the instance did.
     const agentWasRunning = parked.some((entry) => entry.container.role === 'agent' && entry.wasRunning);
-    const startAfterRotation = (container: PlannedContainerV1) =>
+    const startAfterRotation = (container: PlannedContainerV2) =>
       parked.find((entry) => entry.container.name === container.name)?.wasRunning ?? agentWasRunning;
     const created = noCreatedResources();
     let parkedCount = 0;
@@ -94,9 +100,9 @@ export async function rotateSecrets(
         await runStep(
           emit,
           `container.park:${entry.container.name}`,
-          `Stopping ${entry.container.runtimeName} (kept until the new one is ready)`,
+          `Stopping ${entry.runtimeName} (kept until the new one is ready)`,
           async () => {
-            const handle = docker.getContainer(entry.container.runtimeName);
+            const handle = docker.getContainer(entry.runtimeName);
             await handle.stop({ t: settings.stopTimeoutSeconds ?? 5 }).catch((error) => {
               if (!isNotModified(error)) throw error;
             });
@@ -109,10 +115,7 @@ export async function rotateSecrets(
       const images = await checkImages(context, emit, [
         ...new Set(affectedNew.map((container) => container.image)),
       ]);
-      const ordered = [
-        ...affectedNew.filter((container) => container.role !== 'agent'),
-        ...affectedNew.filter((container) => container.role === 'agent'),
-      ];
+      const ordered = startOrder(affectedNew);
       for (const container of ordered) {
         await deployContainer(context, emit, {
           stored: next,
@@ -158,10 +161,14 @@ export async function rotateSecrets(
       emit(
         'rotate',
         'info',
-        `Left ${leftStopped.map((container) => container.runtimeName).join(', ')} stopped, as before the rotation; the next start of "${name}" uses the new secrets`,
+        `Left ${leftStopped.map((container) => containerRuntimeName(name, container.name)).join(', ')} stopped, as before the rotation; the next start of "${name}" uses the new secrets`,
       );
     }
-    emit('rotate', 'succeeded', `Secrets of sidecar "${providerId}" rotated on "${name}"`);
+    emit(
+      'rotate',
+      'succeeded',
+      `Secrets of sidecar "${providerId}" rotated on "${name}"${rotated.size > 1 ? ` (with ${[...rotated].filter((id) => id !== providerId).join(', ')}, which depend on it)` : ''}`,
+    );
     return getInstance(context, name);
   } finally {
     await release();
@@ -174,13 +181,13 @@ async function restoreParked(context: OperationContext, current: StoredPlan, par
   for (const entry of parked) {
     await docker
       .getContainer(entry.parkedName)
-      .rename({ name: entry.container.runtimeName })
+      .rename({ name: entry.runtimeName })
       .catch(() => undefined);
   }
   for (const entry of [...parked].sort((a, b) => agentFirst(b.container, a.container))) {
     if (entry.wasRunning) {
       await docker
-        .getContainer(entry.container.runtimeName)
+        .getContainer(entry.runtimeName)
         .start()
         .catch(() => undefined);
       // Best effort: the old credentials should answer again before we report.

@@ -1,10 +1,11 @@
 // A sidecar's current secrets, read back from where the runtime holds them.
-import { KeywardError, registerSecret, type SidecarRotationStateV1 } from '@keyward/core';
+import { KeywardError, registerSecret, type SidecarStateV2 } from '@keyward/core';
 import type Docker from 'dockerode';
 import type { StoredPlan } from './instance-record.js';
 import { readInstance } from './instance-state.js';
 import type { OperationContext } from './operation-context.js';
 import { isNotFound } from './runtime-differences.js';
+import { containerRuntimeName } from './runtime-names.js';
 import { readArchive } from './volume-files.js';
 
 /** Reads the current value of every wanted secret of a plan: env from `inspect`, files through the archive API. */
@@ -21,20 +22,19 @@ export async function readSecretValues(
     );
     const consumer = consumers[0];
     if (!consumer) continue;
+    const runtimeName = containerRuntimeName(plan.instance.name, consumer.name);
     let value: string | undefined;
     if (secret.delivery.type === 'env') {
       const variable = secret.delivery.variable;
-      let env = envCache.get(consumer.runtimeName);
+      let env = envCache.get(runtimeName);
       if (!env) {
-        env = (await docker.getContainer(consumer.runtimeName).inspect()).Config.Env ?? [];
-        envCache.set(consumer.runtimeName, env);
+        env = (await docker.getContainer(runtimeName).inspect()).Config.Env ?? [];
+        envCache.set(runtimeName, env);
       }
       value = env.find((entry) => entry.startsWith(`${variable}=`))?.slice(variable.length + 1);
     } else {
       try {
-        const archive = await docker
-          .getContainer(consumer.runtimeName)
-          .getArchive({ path: secret.delivery.path });
+        const archive = await docker.getContainer(runtimeName).getArchive({ path: secret.delivery.path });
         value = [...(await readArchive(archive)).values()][0];
       } catch (error) {
         if (!isNotFound(error)) throw error;
@@ -52,14 +52,14 @@ export async function readSidecarState(
   context: OperationContext,
   name: string,
   providerId: string,
-): Promise<SidecarRotationStateV1> {
+): Promise<SidecarStateV2> {
   const { record } = await readInstance(context, name);
   const sidecar = record.plan.sidecars.find((candidate) => candidate.providerId === providerId);
   if (!sidecar) {
     throw new KeywardError({
-      code: 'INVALID_INPUT',
+      code: 'UNKNOWN_PROVIDER',
       providerId,
-      message: `Instance "${name}" has no sidecar "${providerId}".`,
+      message: `Instance "${name}" has no sidecar "${providerId}"; it has: ${record.plan.sidecars.map((candidate) => candidate.providerId).join(', ') || 'none'}.`,
     });
   }
   const values = await readSecretValues(
@@ -69,8 +69,15 @@ export async function readSidecarState(
   );
   return {
     metadata: sidecar.metadata,
+    exports: sidecar.exports,
     secrets: Object.fromEntries(
       sidecar.secretNames.map((secretName) => [secretName, values.get(secretName)]),
+    ),
+    // What others asked of it (from the stored plan), so a rotation keeps its answers visible to them.
+    requests: record.plan.sidecars.flatMap((other) =>
+      other.requests
+        .filter((request) => request.provider === providerId)
+        .map((request) => ({ ...request, from: other.providerId })),
     ),
   };
 }

@@ -1,7 +1,8 @@
 import { posix } from 'node:path';
-import { AGENT_CONTAINER_NAME, objectLabels, type PlannedContainerV1 } from '@keyward/core';
+import { AGENT_CONTAINER_NAME, objectLabels, type PlannedContainerV2 } from '@keyward/core';
 import tar from 'tar-stream';
 import { localLabelKeys, type StoredPlan } from './instance-record.js';
+import { filesVolumeName } from './runtime-names.js';
 
 export interface VolumeFile {
   name: string;
@@ -21,12 +22,12 @@ export interface PlannedVolume {
 
 /**
  * Secret files and config files of one container, grouped by directory. Each
- * volume is mounted only into this container: the open key's volume exists only
- * in the tokenizer, never in the agent.
+ * volume is mounted only into this container, so a secret file exists only in the
+ * containers whose `secretMounts` name it.
  */
 export function plannedVolumes(
   plan: StoredPlan,
-  container: PlannedContainerV1,
+  container: PlannedContainerV2,
   secretValues: ReadonlyMap<string, string>,
   generation: string,
 ): PlannedVolume[] {
@@ -47,7 +48,7 @@ export function plannedVolumes(
   return [...byDirectory.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([directory, files], index) => ({
-      volumeName: `${container.runtimeName}-files-${generation}-${index}`,
+      volumeName: filesVolumeName(plan.instance.name, container.name, generation, index),
       directory,
       files,
       labels: {

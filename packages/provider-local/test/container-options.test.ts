@@ -1,29 +1,26 @@
+import type { DeploymentPlanV2 } from '@keyward/core';
 import { describe, expect, it } from 'vitest';
+import { containerMaterials } from '../src/container-deployment.js';
 import { containerCreateOptions, helperCreateOptions } from '../src/container-options.js';
 import { storePlan } from '../src/instance-record.js';
-import { plannedVolumes } from '../src/volume-files.js';
-import { mockPlan } from './plan-fixtures.js';
+import { mockPlan, sealedCredentialPlan } from './plan-fixtures.js';
 
-async function optionsFor(egress: 'proxy-only' | 'open') {
-  const plan = await mockPlan(egress);
+function optionsForPlan(plan: DeploymentPlanV2) {
   const stored = storePlan(plan);
   const values = new Map(plan.secrets.map((secret) => [secret.name, secret.value]));
   return {
     plan,
     options: Object.fromEntries(
       plan.containers.map((container) => {
-        const secretEnv: Record<string, string> = {};
-        for (const mount of container.secretMounts) {
-          if (mount.delivery.type === 'env')
-            secretEnv[mount.delivery.variable] = values.get(mount.secret) as string;
-        }
+        const materials = containerMaterials(stored, container, values, 'g1');
         return [
           container.name,
           containerCreateOptions({
             plan: stored,
             container,
-            volumes: plannedVolumes(stored, container, values, 'g1'),
-            secretEnv,
+            volumes: materials.volumes,
+            stateVolumes: materials.stateVolumes,
+            secretEnv: materials.secretEnv,
             kind: 'podman',
             extraLabels: { 'keyward.dev/generation': 'g1' },
           }),
@@ -34,10 +31,14 @@ async function optionsFor(egress: 'proxy-only' | 'open') {
       plan: stored,
       image: 'localhost/keyward-network-helper:0.1.0',
       kind: 'podman',
-      labels: { 'keyward.dev/instance': 'snap' },
+      labels: { 'keyward.dev/instance': plan.instance.name },
       extraLabels: {},
     }),
   };
+}
+
+async function optionsFor(egress: 'proxy-only' | 'open', agent: { stateDirectories?: string[] } = {}) {
+  return optionsForPlan(await mockPlan(egress, 'snap', agent));
 }
 
 describe('dockerode create options (proxy-only)', () => {
@@ -135,13 +136,12 @@ describe('dockerode create options (proxy-only)', () => {
             },
           },
         },
-        "User": "65532",
         "name": "keyward-snap-mock",
       }
     `);
   });
 
-  it('publishes the agent port through the helper, which forwards to the agent by name', async () => {
+  it('publishes the plan ingress with the target options, forwarding to the agent by name', async () => {
     const { helper } = await optionsFor('proxy-only');
     expect(helper).toMatchInlineSnapshot(`
       {
@@ -196,32 +196,39 @@ describe('dockerode create options (proxy-only)', () => {
       expect(JSON.stringify(options)).not.toContain(secret.value);
     }
   });
+
+  it('mounts a secret made for another sidecar’s container into exactly that container', async () => {
+    const plan = await sealedCredentialPlan('proxy-only', 'sealed');
+    const sealed = plan.secrets.find((secret) => secret.forRequest !== undefined);
+    if (!sealed) throw new Error('the sealing provider answered no request');
+    const { options } = optionsForPlan(plan);
+    const holders = Object.entries(options)
+      .filter(([, created]) => JSON.stringify(created).includes(sealed.value))
+      .map(([name]) => name);
+    expect(holders).toEqual(['gateway']);
+    expect(options['gateway']?.Env).toContain(`UPSTREAM_SEALED_KEY=${sealed.value}`);
+    // The sealing key stays in the sealer's own read-only file volume.
+    expect(options['sealer']?.HostConfig?.Binds).toEqual([
+      'keyward-sealed-sealer-files-g1-0:/run/keyward:ro',
+    ]);
+    expect(options['gateway']?.HostConfig?.NetworkMode).toBe('keyward-sealed-internal');
+    expect(options['gateway']?.NetworkingConfig?.EndpointsConfig).toEqual({
+      'keyward-sealed-internal': { Aliases: ['gateway'] },
+    });
+  });
 });
 
-describe('agent data volume', () => {
-  it('is mounted read-write before the read-only file volumes', async () => {
-    const plan = await mockPlan('proxy-only');
-    const stored = storePlan(plan);
-    const agent = plan.containers.find((container) => container.role === 'agent');
-    if (!agent) throw new Error('no agent');
-    const options = containerCreateOptions({
-      plan: stored,
-      container: agent,
-      volumes: plannedVolumes(
-        stored,
-        agent,
-        new Map(plan.secrets.map((secret) => [secret.name, secret.value])),
-        'g1',
-      ),
-      dataVolume: { volumeName: 'keyward-snap-agent-data', directory: '/home/node/.openclaw' },
-      secretEnv: {},
-      kind: 'docker',
-      extraLabels: {},
+describe('state volumes', () => {
+  it('mounts the agent’s state directories read-write, before the read-only file volumes', async () => {
+    const { options } = await optionsFor('proxy-only', {
+      stateDirectories: ['/home/node/.openclaw', '/data'],
     });
-    expect(options.HostConfig?.Binds).toEqual([
-      'keyward-snap-agent-data:/home/node/.openclaw',
+    expect(options['agent']?.HostConfig?.Binds).toEqual([
+      'keyward-snap-agent-state-0:/home/node/.openclaw',
+      'keyward-snap-agent-state-1:/data',
       'keyward-snap-agent-files-g1-0:/home/node/.openclaw/skills/mock:ro',
     ]);
+    expect(options['mock']?.HostConfig?.Binds).toEqual(['keyward-snap-mock-files-g1-0:/run/keyward:ro']);
   });
 });
 

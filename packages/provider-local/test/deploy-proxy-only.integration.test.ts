@@ -1,14 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  composeRotation,
-  type DeploymentPlanV1,
-  type ProgressEventV1,
-  parseInstanceSpec,
-  type SidecarProviderV1,
-} from '@keyward/core';
-import { sealSecret } from '@keyward/tokenizer';
+import { type DeploymentPlanV2, type ProgressEventV2, parseInstanceSpec } from '@keyward/core';
 import type { ThrowawayCertificates } from '@keyward/tokenizer/certificates';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,12 +23,14 @@ import {
   demoUpstreamImage,
   ensureImages,
   proxiedRequestScript,
+  targetChecks,
   tokenizerPlan,
-  tokenizerProvider,
+  tokenizerRotation,
+  tokenizerSelfTest,
 } from './support/podman-environment.js';
 
 /** Milliseconds per step, from started to succeeded/failed: printed to see where time goes. */
-function stepDurations(events: ProgressEventV1[]): string {
+function stepDurations(events: ProgressEventV2[]): string {
   const started = new Map<string, number>();
   const lines: string[] = [];
   for (const event of events) {
@@ -52,12 +47,12 @@ describe('provider-local on real podman: proxy-only', () => {
   let provider: LocalProvider;
   let certificates: ThrowawayCertificates;
   let upstream: DemoUpstream;
-  let plan: DeploymentPlanV1;
+  let plan: DeploymentPlanV2;
   const name = uniqueName('it-proxy');
   const rawCredential = `demo-${randomBytes(16).toString('hex')}`;
   const legacyCredential = `legacy-${randomBytes(16).toString('hex')}`;
   const addedCredential = `added-${randomBytes(16).toString('hex')}`;
-  const events: ProgressEventV1[] = [];
+  const events: ProgressEventV2[] = [];
 
   const openKey = () => plan.secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value as string;
 
@@ -119,7 +114,7 @@ describe('provider-local on real podman: proxy-only', () => {
     expect(detail.agentUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const health = await fetch(`${detail.agentUrl}/health`);
     expect(health.status).toBe(200);
-    await upstream.attachTo(plan.network.egressNetwork as string);
+    await upstream.attachTo(`keyward-${name}-egress`);
     const env = (await docker.getContainer(`keyward-${name}-agent`).inspect()).Config.Env ?? [];
     expect(
       env
@@ -144,40 +139,28 @@ describe('provider-local on real podman: proxy-only', () => {
     );
   });
 
-  it('the self-test proves no direct egress, credential injection, refusal of unbound hosts and of a token the agent seals itself', async () => {
-    // The seal key the agent really holds, read from the running container, not the plan.
-    const agentEnv = (await docker.getContainer(`keyward-${name}-agent`).inspect()).Config.Env ?? [];
-    const sealKey = agentEnv.find((entry) => entry.startsWith('TOKENIZER_SEAL_KEY='))?.slice(19);
-    expect(sealKey).toMatch(/^[0-9a-f]{64}$/);
-    // What a compromised agent could make: no auth, no host rules.
-    const selfSealedToken = sealSecret(
-      { processor: { type: 'inject', token: 'made-up' }, auth: { type: 'none' } },
-      sealKey as string,
-    );
+  it('the self-test proves no direct egress (the target’s check), credential injection, refusal of unbound hosts and of a token the agent seals itself (the tokenizer’s checks)', async () => {
     // The allow-list really is in place: provider-tokenizer's contribution put it in the plan.
     expect(
       plan.containers.find((container) => container.name === 'tokenizer')?.env[
         'TOKENIZER_ALLOWED_TOKENS_FILE'
       ],
     ).toBeTruthy();
-    const result = await provider.verify(name, {
+    const sidecarReports = await tokenizerSelfTest(provider, name, {
       allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/v1/verify`,
-      selfSealedToken,
     });
-    expect(result.checks.map((check) => [check.name, check.passed])).toEqual([
-      ['direct-egress-blocked', true],
+    expect(sidecarReports.map((check) => [check.name, check.passed])).toEqual([
       ['proxied-request-injected', true],
       ['unbound-host-refused', true],
+      ['credential-header-pinned', true],
       ['self-sealed-token-refused', true],
     ]);
-    expect(result.checks.find((check) => check.name === 'self-sealed-token-refused')?.evidence).toContain(
-      '-> 407 ',
-    );
-    expect(result.checks.find((check) => check.name === 'self-sealed-token-refused')?.evidence).toContain(
-      'token not issued for this proxy',
-    );
-    expect(result.passed).toBe(true);
-    expect(JSON.stringify(result)).not.toContain(rawCredential);
+    const reports = await targetChecks(provider, await provider.get(name));
+    console.log(reports.map((report) => `${report.name}: ${report.passed} — ${report.evidence}`).join('\n'));
+    const direct = reports.find((report) => report.name === 'direct-egress-blocked');
+    expect(direct?.passed, direct?.evidence).toBe(true);
+    expect(direct?.evidence).toMatch(/1\.1\.1\.1:443 (ENETUNREACH|EHOSTUNREACH|timeout)/);
+    expect(JSON.stringify([...sidecarReports, ...reports])).not.toContain(rawCredential);
     const received = await upstream.received();
     expect(received.some((request) => request.headers['authorization'] === `Bearer ${rawCredential}`)).toBe(
       true,
@@ -212,7 +195,17 @@ describe('provider-local on real podman: proxy-only', () => {
     const state = await provider.readSidecarState(name, 'tokenizer');
     expect(state.secrets['tokenizer-open-key']).toBe(openKey());
     for (const secret of plan.secrets) expect(state.secrets[secret.name]).toBe(secret.value);
+    expect(state.exports).toEqual(plan.sidecars[0]?.exports);
+    expect(state.requests).toEqual([]);
     expect(JSON.stringify(state.metadata)).not.toContain(rawCredential);
+    // The stored record is the v2 plan without a secret value, with requests and exports.
+    const labels = (await docker.getContainer(`keyward-${name}-agent`).inspect()).Config.Labels ?? {};
+    const record = JSON.parse(labels['keyward.dev/instance-record'] ?? '{}');
+    expect(record.version).toBe(2);
+    expect(record.plan.specificationVersion).toBe('v2');
+    expect(record.plan.sidecars[0].exports).toEqual(plan.sidecars[0]?.exports);
+    expect(record.plan.sidecars[0].requests).toEqual([]);
+    for (const secret of plan.secrets) expect(JSON.stringify(labels)).not.toContain(secret.value);
   });
 
   it('stop, start, restart, logs and list work from labels', async () => {
@@ -245,23 +238,17 @@ describe('provider-local on real podman: proxy-only', () => {
     const before = await provider.get(name);
     const agentBefore = await docker.getContainer(agentName).inspect();
     const helperBefore = await docker.getContainer(`keyward-${name}-network-helper`).inspect();
-    const current = await provider.readSidecarState(name, 'tokenizer');
-    const request = await composeRotation({
-      spec: parseInstanceSpec(before.redactedSpec),
-      provider: tokenizerProvider as unknown as SidecarProviderV1<unknown, unknown>,
-      current,
-      change: {
-        credentials: [
-          { name: 'demo', secret: '' },
-          {
-            name: 'added',
-            secret: addedCredential,
-            allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
-          },
-        ],
-      },
+    const request = await tokenizerRotation(provider, name, parseInstanceSpec(before.redactedSpec), {
+      credentials: [
+        { name: 'demo', secret: '' },
+        {
+          name: 'added',
+          secret: addedCredential,
+          allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
+        },
+      ],
     });
-    const events: ProgressEventV1[] = [];
+    const events: ProgressEventV2[] = [];
     const after = await provider.rotateSecrets(name, request, { onProgress: (event) => events.push(event) });
     expect(after.state).toBe('running');
     expect(after.agentUrl).toBe(before.agentUrl);
@@ -296,14 +283,11 @@ describe('provider-local on real podman: proxy-only', () => {
     expect((await provider.readSidecarState(name, 'tokenizer')).secrets['tokenizer-open-key']).toBe(
       openKey(),
     );
-    expect(
-      (
-        await provider.verify(name, {
-          credential: 'added',
-          allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/`,
-        })
-      ).passed,
-    ).toBe(true);
+    const afterRotation = await tokenizerSelfTest(provider, name, {
+      credential: 'added',
+      allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/`,
+    });
+    expect(afterRotation.filter((check) => !check.passed)).toEqual([]);
   });
 
   it('after rotation the agent, its env, filesystem and every argv still hold no raw credential nor the open key', async () => {
@@ -319,12 +303,11 @@ describe('provider-local on real podman: proxy-only', () => {
       docker: faults.docker,
       lockDirectory: join(tmpdir(), `keyward-locks-${name}`),
     });
-    const current = await faulty.readSidecarState(name, 'tokenizer');
-    const request = await composeRotation({
-      spec: parseInstanceSpec((await faulty.get(name)).redactedSpec),
-      provider: tokenizerProvider as unknown as SidecarProviderV1<unknown, unknown>,
-      current,
-      change: {
+    const request = await tokenizerRotation(
+      faulty,
+      name,
+      parseInstanceSpec((await faulty.get(name)).redactedSpec),
+      {
         credentials: [
           {
             name: 'demo',
@@ -333,7 +316,7 @@ describe('provider-local on real podman: proxy-only', () => {
           },
         ],
       },
-    });
+    );
     faults.failOn(`start keyward-${name}-agent`);
     await expect(faulty.rotateSecrets(name, request)).rejects.toMatchObject({
       code: 'ROTATION_FAILED',

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DeploymentPlanV1 } from '@keyward/core';
+import type { DeploymentPlanV2 } from '@keyward/core';
 import { testTargetProvider } from '@keyward/core/testing';
 import type { ThrowawayCertificates } from '@keyward/tokenizer/certificates';
 import type Docker from 'dockerode';
@@ -21,7 +21,9 @@ import {
   createUpstreamCertificates,
   demoUpstreamImage,
   ensureImages,
+  targetChecks,
   tokenizerPlan,
+  tokenizerSelfTest,
 } from './support/podman-environment.js';
 
 let docker: Docker;
@@ -36,7 +38,7 @@ beforeAll(async () => {
 describe('provider-local on real podman: open mode (shared network namespace)', () => {
   let provider: LocalProvider;
   let upstream: DemoUpstream;
-  let plan: DeploymentPlanV1;
+  let plan: DeploymentPlanV2;
   const name = uniqueName('it-open');
   const rawCredential = `open-${randomBytes(16).toString('hex')}`;
 
@@ -53,6 +55,7 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
       name,
       egress: 'open',
       caPem: certificates.caCertificatePem,
+      stateDirectories: ['/home/node/.openclaw'],
       credentials: [
         { name: 'demo', secret: rawCredential, allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`] },
       ],
@@ -73,16 +76,18 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
     expect(agent.HostConfig.NetworkMode).toMatch(/^container:/);
     expect(agent.Config.Env).toContain('TOKENIZER_PROXY_URL=http://localhost:4001');
     await upstream.attachTo(`keyward-${name}-egress`);
-    const result = await provider.verify(name, {
+    const sidecarReports = await tokenizerSelfTest(provider, name, {
       allowedUrl: `https://${demoUpstreamHost}:${demoUpstreamPort}/open`,
     });
-    expect(result.checks.map((check) => [check.name, check.passed])).toEqual([
-      ['direct-egress-open-mode', true],
-      ['proxied-request-injected', true],
-      ['unbound-host-refused', true],
-    ]);
-    // In open mode the agent CAN go around the proxy: the self-test says what it saw.
-    expect(result.checks[0]?.evidence).toContain('allows direct egress');
+    expect(sidecarReports.filter((report) => !report.passed)).toEqual([]);
+    // In open mode the agent CAN go around the proxy: the target's checks document what it reached.
+    const reports = await targetChecks(provider, await provider.get(name));
+    console.log(reports.map((report) => `${report.name}: ${report.passed} — ${report.evidence}`).join('\n'));
+    expect(reports.map((report) => report.name)).toContain('direct-egress-blocked-open-mode');
+    expect(reports.every((report) => report.passed)).toBe(true);
+    expect(reports.find((report) => report.name === 'direct-egress-blocked-open-mode')?.evidence).toMatch(
+      /^observed: /,
+    );
     const received = await upstream.received();
     expect(received.some((request) => request.headers['authorization'] === `Bearer ${rawCredential}`)).toBe(
       true,
@@ -96,12 +101,15 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
     expect(await scanHostCommandLines(secrets)).toEqual([]);
   });
 
-  it('delete keeps the agent data volume unless asked; a new apply reuses it', async () => {
+  it('delete keeps the agent state volume unless asked; a new apply reuses it', async () => {
     await provider.delete(name);
-    expect(await remainingObjects(docker, name)).toEqual([`volume keyward-${name}-agent-data`]);
+    expect(await remainingObjects(docker, name)).toEqual([`volume keyward-${name}-agent-state-0`]);
     const createdAt = async () =>
-      ((await docker.getVolume(`keyward-${name}-agent-data`).inspect()) as unknown as { CreatedAt: string })
-        .CreatedAt;
+      (
+        (await docker.getVolume(`keyward-${name}-agent-state-0`).inspect()) as unknown as {
+          CreatedAt: string;
+        }
+      ).CreatedAt;
     const volumeBefore = await createdAt();
     const detail = await provider.apply(plan);
     expect(detail.state).toBe('running');
@@ -155,5 +163,10 @@ describe('provider-local conformance (core/testing) on real podman', () => {
         ],
       }),
     instanceName: uniqueName('it-conformance'),
+    execProbe: {
+      command: ['node', '-'],
+      stdin: 'console.log("exec-" + "probe")',
+      expectStdout: 'exec-probe',
+    },
   });
 });

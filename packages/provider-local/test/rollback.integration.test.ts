@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type DeploymentPlanV1, KeywardError, type ProgressEventV1 } from '@keyward/core';
+import { type DeploymentPlanV2, KeywardError, type ProgressEventV2 } from '@keyward/core';
 import type { ThrowawayCertificates } from '@keyward/tokenizer/certificates';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ describe('provider-local rollback on real podman', () => {
   let docker: Docker;
   let certificates: ThrowawayCertificates;
   const name = uniqueName('it-rollback');
-  let plan: DeploymentPlanV1;
+  let plan: DeploymentPlanV2;
 
   beforeAll(async () => {
     docker = await connectToTestRuntime();
@@ -30,6 +30,8 @@ describe('provider-local rollback on real podman', () => {
       name,
       egress: 'proxy-only',
       caPem: certificates.caCertificatePem,
+      // A state volume too: created by the apply, so taken back by its rollback.
+      stateDirectories: ['/home/node/state'],
       credentials: [
         {
           name: 'demo',
@@ -56,7 +58,7 @@ describe('provider-local rollback on real podman', () => {
       generation: () => 'rollback',
     });
     // A clean run first: it lists every runtime call and every step.
-    const cleanEvents: ProgressEventV1[] = [];
+    const cleanEvents: ProgressEventV2[] = [];
     faults.failOn(undefined);
     await provider.apply(plan, { onProgress: (event) => cleanEvents.push(event) });
     const distinctCalls = [...new Set(faults.calls)];
@@ -69,7 +71,7 @@ describe('provider-local rollback on real podman', () => {
     const failedSteps = new Set<string>();
     for (const failedCall of distinctCalls) {
       faults.failOn(failedCall);
-      const events: ProgressEventV1[] = [];
+      const events: ProgressEventV2[] = [];
       const error = await provider.apply(plan, { onProgress: (event) => events.push(event) }).then(
         () => undefined,
         (problem: unknown) => problem,
@@ -89,7 +91,7 @@ describe('provider-local rollback on real podman', () => {
   it('an aborted apply stops before its next step, rolls back and leaves no labelled object', async () => {
     const provider = createLocalProvider({ docker, lockDirectory: join(tmpdir(), `keyward-locks-${name}`) });
     const controller = new AbortController();
-    const events: ProgressEventV1[] = [];
+    const events: ProgressEventV2[] = [];
     const error = await provider
       .apply(plan, {
         signal: controller.signal,

@@ -1,13 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  composeRotation,
-  type DeploymentPlanV1,
-  type ProgressEventV1,
-  parseInstanceSpec,
-  type SidecarProviderV1,
-} from '@keyward/core';
+import { type DeploymentPlanV2, type ProgressEventV2, parseInstanceSpec } from '@keyward/core';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execInContainer } from '../src/container-exec.js';
@@ -27,14 +21,14 @@ import {
   ensureImages,
   proxiedRequestScript,
   tokenizerPlan,
-  tokenizerProvider,
+  tokenizerRotation,
 } from './support/podman-environment.js';
 
 describe('provider-local on real podman: rotating a stopped instance', () => {
   let docker: Docker;
   let provider: LocalProvider;
   let upstream: DemoUpstream;
-  let plan: DeploymentPlanV1;
+  let plan: DeploymentPlanV2;
   const name = uniqueName('it-rotate-stopped');
   const agentName = `keyward-${name}-agent`;
   const lockDirectory = join(tmpdir(), `keyward-locks-${name}`);
@@ -62,11 +56,8 @@ describe('provider-local on real podman: rotating a stopped instance', () => {
   }
 
   async function rotationTo(secret: string) {
-    return composeRotation({
-      spec: parseInstanceSpec((await provider.get(name)).redactedSpec),
-      provider: tokenizerProvider as unknown as SidecarProviderV1<unknown, unknown>,
-      current: await provider.readSidecarState(name, 'tokenizer'),
-      change: { credentials: [{ name: 'demo', secret, allowedHosts: [upstreamHost] }] },
+    return tokenizerRotation(provider, name, parseInstanceSpec((await provider.get(name)).redactedSpec), {
+      credentials: [{ name: 'demo', secret, allowedHosts: [upstreamHost] }],
     });
   }
 
@@ -92,13 +83,13 @@ describe('provider-local on real podman: rotating a stopped instance', () => {
 
   it('rotateSecrets on a stopped instance replaces the containers without starting any', async () => {
     await provider.apply(plan);
-    await upstream.attachTo(plan.network.egressNetwork as string);
+    await upstream.attachTo(`keyward-${name}-egress`);
     oldSealedToken = (await agentEnv()).find((entry) => entry.startsWith('TOKENIZER_CRED_DEMO='));
     expect(oldSealedToken).toBeDefined();
     await provider.stop(name);
     const agentBefore = await docker.getContainer(agentName).inspect();
 
-    const events: ProgressEventV1[] = [];
+    const events: ProgressEventV2[] = [];
     const detail = await provider.rotateSecrets(name, await rotationTo(newCredential), {
       onProgress: (event) => events.push(event),
     });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { storePlan } from '../src/instance-record.js';
 import { plannedVolumes } from '../src/volume-files.js';
-import { mockPlan } from './plan-fixtures.js';
+import { mockPlan, sealedCredentialPlan } from './plan-fixtures.js';
 
 describe('planned volumes', () => {
   it('gives each container only its own secrets, grouped by directory, labelled for cleanup', async () => {
@@ -27,5 +27,17 @@ describe('planned volumes', () => {
     expect(byContainer['agent']?.map((volume) => volume.directory)).toEqual([
       '/home/node/.openclaw/skills/mock',
     ]);
+  });
+
+  it('keeps the sealing key in the sealer’s volume only', async () => {
+    const plan = await sealedCredentialPlan('proxy-only', 'vol');
+    const stored = storePlan(plan);
+    const values = new Map(plan.secrets.map((secret) => [secret.name, secret.value]));
+    const key = values.get('sealer-key');
+    expect(key).toBeDefined();
+    for (const container of plan.containers) {
+      const volumes = JSON.stringify(plannedVolumes(stored, container, values, 'g1'));
+      expect(volumes.includes(key as string), container.name).toBe(container.name === 'sealer');
+    }
   });
 });

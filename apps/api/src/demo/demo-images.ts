@@ -1,6 +1,14 @@
-import { KeywardError } from '@keyward/core';
+import { KeywardError, registerErrorCodes } from '@keyward/core';
 import type { ImageBuildProgress, ImageDefinition } from '@keyward/images';
 import type Docker from 'dockerode';
+
+// Not a core code: the demo is what throws it, so the demo registers it.
+registerErrorCodes('demo', {
+  IMAGE_BUILD_FAILED: {
+    httpStatus: 502,
+    description: 'The images the demo runs could not be built or their sources could not be loaded.',
+  },
+});
 
 // @keyward/images finds its program sources when it loads: load it only when the
 // demo runs, so every other command works from a bundle or an install without them.

@@ -4,25 +4,26 @@
 // make the proxy carry a token it sealed itself.
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  composePlan,
-  type DeploymentPlanV1,
+  composePlanV2,
   type InstanceSpecInput,
   instanceLabels,
   isKeywardError,
   KeywardError,
   labelKeys,
   type ProgressEventV1,
+  ProviderRegistry,
   parseInstanceSpec,
   redact,
   registerSecret,
   runtimeName,
-  type VerifyCheckV1,
+  secretRedactor,
+  type VerifyCheckReportV2,
 } from '@keyward/core';
 import type { ImageBuildProgress } from '@keyward/images';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import type Docker from 'dockerode';
-import { sealSelfMadeToken } from '../self-sealed-token.js';
 import { defaultHost, defaultPort } from '../server.js';
+import { runVerification, verifyOptionsOf } from '../verification.js';
 import { findCredentialInContainer } from './credential-exposure.js';
 import { DEMO_API_PORT, type DemoApi, readReceivedRequests, startDemoApi } from './demo-api-container.js';
 import { createDemoCertificates } from './demo-certificates.js';
@@ -133,10 +134,12 @@ function demoSpec(agentImage: string, secret: string, caCertificate: string): In
   };
 }
 
-function verifyCheck(checks: VerifyCheckV1[], name: string): VerifyCheckV1 {
+function verifyCheck(
+  checks: VerifyCheckReportV2[],
+  name: string,
+): Pick<VerifyCheckReportV2, 'passed' | 'evidence'> {
   return (
     checks.find((check) => check.name === name) ?? {
-      name,
       passed: false,
       evidence: `the self-test reported no "${name}" check`,
     }
@@ -265,14 +268,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const secret = `kwdemo_${randomBytes(24).toString('base64url')}`;
     registerSecret(secret);
     const certificates = createDemoCertificates({ hostname: DEMO_API_HOSTNAME });
-    const tokenizer = createTokenizerProvider();
+    const registry = new ProviderRegistry();
+    registry.registerSidecar(createTokenizerProvider());
+    registry.registerTarget(provider);
     const spec = parseInstanceSpec(
       demoSpec(imageReference(imageDefinitions.agentStandIn), secret, certificates.caCertificatePem),
     );
-    const plan: DeploymentPlanV1 = await composePlan({
+    const plan = await composePlanV2({
       spec,
-      sidecars: { getSidecar: (id) => (id === tokenizer.id ? tokenizer : undefined) },
-      target: { id: provider.id, capabilities: provider.capabilities },
+      sidecars: registry,
+      target: provider,
+      redactor: secretRedactor,
     });
 
     emit(
@@ -291,8 +297,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       'started',
       `Starting the demo API https://${DEMO_API_HOSTNAME}:${DEMO_API_PORT} (accepts only the demo credential)`,
     );
-    const egressNetwork = plan.network.egressNetwork;
-    if (!egressNetwork) throw new Error('the proxy-only plan has no egress network');
+    // provider-local's network for the sidecars' way out (the agent is not on it).
+    const egressNetwork = runtimeName(DEMO_INSTANCE_NAME, 'egress');
     const api: DemoApi = await startDemoApi({
       docker,
       instanceName: DEMO_INSTANCE_NAME,
@@ -313,7 +319,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
 
     abortIfAsked();
     emit('checks', 'started', 'Checking from inside the agent');
-    const checks = await runChecks(runtime, api, secret, plan);
+    const checks = await runChecks(runtime, registry, api, secret);
     for (const check of checks)
       emit('checks', check.passed ? 'succeeded' : 'failed', `${check.title}: ${check.evidence}`);
     abortIfAsked();
@@ -425,27 +431,34 @@ async function removeEverything(runtime: DemoRuntime): Promise<void> {
 
 async function runChecks(
   runtime: DemoRuntime,
+  registry: ProviderRegistry,
   api: DemoApi,
   secret: string,
-  plan: DeploymentPlanV1,
 ): Promise<DemoCheck[]> {
-  const agent = plan.containers.find((container) => container.role === 'agent');
-  if (!agent) throw new Error('the plan has no agent container');
   const allowedUrl = `https://${DEMO_API_HOSTNAME}:${DEMO_API_PORT}${demoPath}`;
-  // The public seal key the agent holds: with it the agent can seal a Secret of its own.
-  const sealKey = agent.env['TOKENIZER_SEAL_KEY'];
-  if (!sealKey) throw new Error('the plan gives the agent no TOKENIZER_SEAL_KEY');
-  const verify = runtime.provider.verify.bind(runtime.provider);
-  const result = await verify(DEMO_INSTANCE_NAME, {
-    allowedUrl,
-    unboundUrl: DEMO_UNBOUND_URL,
-    credential: DEMO_CREDENTIAL_NAME,
-    // The API's own address: the agent must not reach it even when it knows where it is.
-    directUrl: `https://${api.ipAddress}:${DEMO_API_PORT}/`,
-    selfSealedToken: sealSelfMadeToken(sealKey),
+  // The same self-test `keyward verify` runs: the target's isolation checks and the
+  // tokenizer's own (it seals its self-made-token probe itself).
+  const detail = await runtime.provider.get(DEMO_INSTANCE_NAME);
+  const result = await runVerification({
+    target: runtime.provider,
+    sidecars: registry,
+    detail,
+    options: verifyOptionsOf(detail, registry, {
+      options: {
+        tokenizer: { allowedUrl, unboundUrl: DEMO_UNBOUND_URL, credential: DEMO_CREDENTIAL_NAME },
+      },
+    }),
   });
   const proxied = verifyCheck(result.checks, 'proxied-request-injected');
-  const direct = verifyCheck(result.checks, 'direct-egress-blocked');
+  // The target's own isolation checks (however it names them) stand for "no way around the proxy".
+  const isolation = result.checks.filter((check) => check.providerId === runtime.provider.id);
+  const direct = {
+    passed: isolation.length > 0 && isolation.every((check) => check.passed),
+    evidence:
+      isolation.length > 0
+        ? isolation.map((check) => `${check.name}: ${check.evidence}`).join('; ')
+        : `target "${runtime.provider.id}" reported no isolation check`,
+  };
   const unbound = verifyCheck(result.checks, 'unbound-host-refused');
   const selfSealed = verifyCheck(result.checks, 'self-sealed-token-refused');
 
@@ -466,7 +479,11 @@ async function runChecks(
     ? `the API got ${hit.method} ${hit.url} with Authorization: Bearer <credential sha256:${typeof authorization === 'string' && authorization.startsWith('Bearer ') ? fingerprint(authorization.slice(7)) : 'none'}> (demo credential sha256:${fingerprint(secret)}) and answered ${hit.status}${leakedProxyHeaders.length > 0 ? `; proxy headers reached it: ${leakedProxyHeaders.join(', ')}` : '; no Proxy-* header reached it'}`
     : `the API recorded no request for ${demoPath} (${received.length} request(s) in all)`;
 
-  const exposure = await findCredentialInContainer(runtime.docker, agent.runtimeName, secret);
+  const exposure = await findCredentialInContainer(
+    runtime.docker,
+    runtimeName(DEMO_INSTANCE_NAME, 'agent'),
+    secret,
+  );
   const exposurePassed = exposure.findings.length === 0 && exposure.unreadable.length === 0;
   const exposureEvidence =
     exposure.findings.length > 0

@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { isKeywardError, type ProgressEventV1, redact } from '@keyward/core';
+import {
+  isKeywardError,
+  type ProgressEventV1,
+  redact,
+  type SecretRedactor,
+  secretRedactor,
+} from '@keyward/core';
 
 export type JobKind = 'deploy' | 'rotate';
 export type JobStatus = 'running' | 'succeeded' | 'failed';
@@ -35,6 +41,8 @@ export interface JobManagerOptions {
   /** Finished jobs kept for late subscribers; the oldest finished job goes first. */
   maximumJobs?: number;
   now?: () => Date;
+  /** Also redacts with this one (the app's), on top of core's process-wide redactor. */
+  redactor?: SecretRedactor;
 }
 
 interface JobRecord {
@@ -57,12 +65,19 @@ export class JobManager {
   readonly #tailCapacity: number;
   readonly #maximumJobs: number;
   readonly #now: () => Date;
+  readonly #redactor: SecretRedactor;
 
   constructor(options: JobManagerOptions = {}) {
     this.#headCapacity = options.headCapacity ?? 200;
     this.#tailCapacity = options.tailCapacity ?? 1000;
     this.#maximumJobs = options.maximumJobs ?? 200;
     this.#now = options.now ?? (() => new Date());
+    this.#redactor = options.redactor ?? secretRedactor;
+  }
+
+  #redact<T>(value: T): T {
+    const once = redact(value);
+    return this.#redactor === secretRedactor ? once : redact(once, this.#redactor);
   }
 
   create(kind: JobKind, instance: string, target: string): JobSummary {
@@ -136,7 +151,7 @@ export class JobManager {
     record.summary.status = 'failed';
     record.summary.finishedAt = this.#now().toISOString();
     if (step) record.summary.failedStep = step;
-    record.summary.error = redact(described);
+    record.summary.error = this.#redact(described);
     this.#append(record, { type: 'error', error: described });
   }
 
@@ -188,7 +203,7 @@ export class JobManager {
   }
 
   #append(record: JobRecord, body: JobEventBody): void {
-    const event = redact({
+    const event = this.#redact({
       ...body,
       sequence: record.nextSequence++,
       time: this.#now().toISOString(),

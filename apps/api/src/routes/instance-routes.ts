@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { instanceSpecSchema, isKeywardError, type LogLineV1, redact } from '@keyward/core';
+import { instanceSpecSchema, isKeywardError, type LogLineV2, redact } from '@keyward/core';
 import { streamSSE } from 'hono/streaming';
-import type { InstanceOperations } from '../instance-operations.js';
+import type { InstanceOperations, VerifyRequest } from '../instance-operations.js';
 import {
   errorResponses,
   InstanceDetailSchema,
@@ -13,8 +13,8 @@ import {
   LogsSchema,
   RenderSchema,
   TargetQuerySchema,
-  VerifyOptionsSchema,
-  VerifyResultSchema,
+  VerifyReportSchema,
+  VerifyRequestSchema,
 } from '../schemas.js';
 import { validationHook } from './route-hooks.js';
 
@@ -128,14 +128,17 @@ const verify = createRoute({
   method: 'post',
   path: '/instances/{id}/verify',
   tags: ['instances'],
-  summary: "Run the target's self-test from inside the agent",
+  summary: "Run the self-test: the target's checks and every sidecar's, from inside the instance",
+  description:
+    'Each sidecar contributes its own checks (its verify options under `options.<provider id>`), the target adds its isolation checks; the target runs them and each provider judges its own. `passed` is true when every check passed.',
   request: {
     params: InstanceParamsSchema,
     query: TargetQuerySchema,
-    body: { required: false, content: { 'application/json': { schema: VerifyOptionsSchema } } },
+    body: { required: false, content: { 'application/json': { schema: VerifyRequestSchema } } },
   },
   responses: {
-    200: jsonContent(VerifyResultSchema, 'Checks (passed may be false)'),
+    200: jsonContent(VerifyReportSchema, 'Checks (passed may be false)'),
+    400: errorResponses[400],
     401: errorResponses[401],
     404: errorResponses[404],
     501: errorResponses[501],
@@ -227,7 +230,7 @@ export function createInstanceRoutes(operations: InstanceOperations) {
         signal: abort.signal,
       });
       if (!query.follow) {
-        const lines: LogLineV1[] = [];
+        const lines: LogLineV2[] = [];
         for await (const line of source) lines.push(line);
         return c.json(
           { lines: query.tail === undefined ? lines : lines.slice(Math.max(0, lines.length - query.tail)) },
@@ -247,21 +250,24 @@ export function createInstanceRoutes(operations: InstanceOperations) {
           await stream.writeSSE({
             event: 'error',
             data: JSON.stringify(
-              redact({
-                error: {
-                  code: isKeywardError(error) ? error.code : 'RUNTIME_ERROR',
-                  message: error instanceof Error ? error.message : String(error),
-                },
-              }),
+              redact(
+                redact({
+                  error: {
+                    code: isKeywardError(error) ? error.code : 'RUNTIME_ERROR',
+                    message: error instanceof Error ? error.message : String(error),
+                  },
+                }),
+                operations.redactor,
+              ),
             ),
           });
         }
       });
     })
     .openapi(verify, async (c) => {
-      let options = {};
+      let options: VerifyRequest = {};
       try {
-        options = c.req.valid('json') ?? {};
+        options = (c.req.valid('json') ?? {}) as VerifyRequest;
       } catch {
         // No body: every verify option keeps its default.
       }

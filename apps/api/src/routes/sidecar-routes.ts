@@ -1,22 +1,33 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { ApiError } from '../api-error.js';
-import { InstanceOperations } from '../instance-operations.js';
+import { KeywardError } from '@keyward/core';
+import type { Context } from 'hono';
+import type { InstanceOperations } from '../instance-operations.js';
+import type { Logger } from '../logger.js';
+import { describeSidecar, routeAliases } from '../provider-descriptions.js';
 import {
   errorResponses,
   InstanceParamsSchema,
   JobAcceptedSchema,
   jsonContent,
-  SidecarStateSchema,
+  SidecarChangeSchema,
+  SidecarViewSchema,
   TargetQuerySchema,
-  TokenizerChangeSchema,
-  TokenizerViewSchema,
 } from '../schemas.js';
 import { validationHook } from './route-hooks.js';
+
+/** The change body; a body that is not JSON is the caller's mistake, not a 500. */
+async function changeBody(c: Context): Promise<unknown> {
+  try {
+    return await c.req.json();
+  } catch {
+    throw new KeywardError({ code: 'INVALID_INPUT', message: 'The change must be a JSON body.' });
+  }
+}
 
 const rotationResponses = {
   202: jsonContent(
     JobAcceptedSchema,
-    'Rotation accepted; its job ends with the result or the rolled-back failure',
+    'Change accepted; its job ends with the result or the rolled-back failure',
   ),
   400: errorResponses[400],
   401: errorResponses[401],
@@ -26,66 +37,78 @@ const rotationResponses = {
   501: errorResponses[501],
 } as const;
 
-const tokenizerGet = createRoute({
-  method: 'get',
-  path: '/instances/{id}/tokenizer',
-  tags: ['credentials'],
-  summary: 'Tokenizer credentials of an instance: names, hosts, header options; never values',
-  request: { params: InstanceParamsSchema, query: TargetQuerySchema },
-  responses: {
-    200: jsonContent(TokenizerViewSchema, 'Credentials'),
-    401: errorResponses[401],
-    404: errorResponses[404],
-  },
-});
-
-const tokenizerPut = createRoute({
-  method: 'put',
-  path: '/instances/{id}/tokenizer',
-  tags: ['credentials'],
-  summary: 'Replace the credential set; `secret: ""` keeps a credential as it is',
-  request: {
-    params: InstanceParamsSchema,
-    query: TargetQuerySchema,
-    body: { required: true, content: { 'application/json': { schema: TokenizerChangeSchema } } },
-  },
-  responses: rotationResponses,
-});
-
 const SidecarParamsSchema = InstanceParamsSchema.extend({
-  providerId: z.string().openapi({ param: { name: 'providerId', in: 'path' }, example: 'tokenizer' }),
+  providerId: z.string().openapi({ param: { name: 'providerId', in: 'path' }, example: 'litellm' }),
 });
 
-const sidecarGet = createRoute({
-  method: 'get',
-  path: '/instances/{id}/sidecars/{providerId}',
-  tags: ['credentials'],
-  summary: "A sidecar's metadata (never secret values)",
-  request: { params: SidecarParamsSchema, query: TargetQuerySchema },
-  responses: {
-    200: jsonContent(SidecarStateSchema, 'Sidecar metadata'),
-    401: errorResponses[401],
-    404: errorResponses[404],
-  },
-});
-
-const sidecarPut = createRoute({
-  method: 'put',
-  path: '/instances/{id}/sidecars/{providerId}',
-  tags: ['credentials'],
-  summary: "Change a sidecar after install, validated by its provider's change schema",
-  request: {
-    params: SidecarParamsSchema,
-    query: TargetQuerySchema,
-    body: {
-      required: true,
-      content: { 'application/json': { schema: z.record(z.string(), z.unknown()).openapi('SidecarChange') } },
+function sidecarGet(installed: string[]) {
+  return createRoute({
+    method: 'get',
+    path: '/instances/{id}/sidecars/{providerId}',
+    tags: ['sidecars'],
+    summary: "A sidecar's page: its provider's view (never secret values)",
+    description: `The answer follows the provider's view schema: ${installed.map((id) => `\`SidecarView_${id}\``).join(', ') || 'no sidecar is installed'} in the components.`,
+    request: { params: SidecarParamsSchema, query: TargetQuerySchema },
+    responses: {
+      200: jsonContent(SidecarViewSchema, 'The sidecar view'),
+      400: errorResponses[400],
+      401: errorResponses[401],
+      404: errorResponses[404],
     },
-  },
-  responses: rotationResponses,
-});
+  });
+}
 
-export function createSidecarRoutes(operations: InstanceOperations) {
+function sidecarPut(installed: string[]) {
+  return createRoute({
+    method: 'put',
+    path: '/instances/{id}/sidecars/{providerId}',
+    tags: ['sidecars'],
+    summary: "Change a sidecar after install (a rotation job), validated by its provider's change schema",
+    description: `The body follows the provider's change schema: ${installed.map((id) => `\`SidecarChange_${id}\``).join(', ') || 'no installed sidecar supports changes'} in the components. Sidecars that depend on this one follow in the same job when its exports change.`,
+    request: {
+      params: SidecarParamsSchema,
+      query: TargetQuerySchema,
+      body: { required: true, content: { 'application/json': { schema: SidecarChangeSchema } } },
+    },
+    responses: rotationResponses,
+  });
+}
+
+function componentName(kind: 'Config' | 'Change' | 'View' | 'VerifyOptions', providerId: string): string {
+  return `Sidecar${kind}_${providerId}`;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+export interface SidecarRoutesOptions {
+  logger: Logger;
+}
+
+/**
+ * `GET/PUT /instances/{id}/sidecars/{providerId}`, and the same under each alias a provider
+ * declares (`routeAliases`). The OpenAPI document carries every installed sidecar's config,
+ * change, view and verify options schemas, so a UI can build its forms from it.
+ */
+export function createSidecarRoutes(operations: InstanceOperations, options: SidecarRoutesOptions) {
+  const sidecars = operations.registry.listSidecars();
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+
+  for (const provider of sidecars) {
+    const { schemas } = describeSidecar(provider);
+    app.openAPIRegistry.registerComponent('schemas', componentName('Config', provider.id), schemas.config);
+    if (schemas.change)
+      app.openAPIRegistry.registerComponent('schemas', componentName('Change', provider.id), schemas.change);
+    if (schemas.view)
+      app.openAPIRegistry.registerComponent('schemas', componentName('View', provider.id), schemas.view);
+    if (schemas.verifyOptions) {
+      app.openAPIRegistry.registerComponent(
+        'schemas',
+        componentName('VerifyOptions', provider.id),
+        schemas.verifyOptions,
+      );
+    }
+  }
+
   const accepted = async (name: string, providerId: string, change: unknown, target: string | undefined) => {
     const { job } = await operations.rotate(name, providerId, change, target);
     return {
@@ -97,49 +120,74 @@ export function createSidecarRoutes(operations: InstanceOperations) {
       warnings: [],
     };
   };
-  return new OpenAPIHono({ defaultHook: validationHook })
-    .openapi(tokenizerGet, async (c) => {
-      const { detail, runningJob } = await operations.sidecarState(
-        c.req.valid('param').id,
-        'tokenizer',
-        c.req.valid('query').target,
-      );
-      return c.json(
-        {
-          ...InstanceOperations.tokenizerCredentials(detail),
-          ...(runningJob?.kind === 'rotate' ? { rotationJobId: runningJob.id } : {}),
+
+  const { aliases, refused } = routeAliases(operations.registry);
+  for (const item of refused) {
+    options.logger.log('warn', 'sidecar route alias not served', { ...item });
+  }
+  for (const [alias, provider] of aliases) {
+    const path = `/instances/{id}/${alias}`;
+    const parameters = [
+      { name: 'id', in: 'path' as const, required: true, schema: { type: 'string' as const } },
+      {
+        name: 'target',
+        in: 'query' as const,
+        required: false,
+        schema: { type: 'string' as const },
+        description: 'Only look for the instance on this target (default: every target).',
+      },
+    ];
+    const viewSchema = provider.view ? ref(componentName('View', provider.id)) : ref('SidecarView');
+    app.openAPIRegistry.registerPath({
+      method: 'get',
+      path,
+      tags: ['sidecars'],
+      summary: `Alias of GET /instances/{id}/sidecars/${provider.id}`,
+      parameters,
+      responses: {
+        200: { description: 'The sidecar view', content: { 'application/json': { schema: viewSchema } } },
+        401: errorResponses[401],
+        404: errorResponses[404],
+      },
+    });
+    if (provider.rotation) {
+      app.openAPIRegistry.registerPath({
+        method: 'put',
+        path,
+        tags: ['sidecars'],
+        summary: `Alias of PUT /instances/{id}/sidecars/${provider.id}`,
+        parameters,
+        request: {
+          body: {
+            required: true,
+            content: { 'application/json': { schema: ref(componentName('Change', provider.id)) } },
+          },
         },
-        200,
-      );
-    })
-    .openapi(tokenizerPut, async (c) =>
+        responses: rotationResponses,
+      });
+    }
+    const honoPath = `/instances/:id/${alias}`;
+    app.get(honoPath, async (c: Context) =>
+      c.json(await operations.sidecarView(c.req.param('id') ?? '', provider.id, c.req.query('target')), 200),
+    );
+    app.put(honoPath, async (c: Context) =>
       c.json(
-        // The provider validates the raw body with its own schema; the route schema only documents it.
-        await accepted(c.req.valid('param').id, 'tokenizer', await c.req.json(), c.req.valid('query').target),
+        await accepted(c.req.param('id') ?? '', provider.id, await changeBody(c), c.req.query('target')),
         202,
       ),
-    )
-    .openapi(sidecarGet, async (c) => {
+    );
+  }
+
+  const withViews = sidecars.filter((provider) => provider.view).map((provider) => provider.id);
+  const withChanges = sidecars.filter((provider) => provider.rotation).map((provider) => provider.id);
+  return app
+    .openapi(sidecarGet(withViews), async (c) => {
       const { id, providerId } = c.req.valid('param');
-      const { sidecar, runningJob } = await operations.sidecarState(
-        id,
-        providerId,
-        c.req.valid('query').target,
-      );
-      if (!sidecar) {
-        throw new ApiError('NOT_FOUND', `Instance "${id}" has no sidecar "${providerId}".`);
-      }
-      return c.json(
-        {
-          providerId,
-          metadata: sidecar.metadata,
-          ...(runningJob?.kind === 'rotate' ? { rotationJobId: runningJob.id } : {}),
-        },
-        200,
-      );
+      return c.json(await operations.sidecarView(id, providerId, c.req.valid('query').target), 200);
     })
-    .openapi(sidecarPut, async (c) => {
+    .openapi(sidecarPut(withChanges), async (c) => {
       const { id, providerId } = c.req.valid('param');
-      return c.json(await accepted(id, providerId, await c.req.json(), c.req.valid('query').target), 202);
+      // The provider validates the raw body with its own change schema; the route schema only documents it.
+      return c.json(await accepted(id, providerId, await changeBody(c), c.req.valid('query').target), 202);
     });
 }

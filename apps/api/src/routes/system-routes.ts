@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import { ApiError } from '../api-error.js';
 import type { InstanceOperations } from '../instance-operations.js';
+import { describeProviders } from '../provider-descriptions.js';
 import {
   errorResponses,
   HealthSchema,
@@ -37,7 +38,7 @@ const providers = createRoute({
   method: 'get',
   path: '/providers',
   tags: ['system'],
-  summary: 'Installed sidecar and target providers, and plugins that failed to load',
+  summary: 'Installed sidecar and target providers with their schemas, and plugins that failed to load',
   responses: { 200: jsonContent(ProvidersSchema, 'Providers'), 401: errorResponses[401] },
 });
 
@@ -87,25 +88,7 @@ export function createSystemRoutes(operations: InstanceOperations) {
   return new OpenAPIHono({ defaultHook: validationHook })
     .openapi(health, (c) => c.json({ status: 'ok' as const, version: VERSION }, 200))
     .openapi(targets, async (c) => c.json({ targets: await operations.listTargets() }, 200))
-    .openapi(providers, (c) =>
-      c.json(
-        {
-          sidecars: operations.registry.listSidecars().map((sidecar) => ({
-            id: sidecar.id,
-            ...(sidecar.displayName ? { displayName: sidecar.displayName } : {}),
-            networkModes: [...sidecar.capabilities.networkModes],
-            rotation: sidecar.rotation !== undefined,
-          })),
-          targets: operations.registry.listTargets().map((target) => ({
-            id: target.id,
-            ...(target.displayName ? { displayName: target.displayName } : {}),
-            capabilities: { ...target.capabilities, networkModes: [...target.capabilities.networkModes] },
-          })),
-          loadErrors: [...operations.registry.loadErrors],
-        },
-        200,
-      ),
-    )
+    .openapi(providers, (c) => c.json(describeProviders(operations.registry), 200))
     .openapi(jobList, (c) => c.json({ jobs: operations.jobs.list() }, 200))
     .openapi(jobGet, (c) => {
       const job = operations.jobs.get(c.req.valid('param').id);

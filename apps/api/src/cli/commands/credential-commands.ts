@@ -10,7 +10,11 @@ interface CredentialView {
   headerFmt?: string;
 }
 
-const tokenizerPath = (name: string) => `/api/instances/${encodeURIComponent(name)}/tokenizer`;
+/** The role a sidecar declares when its page speaks the credential-list contract (see `SidecarProviderV2.roles`). */
+export const credentialsRole = 'credentials';
+
+const sidecarPath = (name: string, providerId: string) =>
+  `/api/instances/${encodeURIComponent(name)}/sidecars/${encodeURIComponent(providerId)}`;
 
 /** Every current credential as "keep" (`secret: ""`), the shape the PUT expects. */
 function keepAll(credentials: CredentialView[]) {
@@ -20,30 +24,68 @@ function keepAll(credentials: CredentialView[]) {
 export function registerCredentialCommands(program: Command, context: CliContext): void {
   const creds = program
     .command('creds')
-    .description('Manage tokenizer credentials (values never leave the server)');
+    .description(
+      "Manage an instance's credentials (values never leave the server) through its credentials sidecar: the one whose provider declares the `credentials` role, or --sidecar",
+    )
+    .option(
+      '--sidecar <id>',
+      'the sidecar that holds the credentials (default: the one with the credentials role)',
+    );
 
-  const current = async (command: Command, instance: string) => {
+  // The sidecar: --sidecar, or the one sidecar of the instance whose provider has the credentials role.
+  const sidecarOf = async (command: Command, instance: string): Promise<string> => {
+    const chosen = (command.optsWithGlobals() as { sidecar?: string }).sidecar;
+    if (chosen) return chosen;
+    const client = await context.client(command);
+    const [detail, providers] = await Promise.all([
+      client.json<{ sidecars: { providerId: string }[] }>(
+        'GET',
+        `/api/instances/${encodeURIComponent(instance)}`,
+      ),
+      client.json<{ sidecars: { id: string; roles?: string[] }[] }>('GET', '/api/providers'),
+    ]);
+    const holders = new Set(
+      providers.sidecars
+        .filter((provider) => provider.roles?.includes(credentialsRole))
+        .map((provider) => provider.id),
+    );
+    const candidates = detail.sidecars.map((sidecar) => sidecar.providerId).filter((id) => holders.has(id));
+    if (candidates.length === 1) return candidates[0]!;
+    throw new CliError(
+      exitCodes.badInput,
+      'INVALID_INPUT',
+      candidates.length === 0
+        ? `Instance "${instance}" has no sidecar that holds credentials (no installed sidecar with the "${credentialsRole}" role is in it); redeploy it with one, or name one with --sidecar.`
+        : `Instance "${instance}" has several sidecars that hold credentials (${candidates.join(', ')}); choose one with --sidecar.`,
+    );
+  };
+
+  const current = async (command: Command, instance: string, sidecar: string) => {
     const view = await (await context.client(command)).json<{
       enabled: boolean;
       credentials: CredentialView[];
-    }>('GET', tokenizerPath(instance));
-    if (!view.enabled) {
+    }>('GET', sidecarPath(instance, sidecar));
+    if (!view.enabled || !Array.isArray(view.credentials)) {
       throw new CliError(
         exitCodes.badInput,
         'INVALID_INPUT',
-        `Instance "${instance}" has no tokenizer; redeploy it with sidecars.tokenizer in its spec.`,
+        `Sidecar "${sidecar}" of instance "${instance}" holds no credential list; choose another with --sidecar.`,
       );
     }
     return view.credentials;
   };
 
-  const apply = async (command: Command, instance: string, credentials: unknown[], what: string) => {
+  const apply = async (
+    command: Command,
+    instance: string,
+    sidecar: string,
+    credentials: unknown[],
+    what: string,
+  ) => {
     const accepted = await (await context.client(command)).json<{ jobId: string }>(
       'PUT',
-      tokenizerPath(instance),
-      {
-        credentials,
-      },
+      sidecarPath(instance, sidecar),
+      { credentials },
     );
     await context.followJob(command, accepted.jobId, what);
     if (context.options(command).json) context.printJson({ jobId: accepted.jobId, status: 'succeeded' });
@@ -54,7 +96,7 @@ export function registerCredentialCommands(program: Command, context: CliContext
     .command('ls <instance>')
     .description('List credential names, hosts and header options')
     .action(async (instance: string, _options: unknown, command: Command) => {
-      const credentials = await current(command, instance);
+      const credentials = await current(command, instance, await sidecarOf(command, instance));
       if (context.options(command).json) return context.printJson({ credentials });
       if (credentials.length === 0) return context.print('No credentials.');
       for (const credential of credentials) {
@@ -81,7 +123,8 @@ export function registerCredentialCommands(program: Command, context: CliContext
         options: { host: string[]; headerDst?: string; headerFmt?: string },
         command: Command,
       ) => {
-        const existing = await current(command, instance);
+        const sidecar = await sidecarOf(command, instance);
+        const existing = await current(command, instance, sidecar);
         const secret = await readSecret(`Secret for ${name}: `, context.io.stdin);
         const replacement = {
           name,
@@ -94,6 +137,7 @@ export function registerCredentialCommands(program: Command, context: CliContext
         await apply(
           command,
           instance,
+          sidecar,
           [...others, replacement],
           `Setting credential "${name}" on "${instance}"`,
         );
@@ -104,7 +148,8 @@ export function registerCredentialCommands(program: Command, context: CliContext
     .command('rm <instance> <credential>')
     .description('Remove a credential; the others are kept as they are')
     .action(async (instance: string, name: string, _options: unknown, command: Command) => {
-      const existing = await current(command, instance);
+      const sidecar = await sidecarOf(command, instance);
+      const existing = await current(command, instance, sidecar);
       if (!existing.some((credential) => credential.name === name)) {
         throw new CliError(
           exitCodes.notFound,
@@ -115,6 +160,7 @@ export function registerCredentialCommands(program: Command, context: CliContext
       await apply(
         command,
         instance,
+        sidecar,
         keepAll(existing.filter((credential) => credential.name !== name)),
         `Removing credential "${name}" from "${instance}"`,
       );

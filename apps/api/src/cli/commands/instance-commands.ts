@@ -122,7 +122,7 @@ export function registerInstanceCommands(program: Command, context: CliContext):
     .command('logs <name>')
     .description('Print container logs')
     .option('-f, --follow', 'keep streaming new lines')
-    .option('-c, --container <name>', 'only this container (agent, tokenizer, …)')
+    .option('-c, --container <name>', "only this container (agent, or a sidecar's container)")
     .option('--tail <lines>', 'only the last lines', (value) => Number.parseInt(value, 10))
     .action(
       async (name: string, options: { follow?: boolean; container?: string; tail?: number }, command) => {
@@ -172,22 +172,95 @@ export function registerInstanceCommands(program: Command, context: CliContext):
 
   program
     .command('verify <name>')
-    .description('Run the self-test from inside the agent (exit 4 when a check fails)')
-    .option('--allowed-url <url>', 'an allowed upstream for the proxied check')
-    .option('--unbound-url <url>', 'a host the credential is not bound to')
-    .option('--credential <name>', 'credential to use')
-    .option('--direct-url <url>', 'where to try a direct connection')
-    .action(async (name: string, options: Record<string, string>, command: Command) => {
+    .description(
+      "Run the self-test from inside the agent: the target's checks and each sidecar's (exit 4 when a check fails)",
+    )
+    .option(
+      '--option <sidecar.key=value>',
+      "a sidecar's verify option, repeatable (its schema: keyward providers --json)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option('--allowed-url <url>', 'an allowed upstream, for the sidecars whose checks take allowedUrl')
+    .option('--unbound-url <url>', 'a host no credential is bound to (unboundUrl)')
+    .option('--credential <name>', 'the credential to use (credential)')
+    .action(
+      async (
+        name: string,
+        options: { option?: string[]; allowedUrl?: string; unboundUrl?: string; credential?: string },
+        command: Command,
+      ) => {
+        const bySidecar: Record<string, Record<string, string>> = {};
+        for (const entry of options.option ?? []) {
+          const match = /^([a-z0-9-]+)\.([A-Za-z0-9_-]+)=(.*)$/s.exec(entry);
+          if (!match) {
+            throw new CliError(
+              exitCodes.badInput,
+              'INVALID_INPUT',
+              `--option ${entry}: write <sidecar>.<key>=<value> (litellm.model=gpt-4o).`,
+            );
+          }
+          bySidecar[match[1]!] = { ...bySidecar[match[1]!], [match[2]!]: match[3]! };
+        }
+        // The three flags are top-level fields: the API gives them to every sidecar whose schema takes them.
+        const body = {
+          ...(options.allowedUrl ? { allowedUrl: options.allowedUrl } : {}),
+          ...(options.unboundUrl ? { unboundUrl: options.unboundUrl } : {}),
+          ...(options.credential ? { credential: options.credential } : {}),
+          ...(Object.keys(bySidecar).length > 0 ? { options: bySidecar } : {}),
+        };
+        const result = await (await context.client(command)).json<{
+          passed: boolean;
+          checks: { name: string; providerId: string; passed: boolean; evidence: string }[];
+        }>('POST', path(name, '/verify'), body);
+        if (context.options(command).json) context.printJson(result);
+        else
+          for (const check of result.checks)
+            context.print(
+              `${check.passed ? '✔' : '✖'} ${check.name} (${check.providerId}): ${check.evidence}`,
+            );
+        if (!result.passed) {
+          throw new CliError(exitCodes.runtimeFailure, 'VERIFY_FAILED', `Self-test of "${name}" failed.`);
+        }
+      },
+    );
+
+  program
+    .command('providers')
+    .alias('plugins')
+    .description('List installed sidecars and targets, and the plugins that failed to load (with the reason)')
+    .action(async (_options: unknown, command: Command) => {
       const result = await (await context.client(command)).json<{
-        passed: boolean;
-        checks: { name: string; passed: boolean; evidence: string }[];
-      }>('POST', path(name, '/verify'), options);
-      if (context.options(command).json) context.printJson(result);
-      else
-        for (const check of result.checks)
-          context.print(`${check.passed ? '✔' : '✖'} ${check.name}: ${check.evidence}`);
-      if (!result.passed) {
-        throw new CliError(exitCodes.runtimeFailure, 'VERIFY_FAILED', `Self-test of "${name}" failed.`);
+        sidecars: {
+          id: string;
+          displayName?: string;
+          rotation: boolean;
+          verification: boolean;
+          roles: string[];
+          routeAliases: string[];
+        }[];
+        targets: { id: string; displayName?: string }[];
+        loadErrors: { source: string; code: string; message: string }[];
+      }>('GET', '/api/providers');
+      if (context.options(command).json) return context.printJson(result);
+      context.print('SIDECARS');
+      for (const sidecar of result.sidecars) {
+        const traits = [
+          sidecar.rotation ? 'changes' : undefined,
+          sidecar.verification ? 'self-test' : undefined,
+          ...sidecar.roles.map((role) => `role ${role}`),
+          ...sidecar.routeAliases.map((alias) => `alias /${alias}`),
+        ].filter(Boolean);
+        context.print(
+          `  ${sidecar.id}${sidecar.displayName ? ` (${sidecar.displayName})` : ''}${traits.length > 0 ? `: ${traits.join(', ')}` : ''}`,
+        );
+      }
+      context.print('TARGETS');
+      for (const target of result.targets)
+        context.print(`  ${target.id}${target.displayName ? ` (${target.displayName})` : ''}`);
+      if (result.loadErrors.length > 0) {
+        context.print('FAILED TO LOAD');
+        for (const error of result.loadErrors)
+          context.print(`  ${error.source}: ${error.code} ${error.message}`);
       }
     });
 

@@ -86,6 +86,12 @@ export interface SidecarViewV2 {
   schema: z.ZodType;
   /** What the sidecar shows about itself (never a secret value). */
   build(state: { metadata: JsonObject; exports: JsonObject }): JsonObject;
+  /**
+   * The view of an instance that does not have this sidecar, for clients that expect a page
+   * rather than a 404 (the seed installer's `{ enabled: false, credentials: [] }`). Without it,
+   * the API answers 404 for such an instance.
+   */
+  readonly absent?: JsonObject;
 }
 
 export interface SidecarCapabilitiesV2 {
@@ -131,4 +137,12 @@ export interface SidecarProviderV2<TConfig = unknown, TChange = unknown> {
   readonly redactionPatterns?: readonly RegExp[];
   /** Extra API paths under `/api/instances/:id/` that stand for this sidecar's page (kept for older clients). */
   readonly routeAliases?: readonly string[];
+  /**
+   * Shared contracts this sidecar's page follows, so clients find it without knowing its id.
+   * `credentials`: its view is `{ enabled, credentials: [{ name, allowedHosts, headerDst?,
+   * headerFmt? }] }` and its change is the full list `{ credentials: [{ name, secret,
+   * allowedHosts, headerDst?, headerFmt? }] }` with `secret: ""` keeping a credential
+   * (`keyward creds` uses the sidecar of an instance that has this role).
+   */
+  readonly roles?: readonly string[];
 }

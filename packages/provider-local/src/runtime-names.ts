@@ -1,0 +1,55 @@
+// Every name this target gives a runtime object. The plan is target-neutral: runtime names,
+// networks and published ports are chosen here, from the instance name and logical names.
+import { createHash } from 'node:crypto';
+import { runtimeName } from '@keyward/core';
+
+/** Container names become hostnames; keep every name a DNS label's length. */
+export const MAX_RUNTIME_NAME_LENGTH = 63;
+
+export const helperComponent = 'network-helper';
+
+/** `keyward-<instance>-<component>`, shortened with a digest when it would pass the limit. */
+export function boundedRuntimeName(
+  instance: string,
+  component: string,
+  limit = MAX_RUNTIME_NAME_LENGTH,
+): string {
+  const full = runtimeName(instance, component);
+  if (full.length <= limit) return full;
+  const digest = createHash('sha256').update(full).digest('hex').slice(0, 8);
+  return `${full.slice(0, limit - digest.length - 1).replace(/-+$/, '')}-${digest}`;
+}
+
+/** The runtime name of a planned container (logical name `agent`, a sidecar's container name). */
+export function containerRuntimeName(instance: string, container: string): string {
+  return boundedRuntimeName(instance, container);
+}
+
+export function helperRuntimeName(instance: string): string {
+  return boundedRuntimeName(instance, helperComponent);
+}
+
+/** The `--internal` network of a proxy-only instance: no route out. */
+export function internalNetworkName(instance: string): string {
+  return boundedRuntimeName(instance, 'internal');
+}
+
+/** The routable network: the helper's, and sidecars' with `egress: internet`. */
+export function egressNetworkName(instance: string): string {
+  return boundedRuntimeName(instance, 'egress');
+}
+
+/** A persistent volume of a container (the agent's state directories). */
+export function stateVolumeName(instance: string, volume: string): string {
+  return boundedRuntimeName(instance, volume);
+}
+
+/** A read-only volume with one container's files for one generation. */
+export function filesVolumeName(
+  instance: string,
+  container: string,
+  generation: string,
+  index: number,
+): string {
+  return boundedRuntimeName(instance, `${container}-files-${generation}-${index}`, 128);
+}
