@@ -13,6 +13,7 @@ import { createSystemRoutes } from './routes/system-routes.js';
 import { createTokenFileSource, tokensMatch } from './security/api-token.js';
 import { type RateLimit, RateLimiter } from './security/rate-limiter.js';
 import { VERSION } from './version.js';
+import { createWebRoutes } from './web-routes.js';
 
 export interface CreateAppOptions {
   registry: ProviderRegistry;
@@ -39,6 +40,8 @@ export interface CreateAppOptions {
   redactor?: SecretRedactor;
   /** For rate limits; injectable for tests. */
   now?: () => number;
+  /** The built web UI served at `/` (apps/web/dist); absent: `/` says how to build it. */
+  webDirectory?: string;
 }
 
 const defaultRateLimit: RateLimit = { limit: 20, windowMilliseconds: 60_000 };
@@ -191,6 +194,7 @@ export function createApp(options: CreateAppOptions) {
     .route('/api', createSystemRoutes(operations))
     .route('/api', createInstanceRoutes(operations))
     .route('/api', createSidecarRoutes(operations, { logger }));
+  app.route('/', createWebRoutes(options.webDirectory));
   return Object.assign(routes, { operations });
 }
 

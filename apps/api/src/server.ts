@@ -9,6 +9,7 @@ import {
   ensureApiToken,
   resolveDataDirectory,
 } from './security/api-token.js';
+import { defaultWebDirectory } from './web-routes.js';
 
 export const defaultPort = 7878;
 export const defaultHost = '127.0.0.1';
@@ -67,6 +68,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     logger,
     dataDirectory,
     token: createTokenFileSource(dataDirectory),
+    webDirectory: options.webDirectory ?? defaultWebDirectory(),
   });
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
