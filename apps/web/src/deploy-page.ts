@@ -165,7 +165,7 @@ export async function renderDeployPage(root: HTMLElement, options: DeployPageOpt
     targets.map((target) =>
       h(
         'option',
-        { value: target.id, selected: target === available[0], disabled: !target.detection.available },
+        { value: target.id, selected: target === (available[0] ?? targets[0]) },
         `${target.displayName ?? target.id}${target.detection.available ? '' : ' (unavailable)'}`,
       ),
     ),

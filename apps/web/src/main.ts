@@ -27,7 +27,7 @@ function showTokenGate(notice?: string): void {
   const message = h('p', { class: 'form-error', role: 'alert' }, notice ?? '');
   const form = h(
     'form',
-    { class: 'token-gate', 'aria-label': 'API token' },
+    { class: 'token-gate', 'aria-label': 'Sign in' },
     h('h1', {}, 'keyward'),
     h('div', { class: 'field' }, h('label', { for: id }, 'API token'), input, h('small', { class: 'hint', id: `${id}-hint` }, 'In the data directory (~/.keyward/api-token). Kept for this browser session only.')),
     message,
