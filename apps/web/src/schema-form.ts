@@ -46,6 +46,7 @@ const humanize = (name: string) =>
   name
     .replace(/([a-z])([A-Z])/g, '$1 $2')
     .replace(/[_-]/g, ' ')
+    .toLowerCase()
     .replace(/^./, (letter) => letter.toUpperCase());
 
 function typeOf(schema: JsonSchema): string | undefined {
