@@ -23,6 +23,16 @@ pnpm install --frozen-lockfile >&2
 say "starting podman's API socket"
 eval "$(sh scripts/ci/start-podman.sh)"
 
+# The web UI's end-to-end tests drive Debian's Chromium through playwright-core
+# (`npx playwright install` cannot download browsers on these machines).
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium (apt-get) for the web UI tests"
+  sudo_prefix=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_prefix="sudo"; fi
+  $sudo_prefix apt-get update >&2
+  $sudo_prefix apt-get install -y chromium >&2
+fi
+
 say "building packages"
 pnpm build >&2
 

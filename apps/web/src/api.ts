@@ -74,7 +74,9 @@ export class Api {
   }
 
   deploy(spec: InstanceSpecInput): Promise<JobAccepted> {
-    return this.rpc.api.instances.$post({ json: spec, query: {} }).then((response) => ok<JobAccepted>(response));
+    return this.rpc.api.instances
+      .$post({ json: spec, query: {} })
+      .then((response) => ok<JobAccepted>(response));
   }
 
   lifecycle(name: string, action: LifecycleAction, target?: string): Promise<unknown> {

@@ -43,7 +43,12 @@ export async function renderCredentialsPanel(
     return;
   }
   const existing: ExistingRow[] = (view.credentials ?? []).map((credential) => {
-    const row: ExistingRow = { credential, removed: false, replacement: undefined, element: h('li', { class: 'credential' }) };
+    const row: ExistingRow = {
+      credential,
+      removed: false,
+      replacement: undefined,
+      element: h('li', { class: 'credential' }),
+    };
     const replaceHolder = h('div', { class: 'replace' });
     const replaceButton = h('button', { type: 'button', class: 'secondary' }, 'Replace secret');
     const removeButton = h('button', { type: 'button', class: 'secondary danger' }, 'Remove');
@@ -57,11 +62,28 @@ export async function renderCredentialsPanel(
       }
       const secretId = uniqueId('replace-secret');
       const hostsId = uniqueId('replace-hosts');
-      const secret = h('input', { id: secretId, type: 'password', autocomplete: 'off', spellcheck: 'false', 'data-secret': 'true' });
-      const hosts = h('input', { id: hostsId, type: 'text', autocomplete: 'off', spellcheck: 'false', value: credential.allowedHosts.join(', ') });
+      const secret = h('input', {
+        id: secretId,
+        type: 'password',
+        autocomplete: 'off',
+        spellcheck: 'false',
+        'data-secret': 'true',
+      });
+      const hosts = h('input', {
+        id: hostsId,
+        type: 'text',
+        autocomplete: 'off',
+        spellcheck: 'false',
+        value: credential.allowedHosts.join(', '),
+      });
       row.replacement = { secret, hosts };
       replaceHolder.replaceChildren(
-        h('div', { class: 'field' }, h('label', { for: secretId }, `New secret for ${credential.name}`), secret),
+        h(
+          'div',
+          { class: 'field' },
+          h('label', { for: secretId }, `New secret for ${credential.name}`),
+          secret,
+        ),
         h('div', { class: 'field' }, h('label', { for: hostsId }, 'Allowed hosts (comma-separated)'), hosts),
       );
       replaceButton.textContent = 'Keep the current secret';
@@ -77,7 +99,9 @@ export async function renderCredentialsPanel(
       h('strong', { class: 'credential-name' }, credential.name),
       ' ',
       h('span', { class: 'hosts' }, credential.allowedHosts.join(', ') || '(no hosts)'),
-      credential.headerDst ? h('span', { class: 'hint' }, ` ${credential.headerDst}: ${credential.headerFmt ?? 'Bearer %s'}`) : null,
+      credential.headerDst
+        ? h('span', { class: 'hint' }, ` ${credential.headerDst}: ${credential.headerFmt ?? 'Bearer %s'}`)
+        : null,
       state,
       h('span', { class: 'row-actions' }, replaceButton, removeButton),
       replaceHolder,
@@ -88,22 +112,36 @@ export async function renderCredentialsPanel(
   const changeSchema = sidecar.schemas.change as JsonSchema | undefined;
   const listSchema = changeSchema?.properties?.['credentials'];
   const newRows: FormField | undefined = listSchema
-    ? buildField({ ...listSchema, description: 'New credentials: the secret is sent once and never shown again.' }, {
-        name: 'credentials',
-        label: 'New credentials',
-        required: false,
-      })
+    ? buildField(
+        { ...listSchema, description: 'New credentials: the secret is sent once and never shown again.' },
+        {
+          name: 'credentials',
+          label: 'New credentials',
+          required: false,
+        },
+      )
     : undefined;
   const message = h('div', { class: 'form-error', role: 'alert' });
   const progressHolder = h('div', { class: 'progress' });
   const apply = h('button', { type: 'submit', class: 'primary' }, 'Apply changes (one rotation)');
   const form = h(
     'form',
-    { class: 'credentials', novalidate: true, autocomplete: 'off', 'aria-label': `Credentials of ${instance.name}` },
+    {
+      class: 'credentials',
+      novalidate: true,
+      autocomplete: 'off',
+      'aria-label': `Credentials of ${instance.name}`,
+    },
     existing.length > 0
-      ? h('ul', { class: 'credential-list' }, existing.map((row) => row.element))
+      ? h(
+          'ul',
+          { class: 'credential-list' },
+          existing.map((row) => row.element),
+        )
       : h('p', {}, 'No credentials yet.'),
-    view.rotationJobId ? h('p', { class: 'warning' }, `A rotation is running (job ${view.rotationJobId}).`) : null,
+    view.rotationJobId
+      ? h('p', { class: 'warning' }, `A rotation is running (job ${view.rotationJobId}).`)
+      : null,
     newRows?.element,
     message,
     h('div', { class: 'actions' }, apply),
@@ -119,7 +157,8 @@ export async function renderCredentialsPanel(
     const kept = existing
       .filter((row) => !row.removed)
       .map((row) => {
-        if (!row.replacement || row.replacement.secret.value === '') return { name: row.credential.name, secret: '' };
+        if (!row.replacement || row.replacement.secret.value === '')
+          return { name: row.credential.name, secret: '' };
         return {
           name: row.credential.name,
           secret: row.replacement.secret.value,
@@ -158,12 +197,26 @@ export async function renderCredentialsPanel(
       if (error instanceof KeywardApiError && error.status === 409) {
         message.replaceChildren(h('p', {}, conflictMessage(error)));
       } else {
-        const problems = problemsOf(error).map((problem) => problem.replace(new RegExp(`^sidecars\\.${sidecar.id}\\.`), ''));
+        const problems = problemsOf(error).map((problem) =>
+          problem.replace(new RegExp(`^sidecars\\.${sidecar.id}\\.`), ''),
+        );
         const unplaced = showProblems(form, problems);
         replaceChildren(
           message,
-          h('p', {}, problems.length > 0 ? 'The API refused the change; see the messages next to the fields.' : describeError(error)),
-          unplaced.length > 0 ? h('ul', {}, unplaced.map((problem) => h('li', {}, problem))) : null,
+          h(
+            'p',
+            {},
+            problems.length > 0
+              ? 'The API refused the change; see the messages next to the fields.'
+              : describeError(error),
+          ),
+          unplaced.length > 0
+            ? h(
+                'ul',
+                {},
+                unplaced.map((problem) => h('li', {}, problem)),
+              )
+            : null,
         );
       }
     } finally {

@@ -21,12 +21,17 @@ const agentSchema: JsonSchema = {
   type: 'object',
   required: ['image', 'port'],
   properties: {
-    image: { type: 'string', title: 'Agent image', description: 'For example ghcr.io/openclaw/openclaw:latest' },
+    image: {
+      type: 'string',
+      title: 'Agent image',
+      description: 'For example ghcr.io/openclaw/openclaw:latest',
+    },
     port: { type: 'integer', title: 'Agent port', description: 'The port the agent listens on' },
     skillsDirectory: {
       type: 'string',
       title: 'Skills directory',
-      description: 'Absolute path where the agent reads SKILL.md files (sidecars that teach the agent need it)',
+      description:
+        'Absolute path where the agent reads SKILL.md files (sidecars that teach the agent need it)',
     },
     env: {
       type: 'object',
@@ -54,7 +59,11 @@ function targetStatus(target: Target): HTMLElement {
     { class: `target ${detection.available ? 'available' : 'unavailable'}` },
     h('strong', {}, target.displayName ?? target.id),
     ' ',
-    h('span', { class: `badge ${detection.available ? 'succeeded' : 'failed'}` }, detection.available ? 'available' : 'unavailable'),
+    h(
+      'span',
+      { class: `badge ${detection.available ? 'succeeded' : 'failed'}` },
+      detection.available ? 'available' : 'unavailable',
+    ),
     detection.available
       ? ` ${detection.runtime ? `${detection.runtime.name}${detection.runtime.version ? ` ${detection.runtime.version}` : ''}` : ''}${detection.runtime?.endpoint ? ` at ${detection.runtime.endpoint}` : ''}`
       : h(
@@ -76,17 +85,25 @@ interface SidecarSection {
 function sidecarSection(sidecar: SidecarDescription, networkMode: () => string): SidecarSection {
   const credential = isCredentialSidecar(sidecar);
   const id = uniqueId(`sidecar-${sidecar.id}`);
-  const title = credential ? `Credential Proxy (${sidecar.displayName ?? sidecar.id})` : (sidecar.displayName ?? sidecar.id);
+  const title = credential
+    ? `Credential Proxy (${sidecar.displayName ?? sidecar.id})`
+    : (sidecar.displayName ?? sidecar.id);
   const form = buildConfigForm(sidecar.schemas.config as JsonSchema, sidecar.id, title);
   const enabled = h('input', { type: 'checkbox', id, name: `sidecar-${sidecar.id}`, checked: credential });
   const body = h('div', { class: 'sidecar-body' }, form.element);
-  const errorSlot = h('p', { class: 'field-error', role: 'alert', 'data-error-for': `sidecars.${sidecar.id}` });
+  const errorSlot = h('p', {
+    class: 'field-error',
+    role: 'alert',
+    'data-error-for': `sidecars.${sidecar.id}`,
+  });
   const sync = () => {
     body.hidden = !enabled.checked;
   };
   enabled.addEventListener('change', sync);
   sync();
-  const requires = sidecar.requires.filter((requirement) => !requirement.optional).map((requirement) => requirement.provider);
+  const requires = sidecar.requires
+    .filter((requirement) => !requirement.optional)
+    .map((requirement) => requirement.provider);
   return {
     sidecar,
     enabled,
@@ -110,7 +127,11 @@ function sidecarSection(sidecar: SidecarDescription, networkMode: () => string):
       ),
       requires.length > 0 ? h('p', { class: 'hint' }, `Needs: ${requires.join(', ')}.`) : null,
       sidecar.networkModes.length < 2
-        ? h('p', { class: 'hint' }, `Network modes: ${sidecar.networkModes.join(', ')} (now ${networkMode()}).`)
+        ? h(
+            'p',
+            { class: 'hint' },
+            `Network modes: ${sidecar.networkModes.join(', ')} (now ${networkMode()}).`,
+          )
         : null,
       errorSlot,
       body,
@@ -132,7 +153,8 @@ export function readSpec(parts: {
 }): InstanceSpecInput {
   const sidecars: Record<string, unknown> = {};
   for (const section of parts.sidecars) {
-    if (section.enabled.checked) sidecars[section.sidecar.id] = section.form.read(`sidecars.${section.sidecar.id}`) ?? {};
+    if (section.enabled.checked)
+      sidecars[section.sidecar.id] = section.form.read(`sidecars.${section.sidecar.id}`) ?? {};
   }
   const agent = (parts.agent.read('agent') as Record<string, unknown> | undefined) ?? {};
   return {
@@ -153,7 +175,9 @@ export async function renderDeployPage(root: HTMLElement, options: DeployPageOpt
   try {
     [providers, targets] = await Promise.all([api.providers(), api.targets()]);
   } catch (error) {
-    root.replaceChildren(h('p', { class: 'failure', role: 'alert' }, `Could not load: ${describeError(error)}`));
+    root.replaceChildren(
+      h('p', { class: 'failure', role: 'alert' }, `Could not load: ${describeError(error)}`),
+    );
     return;
   }
 
@@ -176,10 +200,13 @@ export async function renderDeployPage(root: HTMLElement, options: DeployPageOpt
     const schema = providers.targets.find((target) => target.id === targetSelect.value)?.schemas.options as
       | JsonSchema
       | undefined;
-    targetOptions = schema?.properties && Object.keys(schema.properties).length > 0
-      ? buildConfigForm(schema, 'targetOptions', 'Target options')
-      : undefined;
-    targetOptionsHolder.replaceChildren(...(targetOptions ? [h('h3', {}, 'Target options'), targetOptions.element] : []));
+    targetOptions =
+      schema?.properties && Object.keys(schema.properties).length > 0
+        ? buildConfigForm(schema, 'targetOptions', 'Target options')
+        : undefined;
+    targetOptionsHolder.replaceChildren(
+      ...(targetOptions ? [h('h3', {}, 'Target options'), targetOptions.element] : []),
+    );
   };
   targetSelect.addEventListener('change', syncTarget);
   syncTarget();
@@ -221,7 +248,11 @@ export async function renderDeployPage(root: HTMLElement, options: DeployPageOpt
         'div',
         { class: 'warning', role: 'note' },
         h('strong', {}, 'Plugins that failed to load:'),
-        h('ul', {}, providers.loadErrors.map((item) => h('li', {}, `${item.source}: ${item.message} (${item.code})`))),
+        h(
+          'ul',
+          {},
+          providers.loadErrors.map((item) => h('li', {}, `${item.source}: ${item.message} (${item.code})`)),
+        ),
       )
     : null;
 
@@ -239,9 +270,21 @@ export async function renderDeployPage(root: HTMLElement, options: DeployPageOpt
       h('div', { class: 'field' }, h('label', { for: targetSelectId }, 'Deploy to'), targetSelect),
       targetOptionsHolder,
     ),
-    h('section', { 'aria-labelledby': 'agent-title' }, h('h2', { id: 'agent-title' }, 'Agent'), name.element, agent.element),
+    h(
+      'section',
+      { 'aria-labelledby': 'agent-title' },
+      h('h2', { id: 'agent-title' }, 'Agent'),
+      name.element,
+      agent.element,
+    ),
     networkFieldset,
-    h('section', { 'aria-labelledby': 'sidecars-title' }, h('h2', { id: 'sidecars-title' }, 'Sidecars'), loadErrors, sections.map((section) => section.element)),
+    h(
+      'section',
+      { 'aria-labelledby': 'sidecars-title' },
+      h('h2', { id: 'sidecars-title' }, 'Sidecars'),
+      loadErrors,
+      sections.map((section) => section.element),
+    ),
     formError,
     h('div', { class: 'actions' }, submit),
   );
@@ -266,7 +309,8 @@ export async function renderDeployPage(root: HTMLElement, options: DeployPageOpt
       // The secrets went to the server; none stays in the page.
       for (const section of sections) section.form.clearSecrets();
       showProblems(form, []);
-      for (const warning of accepted.warnings) formError.append(h('p', { class: 'warning' }, warning.message));
+      for (const warning of accepted.warnings)
+        formError.append(h('p', { class: 'warning' }, warning.message));
       const view = new JobProgressView(`Deploying ${accepted.instance} to ${accepted.target}`);
       progressHolder.replaceChildren(view.element);
       view.element.scrollIntoView?.({ block: 'nearest' });
@@ -274,7 +318,15 @@ export async function renderDeployPage(root: HTMLElement, options: DeployPageOpt
       view.finish(outcome, `${accepted.instance} is deployed and running.`);
       if (outcome.succeeded) {
         progressHolder.append(
-          h('p', {}, h('a', { href: `#/instances/${encodeURIComponent(accepted.instance)}` }, `Open ${accepted.instance}`)),
+          h(
+            'p',
+            {},
+            h(
+              'a',
+              { href: `#/instances/${encodeURIComponent(accepted.instance)}` },
+              `Open ${accepted.instance}`,
+            ),
+          ),
         );
         options.onDeployed?.(accepted.instance);
       }
@@ -282,8 +334,20 @@ export async function renderDeployPage(root: HTMLElement, options: DeployPageOpt
       const unplaced = showProblems(form, problemsOf(error));
       replaceChildren(
         formError,
-        h('p', {}, problemsOf(error).length > 0 ? 'The API refused the spec; see the messages next to the fields.' : describeError(error)),
-        unplaced.length > 0 ? h('ul', {}, unplaced.map((problem) => h('li', {}, problem))) : null,
+        h(
+          'p',
+          {},
+          problemsOf(error).length > 0
+            ? 'The API refused the spec; see the messages next to the fields.'
+            : describeError(error),
+        ),
+        unplaced.length > 0
+          ? h(
+              'ul',
+              {},
+              unplaced.map((problem) => h('li', {}, problem)),
+            )
+          : null,
       );
       form.querySelector<HTMLElement>('[aria-invalid=true]')?.focus();
     } finally {

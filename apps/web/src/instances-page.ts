@@ -28,7 +28,13 @@ export async function renderInstancesPage(root: HTMLElement, options: InstancesP
   const tableHolder = h('div', { class: 'table-holder' });
   const detail = h('div', { class: 'detail' });
   const refresh = h('button', { type: 'button', class: 'secondary' }, 'Refresh');
-  root.replaceChildren(h('h1', {}, 'Instances'), h('div', { class: 'actions' }, refresh), status, tableHolder, detail);
+  root.replaceChildren(
+    h('h1', {}, 'Instances'),
+    h('div', { class: 'actions' }, refresh),
+    status,
+    tableHolder,
+    detail,
+  );
   let providers: Providers | undefined;
   api
     .providers()
@@ -42,7 +48,9 @@ export async function renderInstancesPage(root: HTMLElement, options: InstancesP
       const list = await api.instances();
       tableHolder.replaceChildren(table(list.instances));
       for (const error of list.errors) {
-        tableHolder.append(h('p', { class: 'warning' }, `Target ${error.target}: ${error.message} (${error.code})`));
+        tableHolder.append(
+          h('p', { class: 'warning' }, `Target ${error.target}: ${error.message} (${error.code})`),
+        );
       }
       return list.instances;
     } catch (error) {
@@ -68,7 +76,8 @@ export async function renderInstancesPage(root: HTMLElement, options: InstancesP
   };
 
   const table = (instances: InstanceSummary[]) => {
-    if (instances.length === 0) return h('p', {}, 'No instances. ', h('a', { href: '#/deploy' }, 'Deploy one.'));
+    if (instances.length === 0)
+      return h('p', {}, 'No instances. ', h('a', { href: '#/deploy' }, 'Deploy one.'));
     return h(
       'table',
       { class: 'instances' },
@@ -76,7 +85,13 @@ export async function renderInstancesPage(root: HTMLElement, options: InstancesP
       h(
         'thead',
         {},
-        h('tr', {}, ['Name', 'State', 'Target', 'Network', 'Sidecars', 'Agent URL', 'Actions'].map((title) => h('th', { scope: 'col' }, title))),
+        h(
+          'tr',
+          {},
+          ['Name', 'State', 'Target', 'Network', 'Sidecars', 'Agent URL', 'Actions'].map((title) =>
+            h('th', { scope: 'col' }, title),
+          ),
+        ),
       ),
       h(
         'tbody',
@@ -84,12 +99,20 @@ export async function renderInstancesPage(root: HTMLElement, options: InstancesP
         instances.map((instance) => {
           const confirmHolder = h('span', { class: 'confirm' });
           const button = (action: LifecycleAction) => {
-            const element = h('button', { type: 'button', class: 'secondary' }, action[0]!.toUpperCase() + action.slice(1));
+            const element = h(
+              'button',
+              { type: 'button', class: 'secondary' },
+              action[0]!.toUpperCase() + action.slice(1),
+            );
             element.setAttribute('aria-label', `${action} ${instance.name}`);
             element.addEventListener('click', () => void act(instance, action));
             return element;
           };
-          const remove = h('button', { type: 'button', class: 'secondary danger', 'aria-label': `Delete ${instance.name}` }, 'Delete');
+          const remove = h(
+            'button',
+            { type: 'button', class: 'secondary danger', 'aria-label': `Delete ${instance.name}` },
+            'Delete',
+          );
           remove.addEventListener('click', () => {
             const yes = h('button', { type: 'button', class: 'danger' }, `Yes, delete ${instance.name}`);
             const no = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
@@ -99,7 +122,11 @@ export async function renderInstancesPage(root: HTMLElement, options: InstancesP
               remove.focus();
             });
             confirmHolder.replaceChildren(
-              h('span', { role: 'alert' }, ` Delete ${instance.name}, its containers, networks and volumes? `),
+              h(
+                'span',
+                { role: 'alert' },
+                ` Delete ${instance.name}, its containers, networks and volumes? `,
+              ),
               yes,
               no,
             );
@@ -108,12 +135,26 @@ export async function renderInstancesPage(root: HTMLElement, options: InstancesP
           return h(
             'tr',
             { 'data-instance': instance.name },
-            h('th', { scope: 'row' }, h('a', { href: `#/instances/${encodeURIComponent(instance.name)}` }, instance.name)),
+            h(
+              'th',
+              { scope: 'row' },
+              h('a', { href: `#/instances/${encodeURIComponent(instance.name)}` }, instance.name),
+            ),
             h('td', {}, h('span', { class: `badge ${instance.state}` }, instance.state)),
             h('td', {}, instance.target),
             h('td', {}, instance.networkMode),
             h('td', {}, sidecarsOf(instance).join(', ') || '—'),
-            h('td', {}, instance.agentUrl ? h('a', { href: instance.agentUrl, rel: 'noreferrer noopener', target: '_blank' }, instance.agentUrl) : '—'),
+            h(
+              'td',
+              {},
+              instance.agentUrl
+                ? h(
+                    'a',
+                    { href: instance.agentUrl, rel: 'noreferrer noopener', target: '_blank' },
+                    instance.agentUrl,
+                  )
+                : '—',
+            ),
             h(
               'td',
               { class: 'row-actions' },
@@ -156,7 +197,13 @@ function renderDetail(
       'ul',
       { class: 'containers' },
       instance.containers.map((container) =>
-        h('li', {}, h('strong', {}, container.name), ` (${container.providerId}) ${container.image} — `, h('span', { class: `badge ${container.running ? 'running' : 'stopped'}` }, container.state)),
+        h(
+          'li',
+          {},
+          h('strong', {}, container.name),
+          ` (${container.providerId}) ${container.image} — `,
+          h('span', { class: `badge ${container.running ? 'running' : 'stopped'}` }, container.state),
+        ),
       ),
     ),
     credentials,
@@ -180,9 +227,16 @@ function renderLogs(root: HTMLElement, api: Api, instance: InstanceSummary, sign
   const select = h(
     'select',
     { id: selectId },
-    instance.containers.map((container) => h('option', { value: container.name }, `${container.name} (${container.providerId})`)),
+    instance.containers.map((container) =>
+      h('option', { value: container.name }, `${container.name} (${container.providerId})`),
+    ),
   );
-  const output = h('pre', { class: 'log-output', tabindex: '0', 'aria-label': 'Log lines', 'aria-live': 'off' });
+  const output = h('pre', {
+    class: 'log-output',
+    tabindex: '0',
+    'aria-label': 'Log lines',
+    'aria-live': 'off',
+  });
   const follow = h('button', { type: 'button', class: 'secondary' }, 'Follow');
   const state = h('span', { class: 'status', role: 'status' });
   let running: AbortController | undefined;
@@ -205,7 +259,11 @@ function renderLogs(root: HTMLElement, api: Api, instance: InstanceSummary, sign
     state.textContent = `Following ${select.value}…`;
     void (async () => {
       try {
-        for await (const line of api.logs(instance.name, { container: select.value, tail: 200, signal: controller.signal })) {
+        for await (const line of api.logs(instance.name, {
+          container: select.value,
+          tail: 200,
+          signal: controller.signal,
+        })) {
           const lines = `${output.textContent ?? ''}${line.line}\n`.split('\n');
           output.textContent = lines.slice(-500).join('\n');
           output.scrollTop = output.scrollHeight;
@@ -234,7 +292,9 @@ function renderVerify(root: HTMLElement, api: Api, instance: InstanceSummary): v
     void api
       .verify(instance.name, instance.target)
       .then((report) => result.replaceChildren(...verifyReport(report)))
-      .catch((error) => result.replaceChildren(h('p', { class: 'failure', role: 'alert' }, describeError(error))))
+      .catch((error) =>
+        result.replaceChildren(h('p', { class: 'failure', role: 'alert' }, describeError(error))),
+      )
       .finally(() => {
         run.disabled = false;
       });
@@ -249,11 +309,23 @@ function renderVerify(root: HTMLElement, api: Api, instance: InstanceSummary): v
 
 export function verifyReport(report: VerifyReport): HTMLElement[] {
   return [
-    h('p', { class: report.passed ? 'success' : 'failure', role: 'status' }, report.passed ? 'Every check passed.' : 'Some checks failed.'),
+    h(
+      'p',
+      { class: report.passed ? 'success' : 'failure', role: 'status' },
+      report.passed ? 'Every check passed.' : 'Some checks failed.',
+    ),
     h(
       'table',
       { class: 'checks' },
-      h('thead', {}, h('tr', {}, ['Check', 'Owner', 'Result', 'Evidence'].map((title) => h('th', { scope: 'col' }, title)))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Check', 'Owner', 'Result', 'Evidence'].map((title) => h('th', { scope: 'col' }, title)),
+        ),
+      ),
       h(
         'tbody',
         {},
@@ -263,7 +335,15 @@ export function verifyReport(report: VerifyReport): HTMLElement[] {
             {},
             h('th', { scope: 'row' }, check.name, h('br'), h('small', { class: 'hint' }, check.description)),
             h('td', {}, check.providerId),
-            h('td', {}, h('span', { class: `badge ${check.passed ? 'succeeded' : 'failed'}` }, check.passed ? 'passed' : 'failed')),
+            h(
+              'td',
+              {},
+              h(
+                'span',
+                { class: `badge ${check.passed ? 'succeeded' : 'failed'}` },
+                check.passed ? 'passed' : 'failed',
+              ),
+            ),
             h('td', {}, h('code', { class: 'evidence' }, check.evidence)),
           ),
         ),

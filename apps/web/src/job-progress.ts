@@ -23,7 +23,13 @@ export class JobProgressView {
   constructor(title: string) {
     this.#list = h('ol', { class: 'steps' });
     this.#summary = h('p', { class: 'job-summary', role: 'status', 'aria-live': 'polite' }, 'Starting…');
-    this.element = h('section', { class: 'job', 'aria-label': title }, h('h3', {}, title), this.#list, this.#summary);
+    this.element = h(
+      'section',
+      { class: 'job', 'aria-label': title },
+      h('h3', {}, title),
+      this.#list,
+      this.#summary,
+    );
   }
 
   apply(event: JobEvent, outcome: JobOutcome): void {
@@ -64,7 +70,9 @@ export class JobProgressView {
       return;
     }
     const rolledBack =
-      outcome.rolledBack.length > 0 ? ` Rolled back: ${outcome.rolledBack.join(' → ')}.` : ' Nothing was rolled back.';
+      outcome.rolledBack.length > 0
+        ? ` Rolled back: ${outcome.rolledBack.join(' → ')}.`
+        : ' Nothing was rolled back.';
     this.#summary.textContent = `Failed${outcome.failedStep ? ` at step "${outcome.failedStep}"` : ''}: ${outcome.message ?? 'unknown error'}.${rolledBack}${failureExtra}`;
   }
 }

@@ -14,7 +14,9 @@ function transport(): typeof fetch {
     const response = await fetch(input, init);
     if (response.status === 401) {
       forgetToken();
-      queueMicrotask(() => showTokenGate('The API refused the saved token (it may have been rotated). Paste the current one.'));
+      queueMicrotask(() =>
+        showTokenGate('The API refused the saved token (it may have been rotated). Paste the current one.'),
+      );
     }
     return response;
   };
@@ -23,13 +25,30 @@ function transport(): typeof fetch {
 function showTokenGate(notice?: string): void {
   pageAbort.abort();
   const id = uniqueId('token');
-  const input = h('input', { id, type: 'password', autocomplete: 'off', spellcheck: 'false', required: true, 'aria-describedby': `${id}-hint` });
+  const input = h('input', {
+    id,
+    type: 'password',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    required: true,
+    'aria-describedby': `${id}-hint`,
+  });
   const message = h('p', { class: 'form-error', role: 'alert' }, notice ?? '');
   const form = h(
     'form',
     { class: 'token-gate', 'aria-label': 'Sign in' },
     h('h1', {}, 'keyward'),
-    h('div', { class: 'field' }, h('label', { for: id }, 'API token'), input, h('small', { class: 'hint', id: `${id}-hint` }, 'In the data directory (~/.keyward/api-token). Kept for this browser session only.')),
+    h(
+      'div',
+      { class: 'field' },
+      h('label', { for: id }, 'API token'),
+      input,
+      h(
+        'small',
+        { class: 'hint', id: `${id}-hint` },
+        'In the data directory (~/.keyward/api-token). Kept for this browser session only.',
+      ),
+    ),
     message,
     h('button', { type: 'submit', class: 'primary' }, 'Continue'),
   );
@@ -46,7 +65,8 @@ function showTokenGate(notice?: string): void {
       .checkToken()
       .then((accepted) => {
         if (!accepted) {
-          message.textContent = 'Wrong token: the API refused it (401). Use the one in ~/.keyward/api-token, or rotate it with "keyward token rotate".';
+          message.textContent =
+            'Wrong token: the API refused it (401). Use the one in ~/.keyward/api-token, or rotate it with "keyward token rotate".';
           input.focus();
           return;
         }

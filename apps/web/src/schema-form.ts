@@ -25,6 +25,7 @@ export type JsonSchema = {
   maxLength?: number;
   additionalProperties?: boolean | JsonSchema;
   $ref?: string;
+  [keyword: string]: unknown;
 };
 
 export interface FormField {
@@ -61,7 +62,8 @@ function variants(schema: JsonSchema): JsonSchema[] | undefined {
 /** The constant property that tells the variants of a union of objects apart (`type`). */
 function discriminator(options: JsonSchema[]): string | undefined {
   const first = options[0]?.properties;
-  if (!first || !options.every((option) => typeOf(option) === 'object' || option.properties)) return undefined;
+  if (!first || !options.every((option) => typeOf(option) === 'object' || option.properties))
+    return undefined;
   return Object.keys(first).find((key) =>
     options.every((option) => option.properties?.[key]?.const !== undefined),
   );
@@ -75,10 +77,25 @@ function setPath(slot: HTMLElement, path: string): void {
   slot.dataset['errorFor'] = path;
 }
 
-function describedLabel(label: string, required: boolean, description: string | undefined, id: string): Child[] {
+/** Label, control, hint, error: in that order so the grid puts the control beside its label. */
+function fieldParts(
+  label: string,
+  required: boolean,
+  description: string | undefined,
+  id: string,
+  control: HTMLElement,
+  slot: HTMLElement,
+): Child[] {
   return [
-    h('label', { for: id }, label, required ? h('span', { class: 'required', 'aria-hidden': 'true' }, ' *') : null),
+    h(
+      'label',
+      { for: id },
+      label,
+      required ? h('span', { class: 'required', 'aria-hidden': 'true' }, ' *') : null,
+    ),
+    control,
     description ? h('small', { class: 'hint', id: `${id}-hint` }, description) : null,
+    slot,
   ];
 }
 
@@ -90,23 +107,41 @@ interface BuildOptions {
 
 export function buildField(schema: JsonSchema, options: BuildOptions): FormField {
   const label = options.label ?? schema.title ?? humanize(options.name);
-  const options_ = variants(schema);
+  const allVariants = variants(schema);
+  const options_ = allVariants?.filter((option) => typeOf(option) !== 'null' && option.type !== 'null');
+  if (options_ && options_.length === 1) {
+    return buildField(
+      {
+        ...options_[0]!,
+        description: schema.description ?? options_[0]!.description,
+        default: schema.default,
+      },
+      options,
+    );
+  }
   if (options_) {
     const strings = options_.filter((option) => typeOf(option) === 'string' && option.enum === undefined);
     const stringList = options_.find(
       (option) => typeOf(option) === 'array' && typeOf(option.items ?? {}) === 'string',
     );
-    if (stringList) return stringListField({ ...stringList, description: schema.description ?? stringList.description }, options, label);
+    if (stringList)
+      return stringListField(
+        { ...stringList, description: schema.description ?? stringList.description },
+        options,
+        label,
+      );
     const key = discriminator(options_);
     if (key) return unionField(schema, options_, key, options, label);
-    if (strings.length > 0 && strings.length === options_.length) return scalarField(strings[0]!, options, label);
+    if (strings.length > 0 && strings.length === options_.length)
+      return scalarField(strings[0]!, options, label);
   }
   const type = typeOf(schema);
   if (type === 'object' && schema.properties) return objectField(schema, options, label);
   if (type === 'array' && schema.items && typeOf(schema.items) === 'object') {
     return rowsField(schema, options, label);
   }
-  if (type === 'array' && typeOf(schema.items ?? {}) === 'string') return stringListField(schema, options, label);
+  if (type === 'array' && typeOf(schema.items ?? {}) === 'string')
+    return stringListField(schema, options, label);
   if (type === 'object' && schema.additionalProperties && typeof schema.additionalProperties === 'object') {
     return keyValueField(schema, options, label);
   }
@@ -141,7 +176,9 @@ function scalarField(schema: JsonSchema, options: BuildOptions, label: string): 
       autocomplete: 'off',
       spellcheck: 'false',
       placeholder:
-        schema.default !== undefined && typeof schema.default !== 'object' ? String(schema.default) : undefined,
+        schema.default !== undefined && typeof schema.default !== 'object'
+          ? String(schema.default)
+          : undefined,
       'aria-describedby': schema.description ? `${id}-hint` : undefined,
       'aria-required': options.required ? 'true' : undefined,
       'data-secret': secret ? 'true' : undefined,
@@ -150,9 +187,7 @@ function scalarField(schema: JsonSchema, options: BuildOptions, label: string): 
   const wrapper = h(
     'div',
     { class: type === 'boolean' ? 'field field-checkbox' : 'field' },
-    describedLabel(label, options.required, schema.description, id),
-    input,
-    slot,
+    fieldParts(label, options.required, schema.description, id, input, slot),
   );
   return {
     element: wrapper,
@@ -191,9 +226,14 @@ function stringListField(schema: JsonSchema, options: BuildOptions, label: strin
     element: h(
       'div',
       { class: 'field' },
-      describedLabel(label, options.required, `${schema.description ? `${schema.description} ` : ''}(comma-separated)`, id),
-      input,
-      slot,
+      fieldParts(
+        label,
+        options.required,
+        `${schema.description ? `${schema.description} ` : ''}(comma-separated)`,
+        id,
+        input,
+        slot,
+      ),
     ),
     read(path) {
       setPath(slot, path);
@@ -212,10 +252,13 @@ function objectField(schema: JsonSchema, options: BuildOptions, label: string, l
   const required = new Set(schema.required ?? []);
   const children = Object.entries(schema.properties ?? {})
     .filter(([, property]) => property.const === undefined)
-    .map(([name, property]) => ({ name, field: buildField(property, { name, required: required.has(name) }) }));
+    .map(([name, property]) => ({
+      name,
+      field: buildField(property, { name, required: required.has(name) }),
+    }));
   const element = h(
     'fieldset',
-    { class: 'object' },
+    { class: legend ? 'object' : 'object plain' },
     legend ? h('legend', {}, label) : null,
     schema.description && legend ? h('p', { class: 'hint' }, schema.description) : null,
     slot,
@@ -266,7 +309,8 @@ function unionField(
     }
     const rest = { ...variant, properties: { ...variant.properties } };
     delete rest.properties[key];
-    const field = Object.keys(rest.properties).length > 0 ? objectField(rest, options, label, false) : undefined;
+    const field =
+      Object.keys(rest.properties).length > 0 ? objectField(rest, options, label, false) : undefined;
     current = { value: variant.properties?.[key]?.const, field };
     body.replaceChildren(...(field ? [field.element] : []));
   };
@@ -356,7 +400,11 @@ function keyValueField(schema: JsonSchema, options: BuildOptions, label: string)
     placeholder: 'NAME=value, one per line',
   });
   return {
-    element: h('div', { class: 'field' }, describedLabel(label, options.required, schema.description, id), input, slot),
+    element: h(
+      'div',
+      { class: 'field' },
+      fieldParts(label, options.required, schema.description, id, input, slot),
+    ),
     read(path) {
       setPath(slot, path);
       return parseKeyValueLines(input.value);
@@ -386,9 +434,7 @@ function jsonField(schema: JsonSchema, options: BuildOptions, label: string): Fo
     element: h(
       'div',
       { class: 'field' },
-      describedLabel(label, options.required, `${schema.description ?? ''} (JSON)`.trim(), id),
-      input,
-      slot,
+      fieldParts(label, options.required, `${schema.description ?? ''} (JSON)`.trim(), id, input, slot),
     ),
     read(path) {
       setPath(slot, path);
@@ -405,7 +451,8 @@ function jsonField(schema: JsonSchema, options: BuildOptions, label: string): Fo
 
 /** A sidecar's whole config form (its top-level object without a legend). */
 export function buildConfigForm(schema: JsonSchema, name: string, label: string): FormField {
-  if (typeOf(schema) === 'object' && schema.properties) return objectField(schema, { name, required: true }, label, false);
+  if (typeOf(schema) === 'object' && schema.properties)
+    return objectField(schema, { name, required: true }, label, false);
   return buildField(schema, { name, label, required: true });
 }
 

@@ -34,12 +34,20 @@ const credentialProxySchema: JsonSchema = {
               {
                 type: 'object',
                 required: ['type'],
-                properties: { type: { type: 'string', const: 'inject_hmac' }, hash: { type: 'string', const: 'sha256' }, dst: { type: 'string' } },
+                properties: {
+                  type: { type: 'string', const: 'inject_hmac' },
+                  hash: { type: 'string', const: 'sha256' },
+                  dst: { type: 'string' },
+                },
               },
               {
                 type: 'object',
                 required: ['type', 'accessKeyId'],
-                properties: { type: { type: 'string', const: 'sigv4' }, accessKeyId: { type: 'string' }, noSwap: { type: 'boolean' } },
+                properties: {
+                  type: { type: 'string', const: 'sigv4' },
+                  accessKeyId: { type: 'string' },
+                  noSwap: { type: 'boolean' },
+                },
               },
             ],
           },
@@ -58,7 +66,9 @@ function mount(schema: JsonSchema, name = 'tokenizer') {
 }
 
 function input(label: string, within: ParentNode = document): HTMLInputElement | HTMLSelectElement {
-  const labelElement = [...within.querySelectorAll('label')].find((element) => element.textContent?.replace(' *', '') === label);
+  const labelElement = [...within.querySelectorAll('label')].find(
+    (element) => element.textContent?.replace(' *', '') === label,
+  );
   if (!labelElement) throw new Error(`no label "${label}"`);
   return document.getElementById(labelElement.htmlFor) as HTMLInputElement;
 }
@@ -141,7 +151,9 @@ describe('forms built from a provider config schema', () => {
     expect(errorOf(rows[0]!, 'Name')).toBe('must not be empty; write a name such as "github"');
     expect(errorOf(rows[1]!, 'Allowed hosts')).toContain('must be a list of hostnames');
     expect(input('Name', rows[0]!).getAttribute('aria-invalid')).toBe('true');
-    expect(rows[0]!.querySelector('fieldset.union .field-error')?.textContent).toBe('type: must be one of the processors');
+    expect(rows[0]!.querySelector('fieldset.union .field-error')?.textContent).toBe(
+      'type: must be one of the processors',
+    );
     // A new submit clears the old messages.
     showProblems(document, []);
     expect(document.querySelector('[aria-invalid]')).toBeNull();
@@ -163,13 +175,20 @@ describe('forms built from a provider config schema', () => {
       'greeter',
     );
     expect(input('Greeting').getAttribute('aria-required')).toBe('true');
-    expect(document.getElementById(`${input('Greeting').id}-hint`)?.textContent).toBe('What the greeter says');
+    expect(document.getElementById(`${input('Greeting').id}-hint`)?.textContent).toBe(
+      'What the greeter says',
+    );
     expect((input('Api key') as HTMLInputElement).type).toBe('password');
     type(input('Greeting'), 'hello');
     type(input('Language'), 'fr');
     (input('Loud') as HTMLInputElement).checked = true;
     (input('Extra') as unknown as HTMLTextAreaElement).value = '{"a":1}';
-    expect(form.read('sidecars.greeter')).toEqual({ greeting: 'hello', language: 'fr', loud: true, extra: { a: 1 } });
+    expect(form.read('sidecars.greeter')).toEqual({
+      greeting: 'hello',
+      language: 'fr',
+      loud: true,
+      extra: { a: 1 },
+    });
     for (const label of document.querySelectorAll('label')) {
       expect(document.getElementById(label.htmlFor), label.textContent ?? '').not.toBeNull();
     }
@@ -205,8 +224,20 @@ describe('messages', () => {
       ...verifyReport({
         passed: false,
         checks: [
-          { name: 'direct-egress-blocked', providerId: 'local', description: 'No route out', passed: true, evidence: 'connect ENETUNREACH' },
-          { name: 'proxied-request-injected', providerId: 'tokenizer', description: 'Injects', passed: false, evidence: 'got 401' },
+          {
+            name: 'direct-egress-blocked',
+            providerId: 'local',
+            description: 'No route out',
+            passed: true,
+            evidence: 'connect ENETUNREACH',
+          },
+          {
+            name: 'proxied-request-injected',
+            providerId: 'tokenizer',
+            description: 'Injects',
+            passed: false,
+            evidence: 'got 401',
+          },
         ],
       }),
     );
