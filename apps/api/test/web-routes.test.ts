@@ -33,7 +33,9 @@ describe('the web UI routes', () => {
   it('refuse paths outside the directory, and leave /api alone', async () => {
     const { app } = createHarness({ app: { webDirectory: webDirectory() } });
     expect((await app.request('/..%2Foutside.txt')).status).toBe(404);
-    expect((await app.request('/api/nothing-here', { headers: { authorization: `Bearer ${testToken}` } })).status).toBe(404);
+    expect(
+      (await app.request('/api/nothing-here', { headers: { authorization: `Bearer ${testToken}` } })).status,
+    ).toBe(404);
     expect((await app.request('/api/instances')).status).toBe(401);
   });
 

@@ -189,7 +189,9 @@ describe('the web UI in Chromium against the API on real podman', () => {
     await panel.getByLabel(/^Secret/).fill(addedSecret);
     await panel.getByLabel('Allowed hosts').fill('api.example.com');
     await panel.getByRole('button', { name: /Apply changes/ }).click();
-    await expectNoSecret('rotation submitted');
+    // Once the API has accepted the change (its job shows), the secret is gone from the page.
+    await page.locator('.credentials-panel .job').waitFor({ timeout: 60_000 });
+    await expectNoSecret('rotation accepted');
     const summary = page.locator('.credentials-panel .job-summary');
     await expect
       .poll(() => summary.getAttribute('class'), { timeout: 300_000, interval: 1000 })
