@@ -247,7 +247,7 @@ function stringListField(schema: JsonSchema, options: BuildOptions, label: strin
   };
 }
 
-function objectField(schema: JsonSchema, options: BuildOptions, label: string, legend = true): FormField {
+function objectField(schema: JsonSchema, _options: BuildOptions, label: string, legend = true): FormField {
   const slot = errorSlot();
   const required = new Set(schema.required ?? []);
   const children = Object.entries(schema.properties ?? {})
