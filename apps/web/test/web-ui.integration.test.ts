@@ -109,11 +109,16 @@ describe('the web UI in Chromium against the API on real podman', () => {
   afterAll(async () => {
     await browser?.close();
     if (server) {
-      // Only what this test made: its own unique instance, if a step left it behind.
-      await fetch(`${server.url}/api/instances/${name}`, {
-        method: 'DELETE',
-        headers: { authorization: `Bearer ${token}` },
-      }).catch(() => {});
+      // Only what this test made: its own unique instance, if a step left it behind (retried
+      // while a rotation it started still holds the instance: 409).
+      for (let attempt = 0; attempt < 60; attempt++) {
+        const response = await fetch(`${server.url}/api/instances/${name}`, {
+          method: 'DELETE',
+          headers: { authorization: `Bearer ${token}` },
+        }).catch(() => undefined);
+        if (response?.status !== 409) break;
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
       await server.close();
     }
   });
