@@ -167,6 +167,11 @@ describe('keyward CLI against a running server', { timeout: 60_000 }, () => {
 
   it('manages credentials, reading the secret from stdin', async () => {
     expect((await run(['creds', 'ls', 'cli-demo'])).stdout).toContain('github  api.github.com');
+    // The credentials sidecar is found by its role; another one named with --sidecar must hold a list.
+    expect((await run(['creds', '--sidecar', 'tokenizer', 'ls', 'cli-demo'])).stdout).toContain('github');
+    const notAList = await run(['creds', '--sidecar', 'mock', 'ls', 'cli-demo']);
+    expect(notAList.code).toBe(2);
+    expect(notAList.stderr).toContain('Sidecar "mock" of instance "cli-demo" holds no credential list');
     const set = await run(['creds', 'set', 'cli-demo', 'stripe', '--host', 'api.stripe.com'], {
       stdin: `${stripeSecret}\n`,
     });

@@ -16,13 +16,19 @@ function problemsOf(input: unknown): string[] {
 }
 
 describe('instance spec', () => {
-  it('fills defaults: target local, proxy-only egress, no state directories, no target options', () => {
+  it('fills defaults: target local, proxy-only egress, no state directories, a read-only agent root, no target options', () => {
     const spec = parseInstanceSpec(valid);
     expect(spec).toEqual({
       apiVersion: 'keyward.dev/v1',
       name: 'my-agent',
       target: 'local',
-      agent: { image: 'localhost/agent:1', port: 18789, env: {}, stateDirectories: [] },
+      agent: {
+        image: 'localhost/agent:1',
+        port: 18789,
+        env: {},
+        stateDirectories: [],
+        readOnlyRootFilesystem: true,
+      },
       targetOptions: {},
       network: { egress: 'proxy-only' },
       sidecars: {},

@@ -47,6 +47,11 @@ export const agentSpecSchema = z
       .array(z.string().startsWith('/', { error: 'must be an absolute path' }))
       .max(8, { error: 'at most 8 state directories' })
       .default([]),
+    /**
+     * The agent's root filesystem is read-only by default (it writes only to `stateDirectories`
+     * and a tmpfs `/tmp`); `false` for images that write elsewhere, with a plan warning.
+     */
+    readOnlyRootFilesystem: z.boolean({ error: 'must be true or false' }).default(true),
   })
   .strict();
 

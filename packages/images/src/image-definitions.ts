@@ -88,8 +88,9 @@ export const demoUpstreamImage: ImageDefinition = {
  */
 export const networkHelperImage: ImageDefinition = {
   name: 'keyward-network-helper',
-  tag: '0.1.0',
-  description: 'Port forwarder / network namespace holder used by @keyward/provider-local.',
+  tag: '0.2.0',
+  description:
+    'Port forwarder, TCP/unix-socket relay and network namespace holder used by @keyward/provider-local.',
   entry: programPath('network-helper.ts'),
   args: [],
   user: nonRootUser,

@@ -2,7 +2,11 @@
 // for each planned container its volumes, files, start and readiness.
 import { labelKeys, objectLabels, type PlannedContainerV2 } from '@keyward/core';
 import type Docker from 'dockerode';
-import { containerCreateOptions, helperCreateOptions } from './container-options.js';
+import {
+  agentNetworkCreateOptions,
+  containerCreateOptions,
+  helperCreateOptions,
+} from './container-options.js';
 import type { CreatedResources } from './instance-cleanup.js';
 import {
   encodeRecord,
@@ -21,7 +25,12 @@ import {
   splitNetworks,
   volumeWriteStrategy,
 } from './runtime-differences.js';
-import { containerRuntimeName, stateVolumeName } from './runtime-names.js';
+import {
+  agentNetworkComponent,
+  containerRuntimeName,
+  socketVolumeName,
+  stateVolumeName,
+} from './runtime-names.js';
 import { type PlannedVolume, packVolumeFiles, plannedVolumes } from './volume-files.js';
 
 export type ImageInspections = Map<string, Docker.ImageInspectInfo>;
@@ -58,7 +67,11 @@ export async function checkImages(
   return found;
 }
 
-/** Creates and starts the network helper, which publishes the agent port (and holds the namespace in open mode). */
+/**
+ * Creates and starts the network helper, which publishes the agent port (and holds the
+ * namespace in open mode); in proxy-only also the socket volume and the agent-network helper,
+ * which holds the agent's loopback-only namespace.
+ */
 export async function createNetworkHelper(
   context: OperationContext,
   emit: Emit,
@@ -67,12 +80,29 @@ export async function createNetworkHelper(
   generation: string,
   created: CreatedResources,
 ): Promise<void> {
+  const { docker } = context.runtime;
+  const extraLabels = { [localLabelKeys.planDigest]: digest, [localLabelKeys.generation]: generation };
+  if (stored.networkMode === 'proxy-only') {
+    const volume = socketVolumeName(stored.instance.name);
+    await runStep(
+      emit,
+      'volume.create:sockets',
+      `Creating volume ${volume} (the helpers' unix sockets)`,
+      async () => {
+        await docker.createVolume({
+          Name: volume,
+          Labels: { ...helperLabels(stored), [localLabelKeys.volumeKind]: 'sockets' },
+        });
+        created.volumes.push(volume);
+      },
+    );
+  }
   const options = helperCreateOptions({
     plan: stored,
     image: context.helperImage,
     kind: context.runtime.kind,
     labels: helperLabels(stored),
-    extraLabels: { [localLabelKeys.planDigest]: digest, [localLabelKeys.generation]: generation },
+    extraLabels,
   });
   await runStep(
     emit,
@@ -84,8 +114,33 @@ export async function createNetworkHelper(
     },
   );
   await runStep(emit, `container.start:${helperComponent}`, 'Starting the network helper', async () => {
-    await context.runtime.docker.getContainer(options.name as string).start();
+    await docker.getContainer(options.name as string).start();
   });
+  if (stored.networkMode !== 'proxy-only') return;
+  const holder = agentNetworkCreateOptions({
+    plan: stored,
+    image: context.helperImage,
+    kind: context.runtime.kind,
+    labels: helperLabels(stored, agentNetworkComponent),
+    extraLabels,
+  });
+  await runStep(
+    emit,
+    `container.create:${agentNetworkComponent}`,
+    "Creating the agent's network (loopback only; relays the allowed connections)",
+    async () => {
+      await docker.createContainer(holder);
+      created.containers.push(holder.name as string);
+    },
+  );
+  await runStep(
+    emit,
+    `container.start:${agentNetworkComponent}`,
+    "Starting the agent's network",
+    async () => {
+      await docker.getContainer(holder.name as string).start();
+    },
+  );
 }
 
 export interface ContainerDeployment {

@@ -1,12 +1,15 @@
 import type { PlannedContainerV2 } from '@keyward/core';
 import type Docker from 'dockerode';
+import { relayPlan, SOCKET_DIRECTORY } from './agent-network.js';
 import { localLabelKeys, type StoredPlan } from './instance-record.js';
 import type { RuntimeKind } from './runtime-differences.js';
 import {
+  agentNetworkRuntimeName,
   containerRuntimeName,
   egressNetworkName,
   helperRuntimeName,
   internalNetworkName,
+  socketVolumeName,
 } from './runtime-names.js';
 import { publishedPorts } from './target-options.js';
 import type { PlannedVolume } from './volume-files.js';
@@ -24,15 +27,19 @@ export interface ContainerOptionsInput {
   extraLabels: Record<string, string>;
 }
 
-/** Which networks a container joins, by network mode and egress. */
+/** Which networks a container joins, by network mode, role and egress. */
 export function networkPlacement(
   plan: Pick<StoredPlan, 'networkMode' | 'instance'>,
-  container: Pick<PlannedContainerV2, 'name' | 'egress'>,
+  container: Pick<PlannedContainerV2, 'name' | 'egress' | 'role'>,
 ): Pick<Docker.ContainerCreateOptions, 'NetworkingConfig'> & { NetworkMode: string } {
   const instance = plan.instance.name;
   if (plan.networkMode === 'open') {
     // One network namespace, held by the helper like a pod's infra container.
     return { NetworkMode: `container:${helperRuntimeName(instance)}` };
+  }
+  if (container.role === 'agent') {
+    // No interface but loopback: the agent-network helper holds it and relays the allowed connections.
+    return { NetworkMode: `container:${agentNetworkRuntimeName(instance)}` };
   }
   const internal = internalNetworkName(instance);
   const endpoints: Record<string, Docker.EndpointSettings> = {
@@ -114,23 +121,51 @@ export function helperCreateOptions(input: HelperOptionsInput): Docker.Container
     Labels: { ...input.labels, ...input.extraLabels, [localLabelKeys.role]: 'network-helper' },
     ExposedPorts: exposed,
   };
-  const hardened = {
-    RestartPolicy: { Name: 'unless-stopped' },
-    CapDrop: ['ALL'],
-    SecurityOpt: ['no-new-privileges'],
-    ReadonlyRootfs: true,
-  };
   const egress = egressNetworkName(instance);
   if (plan.networkMode === 'open') {
-    return { ...base, Env: [], HostConfig: { NetworkMode: egress, PortBindings: portBindings, ...hardened } };
+    return {
+      ...base,
+      Env: [],
+      HostConfig: { NetworkMode: egress, PortBindings: portBindings, ...hardenedHelper },
+    };
   }
   const internal = internalNetworkName(instance);
   return {
     ...base,
-    Env: [
-      `FORWARDS=${publishes.map((entry) => `${entry.containerPort}=${entry.container}:${entry.containerPort}`).join(',')}`,
-    ],
-    HostConfig: { NetworkMode: egress, PortBindings: portBindings, ...hardened },
+    Env: [`RELAYS=${JSON.stringify(relayPlan(plan).outside)}`],
+    HostConfig: {
+      NetworkMode: egress,
+      PortBindings: portBindings,
+      Binds: [`${socketVolumeName(instance)}:${SOCKET_DIRECTORY}`],
+      ...hardenedHelper,
+    },
     NetworkingConfig: { EndpointsConfig: { [egress]: {}, [internal]: {} } },
+  };
+}
+
+const hardenedHelper = {
+  RestartPolicy: { Name: 'unless-stopped' },
+  CapDrop: ['ALL'],
+  SecurityOpt: ['no-new-privileges'],
+  ReadonlyRootfs: true,
+};
+
+/**
+ * proxy-only: the helper that holds the agent's network namespace (`none`: loopback only) and
+ * relays the plan's allowed connections and the ingress through the shared socket volume.
+ */
+export function agentNetworkCreateOptions(input: HelperOptionsInput): Docker.ContainerCreateOptions {
+  const { plan } = input;
+  const instance = plan.instance.name;
+  return {
+    name: agentNetworkRuntimeName(instance),
+    Image: input.image,
+    Labels: { ...input.labels, ...input.extraLabels, [localLabelKeys.role]: 'agent-network' },
+    Env: [`RELAYS=${JSON.stringify(relayPlan(plan).inside)}`],
+    HostConfig: {
+      NetworkMode: 'none',
+      Binds: [`${socketVolumeName(instance)}:${SOCKET_DIRECTORY}`],
+      ...hardenedHelper,
+    },
   };
 }

@@ -58,7 +58,8 @@ export async function applyPlan(
   if (existing.length > 0) {
     const agent = findAgent(existing);
     const sameDigest = existing.every((summary) => summary.Labels[localLabelKeys.planDigest] === digest);
-    if (agent && sameDigest && existing.length === plan.containers.length + 1) {
+    const helpers = plan.networkMode === 'proxy-only' ? 2 : 1;
+    if (agent && sameDigest && existing.length === plan.containers.length + helpers) {
       if (existing.every((summary) => summary.State === 'running')) {
         emit('apply', 'info', `Instance "${name}" already matches the plan; nothing changed.`);
       } else {

@@ -6,6 +6,7 @@ import { instanceNotFound } from './instance-state.js';
 import type { OperationContext } from './operation-context.js';
 import { createEmitter, runStep } from './progress-steps.js';
 import { isNotFound, matchesAllLabels } from './runtime-differences.js';
+import { agentNetworkComponent } from './runtime-names.js';
 
 /** Everything created during one apply or rotation, so a failure can take it back. */
 export interface CreatedResources {
@@ -51,11 +52,14 @@ export async function sweepInstance(
   const containers = (await docker.listContainers({ all: true, filters })).filter((summary) =>
     matchesAllLabels(summary.Labels, filters),
   );
-  // Containers that join the helper's namespace go first, then the helper.
-  const ordered = [
-    ...containers.filter((summary) => summary.Labels[labelKeys.component] !== helperComponent),
-    ...containers.filter((summary) => summary.Labels[labelKeys.component] === helperComponent),
-  ];
+  // Containers that join a helper's namespace go first, then the helpers.
+  const rank = (summary: Docker.ContainerInfo) =>
+    summary.Labels[labelKeys.component] === helperComponent
+      ? 2
+      : summary.Labels[labelKeys.component] === agentNetworkComponent
+        ? 1
+        : 0;
+  const ordered = [...containers].sort((a, b) => rank(a) - rank(b));
   for (const summary of ordered) {
     await docker
       .getContainer(summary.Id)
@@ -87,8 +91,9 @@ export async function sweepInstance(
   }
   const { Volumes: volumes } = await docker.listVolumes({ filters });
   for (const volume of (volumes ?? []).filter((candidate) => matchesAllLabels(candidate.Labels, filters))) {
-    // File volumes are derived from the plan and hold secrets: always removed.
-    if (!removeVolumes && volume.Labels?.[localLabelKeys.volumeKind] !== 'files') continue;
+    // Only state volumes outlive the instance; file volumes hold secrets, socket volumes nothing worth keeping.
+    const kind = volume.Labels?.[localLabelKeys.volumeKind];
+    if (!removeVolumes && (kind === 'state' || kind === 'data')) continue;
     await docker
       .getVolume(volume.Name)
       .remove()

@@ -13,14 +13,18 @@ import type { OperationContext } from './operation-context.js';
 import { createEmitter, runStep } from './progress-steps.js';
 import { readinessProbe, waitUntilReady } from './readiness.js';
 import { isNotFound, isNotModified } from './runtime-differences.js';
-import { containerRuntimeName, helperRuntimeName } from './runtime-names.js';
+import { agentNetworkRuntimeName, containerRuntimeName, helperRuntimeName } from './runtime-names.js';
 import { startOrder as plannedStartOrder } from './start-order.js';
 
-/** The helper first (it holds the network namespace), then the containers in `startAfter` order. */
+/**
+ * The helper first (it holds the network namespace in open mode), the agent-network helper
+ * (proxy-only: the agent joins its namespace), then the containers in `startAfter` order.
+ */
 function startOrder(record: InstanceRecord): string[] {
   const plan = record.plan;
   return [
     helperRuntimeName(plan.instance.name),
+    ...(plan.networkMode === 'proxy-only' ? [agentNetworkRuntimeName(plan.instance.name)] : []),
     ...plannedStartOrder(plan.containers).map((container) =>
       containerRuntimeName(plan.instance.name, container.name),
     ),

@@ -36,8 +36,11 @@ export const localLabelKeys = {
   volumeKind: `${labelPrefix}/volume-kind`,
 } as const;
 
-export function helperLabels(plan: Pick<DeploymentPlanV2, 'instance'>): Record<string, string> {
-  return objectLabels(plan.instance.name, plan.instance.target, 'keyward', helperComponent);
+export function helperLabels(
+  plan: Pick<DeploymentPlanV2, 'instance'>,
+  component: string = helperComponent,
+): Record<string, string> {
+  return objectLabels(plan.instance.name, plan.instance.target, 'keyward', component);
 }
 
 export function storePlan(plan: DeploymentPlanV2): StoredPlan {

@@ -16,7 +16,7 @@ import {
   matchesAllLabels,
   publishedHostPortFromSummary,
 } from './runtime-differences.js';
-import { containerRuntimeName, helperRuntimeName } from './runtime-names.js';
+import { agentNetworkRuntimeName, containerRuntimeName, helperRuntimeName } from './runtime-names.js';
 
 export async function instanceContainers(
   { providerId, runtime }: OperationContext,
@@ -73,7 +73,14 @@ function summarizeInstance(record: InstanceRecord, containers: Docker.ContainerI
     };
   });
   const helper = byName.get(helperRuntimeName(plan.instance.name));
-  const all = [...statuses.map((status) => status.running), summaryState(helper).running];
+  const helpers = [
+    helper,
+    ...(plan.networkMode === 'proxy-only' ? [byName.get(agentNetworkRuntimeName(plan.instance.name))] : []),
+  ];
+  const all = [
+    ...statuses.map((status) => status.running),
+    ...helpers.map((summary) => summaryState(summary).running),
+  ];
   const agentPresent = statuses.some(
     (status) => status.name === AGENT_CONTAINER_NAME && status.state !== 'missing',
   );
@@ -98,6 +105,26 @@ function summarizeInstance(record: InstanceRecord, containers: Docker.ContainerI
   };
 }
 
+/** An instance whose record cannot be read: listed as failed, with what the runtime shows. */
+function unreadableSummary(
+  providerId: string,
+  instance: string,
+  list: Docker.ContainerInfo[],
+): InstanceSummaryV2 {
+  return {
+    name: instance,
+    target: providerId,
+    state: 'failed',
+    networkMode: 'proxy-only',
+    containers: list.map((summary) => ({
+      name: summary.Labels[labelKeys.component] ?? containerSummaryName(summary),
+      providerId: summary.Labels[labelKeys.provider] ?? 'unknown',
+      image: summary.Image,
+      ...summaryState(summary),
+    })),
+  };
+}
+
 export async function listInstances({ providerId, runtime }: OperationContext): Promise<InstanceSummaryV2[]> {
   // One runtime call, whatever the number of instances: everything comes from labels.
   const filter = { label: [`${labelKeys.managedBy}=keyward`, `${labelKeys.target}=${providerId}`] };
@@ -116,21 +143,18 @@ export async function listInstances({ providerId, runtime }: OperationContext): 
   for (const [instance, list] of byInstance) {
     const agent = findAgent(list);
     if (!agent) {
-      summaries.push({
-        name: instance,
-        target: providerId,
-        state: 'failed',
-        networkMode: 'proxy-only',
-        containers: list.map((summary) => ({
-          name: summary.Labels[labelKeys.component] ?? containerSummaryName(summary),
-          providerId: summary.Labels[labelKeys.provider] ?? 'unknown',
-          image: summary.Image,
-          ...summaryState(summary),
-        })),
-      });
+      summaries.push(unreadableSummary(providerId, instance, list));
       continue;
     }
-    summaries.push(summarizeInstance(decodeRecord(agent.Labels[localLabelKeys.record], instance), list));
+    let record: InstanceRecord;
+    try {
+      record = decodeRecord(agent.Labels[localLabelKeys.record], instance);
+    } catch {
+      // An instance another keyward version made (or a damaged record) must not hide the others.
+      summaries.push(unreadableSummary(providerId, instance, list));
+      continue;
+    }
+    summaries.push(summarizeInstance(record, list));
   }
   return summaries.sort((a, b) => a.name.localeCompare(b.name));
 }

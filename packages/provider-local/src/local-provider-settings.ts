@@ -3,7 +3,7 @@ import type { DetectionContext, RuntimeDetectionStrategy } from './runtime-detec
 import type { RuntimeKind } from './runtime-differences.js';
 
 /** Built by `pnpm images` (`@keyward/images`); configurable for registries. */
-export const DEFAULT_NETWORK_HELPER_IMAGE = 'localhost/keyward-network-helper:0.1.0';
+export const DEFAULT_NETWORK_HELPER_IMAGE = 'localhost/keyward-network-helper:0.2.0';
 
 export interface LocalProviderSettings {
   /** A dockerode client to use instead of detecting a runtime (tests, custom endpoints). */

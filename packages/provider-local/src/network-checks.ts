@@ -124,8 +124,8 @@ export async function networkChecks(
     }
     for (const address of [...new Set(addresses)]) {
       for (const port of [...new Set([...target.ports, ...ports])]) {
-        // Allowed connections go to a container by name, never around the target's path to it.
-        if (allowedKeys.has(`${target.name}:${port}`) && !open) continue;
+        // In open mode the allowed ones are reachable anyway (shared namespace): documented, not probed.
+        if (open && allowedKeys.has(`${target.name}:${port}`)) continue;
         others.push({ kind: 'tcp', host: address, port });
       }
     }

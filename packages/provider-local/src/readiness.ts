@@ -1,10 +1,11 @@
-// Readiness: probes run from the network helper, which sees every container of the instance.
+// Readiness: probes run from the network helper, which sees every sidecar of the instance;
+// the agent's from the agent-network helper, which shares its namespace in proxy-only.
 import type { PlannedContainerV2, ProbeV2 } from '@keyward/core';
 import { execInContainer } from './container-exec.js';
 import { demultiplexLines } from './container-logs.js';
 import type { StoredPlan } from './instance-record.js';
 import type { OperationContext } from './operation-context.js';
-import { containerRuntimeName, helperRuntimeName } from './runtime-names.js';
+import { agentNetworkRuntimeName, containerRuntimeName, helperRuntimeName } from './runtime-names.js';
 
 /** A sidecar's own probe; the agent is ready when its published port accepts connections. */
 export function readinessProbe(plan: StoredPlan, container: PlannedContainerV2): ProbeV2 | undefined {
@@ -22,7 +23,12 @@ export async function waitUntilReady(
   container: PlannedContainerV2,
   probe: ProbeV2,
 ): Promise<void> {
-  const host = stored.networkMode === 'proxy-only' ? container.name : '127.0.0.1';
+  // The agent is probed from inside its own namespace (proxy-only: the agent-network helper's).
+  const agentInside = stored.networkMode === 'proxy-only' && container.role === 'agent';
+  const host = stored.networkMode === 'proxy-only' && !agentInside ? container.name : '127.0.0.1';
+  const prober = agentInside
+    ? agentNetworkRuntimeName(stored.instance.name)
+    : helperRuntimeName(stored.instance.name);
   const runtimeName = containerRuntimeName(stored.instance.name, container.name);
   const command = ['node', '/app/main.mjs', 'probe', probe.type, host, String(probe.port)];
   if (probe.type === 'http') command.push(probe.path);
@@ -31,7 +37,7 @@ export async function waitUntilReady(
   let last = '';
   for (let attempt = 0; attempt < attempts; attempt += 1) {
     // A slow probe on a loaded machine is one failed attempt, not a failed deploy.
-    const result = await execInContainer(docker, helperRuntimeName(stored.instance.name), command, {
+    const result = await execInContainer(docker, prober, command, {
       timeoutMs: 15_000,
     }).catch((error: Error) => {
       if (!/timed out/.test(error.message)) throw error;

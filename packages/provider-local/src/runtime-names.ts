@@ -29,6 +29,18 @@ export function helperRuntimeName(instance: string): string {
   return boundedRuntimeName(instance, helperComponent);
 }
 
+/** In proxy-only, the helper that holds the agent's network namespace (loopback only). */
+export const agentNetworkComponent = 'agent-network';
+
+export function agentNetworkRuntimeName(instance: string): string {
+  return boundedRuntimeName(instance, agentNetworkComponent);
+}
+
+/** The volume the two helpers share their unix sockets in (proxy-only). */
+export function socketVolumeName(instance: string): string {
+  return boundedRuntimeName(instance, 'sockets');
+}
+
 /** The `--internal` network of a proxy-only instance: no route out. */
 export function internalNetworkName(instance: string): string {
   return boundedRuntimeName(instance, 'internal');

@@ -13,6 +13,7 @@ import {
   registerSecret,
   type SidecarRotationRequestV2,
 } from '@keyward/core';
+import { relayPlan } from './agent-network.js';
 import { checkImages, deployContainer } from './container-deployment.js';
 import { noCreatedResources, removeCreatedResources } from './instance-cleanup.js';
 import { acquireInstanceLock } from './instance-lock.js';
@@ -72,6 +73,22 @@ export async function rotateSecrets(
       ...keptValues,
       ...request.parts.flatMap((part) => part.secrets.map((secret) => [secret.name, secret.value] as const)),
     ]);
+    if (
+      current.networkMode === 'proxy-only' &&
+      JSON.stringify(relayPlan(current)) !== JSON.stringify(relayPlan(next))
+    ) {
+      // The helpers' relays are the agent's only paths; they are made with the instance.
+      throw new KeywardError({
+        code: 'ROTATION_FAILED',
+        providerId: context.providerId,
+        message: `Rotating "${providerId}" on "${name}" changes the connections the agent may open (${next.connections
+          .filter((connection) => connection.from === 'agent')
+          .map((connection) => `${connection.to}:${connection.port}`)
+          .join(
+            ', ',
+          )}); this target sets those up with the instance: delete it and apply the new plan. Nothing was changed.`,
+      });
+    }
     const affected = affectedContainerNames(current, next, rotated);
     const affectedNew = next.containers.filter((container) => affected.has(container.name));
     const affectedOld = current.containers.filter((container) => affected.has(container.name));

@@ -45,10 +45,12 @@ export function publishedPorts(plan: {
 }
 
 /**
- * proxy-only: the container's DNS name on the instance's internal network (its logical name is
- * an alias there); open: every container shares one network namespace, so `localhost`.
+ * proxy-only: for a sidecar, the container's DNS name on the instance's internal network (its
+ * logical name is an alias there); for the agent, `localhost`: its namespace has only loopback,
+ * where the agent-network helper relays each allowed connection (ports are unique within an
+ * instance, so they cannot collide). open: one shared namespace, so `localhost`.
  */
 export function localAddressOf(request: AddressRequestV2): string {
-  if (request.networkMode === 'open') return `localhost:${request.port}`;
+  if (request.networkMode === 'open' || request.from.role === 'agent') return `localhost:${request.port}`;
   return `${request.to.container}:${request.port}`;
 }

@@ -1,7 +1,11 @@
 import type { DeploymentPlanV2 } from '@keyward/core';
 import { describe, expect, it } from 'vitest';
 import { containerMaterials } from '../src/container-deployment.js';
-import { containerCreateOptions, helperCreateOptions } from '../src/container-options.js';
+import {
+  agentNetworkCreateOptions,
+  containerCreateOptions,
+  helperCreateOptions,
+} from '../src/container-options.js';
 import { storePlan } from '../src/instance-record.js';
 import { mockPlan, sealedCredentialPlan } from './plan-fixtures.js';
 
@@ -29,7 +33,14 @@ function optionsForPlan(plan: DeploymentPlanV2) {
     ),
     helper: helperCreateOptions({
       plan: stored,
-      image: 'localhost/keyward-network-helper:0.1.0',
+      image: 'localhost/keyward-network-helper:0.2.0',
+      kind: 'podman',
+      labels: { 'keyward.dev/instance': plan.instance.name },
+      extraLabels: {},
+    }),
+    agentNetwork: agentNetworkCreateOptions({
+      plan: stored,
+      image: 'localhost/keyward-network-helper:0.2.0',
       kind: 'podman',
       labels: { 'keyward.dev/instance': plan.instance.name },
       extraLabels: {},
@@ -42,13 +53,13 @@ async function optionsFor(egress: 'proxy-only' | 'open', agent: { stateDirectori
 }
 
 describe('dockerode create options (proxy-only)', () => {
-  it('puts the agent only on the internal network, the sidecar on both, with read-only file volumes', async () => {
+  it('puts the agent in the agent-network helper’s loopback-only namespace, hardened; the sidecar on both networks', async () => {
     const { options } = await optionsFor('proxy-only');
     expect(options['agent']).toMatchInlineSnapshot(`
       {
         "Env": [
           "AGENT_MODE=test",
-          "MOCK_URL=http://mock:4100",
+          "MOCK_URL=http://localhost:4100",
           "MOCK_TOKEN=030a11181f262d343b424950575e656c",
         ],
         "ExposedPorts": {
@@ -58,9 +69,19 @@ describe('dockerode create options (proxy-only)', () => {
           "Binds": [
             "keyward-snap-agent-files-g1-0:/home/node/.openclaw/skills/mock:ro",
           ],
-          "NetworkMode": "keyward-snap-internal",
+          "CapDrop": [
+            "ALL",
+          ],
+          "NetworkMode": "container:keyward-snap-agent-network",
+          "ReadonlyRootfs": true,
           "RestartPolicy": {
             "Name": "unless-stopped",
+          },
+          "SecurityOpt": [
+            "no-new-privileges",
+          ],
+          "Tmpfs": {
+            "/tmp": "rw,nosuid,nodev,size=64m",
           },
         },
         "Image": "localhost/keyward-agent-standin:0.1.0",
@@ -72,15 +93,6 @@ describe('dockerode create options (proxy-only)', () => {
           "keyward.dev/provider": "agent",
           "keyward.dev/spec-version": "v1",
           "keyward.dev/target": "local",
-        },
-        "NetworkingConfig": {
-          "EndpointsConfig": {
-            "keyward-snap-internal": {
-              "Aliases": [
-                "agent",
-              ],
-            },
-          },
         },
         "name": "keyward-snap-agent",
       }
@@ -141,17 +153,49 @@ describe('dockerode create options (proxy-only)', () => {
     `);
   });
 
-  it('publishes the plan ingress with the target options, forwarding to the agent by name', async () => {
-    const { helper } = await optionsFor('proxy-only');
+  it('publishes the plan ingress with the target options; the helpers relay only the allowed connections', async () => {
+    const { helper, agentNetwork } = await optionsFor('proxy-only');
+    expect(agentNetwork).toMatchInlineSnapshot(`
+      {
+        "Env": [
+          "RELAYS=[{"listen":{"host":"127.0.0.1","port":4100},"connect":{"path":"/keyward-sockets/to-mock-4100.sock"}},{"listen":{"path":"/keyward-sockets/ingress-18789.sock"},"connect":{"host":"127.0.0.1","port":18789}}]",
+        ],
+        "HostConfig": {
+          "Binds": [
+            "keyward-snap-sockets:/keyward-sockets",
+          ],
+          "CapDrop": [
+            "ALL",
+          ],
+          "NetworkMode": "none",
+          "ReadonlyRootfs": true,
+          "RestartPolicy": {
+            "Name": "unless-stopped",
+          },
+          "SecurityOpt": [
+            "no-new-privileges",
+          ],
+        },
+        "Image": "localhost/keyward-network-helper:0.2.0",
+        "Labels": {
+          "keyward.dev/instance": "snap",
+          "keyward.dev/role": "agent-network",
+        },
+        "name": "keyward-snap-agent-network",
+      }
+    `);
     expect(helper).toMatchInlineSnapshot(`
       {
         "Env": [
-          "FORWARDS=18789=agent:18789",
+          "RELAYS=[{"listen":{"path":"/keyward-sockets/to-mock-4100.sock"},"connect":{"host":"mock","port":4100}},{"listen":{"host":"0.0.0.0","port":18789},"connect":{"path":"/keyward-sockets/ingress-18789.sock"}}]",
         ],
         "ExposedPorts": {
           "18789/tcp": {},
         },
         "HostConfig": {
+          "Binds": [
+            "keyward-snap-sockets:/keyward-sockets",
+          ],
           "CapDrop": [
             "ALL",
           ],
@@ -172,7 +216,7 @@ describe('dockerode create options (proxy-only)', () => {
             "no-new-privileges",
           ],
         },
-        "Image": "localhost/keyward-network-helper:0.1.0",
+        "Image": "localhost/keyward-network-helper:0.2.0",
         "Labels": {
           "keyward.dev/instance": "snap",
           "keyward.dev/role": "network-helper",
@@ -265,7 +309,7 @@ describe('dockerode create options (open)', () => {
             "no-new-privileges",
           ],
         },
-        "Image": "localhost/keyward-network-helper:0.1.0",
+        "Image": "localhost/keyward-network-helper:0.2.0",
         "Labels": {
           "keyward.dev/instance": "snap",
           "keyward.dev/role": "network-helper",

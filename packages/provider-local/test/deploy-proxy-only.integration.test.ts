@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DeploymentPlanV2, type ProgressEventV2, parseInstanceSpec } from '@keyward/core';
@@ -53,6 +54,7 @@ describe('provider-local on real podman: proxy-only', () => {
   const legacyCredential = `legacy-${randomBytes(16).toString('hex')}`;
   const addedCredential = `added-${randomBytes(16).toString('hex')}`;
   const events: ProgressEventV2[] = [];
+  let hostListener: Server;
 
   const openKey = () => plan.secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value as string;
 
@@ -79,7 +81,15 @@ describe('provider-local on real podman: proxy-only', () => {
     certificates = createUpstreamCertificates();
     upstream = await startDemoUpstream(docker, { image: demoUpstreamImage, certificates, runId: name });
     await upstream.acceptTokens([rawCredential, legacyCredential, addedCredential]);
-    provider = createLocalProvider({ docker, lockDirectory: join(tmpdir(), `keyward-locks-${name}`) });
+    // A service on the host's every address, as a database or dev server would be.
+    hostListener = createServer((socket) => socket.end('host says hi\n'));
+    await new Promise<void>((resolve) => hostListener.listen(0, '0.0.0.0', resolve));
+    const hostPort = (hostListener.address() as AddressInfo).port;
+    provider = createLocalProvider({
+      docker,
+      lockDirectory: join(tmpdir(), `keyward-locks-${name}`),
+      verificationHostPorts: [hostPort, 22],
+    });
     plan = await tokenizerPlan({
       name,
       egress: 'proxy-only',
@@ -96,6 +106,7 @@ describe('provider-local on real podman: proxy-only', () => {
   });
 
   afterAll(async () => {
+    hostListener?.close();
     await provider?.delete(name, { removeVolumes: true }).catch(() => undefined);
     await upstream?.remove();
   });
@@ -112,6 +123,33 @@ describe('provider-local on real podman: proxy-only', () => {
       started.indexOf('container.create:agent'),
     );
     expect(detail.agentUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    // The agent: no network of its own, hardened, no host cgroup tree.
+    const agent = await docker.getContainer(`keyward-${name}-agent`).inspect();
+    expect(agent.HostConfig.NetworkMode).toBe(`container:keyward-${name}-agent-network`);
+    expect(agent.HostConfig.CapDrop).toEqual(['ALL']);
+    expect(agent.HostConfig.SecurityOpt).toContain('no-new-privileges');
+    expect(agent.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(Object.keys(agent.HostConfig.Tmpfs ?? {})).toEqual(['/tmp']);
+    const holder = await docker.getContainer(`keyward-${name}-agent-network`).inspect();
+    expect(holder.HostConfig.NetworkMode).toBe('none');
+    // Every cgroup hierarchy mounted into the agent is read-only (mountinfo: options field 6, fstype after " - ").
+    const inside = await provider.exec(name, {
+      container: 'agent',
+      command: ['node', '-'],
+      stdin: `
+        const fs = require('fs');
+        const cgroups = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\\n').filter(Boolean)
+          .map((line) => { const [head, tail] = line.split(' - '); const fields = head.split(' ');
+            return { root: fields[3], at: fields[4], options: fields[5], type: tail.split(' ')[0] }; })
+          .filter((mount) => mount.at.startsWith('/sys/fs/cgroup') && mount.type.startsWith('cgroup'));
+        console.log(JSON.stringify({ net: fs.readdirSync('/sys/class/net'), cgroups }));`,
+    });
+    const seen = JSON.parse(inside.stdout.trim()) as {
+      net: string[];
+      cgroups: { root: string; at: string; options: string }[];
+    };
+    expect(seen.net).toEqual(['lo']);
+    expect(seen.cgroups.filter((mount) => !mount.options.split(',').includes('ro'))).toEqual([]);
     const health = await fetch(`${detail.agentUrl}/health`);
     expect(health.status).toBe(200);
     await upstream.attachTo(`keyward-${name}-egress`);
@@ -157,9 +195,19 @@ describe('provider-local on real podman: proxy-only', () => {
     ]);
     const reports = await targetChecks(provider, await provider.get(name));
     console.log(reports.map((report) => `${report.name}: ${report.passed} — ${report.evidence}`).join('\n'));
-    const direct = reports.find((report) => report.name === 'direct-egress-blocked');
-    expect(direct?.passed, direct?.evidence).toBe(true);
-    expect(direct?.evidence).toMatch(/1\.1\.1\.1:443 (ENETUNREACH|EHOSTUNREACH|timeout)/);
+    expect(reports.map((report) => [report.name, report.passed])).toEqual([
+      ['direct-egress-blocked', true],
+      ['dns-blocked', true],
+      ['host-gateway-blocked', true],
+      ['host-containers-internal-blocked', true],
+      ['host-ipv6-link-local-blocked', true],
+      ['host-addresses-blocked', true],
+      ['other-containers-blocked', true],
+      ['allowed-connections-reachable', true],
+    ]);
+    // Blocked by construction: nothing answered, not even a refusal.
+    for (const report of reports.slice(0, -1)) expect(report.evidence).not.toMatch(/ECONNREFUSED|connected/);
+    expect(reports.find((report) => report.name === 'other-containers-blocked')?.evidence).toMatch(/:4001 /);
     expect(JSON.stringify([...sidecarReports, ...reports])).not.toContain(rawCredential);
     const received = await upstream.received();
     expect(received.some((request) => request.headers['authorization'] === `Bearer ${rawCredential}`)).toBe(
@@ -182,6 +230,8 @@ describe('provider-local on real podman: proxy-only', () => {
     expect(agentScan.findings).toEqual([]);
     const helperScan = await scanContainer(docker, `keyward-${name}-network-helper`, secrets);
     expect(helperScan.findings).toEqual([]);
+    const holderScan = await scanContainer(docker, `keyward-${name}-agent-network`, secrets);
+    expect(holderScan.findings).toEqual([]);
     expect(await scanHostCommandLines(secrets)).toEqual([]);
     // The scan can find things: the tokenizer's own volume does hold the open key.
     const tokenizerScan = await scanContainer(docker, `keyward-${name}-tokenizer`, secrets);

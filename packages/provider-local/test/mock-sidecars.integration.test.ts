@@ -3,7 +3,13 @@
 // container, and a rotation whose dependent has to follow.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { composePlanV2, composeRotationV2, type DeploymentPlanV2, parseInstanceSpec } from '@keyward/core';
+import {
+  composePlanV2,
+  composeRotationV2,
+  type DeploymentPlanV2,
+  parseInstanceSpec,
+  type SidecarContextV2,
+} from '@keyward/core';
 import {
   createMockCredentialConsumerProvider,
   createMockSealingProvider,
@@ -94,30 +100,31 @@ describe('a credential sealed by one sidecar for another sidecar’s container (
 describe('a two-part rotation on real podman: a dependent follows the rotated provider’s exports', () => {
   const name = uniqueName('it-chain');
   let provider: LocalProvider;
+  // alpha exports a generation; a rotation raises it, and beta (which requires alpha) refreshes.
   const alphaBase = createMockSidecarProvider({ id: 'alpha' });
+  const alphaContribution = async (context: SidecarContextV2, generation: number, port = 4100) => {
+    const contribution = await alphaBase.contribute(context, { port, image: 'unused' });
+    return { ...contribution, exports: { ...contribution.exports, generation } };
+  };
   const alpha = runnable(
     createMockSidecarProvider({
       id: 'alpha',
+      contribute: (context) => alphaContribution(context, 1),
       rotation: {
-        // The mock's change type is `{ token? }`; this one moves the port.
-        changeSchema: z.object({ port: z.number() }).strict() as never,
-        rotate: (context, _state, change) =>
-          alphaBase.contribute(context, {
-            port: (change as unknown as { port: number }).port,
-            image: 'localhost/keyward-mock-sidecar:test',
-          }),
+        // The mock's change type is `{ token? }`; this one sets the generation (and maybe the port).
+        changeSchema: z.object({ generation: z.number(), port: z.number().optional() }).strict() as never,
+        rotate: (context, _state, change) => {
+          const { generation, port } = change as unknown as { generation: number; port?: number };
+          return alphaContribution(context, generation, port);
+        },
         nextRedactedConfig: (saved) => saved,
       },
     }),
   );
   const betaBase = createMockSidecarProvider({ id: 'beta' });
-  const betaFrom = (context: Parameters<typeof betaBase.contribute>[0]) => {
-    const endpoint = context.dependencies['alpha']?.exports['endpoint'] as { port: number };
-    return betaBase.contribute(context, {
-      port: 4500,
-      secret: `beta-secret-${endpoint.port}`,
-      image: 'unused',
-    });
+  const betaFrom = (context: SidecarContextV2) => {
+    const generation = context.dependencies['alpha']?.exports['generation'] as number;
+    return betaBase.contribute(context, { port: 4500, secret: `beta-secret-${generation}`, image: 'unused' });
   };
   const beta = runnable(
     createMockSidecarProvider({
@@ -132,6 +139,24 @@ describe('a two-part rotation on real podman: a dependent follows the rotated pr
     }),
   );
   const lookup = { getSidecar: (id: string) => (id === 'alpha' ? alpha : id === 'beta' ? beta : undefined) };
+  const rotation = async (change: unknown) =>
+    composeRotationV2({
+      spec: parseInstanceSpec((await provider.get(name)).redactedSpec),
+      providerId: 'alpha',
+      change,
+      sidecars: lookup,
+      target: compositionTarget,
+      readState: (id) => provider.readSidecarState(name, id),
+    });
+  const ids = async () =>
+    Object.fromEntries(
+      await Promise.all(
+        ['agent', 'alpha', 'beta', 'network-helper', 'agent-network'].map(async (container) => [
+          container,
+          (await docker.getContainer(`keyward-${name}-${container}`).inspect()).Id,
+        ]),
+      ),
+    );
 
   beforeAll(() => {
     provider = createLocalProvider({ docker, lockDirectory: join(tmpdir(), `keyward-locks-${name}`) });
@@ -150,24 +175,9 @@ describe('a two-part rotation on real podman: a dependent follows the rotated pr
     });
     const plan = await composePlanV2({ spec, sidecars: lookup, target: compositionTarget });
     expect((await provider.apply(plan)).state).toBe('running');
-    const request = await composeRotationV2({
-      spec: parseInstanceSpec((await provider.get(name)).redactedSpec),
-      providerId: 'alpha',
-      change: { port: 4111 },
-      sidecars: lookup,
-      target: compositionTarget,
-      readState: (id) => provider.readSidecarState(name, id),
-    });
+    expect((await provider.readSidecarState(name, 'beta')).secrets['beta-secret']).toBe('beta-secret-1');
+    const request = await rotation({ generation: 2 });
     expect(request.parts.map((part) => part.providerId)).toEqual(['alpha', 'beta']);
-    const ids = async () =>
-      Object.fromEntries(
-        await Promise.all(
-          ['agent', 'alpha', 'beta', 'network-helper'].map(async (container) => [
-            container,
-            (await docker.getContainer(`keyward-${name}-${container}`).inspect()).Id,
-          ]),
-        ),
-      );
     const before = await ids();
     const detail = await provider.rotateSecrets(name, request);
     expect(detail.state).toBe('running');
@@ -176,12 +186,30 @@ describe('a two-part rotation on real podman: a dependent follows the rotated pr
     expect(after['alpha']).not.toBe(before['alpha']);
     expect(after['beta']).not.toBe(before['beta']);
     expect(after['network-helper']).toBe(before['network-helper']);
-    const agentEnv = (await docker.getContainer(`keyward-${name}-agent`).inspect()).Config.Env ?? [];
-    expect(agentEnv).toContain('ALPHA_URL=http://alpha:4111');
+    expect(after['agent-network']).toBe(before['agent-network']);
     expect(detail.sidecars.find((sidecar) => sidecar.providerId === 'alpha')?.exports).toEqual({
-      endpoint: { container: 'alpha', port: 4111 },
+      endpoint: { container: 'alpha', port: 4100 },
+      generation: 2,
     });
-    // beta's secret followed alpha's new port, in beta's own volume.
-    expect((await provider.readSidecarState(name, 'beta')).secrets['beta-secret']).toBe('beta-secret-4111');
+    // beta's secret followed alpha's new generation, in beta's own volume.
+    expect((await provider.readSidecarState(name, 'beta')).secrets['beta-secret']).toBe('beta-secret-2');
+    // The agent still reaches both through its relays.
+    const reach = await provider.exec(name, {
+      container: 'agent',
+      command: [
+        'node',
+        '-e',
+        "Promise.all([4100,4500].map(p=>fetch('http://localhost:'+p+'/health').then(r=>r.status))).then(s=>console.log(s.join(',')))",
+      ],
+    });
+    expect(reach.stdout.trim()).toBe('200,200');
+  });
+
+  it('refuses a rotation that would change the agent’s allowed connections, and changes nothing', async () => {
+    const before = await ids();
+    const request = await rotation({ generation: 3, port: 4111 });
+    await expect(provider.rotateSecrets(name, request)).rejects.toMatchObject({ code: 'ROTATION_FAILED' });
+    expect(await ids()).toEqual(before);
+    expect((await provider.get(name)).state).toBe('running');
   });
 });

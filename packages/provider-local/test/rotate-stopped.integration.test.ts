@@ -98,7 +98,12 @@ describe('provider-local on real podman: rotating a stopped instance', () => {
     expect((await provider.get(name)).state).toBe('stopped');
     const states = await runningStates();
     expect(Object.keys(states).sort()).toEqual(
-      [`keyward-${name}-agent`, `keyward-${name}-network-helper`, `keyward-${name}-tokenizer`].sort(),
+      [
+        `keyward-${name}-agent`,
+        `keyward-${name}-agent-network`,
+        `keyward-${name}-network-helper`,
+        `keyward-${name}-tokenizer`,
+      ].sort(),
     );
     expect(Object.values(states).every((running) => running === false)).toBe(true);
     // The agent was replaced (new container, new sealed token), not just left alone.

@@ -133,8 +133,8 @@ describe('rotatedPlan', () => {
     expect(next.sidecars.find((sidecar) => sidecar.providerId === 'alpha')?.exports).toEqual({
       endpoint: { container: 'alpha', port: 4111 },
     });
-    expect(agentOf(next).env['ALPHA_URL']).toBe('http://alpha:4111');
-    expect(agentOf(next).env['BETA_URL']).toBe('http://beta:4500');
+    expect(agentOf(next).env['ALPHA_URL']).toBe('http://localhost:4111');
+    expect(agentOf(next).env['BETA_URL']).toBe('http://localhost:4500');
     expect([...affectedContainerNames(current, next, new Set(['alpha', 'beta']))].sort()).toEqual([
       'agent',
       'alpha',

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { relayPlan } from '../src/agent-network.js';
 import { createLocalProvider, publishedPorts } from '../src/index.js';
 import { boundedRuntimeName, containerRuntimeName, MAX_RUNTIME_NAME_LENGTH } from '../src/runtime-names.js';
 import { startOrder } from '../src/start-order.js';
@@ -28,7 +29,7 @@ describe('target options, addresses and names', () => {
     ).toEqual([{ container: 'agent', containerPort: 18789, hostPort: 28000, hostAddress: '0.0.0.0' }]);
   });
 
-  it('addresses a container by its name on the internal network in proxy-only, localhost in open', () => {
+  it('addresses a sidecar by its name on the internal network, the agent’s connections on its loopback relay, all on localhost in open', () => {
     const request = {
       instanceName: 'demo',
       targetOptions: {},
@@ -36,8 +37,44 @@ describe('target options, addresses and names', () => {
       to: { container: 'tokenizer', role: 'sidecar' as const },
       port: 4001,
     };
-    expect(provider.addressOf({ ...request, networkMode: 'proxy-only' })).toBe('tokenizer:4001');
+    const fromSidecar = { ...request, from: { container: 'gateway', role: 'sidecar' as const } };
+    expect(provider.addressOf({ ...request, networkMode: 'proxy-only' })).toBe('localhost:4001');
+    expect(provider.addressOf({ ...fromSidecar, networkMode: 'proxy-only' })).toBe('tokenizer:4001');
     expect(provider.addressOf({ ...request, networkMode: 'open' })).toBe('localhost:4001');
+    expect(provider.addressOf({ ...fromSidecar, networkMode: 'open' })).toBe('localhost:4001');
+  });
+
+  it('relays exactly the agent’s allowed connections and its ingress between the two helpers', () => {
+    const relays = relayPlan({
+      connections: [
+        { from: 'agent', to: 'tokenizer', port: 4001 },
+        { from: 'agent', to: 'tokenizer', port: 4001 },
+        { from: 'gateway', to: 'tokenizer', port: 4001 },
+      ],
+      ingress: [{ container: 'agent', port: 18789 }],
+    });
+    expect(relays).toEqual({
+      inside: [
+        {
+          listen: { host: '127.0.0.1', port: 4001 },
+          connect: { path: '/keyward-sockets/to-tokenizer-4001.sock' },
+        },
+        {
+          listen: { path: '/keyward-sockets/ingress-18789.sock' },
+          connect: { host: '127.0.0.1', port: 18789 },
+        },
+      ],
+      outside: [
+        {
+          listen: { path: '/keyward-sockets/to-tokenizer-4001.sock' },
+          connect: { host: 'tokenizer', port: 4001 },
+        },
+        {
+          listen: { host: '0.0.0.0', port: 18789 },
+          connect: { path: '/keyward-sockets/ingress-18789.sock' },
+        },
+      ],
+    });
   });
 
   it('keeps runtime names within a DNS label, distinct for distinct inputs', () => {

@@ -20,6 +20,7 @@ import {
   type VerifyCheckReportV2,
 } from '@keyward/core';
 import type { ImageBuildProgress } from '@keyward/images';
+import { containerRuntimeName } from '@keyward/provider-local';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import type Docker from 'dockerode';
 import { defaultHost, defaultPort } from '../server.js';
@@ -324,7 +325,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       emit('checks', check.passed ? 'succeeded' : 'failed', `${check.title}: ${check.evidence}`);
     abortIfAsked();
 
-    const agentContainer = runtimeName(DEMO_INSTANCE_NAME, 'agent');
+    const agentContainer = containerRuntimeName(DEMO_INSTANCE_NAME, 'agent');
     // `pnpm demo` in the repository: the CLI is `pnpm keyward` there, not on the PATH.
     const cliCommand = environment['npm_lifecycle_event'] === 'demo' ? 'pnpm keyward' : 'keyward';
     const current = await provider.get(DEMO_INSTANCE_NAME);
@@ -450,13 +451,17 @@ async function runChecks(
     }),
   });
   const proxied = verifyCheck(result.checks, 'proxied-request-injected');
-  // The target's own isolation checks (however it names them) stand for "no way around the proxy".
+  // The target's own direct-egress check; a target that names it otherwise: all its own checks.
   const isolation = result.checks.filter((check) => check.providerId === runtime.provider.id);
+  const namedDirect = isolation.filter((check) => check.name === 'direct-egress-blocked');
+  const directChecks = namedDirect.length > 0 ? namedDirect : isolation;
   const direct = {
-    passed: isolation.length > 0 && isolation.every((check) => check.passed),
+    passed: directChecks.length > 0 && directChecks.every((check) => check.passed),
     evidence:
-      isolation.length > 0
-        ? isolation.map((check) => `${check.name}: ${check.evidence}`).join('; ')
+      directChecks.length > 0
+        ? directChecks
+            .map((check) => (namedDirect.length > 0 ? check.evidence : `${check.name}: ${check.evidence}`))
+            .join('; ')
         : `target "${runtime.provider.id}" reported no isolation check`,
   };
   const unbound = verifyCheck(result.checks, 'unbound-host-refused');
@@ -481,7 +486,7 @@ async function runChecks(
 
   const exposure = await findCredentialInContainer(
     runtime.docker,
-    runtimeName(DEMO_INSTANCE_NAME, 'agent'),
+    containerRuntimeName(DEMO_INSTANCE_NAME, 'agent'),
     secret,
   );
   const exposurePassed = exposure.findings.length === 0 && exposure.unreadable.length === 0;

@@ -175,6 +175,31 @@ describe('composePlanV2', () => {
     );
   });
 
+  it('hardens the agent by default: no capabilities, no privilege gain, read-only root and a tmpfs /tmp', async () => {
+    const plan = await composePlanV2({ spec: spec({}), sidecars: lookup(), target });
+    expect(plan.containers[0]).toMatchObject({
+      security: { readOnlyRootFilesystem: true, dropAllCapabilities: true, noNewPrivileges: true },
+      tmpfs: ['/tmp'],
+    });
+    expect(plan.warnings.map((warning) => warning.code)).not.toContain('WRITABLE_AGENT_ROOT');
+    const writable = await composePlanV2({
+      spec: parseInstanceSpec({
+        name: 'demo',
+        target: 'memory',
+        agent: { image: 'localhost/agent:1', port: 18789, readOnlyRootFilesystem: false },
+      }),
+      sidecars: lookup(),
+      target,
+    });
+    expect(writable.containers[0]?.security).toEqual({
+      readOnlyRootFilesystem: false,
+      dropAllCapabilities: true,
+      noNewPrivileges: true,
+    });
+    expect(writable.warnings.map((warning) => warning.code)).toContain('WRITABLE_AGENT_ROOT');
+    expect((writable.redactedSpec['agent'] as Record<string, unknown>)['readOnlyRootFilesystem']).toBe(false);
+  });
+
   it('composes in dependency order, hands each provider the exports it requires, and orders starts', async () => {
     // "aaa" sorts first but requires "zzz".
     const plan = await composePlanV2({

@@ -215,6 +215,13 @@ export function buildAgentContainerV2(
     env: sortRecord(env),
     ports: [{ name: 'agent', containerPort: spec.agent.port, protocol: 'tcp' }],
     egress: spec.network.egress === 'open' ? { type: 'internet' } : { type: 'none' },
+    // Hardened like a sidecar: no capabilities, no privilege gain, a read-only root unless the spec opts out.
+    security: {
+      readOnlyRootFilesystem: spec.agent.readOnlyRootFilesystem,
+      dropAllCapabilities: true,
+      noNewPrivileges: true,
+    },
+    tmpfs: ['/tmp'],
     labels: objectLabels(spec.name, spec.target, AGENT_CONTAINER_NAME, AGENT_CONTAINER_NAME),
     files: files.sort((a, b) => a.path.localeCompare(b.path)),
     secretMounts,
@@ -369,6 +376,7 @@ export function redactedSpecOf(
       ...(spec.agent.command ? { command: spec.agent.command } : {}),
       ...(spec.agent.skillsDirectory === undefined ? {} : { skillsDirectory: spec.agent.skillsDirectory }),
       ...(spec.agent.stateDirectories.length === 0 ? {} : { stateDirectories: spec.agent.stateDirectories }),
+      ...(spec.agent.readOnlyRootFilesystem ? {} : { readOnlyRootFilesystem: false }),
     },
     network: { egress: spec.network.egress },
     sidecars,
@@ -517,6 +525,15 @@ export async function composePlanV2(options: ComposePlanV2Options): Promise<Depl
             },
           ]
         : []),
+      ...(spec.agent.readOnlyRootFilesystem
+        ? []
+        : [
+            {
+              code: 'WRITABLE_AGENT_ROOT',
+              message:
+                'agent.readOnlyRootFilesystem is false: the agent can change its own image files; list the directories it writes in agent.stateDirectories and leave the root read-only where you can.',
+            },
+          ]),
       ...resolved.flatMap((part) => part.warnings),
     ],
   };

@@ -12,7 +12,7 @@ export const demoUpstreamPort = 8443;
 /** Label on objects the tests create outside keyward (the upstream), for cleanup. */
 export const testFixtureLabel = 'keyward.dev/test-fixture';
 
-/** PEM server certificate (for `demoUpstreamHost`) and its key, e.g. from `@keyward/tokenizer/certificates`. */
+/** PEM server certificate (for `demoUpstreamHost`) and its key, from a throwaway test CA. */
 export interface DemoUpstreamCertificates {
   serverCertificatePem: string;
   serverKeyPem: string;
@@ -35,7 +35,7 @@ export interface ReceivedUpstreamRequest {
 export interface DemoUpstream {
   containerName: string;
   adminUrl: string;
-  /** Lets an instance's tokenizer reach the upstream as `demoUpstreamHost`. */
+  /** Lets an instance's sidecars reach the upstream as `demoUpstreamHost`. */
   attachTo(network: string): Promise<void>;
   received(): Promise<ReceivedUpstreamRequest[]>;
   clear(): Promise<void>;
