@@ -241,7 +241,11 @@ describe('the web UI in Chromium against the API on real podman', () => {
 
   it('is readable on a narrow window', async () => {
     await page.setViewportSize({ width: 400, height: 800 });
-    await shot('10-instances-narrow.png');
+    await page.screenshot({ path: join(artifacts, '10-instances-narrow.png') });
+    const instancesOverflow = await page.evaluate(
+      () => document.documentElement.scrollWidth - window.innerWidth,
+    );
+    expect(instancesOverflow, 'the instances page scrolls sideways at 400 px').toBeLessThanOrEqual(0);
     await page.goto(`${server.url}/#/deploy`);
     await page.getByRole('heading', { name: 'Target', exact: true }).waitFor({ timeout: 90_000 });
     await shot('11-deploy-narrow.png');
