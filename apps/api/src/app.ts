@@ -14,6 +14,7 @@ import { createSystemRoutes } from './routes/system-routes.js';
 import { createTokenFileSource, tokensMatch } from './security/api-token.js';
 import { type RateLimit, RateLimiter } from './security/rate-limiter.js';
 import { VERSION } from './version.js';
+import { createWebRoutes } from './web-routes.js';
 
 export interface CreateAppOptions {
   registry: ProviderRegistry;
@@ -44,6 +45,8 @@ export interface CreateAppOptions {
   redactor?: SecretRedactor;
   /** For rate limits; injectable for tests. */
   now?: () => number;
+  /** The built web UI served at `/` (apps/web/dist); absent: `/` says how to build it. */
+  webDirectory?: string;
 }
 
 const defaultRateLimits = {
@@ -214,6 +217,7 @@ export function createApp(options: CreateAppOptions) {
     .route('/api', createSystemRoutes(operations))
     .route('/api', createInstanceRoutes(operations))
     .route('/api', createSidecarRoutes(operations, { logger }));
+  app.route('/', createWebRoutes(options.webDirectory));
   return Object.assign(routes, { operations });
 }
 

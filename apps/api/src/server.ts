@@ -11,6 +11,7 @@ import {
   ensureApiToken,
   resolveDataDirectory,
 } from './security/api-token.js';
+import { defaultWebDirectory } from './web-routes.js';
 
 export const defaultPort = 7878;
 export const defaultHost = '127.0.0.1';
@@ -88,6 +89,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     jobs,
     dataDirectory,
     token: createTokenFileSource(dataDirectory),
+    webDirectory: options.webDirectory ?? defaultWebDirectory(),
   });
   // Jobs a stopped process left running are finished (or rolled back) before the first request.
   let retry: NodeJS.Timeout | undefined;

@@ -83,7 +83,7 @@ export interface DemoResult {
   agentContainer: string;
   agentUrl?: string;
   demoApi: { hostname: string; port: number; adminUrl: string };
-  /** `keyward serve` serves the HTTP API here; there is no web UI yet. */
+  /** `keyward serve` serves the HTTP API here, and the web UI at `/`. */
   apiAddress: string;
   /** How to call keyward where the demo ran: `pnpm keyward` inside the repository, else `keyward`. */
   cliCommand: string;
