@@ -1,10 +1,5 @@
 import { join } from 'node:path';
-import {
-  discoverPlugins,
-  KeywardError,
-  type KeywardErrorCode,
-  ProviderRegistry,
-} from '@keyward/core';
+import { discoverPlugins, KeywardError, type KeywardErrorCode, ProviderRegistry } from '@keyward/core';
 
 export interface DefaultRegistryOptions {
   /** Holds `plugins.json` (`{ "plugins": ["package", "./file.js"] }`). */
