@@ -113,6 +113,7 @@ describe('provider-local on real podman: proxy-only', () => {
 
   it('deploys networks, volumes, secrets, sidecars and then the agent, with progress', async () => {
     const detail = await provider.apply(plan, { onProgress: (event) => events.push(event) });
+    await upstream.attachTo(`keyward-${name}-egress`);
     expect(detail.state).toBe('running');
     expect(detail.networkMode).toBe('proxy-only');
     const started = events.filter((event) => event.status === 'started').map((event) => event.step);
@@ -125,13 +126,13 @@ describe('provider-local on real podman: proxy-only', () => {
     expect(detail.agentUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     // The agent: no network of its own, hardened, no host cgroup tree.
     const agent = await docker.getContainer(`keyward-${name}-agent`).inspect();
-    expect(agent.HostConfig.NetworkMode).toBe(`container:keyward-${name}-agent-network`);
+    const holder = await docker.getContainer(`keyward-${name}-agent-network`).inspect();
+    expect(holder.HostConfig.NetworkMode).toBe('none');
+    expect(agent.HostConfig.NetworkMode).toBe(`container:${holder.Id}`);
     expect(agent.HostConfig.CapDrop).toEqual(['ALL']);
     expect(agent.HostConfig.SecurityOpt).toContain('no-new-privileges');
     expect(agent.HostConfig.ReadonlyRootfs).toBe(true);
     expect(Object.keys(agent.HostConfig.Tmpfs ?? {})).toEqual(['/tmp']);
-    const holder = await docker.getContainer(`keyward-${name}-agent-network`).inspect();
-    expect(holder.HostConfig.NetworkMode).toBe('none');
     // Every cgroup hierarchy mounted into the agent is read-only (mountinfo: options field 6, fstype after " - ").
     const inside = await provider.exec(name, {
       container: 'agent',
@@ -152,7 +153,6 @@ describe('provider-local on real podman: proxy-only', () => {
     expect(seen.cgroups.filter((mount) => !mount.options.split(',').includes('ro'))).toEqual([]);
     const health = await fetch(`${detail.agentUrl}/health`);
     expect(health.status).toBe(200);
-    await upstream.attachTo(`keyward-${name}-egress`);
     const env = (await docker.getContainer(`keyward-${name}-agent`).inspect()).Config.Env ?? [];
     expect(
       env
