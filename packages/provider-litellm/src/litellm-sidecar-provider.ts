@@ -144,7 +144,8 @@ export function createLitellmProvider(settings: LitellmProviderSettings = {}): L
             port: config.port,
             path: '/health/liveliness',
             timeoutSeconds: 3,
-            retries: 60,
+            // LiteLLM imports for 40–90 s (about 2 min on a busy machine) before it listens.
+            retries: 240,
           },
           security: { readOnlyRootFilesystem: true, dropAllCapabilities: true, noNewPrivileges: true },
           tmpfs: ['/tmp'],

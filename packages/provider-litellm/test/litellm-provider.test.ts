@@ -55,6 +55,20 @@ testSidecarProvider({
       config: { ...validConfig, credentials: [validConfig.credentials[0], validConfig.credentials[0]] },
     },
     { label: 'a setting keyward owns', config: { ...validConfig, settings: { general_settings: {} } } },
+    {
+      label: 'a host with port 443 spelled out',
+      config: {
+        ...validConfig,
+        credentials: [{ name: 'openai', secret: 'k', host: 'api.openai.com:443' }],
+      },
+    },
+    {
+      label: 'a host with a port out of range',
+      config: {
+        ...validConfig,
+        credentials: [{ name: 'openai', secret: 'k', host: 'api.openai.com:70000' }],
+      },
+    },
   ],
   forbiddenValues: [openaiKey, anthropicKey],
   companions: [{ provider: tokenizer, config: { credentials: [] } }],
@@ -179,6 +193,31 @@ describe('litellm with the tokenizer (and the collector)', () => {
       ],
       general_settings: { master_key: 'os.environ/LITELLM_MASTER_KEY' },
     });
+  });
+
+  it('calls a credential host on another port than 443 at that port', async () => {
+    const plan = await composePlanV2({
+      spec: parseInstanceSpec({
+        name: 'ported',
+        target: 'memory',
+        agent: { image: 'localhost/agent:1', port: 18789 },
+        sidecars: {
+          litellm: {
+            models: [{ name: 'm', model: 'openai/m', credential: 'local' }],
+            credentials: [{ name: 'local', secret: openaiKey, host: 'model-api.test:8443' }],
+          },
+          tokenizer: { credentials: [] },
+        },
+      }),
+      sidecars: { getSidecar: (id) => [litellm, tokenizer].find((provider) => provider.id === id) },
+      target: createMemoryTargetProvider(),
+    });
+    const file = plan.containers.find((item) => item.name === 'litellm')?.files[0];
+    expect(parse(file?.content ?? '').model_list[0].litellm_params.api_base).toBe(
+      'http://model-api.test:8443/v1',
+    );
+    const tokenizerMetadata = plan.sidecars.find((sidecar) => sidecar.providerId === 'tokenizer')?.metadata;
+    expect(JSON.stringify(tokenizerMetadata)).toContain('model-api.test:8443');
   });
 
   it('reports to the collector only when there is one', async () => {
