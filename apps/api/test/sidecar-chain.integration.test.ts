@@ -121,7 +121,7 @@ async function deployChain(docker: Docker, local: LocalProvider, mode: NetworkMo
   const spec = parseInstanceSpec({
     name,
     target: 'local',
-    agent: { image: imageReference(imageDefinitions.agentStandIn), port: 18789 },
+    agent: { image: imageReference(imageDefinitions.agentStandIn), port: 18789, skillsDirectory: '/home/node/skills' },
     network: { egress: mode },
     sidecars: {
       tokenizer: {
@@ -133,6 +133,9 @@ async function deployChain(docker: Docker, local: LocalProvider, mode: NetworkMo
       litellm: {
         models: [{ name: modelName, model: 'openai/chain-upstream', credential: 'model-api' }],
         credentials: [{ name: 'model-api', secret, host: `${modelApiHost}:${modelApiPort}` }],
+        // keyward's local LiteLLM image has no OpenTelemetry SDK: with the otel callback it
+        // refuses to start, so its spans stay out (the agent's and the tokenizer's still go).
+        exportTraces: false,
       },
       otel: { exporters: { file: {} } },
     },

@@ -91,6 +91,12 @@ export const litellmConfigSchema = z
       // Only these two are merged; keyward owns the rest of LiteLLM's config.
       .strict()
       .optional(),
+    /**
+     * Adds LiteLLM's `otel` callback when a collector is there. The image must hold the
+     * OpenTelemetry SDK (the official image does; without it LiteLLM refuses to start with
+     * the callback: "Could not build the 'otel' callback"): set false for an image without it.
+     */
+    exportTraces: z.boolean().default(true),
     /** The agent's variables for the gateway (an OpenAI-compatible API). */
     agentVariables: z
       .object({

@@ -95,7 +95,9 @@ export function createLitellmProvider(settings: LitellmProviderSettings = {}): L
           'The tokenizer exported no proxy endpoint ({ proxy: { container, port } }); LiteLLM cannot reach its upstreams.',
       });
     }
-    const collector = endpointOf(context.dependencies[TELEMETRY_PROVIDER_ID]?.exports, 'otlpHttp');
+    const collector = config.exportTraces
+      ? endpointOf(context.dependencies[TELEMETRY_PROVIDER_ID]?.exports, 'otlpHttp')
+      : undefined;
     const key = virtualKey ?? config.virtualKey ?? `sk-keyward-${hex(context.randomBytes(24))}`;
     const proxyAddress = context.addressOf(LITELLM_CONTAINER_NAME, proxy.container, proxy.port);
     const agentBaseUrl = `http://${context.addressOf('agent', LITELLM_CONTAINER_NAME, config.port)}`;

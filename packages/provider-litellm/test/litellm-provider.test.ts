@@ -200,7 +200,7 @@ describe('litellm with the tokenizer (and the collector)', () => {
       spec: parseInstanceSpec({
         name: 'ported',
         target: 'memory',
-        agent: { image: 'localhost/agent:1', port: 18789 },
+        agent: { image: 'localhost/agent:1', port: 18789, skillsDirectory: '/agent/skills' },
         sidecars: {
           litellm: {
             models: [{ name: 'm', model: 'openai/m', credential: 'local' }],
@@ -228,6 +228,32 @@ describe('litellm with the tokenizer (and the collector)', () => {
     expect(withCollector.litellm_settings).toEqual({ callbacks: ['otel'] });
     const without = await compose('open', false);
     expect(envOf(without, 'litellm')['OTEL_ENDPOINT']).toBeUndefined();
+  });
+
+  it('leaves the otel callback out for an image without the OpenTelemetry SDK (exportTraces: false)', async () => {
+    const providers = [litellm, tokenizer, otel];
+    const plan = await composePlanV2({
+      spec: parseInstanceSpec({
+        name: 'chain',
+        target: 'memory',
+        agent: { image: 'localhost/agent:1', port: 18789, skillsDirectory: '/agent/skills' },
+        sidecars: {
+          litellm: { ...validConfig, exportTraces: false },
+          tokenizer: { credentials: [] },
+          otel: { exporters: { file: {} } },
+        },
+      }),
+      sidecars: { getSidecar: (id) => providers.find((provider) => provider.id === id) },
+      target: createMemoryTargetProvider(),
+    });
+    const gateway = plan.containers.find((item) => item.name === 'litellm');
+    expect(parse(gateway?.files[0]?.content ?? '').litellm_settings).toBeUndefined();
+    expect(gateway?.env['OTEL_ENDPOINT']).toBeUndefined();
+    expect(plan.connections.filter((connection) => connection.from === 'litellm')).toEqual([
+      { from: 'litellm', to: 'tokenizer', port: 4001 },
+    ]);
+    // The agent still reports to the collector.
+    expect(envOf(plan, 'agent')['OTEL_EXPORTER_OTLP_ENDPOINT']).toBeDefined();
   });
 
   it('renders the chain for two kinds of runtime from the same plan', async () => {

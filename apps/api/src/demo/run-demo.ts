@@ -21,6 +21,8 @@ import {
 } from '@keyward/core';
 import type { ImageBuildProgress } from '@keyward/images';
 import { containerRuntimeName } from '@keyward/provider-local';
+import { createLitellmProvider } from '@keyward/provider-litellm';
+import { createOtelProvider } from '@keyward/provider-otel';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import type Docker from 'dockerode';
 import { defaultHost, defaultPort } from '../server.js';
@@ -28,7 +30,8 @@ import { runVerification, verifyOptionsOf } from '../verification.js';
 import { findCredentialInContainer } from './credential-exposure.js';
 import { DEMO_API_PORT, type DemoApi, readReceivedRequests, startDemoApi } from './demo-api-container.js';
 import { createDemoCertificates } from './demo-certificates.js';
-import { ensureDemoImages, loadImages } from './demo-images.js';
+import { DEMO_MODEL_CREDENTIAL, DEMO_MODEL_NAME, type DemoChainCheck, runChainChecks } from './demo-chain.js';
+import { type DemoExtra, ensureDemoImages, loadImages } from './demo-images.js';
 import { type DemoRuntime, detectDemoRuntime } from './demo-runtime.js';
 
 export const DEMO_INSTANCE_NAME = 'demo';
@@ -56,7 +59,8 @@ export interface DemoCheck {
     | 'direct-egress-blocked'
     | 'agent-holds-no-credential'
     | 'unbound-host-refused'
-    | 'self-sealed-token-refused';
+    | 'self-sealed-token-refused'
+    | DemoChainCheck['name'];
   title: string;
   passed: boolean;
   /** What was observed, never a secret. */
@@ -68,6 +72,11 @@ export interface DemoOptions {
   /** Abort (Ctrl-C): the run stops at the next step and removes what it made. */
   signal?: AbortSignal;
   environment?: NodeJS.ProcessEnv;
+  /**
+   * Sidecars next to the tokenizer (`keyward demo --with litellm,otel`): LiteLLM calls the demo
+   * API as a model API through the tokenizer, the collector receives the agent's trace.
+   */
+  with?: readonly DemoExtra[];
   /** Injectable runtime (tests). Default: provider-local's detection. */
   detectRuntime?: (options: { environment: NodeJS.ProcessEnv }) => Promise<DemoRuntime>;
 }
@@ -93,6 +102,10 @@ export interface DemoResult {
   durationMs: number;
   /** sha256 prefix of the demo credential, to match against what the API received without showing it. */
   credentialFingerprint: string;
+  /** The sidecars added with `--with`. */
+  extras: DemoExtra[];
+  /** sha256 prefix of the model API key LiteLLM's model uses (with litellm). */
+  modelKeyFingerprint?: string;
 }
 
 export class DemoAbortedError extends KeywardError {
@@ -111,13 +124,39 @@ function fingerprint(value: string): string {
   return createHash('sha256').update(value).digest('hex').slice(0, 12);
 }
 
-function demoSpec(agentImage: string, secret: string, caCertificate: string): InstanceSpecInput {
+interface DemoExtraSpec {
+  extras: readonly DemoExtra[];
+  /** The provider key LiteLLM's model uses; sealed by the tokenizer for LiteLLM's container. */
+  modelKey: string;
+}
+
+function demoSpec(
+  agentImage: string,
+  secret: string,
+  caCertificate: string,
+  extra: DemoExtraSpec = { extras: [], modelKey: '' },
+): InstanceSpecInput {
   return {
     name: DEMO_INSTANCE_NAME,
     target: 'local',
-    agent: { image: agentImage, port: 18789 },
+    agent: { image: agentImage, port: 18789, skillsDirectory: '/home/node/skills' },
     network: { egress: 'proxy-only' },
     sidecars: {
+      ...(extra.extras.includes('litellm')
+        ? {
+            litellm: {
+              // The demo API answers OpenAI-style too: it stands in for a model provider.
+              models: [{ name: DEMO_MODEL_NAME, model: 'openai/demo-model', credential: DEMO_MODEL_CREDENTIAL }],
+              credentials: [
+                { name: DEMO_MODEL_CREDENTIAL, secret: extra.modelKey, host: `${DEMO_API_HOSTNAME}:${DEMO_API_PORT}` },
+              ],
+              // keyward's local LiteLLM image has no OpenTelemetry SDK: with the otel callback it
+              // refuses to start, so its spans stay out (the agent's and the tokenizer's still go).
+              exportTraces: false,
+            },
+          }
+        : {}),
+      ...(extra.extras.includes('otel') ? { otel: { exporters: { file: {} } } } : {}),
       tokenizer: {
         credentials: [
           {
@@ -177,6 +216,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const { imageDefinitions, imageReference } = await loadImages();
   const environment = options.environment ?? process.env;
   const signal = options.signal;
+  const extras = [...new Set(options.with ?? [])].sort() as DemoExtra[];
   const emit = (
     step: DemoStep,
     status: DemoProgressEvent['status'],
@@ -219,10 +259,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   emit(
     'images',
     'started',
-    'Building the images the demo needs (tokenizer, stand-in agent, demo API, network helper) if missing',
+    `Building the images the demo needs (tokenizer, stand-in agent, demo API, network helper${extras.includes('litellm') ? ', LiteLLM' : ''}${extras.includes('otel') ? ', OpenTelemetry Collector' : ''}) if missing`,
   );
   const images = await raceAbort(
     ensureDemoImages(docker, {
+      extras,
       onProgress: (event) => {
         const message = describeImageProgress(event);
         if (message) emit('images', 'info', message, event);
@@ -268,12 +309,33 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     // The credential exists only in this process's memory, then sealed in the tokenizer's token.
     const secret = `kwdemo_${randomBytes(24).toString('base64url')}`;
     registerSecret(secret);
+    // With LiteLLM: the model API key, sealed by the tokenizer for LiteLLM's container alone.
+    const modelKey = `kwmodel_${randomBytes(24).toString('base64url')}`;
+    registerSecret(modelKey);
     const certificates = createDemoCertificates({ hostname: DEMO_API_HOSTNAME });
     const registry = new ProviderRegistry();
     registry.registerSidecar(createTokenizerProvider());
+    if (extras.includes('litellm')) {
+      const { prebuiltImageDefinitions } = await loadImages();
+      registry.registerSidecar(
+        createLitellmProvider({ defaultImage: imageReference(prebuiltImageDefinitions.litellm) }),
+      );
+    }
+    if (extras.includes('otel')) {
+      const { prebuiltImageDefinitions } = await loadImages();
+      registry.registerSidecar(
+        createOtelProvider({
+          defaultImage: imageReference(prebuiltImageDefinitions.otelCollector),
+          defaultBinary: '/usr/bin/otelcol-keyward',
+        }),
+      );
+    }
     registry.registerTarget(provider);
     const spec = parseInstanceSpec(
-      demoSpec(imageReference(imageDefinitions.agentStandIn), secret, certificates.caCertificatePem),
+      demoSpec(imageReference(imageDefinitions.agentStandIn), secret, certificates.caCertificatePem, {
+        extras,
+        modelKey,
+      }),
     );
     const plan = await composePlanV2({
       spec,
@@ -285,7 +347,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     emit(
       'deploy',
       'started',
-      `Deploying instance "${DEMO_INSTANCE_NAME}" (proxy-only) with credential "${DEMO_CREDENTIAL_NAME}" bound to ${DEMO_API_HOSTNAME}:${DEMO_API_PORT}`,
+      `Deploying instance "${DEMO_INSTANCE_NAME}" (proxy-only) with credential "${DEMO_CREDENTIAL_NAME}" bound to ${DEMO_API_HOSTNAME}:${DEMO_API_PORT}${extras.includes('litellm') ? `, LiteLLM with model "${DEMO_MODEL_NAME}" (its key sealed for LiteLLM, bound to the same API)` : ''}${extras.includes('otel') ? ', an OpenTelemetry Collector' : ''}`,
     );
     const detail = await provider.apply(plan, {
       onProgress: (event) => emit('deploy', 'info', event.message, event),
@@ -310,6 +372,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       hostname: DEMO_API_HOSTNAME,
       certificates,
       acceptedToken: secret,
+      ...(extras.includes('litellm') ? { moreAcceptedTokens: [modelKey] } : {}),
       ...(signal ? { signal } : {}),
     });
     emit(
@@ -320,7 +383,18 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
 
     abortIfAsked();
     emit('checks', 'started', 'Checking from inside the agent');
-    const checks = await runChecks(runtime, registry, api, secret);
+    const checks: DemoCheck[] = await runChecks(runtime, registry, api, secret);
+    if (extras.includes('litellm')) {
+      checks.push(
+        ...(await runChainChecks({
+          docker,
+          instance: DEMO_INSTANCE_NAME,
+          adminUrl: api.adminUrl,
+          modelKey,
+          telemetry: extras.includes('otel'),
+        })),
+      );
+    }
     for (const check of checks)
       emit('checks', check.passed ? 'succeeded' : 'failed', `${check.title}: ${check.evidence}`);
     abortIfAsked();
@@ -349,6 +423,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       ...(runtime.dockerHostHint ? { dockerHostHint: runtime.dockerHostHint } : {}),
       durationMs: Date.now() - started,
       credentialFingerprint: fingerprint(secret),
+      extras,
+      ...(extras.includes('litellm') ? { modelKeyFingerprint: fingerprint(modelKey) } : {}),
     };
   } catch (error) {
     if (!madeSomething) throw signal?.aborted ? new DemoAbortedError(false) : error;
