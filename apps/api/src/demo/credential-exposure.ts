@@ -139,9 +139,10 @@ async function readProcessFile(docker: Docker, container: string, path: string):
 export async function findCredentialInContainer(
   docker: Docker,
   container: string,
-  credential: string,
+  credential: string | readonly string[],
 ): Promise<ExposureReport> {
-  const needles = credentialNeedles(credential);
+  // Several secrets in one pass (a gateway's image is large): any of them is a finding.
+  const needles = (typeof credential === 'string' ? [credential] : credential).flatMap(credentialNeedles);
   const handle = docker.getContainer(container);
   const info = await handle.inspect();
   const findings: ExposureFinding[] = [];
