@@ -25,7 +25,8 @@ async function receivedByApi(docker: Docker) {
     [`http://127.0.0.1:${binding?.HostPort}`, `http://${address}:9090`],
     20_000,
   );
-  if (!health.url) throw new Error(`the demo API's admin port does not answer: ${health.problems.join('; ')}`);
+  if (!health.url)
+    throw new Error(`the demo API's admin port does not answer: ${health.problems.join('; ')}`);
   return (await (await fetch(`${health.url}/_received`)).json()) as {
     method: string;
     url: string;

@@ -120,7 +120,11 @@ async function deployChain(docker: Docker, local: LocalProvider, mode: NetworkMo
   const spec = parseInstanceSpec({
     name,
     target: 'local',
-    agent: { image: imageReference(imageDefinitions.agentStandIn), port: 18789, skillsDirectory: '/home/node/skills' },
+    agent: {
+      image: imageReference(imageDefinitions.agentStandIn),
+      port: 18789,
+      skillsDirectory: '/home/node/skills',
+    },
     network: { egress: mode },
     sidecars: {
       tokenizer: {
@@ -202,95 +206,113 @@ describe('the sidecar chain on real podman: agent → LiteLLM → tokenizer → 
   }, 5 * 60_000);
 
   for (const mode of ['proxy-only', 'open'] as const) {
-    it(`a chat completion from the agent reaches the model API with the real key injected by the tokenizer (${mode})`, async () => {
-      const chain = chains.find((item) => item.mode === mode) as Chain;
-      const agent = containerRuntimeName(chain.name, 'agent');
-      const run = await execIn(docker, agent, ['node', '-'], agentScript);
-      expect(run.exitCode, run.stderr).toBe(0);
-      const outcome = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as AgentOutcome;
-      outcomes.set(mode, outcome);
-      expect(outcome, JSON.stringify(outcome)).toMatchObject({
-        status: 200,
-        content: 'hello from the demo upstream',
-      });
+    it(
+      `a chat completion from the agent reaches the model API with the real key injected by the tokenizer (${mode})`,
+      async () => {
+        const chain = chains.find((item) => item.mode === mode) as Chain;
+        const agent = containerRuntimeName(chain.name, 'agent');
+        const run = await execIn(docker, agent, ['node', '-'], agentScript);
+        expect(run.exitCode, run.stderr).toBe(0);
+        const outcome = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as AgentOutcome;
+        outcomes.set(mode, outcome);
+        expect(outcome, JSON.stringify(outcome)).toMatchObject({
+          status: 200,
+          content: 'hello from the demo upstream',
+        });
 
-      const received = await readReceivedRequests(chain.api.adminUrl);
-      const completions = received.filter(
-        (entry) => entry.method === 'POST' && entry.url === '/v1/chat/completions',
-      );
-      expect(completions.length).toBeGreaterThan(0);
-      for (const call of completions) {
-        // The real key, in the header the credential names, and nothing of the proxy.
-        expect(call.headers['authorization']).toBe(`Bearer ${chain.secret}`);
-        expect(call.status).toBe(200);
-        expect(call.host).toBe(`${modelApiHost}:${modelApiPort}`);
-        expect(Object.keys(call.headers).filter((header) => header.startsWith('proxy-'))).toEqual([]);
-      }
-      // Nothing reached the model API without the key (LiteLLM's placeholder never got through).
-      expect(received.filter((entry) => entry.status !== 200)).toEqual([]);
-    }, 5 * 60_000);
+        const received = await readReceivedRequests(chain.api.adminUrl);
+        const completions = received.filter(
+          (entry) => entry.method === 'POST' && entry.url === '/v1/chat/completions',
+        );
+        expect(completions.length).toBeGreaterThan(0);
+        for (const call of completions) {
+          // The real key, in the header the credential names, and nothing of the proxy.
+          expect(call.headers['authorization']).toBe(`Bearer ${chain.secret}`);
+          expect(call.status).toBe(200);
+          expect(call.host).toBe(`${modelApiHost}:${modelApiPort}`);
+          expect(Object.keys(call.headers).filter((header) => header.startsWith('proxy-'))).toEqual([]);
+        }
+        // Nothing reached the model API without the key (LiteLLM's placeholder never got through).
+        expect(received.filter((entry) => entry.status !== 200)).toEqual([]);
+      },
+      5 * 60_000,
+    );
 
-    it(`no container but the tokenizer's sealed tokens holds the key: LiteLLM, the agent and the collector are scanned (${mode})`, async () => {
-      const chain = chains.find((item) => item.mode === mode) as Chain;
-      const tokenizer = containerRuntimeName(chain.name, 'tokenizer');
-      // The tokenizer holds the open key (which opens the sealed tokens), not the raw key either.
-      const openKey = (await readContainerFile(docker, tokenizer, '/run/keyward/tokenizer/open-key')).trim();
-      expect(openKey).toMatch(/^[0-9a-f]{64}$/);
-      expect((await findCredentialInContainer(docker, tokenizer, chain.secret)).findings).toEqual([]);
-      for (const container of ['litellm', 'agent', 'otel']) {
-        const runtime = containerRuntimeName(chain.name, container);
-        // Raw, base64, base64url and hex, in env, /proc/1/environ and cmdline, the whole filesystem and every mount.
-        const exposure = await findCredentialInContainer(docker, runtime, [chain.secret, openKey]);
-        expect(exposure.findings, container).toEqual([]);
-        expect(exposure.searched.files, container).toBeGreaterThan(3);
-        // The collector's image has neither node nor python to read /proc with.
-        if (container !== 'otel') expect(exposure.unreadable, container).toEqual([]);
-        expect(await inspectFindings(docker, runtime, chain.secret), container).toEqual([]);
-        expect(await inspectFindings(docker, runtime, openKey), container).toEqual([]);
-      }
-      // LiteLLM holds what it was given instead: the sealed token and the proxy password.
-      const env = (await docker.getContainer(containerRuntimeName(chain.name, 'litellm')).inspect()).Config
-        .Env;
-      expect(env.some((entry) => /^KEYWARD_SEALED_MODEL_API=.{40,}$/.test(entry))).toBe(true);
-      expect(env.some((entry) => entry.startsWith('KEYWARD_PROXY_AUTH='))).toBe(true);
-    }, 20 * 60_000);
+    it(
+      `no container but the tokenizer's sealed tokens holds the key: LiteLLM, the agent and the collector are scanned (${mode})`,
+      async () => {
+        const chain = chains.find((item) => item.mode === mode) as Chain;
+        const tokenizer = containerRuntimeName(chain.name, 'tokenizer');
+        // The tokenizer holds the open key (which opens the sealed tokens), not the raw key either.
+        const openKey = (
+          await readContainerFile(docker, tokenizer, '/run/keyward/tokenizer/open-key')
+        ).trim();
+        expect(openKey).toMatch(/^[0-9a-f]{64}$/);
+        expect((await findCredentialInContainer(docker, tokenizer, chain.secret)).findings).toEqual([]);
+        for (const container of ['litellm', 'agent', 'otel']) {
+          const runtime = containerRuntimeName(chain.name, container);
+          // Raw, base64, base64url and hex, in env, /proc/1/environ and cmdline, the whole filesystem and every mount.
+          const exposure = await findCredentialInContainer(docker, runtime, [chain.secret, openKey]);
+          expect(exposure.findings, container).toEqual([]);
+          expect(exposure.searched.files, container).toBeGreaterThan(3);
+          // The collector's image has neither node nor python to read /proc with.
+          if (container !== 'otel') expect(exposure.unreadable, container).toEqual([]);
+          expect(await inspectFindings(docker, runtime, chain.secret), container).toEqual([]);
+          expect(await inspectFindings(docker, runtime, openKey), container).toEqual([]);
+        }
+        // LiteLLM holds what it was given instead: the sealed token and the proxy password.
+        const env = (await docker.getContainer(containerRuntimeName(chain.name, 'litellm')).inspect()).Config
+          .Env;
+        expect(env.some((entry) => /^KEYWARD_SEALED_MODEL_API=.{40,}$/.test(entry))).toBe(true);
+        expect(env.some((entry) => entry.startsWith('KEYWARD_PROXY_AUTH='))).toBe(true);
+      },
+      20 * 60_000,
+    );
   }
 
-  it('the collector holds the agent span under the trace id it sent along, and the proxy span of each upstream call (proxy-only)', async () => {
-    const chain = chains.find((item) => item.mode === 'proxy-only') as Chain;
-    const outcome = outcomes.get('proxy-only');
-    expect(outcome?.otlpStatus).toBe(200);
-    const collector = containerRuntimeName(chain.name, 'otel');
-    let lines = '';
-    for (let attempt = 0; attempt < 30; attempt += 1) {
-      lines = await readContainerText(docker, collector, DEMO_TELEMETRY_FILE).catch(() => '');
+  it(
+    'the collector holds the agent span under the trace id it sent along, and the proxy span of each upstream call (proxy-only)',
+    async () => {
+      const chain = chains.find((item) => item.mode === 'proxy-only') as Chain;
+      const outcome = outcomes.get('proxy-only');
+      expect(outcome?.otlpStatus).toBe(200);
+      const collector = containerRuntimeName(chain.name, 'otel');
+      let lines = '';
+      for (let attempt = 0; attempt < 30; attempt += 1) {
+        lines = await readContainerText(docker, collector, DEMO_TELEMETRY_FILE).catch(() => '');
+        const proxied = spansOf(lines, `${chain.name}-tokenizer`).filter(
+          (span) => span.attributes['server.address'] === modelApiHost,
+        );
+        if (servicesOfTrace(lines, outcome?.traceId ?? '').length > 0 && proxied.length > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+      expect(servicesOfTrace(lines, outcome?.traceId ?? '')).toContain(`${chain.name}-agent`);
+      // The tokenizer's span per proxied call: host and method, a credential fingerprint, never a value.
       const proxied = spansOf(lines, `${chain.name}-tokenizer`).filter(
         (span) => span.attributes['server.address'] === modelApiHost,
       );
-      if (servicesOfTrace(lines, outcome?.traceId ?? '').length > 0 && proxied.length > 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-    expect(servicesOfTrace(lines, outcome?.traceId ?? '')).toContain(`${chain.name}-agent`);
-    // The tokenizer's span per proxied call: host and method, a credential fingerprint, never a value.
-    const proxied = spansOf(lines, `${chain.name}-tokenizer`).filter(
-      (span) => span.attributes['server.address'] === modelApiHost,
-    );
-    expect(proxied.length).toBeGreaterThan(0);
-    expect(proxied[0]?.attributes['http.request.method']).toBe('POST');
-    expect(lines).not.toContain(chain.secret);
-    // LiteLLM 1.108.7 forwards the caller's traceparent upstream only through its otel callback,
-    // which needs the OpenTelemetry SDK the local image lacks (exportTraces: false): the proxy's
-    // spans start their own trace here, not the agent's.
-  }, 2 * 60_000);
+      expect(proxied.length).toBeGreaterThan(0);
+      expect(proxied[0]?.attributes['http.request.method']).toBe('POST');
+      expect(lines).not.toContain(chain.secret);
+      // LiteLLM 1.108.7 forwards the caller's traceparent upstream only through its otel callback,
+      // which needs the OpenTelemetry SDK the local image lacks (exportTraces: false): the proxy's
+      // spans start their own trace here, not the agent's.
+    },
+    2 * 60_000,
+  );
 
-  it('leaves nothing labelled after delete', async () => {
-    const local = createLocalProvider({ docker });
-    for (const chain of chains.splice(0)) {
-      await removeDemoApi(docker, chain.name);
-      await local.delete(chain.name, { removeVolumes: true });
-      expect(await remainingObjects(docker, chain.name)).toEqual([]);
-    }
-  }, 5 * 60_000);
+  it(
+    'leaves nothing labelled after delete',
+    async () => {
+      const local = createLocalProvider({ docker });
+      for (const chain of chains.splice(0)) {
+        await removeDemoApi(docker, chain.name);
+        await local.delete(chain.name, { removeVolumes: true });
+        expect(await remainingObjects(docker, chain.name)).toEqual([]);
+      }
+    },
+    5 * 60_000,
+  );
 });
 
 interface CollectedSpan {
@@ -308,7 +330,11 @@ function spansOf(lines: string, service: string): CollectedSpan[] {
       resourceSpans?: {
         resource?: { attributes?: { key: string; value: { stringValue?: string } }[] };
         scopeSpans?: {
-          spans?: { traceId: string; name: string; attributes?: { key: string; value: Record<string, unknown> }[] }[];
+          spans?: {
+            traceId: string;
+            name: string;
+            attributes?: { key: string; value: Record<string, unknown> }[];
+          }[];
         }[];
       }[];
     };

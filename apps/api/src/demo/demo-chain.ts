@@ -16,7 +16,11 @@ export const DEMO_MODEL_CREDENTIAL = 'demo-model-api';
 export const DEMO_TELEMETRY_FILE = '/var/lib/otelcol/telemetry.jsonl';
 
 export interface DemoChainCheck {
-  name: 'gateway-chat-completed' | 'gateway-upstream-received-key' | 'gateway-holds-no-key' | 'trace-collected';
+  name:
+    | 'gateway-chat-completed'
+    | 'gateway-upstream-received-key'
+    | 'gateway-holds-no-key'
+    | 'trace-collected';
   title: string;
   passed: boolean;
   evidence: string;
@@ -153,7 +157,9 @@ export async function runChainChecks(settings: ChainCheckSettings): Promise<Demo
   ];
 
   const received = await readReceivedRequests(settings.adminUrl);
-  const calls = received.filter((entry) => entry.method === 'POST' && entry.url.endsWith('/chat/completions'));
+  const calls = received.filter(
+    (entry) => entry.method === 'POST' && entry.url.endsWith('/chat/completions'),
+  );
   const keyed = calls.filter((entry) => entry.headers['authorization'] === `Bearer ${settings.modelKey}`);
   const proxyHeaders = calls.flatMap((entry) =>
     Object.keys(entry.headers).filter((header) => header.startsWith('proxy-')),

@@ -79,7 +79,9 @@ describe('demo command output', () => {
   it('reads --with as a list of known sidecars and says what to write otherwise', () => {
     expect(parseDemoExtras(undefined)).toEqual([]);
     expect(parseDemoExtras('litellm, OTEL')).toEqual(['litellm', 'otel']);
-    expect(() => parseDemoExtras('litellm,jaeger')).toThrow(/not jaeger; write for example --with litellm,otel/);
+    expect(() => parseDemoExtras('litellm,jaeger')).toThrow(
+      /not jaeger; write for example --with litellm,otel/,
+    );
     expect(() => parseDemoExtras('otel')).toThrow(/write --with litellm,otel/);
   });
 
@@ -91,6 +93,8 @@ describe('demo command output', () => {
       plain,
     );
     expect(text).toMatch(/LiteLLM\s+the agent's model gateway .*sha256:0123456789ab is sealed for LiteLLM/);
-    expect(text).toMatch(/telemetry\s+OpenTelemetry Collector; spans in \/var\/lib\/otelcol\/telemetry\.jsonl of container keyward-demo-otel/);
+    expect(text).toMatch(
+      /telemetry\s+OpenTelemetry Collector; spans in \/var\/lib\/otelcol\/telemetry\.jsonl of container keyward-demo-otel/,
+    );
   });
 });

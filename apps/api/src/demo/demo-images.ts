@@ -76,7 +76,10 @@ export async function ensureDemoImages(
     }
   }
   const { buildPrebuiltImage, prebuiltImageDefinitions } = await loadImages();
-  const prebuilt = { litellm: prebuiltImageDefinitions.litellm, otel: prebuiltImageDefinitions.otelCollector };
+  const prebuilt = {
+    litellm: prebuiltImageDefinitions.litellm,
+    otel: prebuiltImageDefinitions.otelCollector,
+  };
   for (const extra of options.extras ?? []) {
     options.signal?.throwIfAborted();
     const definition = prebuilt[extra];

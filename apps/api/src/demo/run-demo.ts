@@ -20,8 +20,8 @@ import {
   type VerifyCheckReportV2,
 } from '@keyward/core';
 import type { ImageBuildProgress } from '@keyward/images';
-import { containerRuntimeName } from '@keyward/provider-local';
 import { createLitellmProvider } from '@keyward/provider-litellm';
+import { containerRuntimeName } from '@keyward/provider-local';
 import { createOtelProvider } from '@keyward/provider-otel';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import type Docker from 'dockerode';
@@ -146,9 +146,15 @@ function demoSpec(
         ? {
             litellm: {
               // The demo API answers OpenAI-style too: it stands in for a model provider.
-              models: [{ name: DEMO_MODEL_NAME, model: 'openai/demo-model', credential: DEMO_MODEL_CREDENTIAL }],
+              models: [
+                { name: DEMO_MODEL_NAME, model: 'openai/demo-model', credential: DEMO_MODEL_CREDENTIAL },
+              ],
               credentials: [
-                { name: DEMO_MODEL_CREDENTIAL, secret: extra.modelKey, host: `${DEMO_API_HOSTNAME}:${DEMO_API_PORT}` },
+                {
+                  name: DEMO_MODEL_CREDENTIAL,
+                  secret: extra.modelKey,
+                  host: `${DEMO_API_HOSTNAME}:${DEMO_API_PORT}`,
+                },
               ],
               // keyward's local LiteLLM image has no OpenTelemetry SDK: with the otel callback it
               // refuses to start, so its spans stay out (the agent's and the tokenizer's still go).

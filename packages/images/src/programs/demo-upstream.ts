@@ -53,7 +53,11 @@ function answer(method: string | undefined, url: string | undefined): unknown {
       created: Math.floor(Date.now() / 1000),
       model: 'demo-model',
       choices: [
-        { index: 0, message: { role: 'assistant', content: 'hello from the demo upstream' }, finish_reason: 'stop' },
+        {
+          index: 0,
+          message: { role: 'assistant', content: 'hello from the demo upstream' },
+          finish_reason: 'stop',
+        },
       ],
       usage: { prompt_tokens: 1, completion_tokens: 5, total_tokens: 6 },
     };
@@ -81,7 +85,9 @@ const api = createHttpsServer(
     if (received.length > maximumRecorded) received.shift();
     request.resume();
     response.writeHead(status, { 'content-type': 'application/json' });
-    response.end(JSON.stringify(status === 200 ? answer(request.method, request.url) : { error: 'unauthorized' }));
+    response.end(
+      JSON.stringify(status === 200 ? answer(request.method, request.url) : { error: 'unauthorized' }),
+    );
   },
 );
 
