@@ -101,5 +101,6 @@ describe('keyward demo --with litellm,otel on real podman (the real CLI process)
     const removed = await runCli(cli, ['rm', instance]);
     expect(removed.code, describeRun(removed)).toBe(0);
     expect(await objectsOfInstance(docker, instance)).toEqual([]);
-  });
+    // LiteLLM takes one to two minutes to start; the scans read its ~900 MB filesystem.
+  }, 25 * 60_000);
 });
