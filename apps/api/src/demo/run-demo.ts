@@ -35,6 +35,8 @@ import { type DemoExtra, ensureDemoImages, loadImages } from './demo-images.js';
 import { type DemoRuntime, detectDemoRuntime } from './demo-runtime.js';
 
 export const DEMO_INSTANCE_NAME = 'demo';
+/** `keyward demo --with …` deploys a second instance, so the plain demo's stays as it is. */
+export const DEMO_CHAIN_INSTANCE_NAME = 'demo-chain';
 export const DEMO_API_HOSTNAME = 'api.demo.keyward.test';
 export const DEMO_CREDENTIAL_NAME = 'demo-api';
 /** A host the credential is not bound to; the tokenizer refuses it without dialing it. */
@@ -137,7 +139,7 @@ function demoSpec(
   extra: DemoExtraSpec = { extras: [], modelKey: '' },
 ): InstanceSpecInput {
   return {
-    name: DEMO_INSTANCE_NAME,
+    name: extra.extras.length > 0 ? DEMO_CHAIN_INSTANCE_NAME : DEMO_INSTANCE_NAME,
     target: 'local',
     agent: { image: agentImage, port: 18789, skillsDirectory: '/home/node/skills' },
     network: { egress: 'proxy-only' },
@@ -223,6 +225,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const environment = options.environment ?? process.env;
   const signal = options.signal;
   const extras = [...new Set(options.with ?? [])].sort() as DemoExtra[];
+  const instance = extras.length > 0 ? DEMO_CHAIN_INSTANCE_NAME : DEMO_INSTANCE_NAME;
   const emit = (
     step: DemoStep,
     status: DemoProgressEvent['status'],
@@ -293,7 +296,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       (
         await docker.listContainers({
           all: true,
-          filters: { label: [`${labelKeys.instance}=${DEMO_INSTANCE_NAME}`, `${labelKeys.component}=agent`] },
+          filters: { label: [`${labelKeys.instance}=${instance}`, `${labelKeys.component}=agent`] },
         })
       ).length > 0;
     madeSomething = true;
@@ -304,7 +307,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         ? 'Removing the demo instance of an earlier run'
         : 'Removing leftovers of an earlier run, if any',
     );
-    await removeEverything(runtime);
+    await removeEverything(runtime, instance);
     emit(
       'cleanup',
       'succeeded',
@@ -353,12 +356,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     emit(
       'deploy',
       'started',
-      `Deploying instance "${DEMO_INSTANCE_NAME}" (proxy-only) with credential "${DEMO_CREDENTIAL_NAME}" bound to ${DEMO_API_HOSTNAME}:${DEMO_API_PORT}${extras.includes('litellm') ? `, LiteLLM with model "${DEMO_MODEL_NAME}" (its key sealed for LiteLLM, bound to the same API)` : ''}${extras.includes('otel') ? ', an OpenTelemetry Collector' : ''}`,
+      `Deploying instance "${instance}" (proxy-only) with credential "${DEMO_CREDENTIAL_NAME}" bound to ${DEMO_API_HOSTNAME}:${DEMO_API_PORT}${extras.includes('litellm') ? `, LiteLLM with model "${DEMO_MODEL_NAME}" (its key sealed for LiteLLM, bound to the same API)` : ''}${extras.includes('otel') ? ', an OpenTelemetry Collector' : ''}`,
     );
     const detail = await provider.apply(plan, {
       onProgress: (event) => emit('deploy', 'info', event.message, event),
     });
-    emit('deploy', 'succeeded', `Instance "${DEMO_INSTANCE_NAME}" is ${detail.state}`);
+    emit('deploy', 'succeeded', `Instance "${instance}" is ${detail.state}`);
 
     abortIfAsked();
     emit(
@@ -367,10 +370,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       `Starting the demo API https://${DEMO_API_HOSTNAME}:${DEMO_API_PORT} (accepts only the demo credential)`,
     );
     // provider-local's network for the sidecars' way out (the agent is not on it).
-    const egressNetwork = runtimeName(DEMO_INSTANCE_NAME, 'egress');
+    const egressNetwork = runtimeName(instance, 'egress');
     const api: DemoApi = await startDemoApi({
       docker,
-      instanceName: DEMO_INSTANCE_NAME,
+      instanceName: instance,
       target: provider.id,
       image: imageReference(imageDefinitions.demoUpstream),
       user: imageDefinitions.demoUpstream.user,
@@ -389,12 +392,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
 
     abortIfAsked();
     emit('checks', 'started', 'Checking from inside the agent');
-    const checks: DemoCheck[] = await runChecks(runtime, registry, api, secret);
+    const checks: DemoCheck[] = await runChecks(instance, runtime, registry, api, secret);
     if (extras.includes('litellm')) {
       checks.push(
         ...(await runChainChecks({
           docker,
-          instance: DEMO_INSTANCE_NAME,
+          instance,
           adminUrl: api.adminUrl,
           modelKey,
           telemetry: extras.includes('otel'),
@@ -405,12 +408,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       emit('checks', check.passed ? 'succeeded' : 'failed', `${check.title}: ${check.evidence}`);
     abortIfAsked();
 
-    const agentContainer = containerRuntimeName(DEMO_INSTANCE_NAME, 'agent');
+    const agentContainer = containerRuntimeName(instance, 'agent');
     // `pnpm demo` in the repository: the CLI is `pnpm keyward` there, not on the PATH.
     const cliCommand = environment['npm_lifecycle_event'] === 'demo' ? 'pnpm keyward' : 'keyward';
-    const current = await provider.get(DEMO_INSTANCE_NAME);
+    const current = await provider.get(instance);
     return {
-      instance: DEMO_INSTANCE_NAME,
+      instance,
       passed: checks.every((check) => check.passed),
       checks,
       runtime: {
@@ -425,7 +428,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       demoApi: { hostname: DEMO_API_HOSTNAME, port: DEMO_API_PORT, adminUrl: api.adminUrl },
       apiAddress: `http://${defaultHost}:${defaultPort}`,
       cliCommand,
-      cleanupCommand: `${cliCommand} rm ${DEMO_INSTANCE_NAME}`,
+      cleanupCommand: `${cliCommand} rm ${instance}`,
       ...(runtime.dockerHostHint ? { dockerHostHint: runtime.dockerHostHint } : {}),
       durationMs: Date.now() - started,
       credentialFingerprint: fingerprint(secret),
@@ -441,8 +444,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         ? 'Interrupted: removing what this run made'
         : `Failed (${(error as Error).message}): removing what this run made`,
     );
-    await removeEverything(runtime);
-    emit('rollback', 'succeeded', `Removed every object labelled keyward.dev/instance=${DEMO_INSTANCE_NAME}`);
+    await removeEverything(runtime, instance);
+    emit('rollback', 'succeeded', `Removed every object labelled keyward.dev/instance=${instance}`);
     if (signal?.aborted) throw new DemoAbortedError(true);
     throw error;
   }
@@ -471,11 +474,15 @@ async function raceAbort<T>(work: Promise<T>, signal: AbortSignal | undefined): 
  * object's labels are checked here as well: podman 4.3's compat API ORs several
  * `label` filters on volumes, and other instances' volumes must never be touched.
  */
-export async function removeDemoObjects(docker: Docker, target = 'local'): Promise<number> {
-  const wanted = instanceLabels(DEMO_INSTANCE_NAME, target);
+export async function removeDemoObjects(
+  docker: Docker,
+  target = 'local',
+  instance = DEMO_INSTANCE_NAME,
+): Promise<number> {
+  const wanted = instanceLabels(instance, target);
   const matches = (labels: Record<string, string> | null | undefined) =>
     Object.entries(wanted).every(([key, value]) => labels?.[key] === value);
-  const filters = { label: [`${labelKeys.instance}=${DEMO_INSTANCE_NAME}`] };
+  const filters = { label: [`${labelKeys.instance}=${instance}`] };
   const ignoreMissing = (error: unknown) => {
     if ((error as { statusCode?: number }).statusCode !== 404) throw error;
   };
@@ -508,11 +515,12 @@ export async function removeDemoObjects(docker: Docker, target = 'local'): Promi
   return removed;
 }
 
-async function removeEverything(runtime: DemoRuntime): Promise<void> {
-  await removeDemoObjects(runtime.docker, runtime.provider.id);
+async function removeEverything(runtime: DemoRuntime, instance: string): Promise<void> {
+  await removeDemoObjects(runtime.docker, runtime.provider.id, instance);
 }
 
 async function runChecks(
+  instance: string,
   runtime: DemoRuntime,
   registry: ProviderRegistry,
   api: DemoApi,
@@ -521,7 +529,7 @@ async function runChecks(
   const allowedUrl = `https://${DEMO_API_HOSTNAME}:${DEMO_API_PORT}${demoPath}`;
   // The same self-test `keyward verify` runs: the target's isolation checks and the
   // tokenizer's own (it seals its self-made-token probe itself).
-  const detail = await runtime.provider.get(DEMO_INSTANCE_NAME);
+  const detail = await runtime.provider.get(instance);
   const result = await runVerification({
     target: runtime.provider,
     sidecars: registry,
@@ -568,7 +576,7 @@ async function runChecks(
 
   const exposure = await findCredentialInContainer(
     runtime.docker,
-    containerRuntimeName(DEMO_INSTANCE_NAME, 'agent'),
+    containerRuntimeName(instance, 'agent'),
     secret,
   );
   const exposurePassed = exposure.findings.length === 0 && exposure.unreadable.length === 0;
