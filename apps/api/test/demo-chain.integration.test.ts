@@ -62,7 +62,10 @@ describe('keyward demo --with litellm,otel on real podman (the real CLI process)
         [7, 'The agent asks LiteLLM for a chat completion with its virtual key and gets one'],
         [8, 'The model API received the real provider key, injected by the tokenizer'],
         [9, 'LiteLLM holds a sealed token, never the provider key (nor does the agent or the collector)'],
-        [10, 'The collector holds the agent’s span of the call, under the trace id it sent along'],
+        [
+          10,
+          'The collector holds the agent’s span under the trace id it sent along, and the proxy’s span of the model call',
+        ],
       ] as const) {
         expect(run.stdout).toContain(`✔ PASS  ${index}. ${title}`);
       }

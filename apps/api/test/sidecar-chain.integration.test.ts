@@ -36,7 +36,7 @@ import {
   startDemoApi,
 } from '../src/demo/demo-api-container.js';
 import { createDemoCertificates } from '../src/demo/demo-certificates.js';
-import { DEMO_TELEMETRY_FILE, readContainerText, servicesOfTrace } from '../src/demo/demo-chain.js';
+import { DEMO_TELEMETRY_FILE, readContainerText, servicesOfTrace, spansOf } from '../src/demo/demo-chain.js';
 import { dockerForTests, execIn, readContainerFile } from './demo-test-runtime.js';
 
 const modelApiHost = 'model-api.chain.keyward.test';
@@ -315,43 +315,3 @@ describe('the sidecar chain on real podman: agent → LiteLLM → tokenizer → 
     5 * 60_000,
   );
 });
-
-interface CollectedSpan {
-  traceId: string;
-  name: string;
-  attributes: Record<string, unknown>;
-}
-
-/** The spans one service sent (OTLP JSON lines of the file exporter), attributes flattened. */
-function spansOf(lines: string, service: string): CollectedSpan[] {
-  const spans: CollectedSpan[] = [];
-  for (const line of lines.split('\n')) {
-    if (!line.trim()) continue;
-    const data = JSON.parse(line) as {
-      resourceSpans?: {
-        resource?: { attributes?: { key: string; value: { stringValue?: string } }[] };
-        scopeSpans?: {
-          spans?: {
-            traceId: string;
-            name: string;
-            attributes?: { key: string; value: Record<string, unknown> }[];
-          }[];
-        }[];
-      }[];
-    };
-    for (const resource of data.resourceSpans ?? []) {
-      const name = resource.resource?.attributes?.find((attribute) => attribute.key === 'service.name');
-      if (name?.value.stringValue !== service) continue;
-      for (const span of (resource.scopeSpans ?? []).flatMap((scope) => scope.spans ?? [])) {
-        spans.push({
-          traceId: span.traceId,
-          name: span.name,
-          attributes: Object.fromEntries(
-            (span.attributes ?? []).map((attribute) => [attribute.key, Object.values(attribute.value)[0]]),
-          ),
-        });
-      }
-    }
-  }
-  return spans;
-}

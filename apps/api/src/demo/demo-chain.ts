@@ -100,6 +100,51 @@ export function servicesOfTrace(lines: string, traceId: string): string[] {
   return [...services].sort();
 }
 
+export interface CollectedSpan {
+  traceId: string;
+  name: string;
+  attributes: Record<string, unknown>;
+}
+
+/** The spans one service sent (OTLP JSON lines of the file exporter), attributes flattened. */
+export function spansOf(lines: string, service: string): CollectedSpan[] {
+  const spans: CollectedSpan[] = [];
+  for (const line of lines.split('\n')) {
+    if (!line.trim()) continue;
+    let data: {
+      resourceSpans?: {
+        resource?: { attributes?: { key: string; value: { stringValue?: string } }[] };
+        scopeSpans?: {
+          spans?: {
+            traceId: string;
+            name: string;
+            attributes?: { key: string; value: Record<string, unknown> }[];
+          }[];
+        }[];
+      }[];
+    };
+    try {
+      data = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    for (const resource of data.resourceSpans ?? []) {
+      const name = resource.resource?.attributes?.find((attribute) => attribute.key === 'service.name');
+      if (name?.value.stringValue !== service) continue;
+      for (const span of (resource.scopeSpans ?? []).flatMap((scope) => scope.spans ?? [])) {
+        spans.push({
+          traceId: span.traceId,
+          name: span.name,
+          attributes: Object.fromEntries(
+            (span.attributes ?? []).map((attribute) => [attribute.key, Object.values(attribute.value)[0]]),
+          ),
+        });
+      }
+    }
+  }
+  return spans;
+}
+
 /** One file of a container through the archive API (the collector's image has no shell). */
 export async function readContainerText(docker: Docker, container: string, path: string): Promise<string> {
   const archive = await docker.getContainer(container).getArchive({ path });
@@ -128,6 +173,8 @@ export interface ChainCheckSettings {
   adminUrl: string;
   /** The provider key LiteLLM's model uses (sealed for LiteLLM's container). */
   modelKey: string;
+  /** The model API's host name, as the tokenizer's spans name it (`server.address`). */
+  modelApiHost: string;
   telemetry: boolean;
 }
 
@@ -202,21 +249,29 @@ export async function runChainChecks(settings: ChainCheckSettings): Promise<Demo
 
   if (settings.telemetry) {
     const collector = containerRuntimeName(instance, 'otel');
-    const expected = [`${instance}-agent`];
+    const agentService = `${instance}-agent`;
+    const proxyService = `${instance}-tokenizer`;
     let services: string[] = [];
+    let proxied: CollectedSpan[] = [];
     // The collector batches for a second before its file exporter writes.
     for (let attempt = 0; attempt < 20 && outcome.traceId; attempt += 1) {
       const lines = await readContainerText(docker, collector, DEMO_TELEMETRY_FILE).catch(() => '');
       services = servicesOfTrace(lines, outcome.traceId);
-      if (expected.every((service) => services.includes(service)) && services.length >= 3) break;
+      proxied = spansOf(lines, proxyService).filter(
+        (span) =>
+          span.attributes['server.address'] === settings.modelApiHost &&
+          span.attributes['http.request.method'] === 'POST',
+      );
+      if (services.includes(agentService) && proxied.length > 0) break;
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
     checks.push({
       name: 'trace-collected',
-      title: 'The collector holds the agent’s span of the call, under the trace id it sent along',
-      passed: expected.every((service) => services.includes(service)),
+      title:
+        'The collector holds the agent’s span under the trace id it sent along, and the proxy’s span of the model call',
+      passed: services.includes(agentService) && proxied.length > 0,
       evidence: outcome.traceId
-        ? `trace ${outcome.traceId} in ${DEMO_TELEMETRY_FILE}: spans from ${services.join(', ') || 'nobody'} (agent POST /v1/traces → ${outcome.otlpStatus})`
+        ? `trace ${outcome.traceId} in ${DEMO_TELEMETRY_FILE}: spans from ${services.join(', ') || 'nobody'} (agent POST /v1/traces → ${outcome.otlpStatus}); ${proxyService}: ${proxied.length} span(s) of POST ${settings.modelApiHost}${proxied.length > 0 ? `, trace ${proxied.at(-1)?.traceId} (LiteLLM forwards no traceparent without its OpenTelemetry SDK)` : ''}`
         : 'the agent sent no trace',
     });
   }

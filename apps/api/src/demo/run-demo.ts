@@ -400,6 +400,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
           instance,
           adminUrl: api.adminUrl,
           modelKey,
+          modelApiHost: DEMO_API_HOSTNAME,
           telemetry: extras.includes('otel'),
         })),
       );
