@@ -481,7 +481,8 @@ export async function removeDemoObjects(
   target = 'local',
   instance = DEMO_INSTANCE_NAME,
 ): Promise<number> {
-  const wanted = instanceLabels(instance, target);
+  // Any spec version: a demo left by an older keyward must not block this one.
+  const { [labelKeys.specVersion]: _version, ...wanted } = instanceLabels(instance, target);
   const matches = (labels: Record<string, string> | null | undefined) =>
     Object.entries(wanted).every(([key, value]) => labels?.[key] === value);
   const filters = { label: [`${labelKeys.instance}=${instance}`] };
