@@ -328,7 +328,7 @@ describe.each([
   });
 
   it('rm deletes it: nothing labelled with the instance is left', async () => {
-    const removed = await run(['rm', name, '--volumes']);
+    const removed = await run(['rm', name]);
     expect(removed.stdout, removed.stderr).toBe(`${name}: deleted\n`);
     await eventually(async () => (await labelled(name)).length === 0, `nothing of ${name} is left`);
     expect((await run(['get', name])).code).toBe(3);
