@@ -167,6 +167,27 @@ async function agentReadable(instance: string): Promise<string> {
   return readable.join('\n');
 }
 
+/**
+ * The sealed tokens the agent container gets: its `TOKENIZER_CRED_<NAME>` variables, each from a
+ * Secret (`secretKeyRef`), resolved against the API server's Secrets.
+ */
+async function agentSealedTokens(instance: string): Promise<Record<string, string>> {
+  const deployment = await agentDeployment(instance);
+  const agent = deployment.spec.template.spec.containers.find(
+    (container: AnyObject) => container.name === 'agent',
+  );
+  const secrets = await secretValues(instance);
+  const tokens: Record<string, string> = {};
+  for (const variable of agent.env ?? []) {
+    if (!variable.name.startsWith('TOKENIZER_CRED_')) continue;
+    // Never inline: a credential variable comes from a Secret.
+    expect(variable.value).toBeUndefined();
+    const reference = variable.valueFrom.secretKeyRef;
+    tokens[variable.name] = secrets[reference.name]![reference.key]!;
+  }
+  return tokens;
+}
+
 async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -276,6 +297,9 @@ describe.each([
     const readable = await agentReadable(name);
     expect(readable).not.toContain(raw.github);
     expect(readable).not.toContain(raw.stripe);
+    const tokens = await agentSealedTokens(name);
+    expect(Object.keys(tokens).sort()).toEqual(['TOKENIZER_CRED_GITHUB', 'TOKENIZER_CRED_STRIPE']);
+    for (const token of Object.values(tokens)) expect(token.length).toBeGreaterThan(20);
   });
 
   it('lists the instance running', async () => {
@@ -302,6 +326,12 @@ describe.each([
     expect(JSON.stringify(afterSet)).not.toBe(JSON.stringify(before));
     expect(await everything(name)).not.toContain(raw.slack);
     expect(await agentReadable(name)).not.toContain(raw.slack);
+    const tokensAfterSet = await agentSealedTokens(name);
+    expect(Object.keys(tokensAfterSet).sort()).toEqual([
+      'TOKENIZER_CRED_GITHUB',
+      'TOKENIZER_CRED_SLACK',
+      'TOKENIZER_CRED_STRIPE',
+    ]);
 
     const removed = await run(['creds', 'rm', name, 'github']);
     expect(removed.code, removed.stderr).toBe(0);
@@ -314,6 +344,11 @@ describe.each([
     expect(afterRemove).not.toBe(JSON.stringify(afterSet));
     const stored = await everything(name);
     for (const secret of Object.values(raw)) expect(stored).not.toContain(secret);
+    const tokensAfterRemove = await agentSealedTokens(name);
+    expect(Object.keys(tokensAfterRemove).sort()).toEqual(['TOKENIZER_CRED_SLACK', 'TOKENIZER_CRED_STRIPE']);
+    // The kept ones are unchanged: a removal does not re-seal the others.
+    expect(tokensAfterRemove['TOKENIZER_CRED_STRIPE']).toBe(tokensAfterSet['TOKENIZER_CRED_STRIPE']);
+    expect(tokensAfterRemove['TOKENIZER_CRED_SLACK']).toBe(tokensAfterSet['TOKENIZER_CRED_SLACK']);
   });
 
   it('stop scales to zero, start brings it back (pod status written by the test)', async () => {
