@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labelKeys } from '@keyward/core';
@@ -39,11 +40,13 @@ const transcripts: string[] = [];
 
 function run(
   args: string[],
-  options: { stdin?: string } = {},
+  options: { stdin?: string; inProcess?: Record<string, string> } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, '--api', serverUrl, ...args], {
-      env: { ...environment(), KEYWARD_DATA_DIR: dataDirectory },
+    // inProcess: no --api and a port no server listens on, so the CLI serves itself with this environment.
+    const api = options.inProcess ? [] : ['--api', serverUrl];
+    const child = spawn(process.execPath, [cli, ...api, ...args], {
+      env: { ...environment(), KEYWARD_DATA_DIR: dataDirectory, ...options.inProcess },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -367,6 +370,81 @@ describe.each([
     expect(removed.stdout, removed.stderr).toBe(`${name}: deleted\n`);
     await eventually(async () => (await labelled(name)).length === 0, `nothing of ${name} is left`);
     expect((await run(['get', name])).code).toBe(3);
+  });
+});
+
+async function freePort(): Promise<string> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(String(port)));
+    });
+  });
+}
+
+describe('KEYWARD_K8S_NAMESPACES limits the target to those namespaces (in-process CLI)', {
+  timeout: 180_000,
+}, () => {
+  const name = 'k8s-flow-scoped';
+  const scoped = { KEYWARD_K8S_NAMESPACES: 'keyward-agents, keyward-other' };
+
+  it('refuses an instance in a namespace outside the list, and nothing is made', async () => {
+    writeFileSync(join(directory, 'scoped-default.yaml'), specYaml(name, 'proxy-only'));
+    const refused = await run(['deploy', '-f', join(directory, 'scoped-default.yaml')], {
+      inProcess: { ...scoped, KEYWARD_PORT: await freePort() },
+    });
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(
+      `Namespace "keyward-${name}" is not one this keyward manages (keyward-agents, keyward-other)`,
+    );
+    expect(await labelled(name)).toEqual([]);
+  });
+
+  it('deploys into a listed namespace, lists it, deletes it (pod status written by the test: no kubelet)', async () => {
+    await objects.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'keyward-agents' } });
+    writeFileSync(
+      join(directory, 'scoped.yaml'),
+      `${specYaml(name, 'proxy-only')}targetOptions:\n  namespace: keyward-agents\n`,
+    );
+    const port = await freePort();
+    const deployed = await run(['deploy', '-f', join(directory, 'scoped.yaml')], {
+      inProcess: { ...scoped, KEYWARD_PORT: port },
+    });
+    expect(deployed.code, deployed.stderr).toBe(0);
+    const deployments = await objects.list(
+      'apps/v1',
+      'Deployment',
+      'keyward-agents',
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      `${labelKeys.instance}=${name}`,
+    );
+    expect(deployments.items.map((item) => item.metadata?.name).sort()).toEqual([
+      `kw-${name}-agent`,
+      `kw-${name}-egress`,
+    ]);
+    const ls = await run(['ls'], { inProcess: { ...scoped, KEYWARD_PORT: port } });
+    expect(ls.stdout).toMatch(new RegExp(`^${name}\\s+k8s\\s+running`, 'm'));
+    expect(ls.stderr).toBe('');
+    expect((await run(['rm', name], { inProcess: { ...scoped, KEYWARD_PORT: port } })).code).toBe(0);
+    await eventually(async () => {
+      const left = await objects.list(
+        'v1',
+        'Secret',
+        'keyward-agents',
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        `${labelKeys.instance}=${name}`,
+      );
+      return left.items.length === 0;
+    }, `no Secret of ${name} is left`);
+    // The namespace was given, not made by keyward: it stays.
+    await objects.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'keyward-agents' } });
   });
 });
 
