@@ -1,7 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createMemoryTargetProvider } from '@keyward/core/testing';
 import { describe, expect, it } from 'vitest';
+import { createApp } from './app.js';
 import { createDefaultRegistry } from './default-registry.js';
 
 describe('createDefaultRegistry', () => {
@@ -48,5 +50,48 @@ describe('createDefaultRegistry', () => {
     expect([none.listSidecars(), none.listTargets()]).toEqual([[], []]);
     const explicit = await createDefaultRegistry({ discover: false, builtIns: [] });
     expect(explicit.listSidecars()).toEqual([]);
+  });
+
+  it('registers the Kubernetes target; with no kubeconfig it is unavailable and `GET /api/instances` lists the rest with one k8s error', async () => {
+    const saved = { KUBECONFIG: process.env['KUBECONFIG'], HOME: process.env['HOME'] };
+    delete process.env['KUBECONFIG'];
+    process.env['HOME'] = mkdtempSync(join(tmpdir(), 'keyward-no-kube-'));
+    try {
+      const registry = await createDefaultRegistry({
+        discover: false,
+        environment: {
+          KEYWARD_BUILTINS: '@keyward/provider-k8s',
+          KEYWARD_K8S_NAMESPACES: 'agents-a, agents-b',
+        },
+      });
+      const k8s = registry.getTarget('k8s');
+      expect(registry.loadErrors).toEqual([]);
+      expect(await k8s?.detect()).toMatchObject({
+        available: false,
+        reason: expect.stringMatching(/^No kubeconfig: KUBECONFIG is not set/),
+      });
+      const memory = createMemoryTargetProvider();
+      registry.registerTarget(memory);
+      const token = 'kw_test-token-for-the-registry-test-0123';
+      const app = createApp({ registry, token, logger: { log() {} } });
+      const response = await app.request('/api/instances', { headers: { authorization: `Bearer ${token}` } });
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({
+        instances: [],
+        errors: [
+          {
+            target: 'k8s',
+            code: 'RUNTIME_UNAVAILABLE',
+            message:
+              'No kubeconfig: KUBECONFIG is not set, ~/.kube/config does not exist and keyward is not running in a cluster.',
+          },
+        ],
+      });
+    } finally {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
   });
 });

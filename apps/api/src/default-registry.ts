@@ -29,7 +29,7 @@ function builtInsFromEnvironment(environment: NodeJS.ProcessEnv): string[] | und
 interface BuiltInProvider {
   source: string;
   kind: 'sidecar' | 'target';
-  load: () => Promise<unknown>;
+  load: (environment: NodeJS.ProcessEnv) => Promise<unknown>;
 }
 
 // Built-ins load like plugins: one that fails is listed in the load errors and
@@ -56,16 +56,35 @@ const builtInProviders: BuiltInProvider[] = [
     // Detection is lazy: a machine without podman or docker still starts, with `local` unavailable.
     load: async () => (await import('@keyward/provider-local')).createLocalProvider(),
   },
+  {
+    source: '@keyward/provider-k8s',
+    kind: 'target',
+    // Lazy too: no API call until it is used, so a machine without a kubeconfig starts with `k8s`
+    // unavailable. KEYWARD_K8S_NAMESPACES (comma-separated) limits it to those namespaces.
+    load: async (environment) =>
+      (await import('@keyward/provider-k8s')).createKubernetesProvider(
+        kubernetesSettings(environment['KEYWARD_K8S_NAMESPACES']),
+      ),
+  },
 ];
+
+function kubernetesSettings(value: string | undefined): { namespaces?: string[] } {
+  const namespaces = (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+  return namespaces.length > 0 ? { namespaces } : {};
+}
 
 /** The registry the server starts with: the built-in providers, then discovered plugins. */
 export async function createDefaultRegistry(options: DefaultRegistryOptions = {}): Promise<ProviderRegistry> {
   const registry = new ProviderRegistry();
-  const wanted = options.builtIns ?? builtInsFromEnvironment(options.environment ?? process.env);
+  const environment = options.environment ?? process.env;
+  const wanted = options.builtIns ?? builtInsFromEnvironment(environment);
   for (const builtIn of builtInProviders) {
     if (wanted && !wanted.includes(builtIn.source)) continue;
     try {
-      const provider = await builtIn.load();
+      const provider = await builtIn.load(environment);
       if (builtIn.kind === 'sidecar') registry.registerSidecar(provider);
       else registry.registerTarget(provider);
     } catch (error) {

@@ -253,6 +253,21 @@ export class KubernetesProvider implements TargetProviderV2<KubernetesTargetOpti
       else {
         const loaded = new KubeConfig();
         loaded.loadFromDefault();
+        // With no kubeconfig and no in-cluster account, client-node falls back to
+        // http://localhost:8080 (and refuses plain HTTP): say what is missing instead.
+        const cluster = loaded.getCurrentCluster();
+        if (
+          loaded.getClusters().length === 1 &&
+          cluster?.name === 'cluster' &&
+          cluster.server === 'http://localhost:8080'
+        ) {
+          throw new KeywardError({
+            code: 'RUNTIME_UNAVAILABLE',
+            providerId: this.id,
+            message:
+              'No kubeconfig: KUBECONFIG is not set, ~/.kube/config does not exist and keyward is not running in a cluster.',
+          });
+        }
         this.#kubeConfig = loaded;
       }
     }
@@ -397,7 +412,10 @@ export class KubernetesProvider implements TargetProviderV2<KubernetesTargetOpti
       return {
         available: false,
         strategy,
-        reason: `The Kubernetes API server did not answer: ${redact(apiErrorMessage(error))}`,
+        reason:
+          error instanceof KeywardError && error.code === 'RUNTIME_UNAVAILABLE'
+            ? error.message
+            : `The Kubernetes API server did not answer: ${redact(apiErrorMessage(error))}`,
         hint: 'Point KUBECONFIG at a cluster (for example `kind create cluster`), or run keyward in a cluster with the ServiceAccount from packages/provider-k8s/deploy.',
       };
     }
