@@ -106,7 +106,10 @@ function linkKeywardPeers(directory: string): void {
 }
 
 /** What discovery makes of each package in the plugins folder, with the full registry's load errors. */
-async function pluginStatuses(dataDirectory: string): Promise<{
+async function pluginStatuses(
+  dataDirectory: string,
+  environment: NodeJS.ProcessEnv,
+): Promise<{
   plugins: PluginStatus[];
   otherErrors: { source: string; code: string; message: string }[];
 }> {
@@ -123,7 +126,7 @@ async function pluginStatuses(dataDirectory: string): Promise<{
     },
   });
   // The registry keyward itself builds: conflicts with built-ins and other plugins show here.
-  const registry = await createDefaultRegistry({ dataDirectory });
+  const registry = await createDefaultRegistry({ dataDirectory, environment });
   const plugins = names.map((name): PluginStatus => {
     const manifest = readJson(join(directory, 'node_modules', name, 'package.json'));
     const status: PluginStatus = {
@@ -220,7 +223,7 @@ export function registerPluginCommands(program: Command, context: CliContext): v
       );
       linkKeywardPeers(directory);
       const added = installedPackages(directory).filter((name) => !before.has(name));
-      const { plugins: statuses } = await pluginStatuses(dataDirectory);
+      const { plugins: statuses } = await pluginStatuses(dataDirectory, context.io.environment);
       const relevant = statuses.filter(
         (status) => added.includes(status.package) || packages.includes(status.package),
       );
@@ -270,7 +273,7 @@ export function registerPluginCommands(program: Command, context: CliContext): v
     )
     .action(async (_options: unknown, command: Command) => {
       const { dataDirectory, json } = context.options(command);
-      const { plugins: statuses, otherErrors } = await pluginStatuses(dataDirectory);
+      const { plugins: statuses, otherErrors } = await pluginStatuses(dataDirectory, context.io.environment);
       if (json)
         return context.printJson({
           directory: pluginsDirectory(dataDirectory),
