@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for keyward: pnpm, the dependencies, podman and its API
 # socket, a build, and the local images. Idempotent: re-running skips what is done.
+#
+#   bash scripts/setup.sh           what `pnpm demo` needs (about 2 minutes on a fresh machine)
+#   bash scripts/setup.sh --tests   also what `pnpm test` needs: the real LiteLLM and OpenTelemetry
+#                                   Collector images, a real kube-apiserver/etcd/controller-manager
+#                                   built from Go modules, and Chromium for the UI tests. Cold, that
+#                                   is 20–45 minutes of builds (once per machine, cached outside
+#                                   the checkout in ~/.cache/keyward); warm, seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+for_tests=false
+for argument in "$@"; do
+  case "$argument" in
+    --tests) for_tests=true ;;
+    *)
+      echo "setup: unknown option $argument (use --tests for what pnpm test needs)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
@@ -23,12 +41,35 @@ pnpm install --frozen-lockfile >&2
 say "starting podman's API socket"
 eval "$(sh scripts/ci/start-podman.sh)"
 
+# The control plane build is the longest step and needs no podman: start it first, in the
+# background, and wait for it at the end.
+control_plane_pid=
+if [ "$for_tests" = true ]; then
+  say "building a Kubernetes control plane for the tests in the background (log: /tmp/keyward-control-plane-build.log)"
+  bash scripts/k8s/build-control-plane.sh >/tmp/keyward-control-plane-build.log 2>&1 &
+  control_plane_pid=$!
+fi
+
 say "building packages"
 pnpm build >&2
 
-if node -e 'process.exit(require("./package.json").scripts.images ? 0 : 1)'; then
-  say "building local images"
-  pnpm images >&2
+say "building local images"
+pnpm images tokenizer agentStandIn demoUpstream networkHelper >&2
+
+if [ "$for_tests" = true ]; then
+  if ! command -v chromium >/dev/null 2>&1; then
+    say "installing Chromium (Debian) for the UI tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2 ||
+      { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2; }
+  fi
+  say "building the real OpenTelemetry Collector and LiteLLM images (minutes when cold)"
+  pnpm images otelCollector litellm >&2
+  say "waiting for the control plane build"
+  if ! wait "$control_plane_pid"; then
+    tail -n 30 /tmp/keyward-control-plane-build.log >&2
+    echo "setup: building the Kubernetes control plane failed; see /tmp/keyward-control-plane-build.log" >&2
+    exit 1
+  fi
 fi
 
 say "done. Podman API: $DOCKER_HOST"

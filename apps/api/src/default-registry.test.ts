@@ -18,7 +18,7 @@ describe('createDefaultRegistry', () => {
       JSON.stringify({ plugins: ['./broken-plugin.mjs', 'keyward-plugin-not-installed'] }),
     );
     const registry = await createDefaultRegistry({ dataDirectory, nodeModulesDirectories: [] });
-    expect(registry.listSidecars().map((provider) => provider.id)).toEqual(['tokenizer']);
+    expect(registry.listSidecars().map((provider) => provider.id)).toEqual(['tokenizer', 'litellm', 'otel']);
     expect(registry.getSidecar('tokenizer')?.roles).toEqual(['credentials']);
     expect(registry.getSidecar('tokenizer')?.view?.absent).toEqual({ enabled: false, credentials: [] });
     // provider-local is registered, or listed with the reason it could not be.

@@ -16,13 +16,16 @@ import { composePlanV2, type DeploymentPlanV2, parseInstanceSpec } from '@keywar
 import { buildImage, dockerFromEnvironment, imageDefinitions, imageReference } from '@keyward/images';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import type Docker from 'dockerode';
+import { relayPlan, SOCKET_DIRECTORY } from '../src/agent-network.js';
 import { createLocalProvider } from '../src/index.js';
 import { encodeRecord, localLabelKeys, storePlan } from '../src/instance-record.js';
 import {
+  agentNetworkRuntimeName,
   containerRuntimeName,
   egressNetworkName,
   helperRuntimeName,
   internalNetworkName,
+  socketVolumeName,
 } from '../src/runtime-names.js';
 import { startOrder } from '../src/start-order.js';
 
@@ -76,9 +79,17 @@ async function shellScriptFor(plan: DeploymentPlanV2, directory: string): Promis
     `podman network create ${egress} >/dev/null`,
   ];
   const helper = helperRuntimeName(name);
+  const holder = agentNetworkRuntimeName(name);
+  const sockets = socketVolumeName(name);
+  const relays = relayPlan(plan);
+  const helperImage = imageReference(imageDefinitions.networkHelper);
+  // The agent's loopback-only namespace and the relays, as provider-local makes them.
   lines.push(
-    `podman create --name ${helper} --network ${egress} --network ${internal} -p 127.0.0.1::18789 -e FORWARDS=18789=agent:18789 --read-only --cap-drop ALL ${imageReference(imageDefinitions.networkHelper)} >/dev/null`,
+    `podman volume create ${sockets} >/dev/null`,
+    `podman create --name ${helper} --network ${egress} --network ${internal} -p 127.0.0.1::18789 -v ${sockets}:${SOCKET_DIRECTORY} -e ${shQuote(`RELAYS=${JSON.stringify(relays.outside)}`)} --read-only --cap-drop ALL --security-opt no-new-privileges ${helperImage} >/dev/null`,
     `podman start ${helper} >/dev/null`,
+    `podman create --name ${holder} --network none -v ${sockets}:${SOCKET_DIRECTORY} -e ${shQuote(`RELAYS=${JSON.stringify(relays.inside)}`)} --read-only --cap-drop ALL --security-opt no-new-privileges ${helperImage} >/dev/null`,
+    `podman start ${holder} >/dev/null`,
   );
   const order = startOrder(plan.containers);
   let fileIndex = 0;
@@ -121,8 +132,12 @@ async function shellScriptFor(plan: DeploymentPlanV2, directory: string): Promis
     const security = container.security ?? {};
     const flags = [
       `--name ${runtimeName}`,
-      `--network ${internal}:alias=${container.name}`,
-      ...(container.egress.type === 'internet' ? [`--network ${egress}`] : []),
+      ...(container.role === 'agent'
+        ? [`--network container:${holder}`]
+        : [
+            `--network ${internal}:alias=${container.name}`,
+            ...(container.egress.type === 'internet' ? [`--network ${egress}`] : []),
+          ]),
       ...volumeArgs,
       ...env,
       `--env-file ${envFile}`,
@@ -131,6 +146,7 @@ async function shellScriptFor(plan: DeploymentPlanV2, directory: string): Promis
         : []),
       ...(security.readOnlyRootFilesystem ? ['--read-only'] : []),
       ...(security.dropAllCapabilities ? ['--cap-drop ALL'] : []),
+      ...(security.noNewPrivileges ? ['--security-opt no-new-privileges'] : []),
       ...(container.tmpfs ?? []).map((path) => `--tmpfs ${path}`),
     ];
     lines.push(
@@ -139,12 +155,13 @@ async function shellScriptFor(plan: DeploymentPlanV2, directory: string): Promis
       `podman start ${runtimeName} >/dev/null`,
     );
     const probe = container.readiness ?? { type: 'tcp' as const, port: 18789 };
+    const probeHost = container.role === 'agent' ? '127.0.0.1' : container.name;
     const probeArgs =
       probe.type === 'http'
-        ? `http ${container.name} ${probe.port} ${probe.path}`
-        : `tcp ${container.name} ${probe.port}`;
+        ? `http ${probeHost} ${probe.port} ${probe.path}`
+        : `tcp ${probeHost} ${probe.port}`;
     lines.push(
-      `until podman exec ${helper} node /app/main.mjs probe ${probeArgs} >/dev/null 2>&1; do sleep 0.25; done`,
+      `until podman exec ${container.role === 'agent' ? holder : helper} node /app/main.mjs probe ${probeArgs} >/dev/null 2>&1; do sleep 0.25; done`,
     );
   }
   return lines.join('\n');
@@ -152,6 +169,8 @@ async function shellScriptFor(plan: DeploymentPlanV2, directory: string): Promis
 
 async function podmanCleanup(name: string): Promise<void> {
   const script = [
+    `podman ps -a --filter name=keyward-${name}- --format '{{.Names}}' | xargs -r podman rm -f >/dev/null 2>&1 || true`,
+    // Again: the agent-network helper cannot go before the agent that joins its namespace.
     `podman ps -a --filter name=keyward-${name}- --format '{{.Names}}' | xargs -r podman rm -f >/dev/null 2>&1 || true`,
     `podman network rm keyward-${name}-internal keyward-${name}-egress >/dev/null 2>&1 || true`,
     `podman volume ls --format '{{.Name}}' | grep '^keyward-${name}-' | xargs -r podman volume rm >/dev/null 2>&1 || true`,

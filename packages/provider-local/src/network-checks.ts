@@ -72,17 +72,17 @@ function probeCheck(input: CheckInput): VerifyCheckV2 {
   };
 }
 
-/** The host's own addresses (the target runs on it), IPv4 and IPv6, loopback excluded. */
+/**
+ * The host's own addresses (the target runs on it): every IPv4 address, bridges of other
+ * instances included, and global IPv6 ones; loopback is the agent's own, link-local has its check.
+ */
 function hostAddresses(): string[] {
-  return Object.entries(networkInterfaces()).flatMap(([device, entries]) =>
+  const addresses = Object.values(networkInterfaces()).flatMap((entries) =>
     (entries ?? [])
-      .filter((entry) => !entry.internal)
-      .map((entry) =>
-        entry.family === 'IPv6' && entry.address.startsWith('fe80:')
-          ? `${entry.address}%${device}`
-          : entry.address,
-      ),
+      .filter((entry) => !entry.internal && !entry.address.toLowerCase().startsWith('fe80:'))
+      .map((entry) => entry.address),
   );
+  return [...new Set(addresses)];
 }
 
 export async function networkChecks(

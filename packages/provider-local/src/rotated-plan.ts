@@ -1,5 +1,6 @@
 import {
   AGENT_CONTAINER_NAME,
+  type ConnectionV2,
   KeywardError,
   type PlannedContainerV2,
   type SidecarRotationRequestV2,
@@ -89,7 +90,32 @@ export function rotatedPlan(current: StoredPlan, request: SidecarRotationRequest
         .map((secret) => ({ secret: secret.name, delivery: secret.delivery })),
     };
   });
-  return { ...current, containers, secrets, sidecars, redactedSpec: request.redactedSpec };
+  // The rotated providers' connections replace theirs; everyone else's stay.
+  const replacedConnections = new Set(
+    current.sidecars
+      .filter((sidecar) => rotated.has(sidecar.providerId))
+      .flatMap((sidecar) => sidecar.connections.map(connectionKey)),
+  );
+  const connections = new Map(
+    [
+      ...current.connections.filter((connection) => !replacedConnections.has(connectionKey(connection))),
+      ...request.parts.flatMap((part) => part.sidecar.connections),
+    ].map((connection) => [connectionKey(connection), connection]),
+  );
+  return {
+    ...current,
+    containers,
+    secrets,
+    sidecars,
+    connections: [...connections.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, item]) => item),
+    redactedSpec: request.redactedSpec,
+  };
+}
+
+function connectionKey(connection: ConnectionV2): string {
+  return `${connection.from}\u0000${connection.to}\u0000${String(connection.port).padStart(5, '0')}`;
 }
 
 /**

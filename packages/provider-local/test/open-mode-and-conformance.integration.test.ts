@@ -138,7 +138,8 @@ describe("docker's way of joining several networks, on podman", () => {
       expect(Object.keys(networks).sort()).toEqual([`keyward-${name}-egress`, `keyward-${name}-internal`]);
       expect(networks[`keyward-${name}-internal`]?.Aliases).toContain('tokenizer');
       const agent = await docker.getContainer(`keyward-${name}-agent`).inspect();
-      expect(agent.HostConfig.NetworkMode).toBe(`container:keyward-${name}-agent-network`);
+      const holder = await docker.getContainer(`keyward-${name}-agent-network`).inspect();
+      expect(agent.HostConfig.NetworkMode).toBe(`container:${holder.Id}`);
     } finally {
       await provider.delete(name, { removeVolumes: true }).catch(() => undefined);
     }

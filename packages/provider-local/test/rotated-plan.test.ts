@@ -134,6 +134,10 @@ describe('rotatedPlan', () => {
       endpoint: { container: 'alpha', port: 4111 },
     });
     expect(agentOf(next).env['ALPHA_URL']).toBe('http://localhost:4111');
+    expect(next.connections).toEqual([
+      { from: 'agent', to: 'alpha', port: 4111 },
+      { from: 'agent', to: 'beta', port: 4500 },
+    ]);
     expect(agentOf(next).env['BETA_URL']).toBe('http://localhost:4500');
     expect([...affectedContainerNames(current, next, new Set(['alpha', 'beta']))].sort()).toEqual([
       'agent',

@@ -115,7 +115,8 @@ function demoSpec(agentImage: string, secret: string, caCertificate: string): In
   return {
     name: DEMO_INSTANCE_NAME,
     target: 'local',
-    agent: { image: agentImage, port: 18789 },
+    // The stand-in keeps OpenClaw's layout: its port and its skills folder.
+    agent: { image: agentImage, port: 18789, skillsDirectory: '/home/node/.openclaw/skills' },
     network: { egress: 'proxy-only' },
     sidecars: {
       tokenizer: {

@@ -1,0 +1,1 @@
+export { type ContainerOutcome, type PodStatusWriterOptions, podStatusWriter } from './pod-status-writer.js';
