@@ -109,6 +109,7 @@ target: local
 agent:
   image: localhost/keyward-agent-standin:0.1.0
   port: 18789
+  skillsDirectory: /home/node/.openclaw/skills
 sidecars:
   tokenizer:
     credentials: []
