@@ -46,6 +46,10 @@ trap 'exit 130' INT TERM
 
 ping_socket() { curl -fsS --max-time 2 --unix-socket "$socket" http://d/_ping >/dev/null 2>&1; }
 
+if [ -n "${KEYWARD_E2E_REUSE:-}" ]; then
+  # Debugging: reuse the install of a kept run (KEEP=1) instead of building, packing and installing.
+  cp -a "$KEYWARD_E2E_REUSE/app" "$KEYWARD_E2E_REUSE/plugin-tarball" "$work/"
+else
 step "building the packages"
 (cd "$repository" && pnpm build >"$work/build.log" 2>&1) || { tail -30 "$work/build.log"; fail "pnpm build"; }
 
@@ -69,6 +73,10 @@ if find "$work/app/node_modules/@keyward" -maxdepth 2 -name src | grep -q .; the
   fail "an installed @keyward package holds src/: the test would not prove the dist-only path"
 fi
 
+fi
+keyward="$work/app/node_modules/.bin/keyward"
+mkdir -p "$work/elsewhere"
+
 step "starting a second podman API service on $socket (own root, runroot, networks)"
 mkdir -p "$work/libpod-tmp"
 (cd / && exec "${podman_own[@]}" system service --time=0 "unix://$socket" >"$work/podman.log" 2>&1) &
@@ -82,6 +90,17 @@ images=$("${podman_own[@]}" images --quiet | wc -l)
 export DOCKER_HOST="unix://$socket" KEYWARD_DATA_DIR="$work/data"
 unset KEYWARD_API CONTAINER_HOST
 cd "$work/elsewhere"
+
+# Diagnostics: every container's log, kept while the run rolls back (only with KEEP=1).
+if [ "${KEEP:-0}" = 1 ]; then
+  mkdir -p "$work/container-logs"
+  while kill -0 "$podman_pid" 2>/dev/null; do
+    for name in $("${podman_own[@]}" ps --all --format '{{.Names}}' 2>/dev/null); do
+      "${podman_own[@]}" logs "$name" >"$work/container-logs/$name.log" 2>&1 || true
+    done
+    sleep 3
+  done &
+fi
 
 step "keyward demo (builds every image it needs in the empty podman)"
 demo_started=$(date +%s)
