@@ -33,6 +33,10 @@ cleanup() {
     "${podman_own[@]}" network prune --force >/dev/null 2>&1 || true
     kill "$podman_pid" 2>/dev/null || true
     wait "$podman_pid" 2>/dev/null || true
+    # Exec sessions' conmon processes wait up to 5 min after their container is gone; these
+    # (their command line names this test's storage) are this test's own.
+    leftover=$(pgrep -f "conmon.*$work/storage" || true)
+    [ -z "$leftover" ] || kill $leftover 2>/dev/null || true
     "${podman_own[@]}" rmi --all --force >/dev/null 2>&1 || true
   fi
   # containers/storage leaves its overlay home mounted (private): unmount before removing.
