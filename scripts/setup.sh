@@ -57,10 +57,14 @@ say "building local images"
 pnpm images tokenizer agentStandIn demoUpstream networkHelper >&2
 
 if [ "$for_tests" = true ]; then
-  if ! command -v chromium >/dev/null 2>&1; then
+  # The web UI's end-to-end tests drive Debian's Chromium through playwright-core
+  # (`npx playwright install` cannot download browsers on these machines).
+  if [ ! -x /usr/bin/chromium ]; then
     say "installing Chromium (Debian) for the UI tests"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2 ||
-      { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2; }
+    sudo_prefix=""
+    if [ "$(id -u)" -ne 0 ]; then sudo_prefix="sudo"; fi
+    $sudo_prefix apt-get update >&2
+    DEBIAN_FRONTEND=noninteractive $sudo_prefix apt-get install -y chromium >&2
   fi
   say "building the real OpenTelemetry Collector and LiteLLM images (minutes when cold)"
   pnpm images otelCollector litellm >&2

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { ProviderRegistry, SecretRedactor } from '@keyward/core';
 import type { MiddlewareHandler } from 'hono';
@@ -13,6 +14,7 @@ import { createSystemRoutes } from './routes/system-routes.js';
 import { createTokenFileSource, tokensMatch } from './security/api-token.js';
 import { type RateLimit, RateLimiter } from './security/rate-limiter.js';
 import { VERSION } from './version.js';
+import { createWebRoutes } from './web-routes.js';
 
 export interface CreateAppOptions {
   registry: ProviderRegistry;
@@ -28,7 +30,11 @@ export interface CreateAppOptions {
   allowedOrigins?: string[];
   /** Largest accepted request body. Default: 1 MiB. */
   bodyLimitBytes?: number;
-  rateLimits?: { deploy?: RateLimit; rotation?: RateLimit };
+  /**
+   * Per client (API token): `requests` counts every authenticated request, `deploy` and
+   * `rotation` the deploys and sidecar changes. Defaults: 600, 20 and 20 per minute.
+   */
+  rateLimits?: { requests?: RateLimit; deploy?: RateLimit; rotation?: RateLimit };
   detectTimeoutMilliseconds?: number;
   /** Injectable randomness for deterministic plans in tests. */
   randomBytes?: (length: number) => Uint8Array;
@@ -39,9 +45,22 @@ export interface CreateAppOptions {
   redactor?: SecretRedactor;
   /** For rate limits; injectable for tests. */
   now?: () => number;
+  /** The built web UI served at `/` (apps/web/dist); absent: `/` says how to build it. */
+  webDirectory?: string;
 }
 
-const defaultRateLimit: RateLimit = { limit: 20, windowMilliseconds: 60_000 };
+const defaultRateLimits = {
+  requests: { limit: 600, windowMilliseconds: 60_000 },
+  deploy: { limit: 20, windowMilliseconds: 60_000 },
+  rotation: { limit: 20, windowMilliseconds: 60_000 },
+} satisfies Record<string, RateLimit>;
+
+type RateLimitGroup = keyof typeof defaultRateLimits;
+
+/** The caller's identity for rate limits: a digest of its token, never the token itself. */
+function clientIdentity(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('base64url').slice(0, 22);
+}
 
 function tokenSource(options: CreateAppOptions): () => string {
   const { token, dataDirectory } = options;
@@ -76,15 +95,18 @@ export function createApp(options: CreateAppOptions) {
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
   const limiter = new RateLimiter(options.now);
 
-  const rateLimited = (group: 'deploy' | 'rotation', methods: string[]): MiddlewareHandler => {
-    const rule = options.rateLimits?.[group] ?? defaultRateLimit;
+  const clients = new WeakMap<object, string>();
+  const rateLimited = (group: RateLimitGroup, methods?: string[]): MiddlewareHandler => {
+    const rule = options.rateLimits?.[group] ?? defaultRateLimits[group];
     return async (c, next) => {
-      if (methods.includes(c.req.method)) {
-        const decision = limiter.take(group, rule);
+      const client = clients.get(c.req.raw);
+      if (client && (!methods || methods.includes(c.req.method))) {
+        const decision = limiter.take(`${client}:${group}`, rule);
         if (!decision.allowed) {
+          const what = group === 'requests' ? 'requests' : `${group} requests`;
           throw new ApiError(
             'RATE_LIMITED',
-            `Too many ${group} requests: at most ${rule.limit} per ${Math.round(rule.windowMilliseconds / 1000)} s; retry in ${decision.retryAfterSeconds} s.`,
+            `Too many ${what} with this API token: at most ${rule.limit} per ${Math.round(rule.windowMilliseconds / 1000)} s; retry in ${decision.retryAfterSeconds} s.`,
             { 'Retry-After': String(decision.retryAfterSeconds) },
           );
         }
@@ -160,7 +182,8 @@ export function createApp(options: CreateAppOptions) {
     if (c.req.path === '/api/health') return next();
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match || !tokensMatch(match[1]!, currentToken())) {
+    const presented = match?.[1];
+    if (!presented || !tokensMatch(presented, currentToken())) {
       throw new ApiError(
         'UNAUTHORIZED',
         match
@@ -168,9 +191,12 @@ export function createApp(options: CreateAppOptions) {
           : 'Missing "Authorization: Bearer <token>"; the token is in the data directory (api-token).',
       );
     }
+    // Limits count per token: one client's burst never throttles another's.
+    clients.set(c.req.raw, clientIdentity(presented));
     await next();
   });
 
+  app.use('/api/*', rateLimited('requests'));
   app.use('/api/instances', rateLimited('deploy', ['POST']));
   // Every PUT under an instance is a sidecar change (the generic route and its aliases).
   app.use('/api/instances/:id/*', rateLimited('rotation', ['PUT']));
@@ -191,6 +217,7 @@ export function createApp(options: CreateAppOptions) {
     .route('/api', createSystemRoutes(operations))
     .route('/api', createInstanceRoutes(operations))
     .route('/api', createSidecarRoutes(operations, { logger }));
+  app.route('/', createWebRoutes(options.webDirectory));
   return Object.assign(routes, { operations });
 }
 

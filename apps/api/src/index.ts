@@ -7,9 +7,11 @@ export {
   type JobKind,
   JobManager,
   type JobManagerOptions,
+  type JobReconciliation,
   type JobStatus,
   type JobSummary,
 } from './jobs/job-manager.js';
+export { type JobStore, jobStorePath, SqliteJobStore, type StoredJob } from './jobs/job-store.js';
 export {
   createJsonLogger,
   type JsonLoggerOptions,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   composePlanV2,
   composeRotationV2,
@@ -87,6 +88,27 @@ function notFound(name: string, detail: string): KeywardError {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * A digest of what a rotation changes (containers, their creation, the sidecars' metadata and
+ * exports), taken from the redacted detail: equal before and after means nothing changed.
+ */
+function stateDigest(detail: InstanceDetailV2): string {
+  const facts = {
+    createdAt: detail.createdAt,
+    containers: detail.containers.map((container) => [container.name, container.image]),
+    sidecars: detail.sidecars,
+  };
+  return createHash('sha256').update(JSON.stringify(facts)).digest('hex');
+}
+
+/** Every container of the plan is there and the instance is running or stopped as a whole. */
+function isWhole(detail: InstanceDetailV2): boolean {
+  return (
+    (detail.state === 'running' || detail.state === 'stopped') &&
+    detail.containers.every((container) => container.state !== 'missing')
+  );
 }
 
 /**
@@ -230,7 +252,7 @@ export class InstanceOperations {
       }
     }
     const plan = await this.#compose(spec, target);
-    const job = this.jobs.create('deploy', spec.name, target.id);
+    const job = this.jobs.create('deploy', spec.name, target.id, { replace: options.replace === true });
     this.#busy.set(key, job);
     for (const warning of plan.warnings) this.jobs.log(job.id, `Warning ${warning.code}: ${warning.message}`);
     this.#logger.log('info', 'deploy accepted', { job: job.id, instance: spec.name, target: target.id });
@@ -282,6 +304,140 @@ export class InstanceOperations {
       message: `${what} is already running for instance "${name}" (job ${running.id}); wait for it to finish.`,
       details: { jobId: running.id },
     });
+  }
+
+  /**
+   * Finishes the jobs a stopped process left running (start-up reconciliation). A deploy: the
+   * target has the instance whole → succeeded; otherwise whatever is there is deleted → failed,
+   * rolled back. A rotation: the target's own rollback decides; its state tells which happened
+   * (whole and changed → completed, whole and unchanged → the old credentials are in place, not
+   * whole → incomplete). A job whose target cannot be asked stays running for the next try.
+   * Returns the jobs it could not reconcile yet.
+   */
+  async reconcileInterrupted(): Promise<string[]> {
+    const pending: string[] = [];
+    for (const { job, context } of this.jobs.interrupted()) {
+      const key = `${job.target}/${job.instance}`;
+      if (this.#busy.has(key)) continue;
+      this.#busy.set(key, job);
+      try {
+        await this.#reconcile(job, context);
+      } catch (error) {
+        pending.push(job.id);
+        this.#logger.log('warn', 'reconciliation postponed', { job: job.id, instance: job.instance, error });
+      } finally {
+        if (this.#busy.get(key)?.id === job.id) this.#busy.delete(key);
+      }
+    }
+    return pending;
+  }
+
+  async #reconcile(job: JobSummary, context: Record<string, unknown>): Promise<void> {
+    const target = this.registry.getTarget(job.target);
+    const what = job.kind === 'deploy' ? 'deploy' : 'sidecar change';
+    const stopped = `The keyward process running this ${what} of "${job.instance}" stopped before it ended`;
+    if (!target) {
+      this.jobs.reconcile(
+        job.id,
+        {
+          outcome: 'incomplete',
+          message: `${stopped}; target "${job.target}" is no longer installed, so nothing was checked.`,
+        },
+        {
+          error: new KeywardError({
+            code: job.kind === 'deploy' ? 'DEPLOY_FAILED' : 'ROTATION_FAILED',
+            message: `${stopped}; target "${job.target}" is not installed: install it and check the instance.`,
+          }),
+        },
+      );
+      return;
+    }
+    let detail: InstanceDetailV2 | undefined;
+    try {
+      detail = await target.get(job.instance);
+    } catch (error) {
+      if (!isKeywardError(error, 'INSTANCE_NOT_FOUND')) throw error;
+    }
+    if (job.kind === 'deploy') {
+      if (detail && isWhole(detail)) {
+        this.jobs.reconcile(
+          job.id,
+          {
+            outcome: 'completed',
+            message: `${stopped}; the target has the instance whole (${detail.state}), so the deploy is done.`,
+          },
+          { result: this.#redact(detail) },
+        );
+        this.#logger.log('info', 'reconciled: deploy completed', { job: job.id, instance: job.instance });
+        return;
+      }
+      try {
+        await target.delete(job.instance, { removeVolumes: false });
+      } catch (error) {
+        if (!isKeywardError(error, 'INSTANCE_NOT_FOUND')) throw error;
+      }
+      this.jobs.reconcile(
+        job.id,
+        {
+          outcome: 'rolled-back',
+          message: `${stopped}; the instance was ${detail ? `left ${detail.state}` : 'not complete'}, so everything labelled with it was removed (data volumes kept).`,
+        },
+        {
+          error: new KeywardError({
+            code: 'DEPLOY_FAILED',
+            message: `${stopped}; it was rolled back: nothing of "${job.instance}" is left. Deploy it again.`,
+          }),
+        },
+      );
+      this.#logger.log('warn', 'reconciled: deploy rolled back', { job: job.id, instance: job.instance });
+      return;
+    }
+    if (detail && isWhole(detail)) {
+      const changed = stateDigest(this.#redact(detail)) !== context['stateBefore'];
+      if (changed) {
+        this.jobs.reconcile(
+          job.id,
+          {
+            outcome: 'completed',
+            message: `${stopped}; the target has the instance whole in its new state, so the change is done.`,
+          },
+          { result: this.#redact(detail) },
+        );
+      } else {
+        this.jobs.reconcile(
+          job.id,
+          {
+            outcome: 'unchanged',
+            message: `${stopped}; the target has the instance whole and unchanged: the previous credentials are still in place.`,
+          },
+          {
+            error: new KeywardError({
+              code: 'ROTATION_FAILED',
+              message: `${stopped}; nothing changed, the previous credentials are still in place. Make the change again.`,
+            }),
+          },
+        );
+      }
+      this.#logger.log('info', `reconciled: rotation ${changed ? 'completed' : 'unchanged'}`, {
+        job: job.id,
+        instance: job.instance,
+      });
+      return;
+    }
+    this.jobs.reconcile(
+      job.id,
+      {
+        outcome: 'incomplete',
+        message: `${stopped}; the target left the instance ${detail ? detail.state : 'without its agent'}: check it with "keyward get ${job.instance}"; the target may have kept the previous containers aside (local: "…-previous-…"), redeploy the instance to be sure of its state.`,
+      },
+      {
+        error: new KeywardError({
+          code: 'ROTATION_FAILED',
+          message: `${stopped}; the instance was left ${detail ? detail.state : 'without its agent'}.`,
+        }),
+      },
+    );
+    this.#logger.log('warn', 'reconciled: rotation incomplete', { job: job.id, instance: job.instance });
   }
 
   /** The job of a deploy or rotation running on the instance, if any. */
@@ -402,7 +558,10 @@ export class InstanceOperations {
     const key = `${target.id}/${name}`;
     this.#assertIdle(key, name, 'rotate');
     // Claim the instance before the first await, so a second request gets the 409.
-    const job = this.jobs.create('rotate', name, target.id);
+    const job = this.jobs.create('rotate', name, target.id, {
+      providerId,
+      stateBefore: stateDigest(this.#redact(detail)),
+    });
     this.#busy.set(key, job);
     let request: SidecarRotationRequestV2;
     try {

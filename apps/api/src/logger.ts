@@ -1,3 +1,5 @@
+import { appendFileSync, chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { redact, type SecretRedactor, secretRedactor } from '@keyward/core';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -47,3 +49,25 @@ export function createJsonLogger(options: JsonLoggerOptions = {}): Logger {
 
 /** A logger that drops everything, for in-process CLI runs that print their own output. */
 export const silentLogger: Logger = { log() {} };
+
+/**
+ * Appends each line to a file (created mode 0600, its directory 0700). A line that cannot be
+ * written is dropped: logging never fails the command it describes.
+ */
+export function fileLineWriter(path: string): (line: string) => void {
+  let ready = false;
+  return (line) => {
+    try {
+      if (!ready) {
+        const directory = dirname(path);
+        if (!existsSync(directory)) mkdirSync(directory, { recursive: true, mode: 0o700 });
+        appendFileSync(path, '', { mode: 0o600 });
+        chmodSync(path, 0o600);
+        ready = true;
+      }
+      appendFileSync(path, `${line}\n`);
+    } catch {
+      // A full disk or a read-only data directory: the command still runs.
+    }
+  };
+}

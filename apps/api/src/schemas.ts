@@ -180,6 +180,17 @@ export const JobSchema = z
     finishedAt: z.string().optional(),
     failedStep: z.string().optional(),
     error: z.object({ code: z.string(), message: z.string(), step: z.string().optional() }).optional(),
+    reconciliation: z
+      .object({
+        outcome: z.enum(['completed', 'rolled-back', 'unchanged', 'incomplete']),
+        message: z.string(),
+        time: z.string(),
+      })
+      .optional()
+      .openapi({
+        description:
+          'Set when the process running the job stopped before it ended and a later start finished it: what the target had, and what was done.',
+      }),
   })
   .openapi('Job');
 

@@ -2,6 +2,8 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { type CreateAppOptions, createApp, type KeywardApp } from './app.js';
 import { createDefaultRegistry } from './default-registry.js';
+import { JobManager } from './jobs/job-manager.js';
+import { jobStorePath, SqliteJobStore } from './jobs/job-store.js';
 import { createJsonLogger } from './logger.js';
 import {
   apiTokenPath,
@@ -9,6 +11,7 @@ import {
   ensureApiToken,
   resolveDataDirectory,
 } from './security/api-token.js';
+import { defaultWebDirectory } from './web-routes.js';
 
 export const defaultPort = 7878;
 export const defaultHost = '127.0.0.1';
@@ -20,6 +23,12 @@ export interface StartServerOptions extends Partial<Omit<CreateAppOptions, 'toke
   port?: number;
   /** Where the first-start token notice goes. Default: stderr. */
   print?: (line: string) => void;
+  /** Keep jobs in `<data dir>/keyward.sqlite` (default true; ignored when `jobs` is given). */
+  persistJobs?: boolean;
+  /** Finished jobs kept in the store. Default 200. */
+  maximumJobs?: number;
+  /** How long to wait before retrying a reconciliation whose target could not be asked. Default 30 s. */
+  reconcileRetryMilliseconds?: number;
 }
 
 export interface RunningServer {
@@ -61,13 +70,37 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   for (const loadError of registry.loadErrors) {
     logger.log('warn', 'provider failed to load', { ...loadError });
   }
+  // Jobs outlive the process: one connection, this process's only writer.
+  const store =
+    options.jobs || options.persistJobs === false
+      ? undefined
+      : new SqliteJobStore(jobStorePath(dataDirectory));
+  const jobs =
+    options.jobs ??
+    new JobManager({
+      ...(store ? { store } : {}),
+      ...(options.maximumJobs ? { maximumJobs: options.maximumJobs } : {}),
+      ...(options.redactor ? { redactor: options.redactor } : {}),
+    });
   const app = createApp({
     ...options,
     registry,
     logger,
+    jobs,
     dataDirectory,
     token: createTokenFileSource(dataDirectory),
+    webDirectory: options.webDirectory ?? defaultWebDirectory(),
   });
+  // Jobs a stopped process left running are finished (or rolled back) before the first request.
+  let retry: NodeJS.Timeout | undefined;
+  const reconcile = async () => {
+    const pending = await app.operations.reconcileInterrupted();
+    if (pending.length > 0) {
+      retry = setTimeout(() => void reconcile(), options.reconcileRetryMilliseconds ?? 30_000);
+      retry.unref();
+    }
+  };
+  await reconcile();
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const instance = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(instance));
@@ -85,9 +118,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     dataDirectory,
     close: () =>
       new Promise<void>((resolve, reject) => {
+        if (retry) clearTimeout(retry);
         const closable = server as unknown as { closeAllConnections?: () => void };
         closable.closeAllConnections?.();
-        server.close((error) => (error ? reject(error) : resolve()));
+        server.close((error) => {
+          store?.close();
+          if (error) reject(error);
+          else resolve();
+        });
       }),
   };
 }

@@ -25,7 +25,7 @@ export async function bundle(entry: string, outfile: string): Promise<void> {
         // Packages with native addons cannot be bundled: load them from where pnpm put them.
         name: 'native-addons-in-place',
         setup(builder) {
-          builder.onResolve({ filter: /^(ssh2|cpu-features)$/ }, (args) => ({
+          builder.onResolve({ filter: /^(ssh2|cpu-features|better-sqlite3)$/ }, (args) => ({
             path: createRequire(args.importer).resolve(args.path),
             external: true,
           }));

@@ -261,9 +261,39 @@ describe('keyward CLI against a running server', { timeout: 60_000 }, () => {
     expect(missing.code).toBe(3);
   });
 
+  it('keeps the in-process server log lines out of the terminal: in <data dir>/keyward-cli.log, on stderr with --verbose', async () => {
+    const port = String(await freePort());
+    const environment = { KEYWARD_PORT: port };
+    const failed = await run(['deploy', '-f', join(directory, 'fail.yaml')], { api: false, environment });
+    expect(failed.code).toBe(4);
+    // Only the CLI's own lines: progress, then its error. No JSON log line before it.
+    expect(failed.stderr).toMatch(
+      /^error DEPLOY_FAILED: Deploy of "fail-demo" failed at step container\.start:agent/m,
+    );
+    expect(failed.stderr).not.toContain('"level"');
+    expect(failed.stderr).not.toMatch(/^\{/m);
+    const logPath = join(dataDirectory, 'keyward-cli.log');
+    const logged = readFileSync(logPath, 'utf8');
+    expect(logged).toMatch(/"level":"error","message":"deploy failed"/);
+    expect(statSync(logPath).mode & 0o777).toBe(0o600);
+
+    const verbose = await run(['--verbose', 'deploy', '-f', join(directory, 'fail.yaml')], {
+      api: false,
+      environment,
+    });
+    expect(verbose.code).toBe(4);
+    expect(verbose.stderr).toMatch(/^\{"time":"[^"]+","level":"error","message":"deploy failed"/m);
+    expect(verbose.stderr).toMatch(/^error DEPLOY_FAILED: /m);
+    // Against a server, --verbose changes nothing: the server's lines are the server's.
+    const remote = await run(['--verbose', 'ls']);
+    expect(remote.code).toBe(0);
+    expect(remote.stderr).not.toContain('"level"');
+  });
+
   it('never prints a secret, in any command output or server log line', () => {
     if (process.env['KEYWARD_CLI_TEST_DEBUG']) console.log(serverLog);
-    const everything = [...transcripts, serverLog].join('\n');
+    const cliLog = readFileSync(join(dataDirectory, 'keyward-cli.log'), 'utf8');
+    const everything = [...transcripts, serverLog, cliLog].join('\n');
     expect(transcripts.length).toBeGreaterThan(20);
     expect(everything).not.toContain(githubSecret);
     expect(everything).not.toContain(stripeSecret);

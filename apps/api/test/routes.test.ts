@@ -927,6 +927,50 @@ describe('limits and CORS', () => {
     expect((await harness.request('POST', '/api/instances', mockSpec('three'))).status).toBe(202);
   });
 
+  it('counts rate limits per API token, the caller: another token is not throttled by the first', async () => {
+    let now = 1_000_000;
+    const first = 'kw_rate-limit-client-one-0123456789';
+    const second = 'kw_rate-limit-client-two-0123456789';
+    let current = first;
+    const harness = createHarness({
+      app: {
+        now: () => now,
+        token: () => current,
+        rateLimits: {
+          requests: { limit: 4, windowMilliseconds: 10_000 },
+          deploy: { limit: 1, windowMilliseconds: 60_000 },
+        },
+      },
+    });
+    const as = (token: string, method: string, path: string, body?: unknown) =>
+      harness.request(method, path, body, { authorization: `Bearer ${token}` });
+    expect((await as(first, 'POST', '/api/instances', mockSpec('one'))).status).toBe(202);
+    const refused = await as(first, 'POST', '/api/instances', mockSpec('two'));
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('60');
+    const body = await errorOf(refused);
+    expect(body.code).toBe('RATE_LIMITED');
+    expect(body.message).toMatch(/deploy requests with this API token: at most 1 per 60 s; retry in 60 s/);
+    // Every request counts toward the client's overall limit, reads included.
+    expect((await as(first, 'GET', '/api/jobs')).status).toBe(200);
+    expect((await as(first, 'GET', '/api/jobs')).status).toBe(200);
+    const tooMany = await as(first, 'GET', '/api/jobs');
+    expect(tooMany.status).toBe(429);
+    expect(tooMany.headers.get('retry-after')).toBe('10');
+    // The health check carries no token and is never limited.
+    expect((await harness.app.request('/api/health')).status).toBe(200);
+
+    // Another caller (the rotated token) starts with its own counts.
+    current = second;
+    expect((await as(second, 'GET', '/api/jobs')).status).toBe(200);
+    expect((await as(second, 'POST', '/api/instances', mockSpec('two'))).status).toBe(202);
+    // An unauthenticated request is a 401, not counted against anyone.
+    expect((await as(first, 'GET', '/api/jobs')).status).toBe(401);
+    now += 60_001;
+    current = first;
+    expect((await as(first, 'POST', '/api/instances', mockSpec('three'))).status).toBe(202);
+  });
+
   it('sends no CORS headers to other origins by default and refuses their requests', async () => {
     const harness = createHarness();
     const response = await harness.request('GET', '/api/instances', undefined, {

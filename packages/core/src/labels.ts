@@ -17,7 +17,7 @@ export function instanceLabels(instanceName: string, target: string): Record<str
     [labelKeys.managedBy]: managedByValue,
     [labelKeys.instance]: instanceName,
     [labelKeys.target]: target,
-    [labelKeys.specVersion]: 'v1',
+    [labelKeys.specVersion]: 'v2',
   };
 }
 

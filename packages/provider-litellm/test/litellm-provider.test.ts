@@ -135,6 +135,8 @@ describe('litellm with the tokenizer (and the collector)', () => {
       { from: 'agent', to: 'tokenizer', port: 4001 },
       { from: 'litellm', to: 'otel', port: 4318 },
       { from: 'litellm', to: 'tokenizer', port: 4001 },
+      // The proxy exports its spans and metrics to the collector too.
+      { from: 'tokenizer', to: 'otel', port: 4318 },
     ]);
     expect(plan.containers.find((item) => item.name === 'litellm')?.egress).toEqual({ type: 'none' });
   });

@@ -91,7 +91,7 @@ describe('dockerode create options (proxy-only)', () => {
           "keyward.dev/instance": "snap",
           "keyward.dev/managed-by": "keyward",
           "keyward.dev/provider": "agent",
-          "keyward.dev/spec-version": "v1",
+          "keyward.dev/spec-version": "v2",
           "keyward.dev/target": "local",
         },
         "name": "keyward-snap-agent",
@@ -135,7 +135,7 @@ describe('dockerode create options (proxy-only)', () => {
           "keyward.dev/instance": "snap",
           "keyward.dev/managed-by": "keyward",
           "keyward.dev/provider": "mock",
-          "keyward.dev/spec-version": "v1",
+          "keyward.dev/spec-version": "v2",
           "keyward.dev/target": "local",
         },
         "NetworkingConfig": {

@@ -20,7 +20,17 @@ export const serverEnvironment = {
   upstreamCaFile: 'TOKENIZER_UPSTREAM_CA_FILE',
   allowPrivateUpstreams: 'TOKENIZER_ALLOW_PRIVATE_UPSTREAMS',
   allowedTokensFile: 'TOKENIZER_ALLOWED_TOKENS_FILE',
+  otlpEndpoint: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+  otlpProtocol: 'OTEL_EXPORTER_OTLP_PROTOCOL',
+  serviceName: 'OTEL_SERVICE_NAME',
 } as const;
+
+/** Where the proxy sends its spans and metrics (the otel sidecar's OTLP/HTTP receiver). */
+export interface TokenizerTelemetryTarget {
+  /** `http://host:port` as the tokenizer container reaches the collector. */
+  endpoint: string;
+  serviceName: string;
+}
 
 export interface TokenizerRuntimeOptions {
   image: string;
@@ -28,6 +38,8 @@ export interface TokenizerRuntimeOptions {
   adminPort: number;
   allowPrivateUpstreams: boolean;
   upstreamCaCertificates?: string | undefined;
+  /** Present when the otel sidecar is in the plan. */
+  telemetry?: TokenizerTelemetryTarget | undefined;
 }
 
 export function tokenizerContainer(options: TokenizerRuntimeOptions): ContainerContributionV2 {
@@ -41,6 +53,11 @@ export function tokenizerContainer(options: TokenizerRuntimeOptions): ContainerC
     env[serverEnvironment.upstreamCaFile] = UPSTREAM_CA_FILE_PATH;
   }
   if (options.allowPrivateUpstreams) env[serverEnvironment.allowPrivateUpstreams] = 'true';
+  if (options.telemetry !== undefined) {
+    env[serverEnvironment.otlpEndpoint] = options.telemetry.endpoint;
+    env[serverEnvironment.otlpProtocol] = 'http/protobuf';
+    env[serverEnvironment.serviceName] = options.telemetry.serviceName;
+  }
   return {
     name: TOKENIZER_CONTAINER_NAME,
     image: options.image,

@@ -57,6 +57,8 @@ import { tokenizerVerification } from './tokenizer-verification.js';
 import { nextRedactedTokenizerConfig, tokenizerView } from './tokenizer-view.js';
 
 export const TOKENIZER_PROVIDER_ID = 'tokenizer';
+/** The OpenTelemetry Collector sidecar: when present, the proxy exports its spans and metrics to it. */
+const TELEMETRY_PROVIDER_ID = 'otel';
 /** The request kind other sidecars send to have a credential sealed for their container. */
 export const SEALED_CREDENTIAL_REQUEST_KIND = 'sealed-credential';
 
@@ -118,6 +120,16 @@ interface AnsweredRequest {
   sealed: SealedCredential;
 }
 
+/** The collector's OTLP/HTTP endpoint from the otel sidecar's exports (`otlpHttp: { container, port }`). */
+function collectorEndpoint(context: SidecarContextV2): { container: string; port: number } | undefined {
+  const value = context.dependencies[TELEMETRY_PROVIDER_ID]?.exports.otlpHttp as
+    | { container?: unknown; port?: unknown }
+    | undefined;
+  return typeof value?.container === 'string' && typeof value.port === 'number'
+    ? { container: value.container, port: value.port }
+    : undefined;
+}
+
 function buildContribution(
   context: SidecarContextV2,
   runtime: TokenizerRuntimeOptions,
@@ -132,6 +144,19 @@ function buildContribution(
     TOKENIZER_PROXY_URL: proxyUrl,
     TOKENIZER_SEAL_KEY: keys.sealKey,
   };
+  const collector = collectorEndpoint(context);
+  const connections = [{ from: AGENT_CONTAINER_NAME, to: TOKENIZER_CONTAINER_NAME, port: runtime.port }];
+  let containerOptions = runtime;
+  if (collector !== undefined) {
+    containerOptions = {
+      ...runtime,
+      telemetry: {
+        endpoint: `http://${context.addressOf(TOKENIZER_CONTAINER_NAME, collector.container, collector.port)}`,
+        serviceName: `${context.instanceName}-tokenizer`,
+      },
+    };
+    connections.push({ from: TOKENIZER_CONTAINER_NAME, to: collector.container, port: collector.port });
+  }
   const usedSecretNames = new Set<string>([OPEN_KEY_SECRET_NAME]);
   const claim = (names: { token: string; auth?: string }) => {
     for (const name of [names.token, names.auth].filter((item): item is string => item !== undefined)) {
@@ -275,11 +300,11 @@ function buildContribution(
   };
 
   return {
-    containers: [tokenizerContainer(runtime)],
+    containers: [tokenizerContainer(containerOptions)],
     secrets,
     files,
     agentEnv,
-    connections: [{ from: AGENT_CONTAINER_NAME, to: TOKENIZER_CONTAINER_NAME, port: runtime.port }],
+    connections,
     exports: exports as unknown as JsonObject,
     metadata: metadataToJson(metadata),
     ...(warnings.length > 0 ? { warnings } : {}),
@@ -666,6 +691,7 @@ export function createTokenizerProvider(settings: TokenizerProviderSettings = {}
     displayName: 'Tokenizer credential proxy',
     configSchema: tokenizerConfigSchema,
     capabilities: { networkModes: ['proxy-only', 'open'] },
+    requires: [{ provider: TELEMETRY_PROVIDER_ID, optional: true }],
     answers: { [SEALED_CREDENTIAL_REQUEST_KIND]: sealedCredentialRequestSchema },
     contribute,
     redactConfig,

@@ -34,6 +34,12 @@ const CLOSE_CONCURRENCY = (process.env.BENCH_CLOSE_CONCURRENCY ?? '64')
   .split(',')
   .filter(Boolean)
   .map(Number);
+// At these concurrencies (first worker count), a second proxy with OpenTelemetry on (spans and
+// metrics exported over OTLP/HTTP protobuf to a local sink) joins the same alternating rounds.
+const TELEMETRY_CONCURRENCY = (process.env.BENCH_TELEMETRY_CONCURRENCY ?? '64')
+  .split(',')
+  .filter(Boolean)
+  .map(Number);
 const CLOCK_TICKS = 100;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -231,10 +237,23 @@ function childPids(pid) {
   }
 }
 
-async function startTokenizer(port, workers) {
+/**
+ * An OTLP/HTTP sink in its own process (wrk blocks this one): answers every export with an empty
+ * success response, as a collector's receiver does, and keeps nothing.
+ */
+async function startOtlpSink(port) {
+  const source = `require('node:http').createServer((req, res) => { req.resume(); req.on('end', () => { res.writeHead(200, { 'content-type': 'application/x-protobuf' }); res.end(); }); }).listen(${port}, '127.0.0.1');`;
+  const child = spawn(process.execPath, ['-e', source], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  await waitForPort(port);
+  return child;
+}
+
+async function startTokenizer(port, workers, extraEnv = {}) {
   const child = spawn(process.execPath, [CLI, 'serve'], {
     env: {
       ...process.env,
+      ...extraEnv,
       OPEN_KEY,
       LISTEN_ADDRESS: `127.0.0.1:${port}`,
       TOKENIZER_ALLOW_PRIVATE_UPSTREAMS: 'true',
@@ -360,6 +379,27 @@ async function main() {
   const upstreamPort = await freePortBlock(16);
   const proxyPort = upstreamPort + 1;
   const referencePort = upstreamPort + 2;
+  const telemetryProxyPort = upstreamPort + 3;
+  const otlpSinkPort = upstreamPort + 4;
+  const telemetryEnv = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpSinkPort}`,
+    OTEL_SERVICE_NAME: 'bench-tokenizer',
+  };
+  // Every request a span (the SDK's default sampler; wrk sends no traceparent), and one span in
+  // ten (the standard sampler variables): metrics and propagation stay on for every request.
+  const telemetryVariants = [
+    { label: 'OpenTelemetry', port: telemetryProxyPort, env: telemetryEnv },
+    {
+      label: 'OpenTelemetry, 10% of spans',
+      port: upstreamPort + 5,
+      env: {
+        ...telemetryEnv,
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: '0.1',
+      },
+    },
+  ];
+  if (TELEMETRY_CONCURRENCY.length > 0) await startOtlpSink(otlpSinkPort);
   const nginxPortFor = (workers) => upstreamPort + 10 + workers;
   startNginx(
     'upstream',
@@ -433,6 +473,7 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
   };
   const rows = [];
   const roundRatios = [];
+  const telemetryRatios = [];
   for (const concurrency of CONCURRENCY) {
     const directUrl = `https://127.0.0.1:${upstreamPort}/`;
     warmUp(directUrl);
@@ -445,6 +486,20 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
       const proxyUrl = `http://127.0.0.1:${proxyPort}`;
       const child = await startTokenizer(proxyPort, workers);
       const reference = referenceBinary ? await startReference(referenceBinary, referencePort) : undefined;
+      const telemetryRuns = [];
+      if (workers === WORKER_COUNTS[0] && TELEMETRY_CONCURRENCY.includes(concurrency)) {
+        for (const variant of telemetryVariants) {
+          const running = await startTokenizer(variant.port, workers, variant.env);
+          telemetryRuns.push({
+            ...variant,
+            child: running,
+            url: `http://127.0.0.1:${variant.port}`,
+            pids: () => [running.pid, ...childPids(running.pid)],
+            results: [],
+            rss: 0,
+          });
+        }
+      }
       const referenceUrl = `http://127.0.0.1:${referencePort}`;
       const proxyPids = () => [child.pid, ...childPids(child.pid)];
       const nginxResults = [];
@@ -458,6 +513,11 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
         warmUp(proxyUrl, file('tokenizer.lua'));
         proxyResults.push(wrk(proxyUrl, concurrency, file('tokenizer.lua'), proxyPids));
         rss = Math.max(rss, rssOf(proxyPids()));
+        for (const run of telemetryRuns) {
+          warmUp(run.url, file('tokenizer.lua'));
+          run.results.push(wrk(run.url, concurrency, file('tokenizer.lua'), run.pids));
+          run.rss = Math.max(run.rss, rssOf(run.pids()));
+        }
         if (reference) {
           warmUp(referenceUrl, file('tokenizer.lua'));
           referenceResults.push(wrk(referenceUrl, concurrency, file('tokenizer.lua'), () => [reference.pid]));
@@ -487,6 +547,26 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
         rss,
         ...summarise(proxyResults),
       });
+      for (const run of telemetryRuns) {
+        rows.push({
+          name: `keyward-tokenizer + ${run.label} (${workers} worker${plural})`,
+          concurrency,
+          workers,
+          rss: run.rss,
+          ...summarise(run.results),
+        });
+        telemetryRatios.push({
+          label: `${run.label}, c=${concurrency}, ${workers} worker${plural}`,
+          off: summarise(proxyResults),
+          on: summarise(run.results),
+          ratios: run.results.map((result, round) => ({
+            rps: result.rps / (proxyResults[round]?.rps ?? Number.NaN),
+            cpu: result.cpuMicroseconds / (proxyResults[round]?.cpuMicroseconds ?? Number.NaN),
+            offCpu: proxyResults[round]?.cpuMicroseconds,
+            onCpu: result.cpuMicroseconds,
+          })),
+        });
+      }
       if (reference) {
         rows.push({
           name: `Fly.io tokenizer (Go), ${workers}-worker rounds`,
@@ -497,7 +577,7 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
           ...summarise(referenceResults),
         });
       }
-      for (const running of [child, reference].filter(Boolean)) {
+      for (const running of [child, reference, ...telemetryRuns.map((run) => run.child)].filter(Boolean)) {
         running.kill('SIGTERM');
         await new Promise((resolve) => running.once('exit', resolve));
       }
@@ -588,6 +668,19 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
     console.log(
       `  ${label}: ${ratios.map((ratio) => `${format(ratio.rps)}; ${format(ratio.p99)} / ${format(ratio.referenceRps)}; ${format(ratio.referenceP99)}`).join('  |  ')}`,
     );
+  }
+  if (telemetryRatios.length > 0) {
+    console.log(
+      '\nOpenTelemetry on (spans + metrics, OTLP/HTTP protobuf to a local sink) vs off, same rounds — per round: req/s on/off; CPU µs/req off → on:',
+    );
+    for (const { label, off, on, ratios } of telemetryRatios) {
+      console.log(
+        `  ${label}: median req/s on/off ${format(on.rps / off.rps)} (cost ${format((1 - on.rps / off.rps) * 100, 1)}%), median CPU µs/req ${format(off.cpuMicroseconds, 0)} → ${format(on.cpuMicroseconds, 0)} (${format(on.cpuMicroseconds / off.cpuMicroseconds)}×)`,
+      );
+      console.log(
+        `    rounds: ${ratios.map((ratio) => `${format(ratio.rps)}; ${format(ratio.offCpu, 0)} → ${format(ratio.onCpu, 0)}`).join('  |  ')}`,
+      );
+    }
   }
   if (closeRows.length > 0) {
     console.log('\nclient closes its connection after every answer (Connection: close), 1 worker:');

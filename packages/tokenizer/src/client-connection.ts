@@ -343,7 +343,9 @@ export class ClientConnection {
     const maxHeaderBytes = this.options.maxHeaderBytes;
     if (end < 0) {
       if (buffer.length - start > maxHeaderBytes) throw headTooLarge();
-      if (this.headStartedAt === 0) this.headStartedAt = coarseClock.now;
+      // Exact (the coarse clock may be a sweep old): a timeout must never start before the
+      // event it times, or the connection is cut early.
+      if (this.headStartedAt === 0) this.headStartedAt = coarseClock.now = Date.now();
       if (start === buffer.length) {
         this.pending = undefined;
         return;
@@ -443,7 +445,8 @@ export class ClientConnection {
     if (this.response !== response) return;
     this.response = undefined;
     response.closed(true);
-    this.lastActiveAt = coarseClock.now;
+    // The keep-alive timeout runs from here: exact, for the same reason as headStartedAt.
+    this.lastActiveAt = coarseClock.now = Date.now();
     // An unread body would be parsed as the next request: close instead.
     if (!this.keepAlive || this.state === State.Body) {
       this.state = State.Closed;

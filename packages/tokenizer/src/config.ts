@@ -3,6 +3,7 @@ import { ConfigError, type TokenizerError } from './errors.js';
 import { parseListenAddress, type TokenizerServerOptions } from './proxy-server.js';
 import { OpenKey } from './sealed-box.js';
 import { parseTokenDigest } from './secret-resolver.js';
+import { telemetryOptionsFromEnv } from './telemetry.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -71,7 +72,8 @@ export interface TokenizerEnvironmentConfig extends TokenizerServerOptions {
  * FILTERED_HEADERS, TOKENIZER_HOSTNAMES, OPEN_PROXY, DEBUG) plus keyward's own:
  * ADMIN_LISTEN_ADDRESS, TOKENIZER_ALLOW_PRIVATE_UPSTREAMS, TOKENIZER_UPSTREAM_CA_FILE,
  * TOKENIZER_WORKERS, TOKENIZER_MAX_BODY_BYTES, TOKENIZER_SECRET_CACHE_SIZE, TOKENIZER_AUDIT_LOG,
- * TOKENIZER_ALLOWED_TOKENS_FILE.
+ * TOKENIZER_ALLOWED_TOKENS_FILE; and OpenTelemetry's (OTEL_EXPORTER_OTLP_ENDPOINT, …: see
+ * telemetryOptionsFromEnv).
  * Throws ConfigError with a one-line message naming the variable.
  */
 export function loadTokenizerConfigFromEnv(env: Environment = process.env): TokenizerEnvironmentConfig {
@@ -117,6 +119,8 @@ export function loadTokenizerConfigFromEnv(env: Environment = process.env): Toke
   if (env.TOKENIZER_ALLOWED_TOKENS_FILE) {
     config.allowedTokens = readAllowedTokens(env.TOKENIZER_ALLOWED_TOKENS_FILE);
   }
+  const telemetry = telemetryOptionsFromEnv(env);
+  if (telemetry !== undefined) config.telemetry = telemetry;
   return config;
 }
 

@@ -71,4 +71,9 @@ export {
   type Sigv4ProcessorDefinition,
 } from './secret-json.js';
 export { tokenDigest } from './secret-resolver.js';
+export {
+  type OtlpProtocol,
+  type TokenizerTelemetryOptions,
+  telemetryOptionsFromEnv,
+} from './telemetry.js';
 export { VERSION } from './version.js';

@@ -14,6 +14,7 @@ import {
   type RequestTarget,
   resolveRequestTarget,
 } from './request-target.js';
+import type { RequestTelemetry } from './telemetry.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import {
   type ExchangeErrorResponder,
@@ -52,6 +53,8 @@ export class ProxyRequestHandler implements ClientConnectionOptions, ExchangeErr
   readonly maxHeaderBytes: number;
   /** Requests whose response has not closed yet. */
   inFlight = 0;
+  /** Spans and OpenTelemetry metrics; set once the SDK is loaded, undefined when telemetry is off. */
+  telemetry: RequestTelemetry | undefined = undefined;
   private readonly preparer: RequestPreparer;
   private readonly pool: UpstreamPool;
   private readonly metrics: ProxyMetrics;
@@ -92,7 +95,14 @@ export class ProxyRequestHandler implements ClientConnectionOptions, ExchangeErr
       durationMs: 0,
       decision: 'denied',
     };
-    const exchange: ProxyExchange = { entry, upstream: undefined, upstreamDone: false };
+    const telemetry = this.telemetry;
+    const exchange: ProxyExchange = {
+      entry,
+      upstream: undefined,
+      upstreamDone: false,
+      // Before preparation: the span's traceparent replaces the caller's in the forwarded headers.
+      span: telemetry === undefined ? undefined : telemetry.startRequest(scanned.headers, req.method),
+    };
     // One callback does the bookkeeping: audit + metrics, in-flight count, upstream abort.
     res.onClose = (completed) => {
       this.inFlight--;
@@ -103,7 +113,7 @@ export class ProxyRequestHandler implements ClientConnectionOptions, ExchangeErr
         entry.error ??= 'CLIENT_CLOSED';
         entry.status ||= 499;
       }
-      this.finish(entry, started);
+      this.finish(entry, started, exchange.span);
       if (this.inFlight === 0 && this.drained) this.drained();
     };
     const hasBody = req.body !== undefined;
@@ -128,6 +138,7 @@ export class ProxyRequestHandler implements ClientConnectionOptions, ExchangeErr
 
   onMalformed(error: HttpMessageError, request: { method: string; target: string } | undefined): void {
     this.metrics.recordRequest(error.status, 'denied', 0);
+    this.telemetry?.recordMalformed(error.status);
     if (this.audit) {
       const queryIndex = request?.target.indexOf('?') ?? -1;
       this.audit({
@@ -221,7 +232,13 @@ export class ProxyRequestHandler implements ClientConnectionOptions, ExchangeErr
       this,
     );
     exchange.upstream = this.pool.dispatch(
-      { hostname: target.hostname, port: target.dialPort, hostHeader: target.hostHeader },
+      {
+        hostname: target.hostname,
+        port: target.dialPort,
+        hostHeader: target.hostHeader,
+        // Upstream connections are never shared between different credentials (upstream-pool.ts).
+        partition: exchange.entry.credentials.join(','),
+      },
       {
         method: request.method,
         path: request.path,
@@ -232,9 +249,10 @@ export class ProxyRequestHandler implements ClientConnectionOptions, ExchangeErr
     );
   }
 
-  private finish(entry: AuditEntry, started: number): void {
+  private finish(entry: AuditEntry, started: number, span: unknown): void {
     const seconds = (performance.now() - started) / 1000;
     this.metrics.recordRequest(entry.status, entry.decision, seconds);
+    if (this.telemetry !== undefined) this.telemetry.endRequest(span, entry, seconds);
     entry.durationMs = Math.round(seconds * 100_000) / 100;
     if (this.audit) {
       entry.time = new Date(Date.now() - seconds * 1000).toISOString();

@@ -13,6 +13,7 @@ import { type OperationalLog, ProxyRequestHandler } from './proxy-request-handle
 import { RequestPreparer } from './request-preparation.js';
 import { type OpenKey, toOpenKey } from './sealed-box.js';
 import { mintedTokenKey, parseTokenDigest, SecretResolver } from './secret-resolver.js';
+import { loadTelemetry, type RequestTelemetry, type TokenizerTelemetryOptions } from './telemetry.js';
 import { UpstreamPool } from './upstream-pool.js';
 
 // The proxy's parts: request-target.ts (where a request goes, the secure-default refusals),
@@ -72,6 +73,11 @@ export interface TokenizerServerOptions {
   log?: OperationalLog;
   /** How long close() waits for in-flight requests before cutting them. Default 30 s. */
   shutdownTimeoutMs?: number;
+  /**
+   * Spans and metrics over OTLP/HTTP (the CLI reads OTEL_EXPORTER_OTLP_ENDPOINT and friends).
+   * Off when unset: the OpenTelemetry SDK is then never loaded.
+   */
+  telemetry?: TokenizerTelemetryOptions | undefined;
 }
 
 export interface TokenizerServer {
@@ -206,6 +212,11 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     metricsSnapshot: snapshot,
     sealKey,
     async listen() {
+      if (options.telemetry !== undefined && handler.telemetry === undefined) {
+        const telemetry: RequestTelemetry = await loadTelemetry(options.telemetry);
+        telemetry.observeInFlight(() => handler.inFlight);
+        handler.telemetry = telemetry;
+      }
       const listenOn = async (target: Server, address: string) => {
         const { host, port } = parseListenAddress(address);
         target.listen(port, host);
@@ -217,6 +228,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
         address: urlOf(server),
         ...(adminServer ? { admin_address: urlOf(adminServer) } : {}),
         seal_key: sealKey,
+        ...(options.telemetry ? { otlp_endpoint: options.telemetry.endpoint } : {}),
       });
       return {
         url: urlOf(server),
@@ -241,6 +253,7 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
           await adminClosed;
         }
         await pool.close();
+        await handler.telemetry?.shutdown();
       })();
       return closing;
     },

@@ -40,6 +40,13 @@ export interface UpstreamTarget {
   port: number;
   /** Host header value. */
   hostHeader: string;
+  /**
+   * Connections are shared only by exchanges of the same partition (the proxy passes the
+   * fingerprints of the credentials a request carries): bytes an upstream sends past the end
+   * of a response can only ever be read as the answer to a request made with the same
+   * credentials. `connectionsPerOrigin` applies to each partition.
+   */
+  partition?: string | undefined;
 }
 
 export interface UpstreamRequest {
@@ -128,7 +135,7 @@ export class UpstreamPool {
       exchange.fail(new TokenizerError('UPSTREAM_FAILED', 'upstream pool closed', 502));
       return exchange;
     }
-    const key = `${target.hostname}\0${target.port}`;
+    const key = `${target.hostname}\0${target.port}\0${target.partition ?? ''}`;
     let origin = this.origins.get(key);
     if (!origin) {
       origin = new OriginPool(this, key, target.hostname, target.port, this.options);
@@ -166,6 +173,8 @@ class OriginPool {
   readonly key: string;
   readonly connections = new Set<UpstreamConnection>();
   private readonly idle: UpstreamConnection[] = [];
+  /** Released connections waiting for the next turn before they serve again. */
+  private settling: UpstreamConnection[] = [];
   private readonly queue: UpstreamExchange[] = [];
   private readonly owner: UpstreamPool;
   private readonly hostname: string;
@@ -194,12 +203,17 @@ class OriginPool {
       connection.start(exchange);
       return;
     }
-    if (this.connections.size < this.options.connectionsPerOrigin) {
-      this.open(exchange);
+    // A connection that has just finished an exchange serves the queue on the next turn: wait
+    // for it rather than handshake another (and so a pipelining client keeps one connection).
+    if (
+      this.settling.length > this.queue.length ||
+      this.connections.size >= this.options.connectionsPerOrigin
+    ) {
+      // A bounded pool queues requests (FIFO) instead of handshaking ever more connections.
+      this.queue.push(exchange);
       return;
     }
-    // A bounded pool queues requests (FIFO) instead of handshaking ever more connections.
-    this.queue.push(exchange);
+    this.open(exchange);
   }
 
   dequeue(exchange: UpstreamExchange): void {
@@ -213,30 +227,34 @@ class OriginPool {
     connection.connectFor(exchange);
   }
 
-  /** A connection finished an exchange cleanly: next queued exchange, or idle. */
+  /**
+   * A connection finished an exchange cleanly. It serves nobody until the next turn of the
+   * event loop (the check phase, after every I/O callback of this one): the rest of the read
+   * that ended the response (later TLS records of the same TCP read, each delivered in its own
+   * callback with microtasks and ticks run in between) arrives first, finds no exchange and
+   * destroys the connection. Handing it to the idle list at once let an exchange dispatched
+   * from a promise reaction or a tick take it in between and read those bytes as its response.
+   */
   release(connection: UpstreamConnection): void {
-    if (this.queue.length > 0) {
-      // Handed over on the next turn: bytes the server sent past the end of the response in
-      // the same read (a later TLS record) arrive first and destroy the connection, instead
-      // of being taken for the next exchange's response.
-      setImmediate(() => this.handOver(connection));
-      return;
-    }
-    connection.idleSince = Date.now();
-    this.idle.push(connection);
+    this.settling.push(connection);
+    if (this.settling.length === 1) setImmediate(this.settle);
   }
 
-  private handOver(connection: UpstreamConnection): void {
-    // A destroyed connection's slot serves the queue from removed().
-    if (connection.socket.destroyed) return;
-    const next = this.queue.shift();
-    if (next) {
-      connection.start(next);
-      return;
+  private readonly settle = (): void => {
+    const settled = this.settling;
+    this.settling = [];
+    for (const connection of settled) {
+      // A destroyed connection's slot serves the queue from removed().
+      if (connection.socket.destroyed) continue;
+      const next = this.queue.shift();
+      if (next) {
+        connection.start(next);
+        continue;
+      }
+      connection.idleSince = Date.now();
+      this.idle.push(connection);
     }
-    connection.idleSince = Date.now();
-    this.idle.push(connection);
-  }
+  };
 
   /** A connection is gone: its slot can serve a queued exchange. */
   removed(connection: UpstreamConnection): void {
@@ -283,6 +301,8 @@ class UpstreamConnection {
   private remaining = 0;
   private decoder: ChunkedDecoder | undefined = undefined;
   private received = false;
+  /** When the first byte of this exchange's response head arrived (set only if it spans reads). */
+  private headSince = 0;
   idleSince = 0;
 
   constructor(origin: OriginPool, hostname: string, port: number, options: UpstreamPoolOptions) {
@@ -331,6 +351,7 @@ class UpstreamConnection {
   private send(exchange: UpstreamExchange): void {
     this.phase = Phase.Head;
     this.received = false;
+    this.headSince = 0;
     this.head = undefined;
     this.decoder = undefined;
     exchange.reused = this.served > 0;
@@ -370,6 +391,7 @@ class UpstreamConnection {
     if (end < 0 || end + 4 > maxHeaderBytes) {
       if (buffer.length > maxHeaderBytes || end >= 0)
         throw new HttpMessageError('BAD_UPSTREAM_RESPONSE', 'bad upstream response: header too large', 502);
+      this.checkHeadDeadline();
       this.pending = buffer;
       this.searchFrom = Math.max(0, buffer.length - 3);
       return;
@@ -385,7 +407,9 @@ class UpstreamConnection {
           'bad upstream response: unexpected protocol switch',
           502,
         );
-      // 100 Continue, 103 Early Hints…: skipped; the final response follows.
+      // 100 Continue, 103 Early Hints…: skipped; the final response follows (within the same
+      // deadline: endless interim responses are a trickle too).
+      this.checkHeadDeadline();
       if (rest < buffer.length) {
         this.pending = buffer.subarray(rest);
         this.readHead(exchange, undefined);
@@ -404,6 +428,21 @@ class UpstreamConnection {
       return;
     }
     if (rest < buffer.length) this.readBody(exchange, buffer, rest);
+  }
+
+  /**
+   * The inactivity timeout alone lets an upstream that trickles its head (a byte now and then,
+   * or endless 1xx responses) hold an exchange for ever; the head gets `timeoutMs` from its
+   * first byte, checked as bytes arrive (so at most twice that with the inactivity timeout).
+   * Only heads that span reads pay for the clock. Bodies have no such deadline: streams trickle.
+   */
+  private checkHeadDeadline(): void {
+    const now = Date.now();
+    if (this.headSince === 0) this.headSince = now;
+    else if (now - this.headSince > this.options.timeoutMs)
+      throw new UpstreamTimeoutError(
+        `upstream did not send its response head within ${Math.round(this.options.timeoutMs / 1000)} s`,
+      );
   }
 
   private readBody(exchange: UpstreamExchange, buffer: Buffer, start: number): void {

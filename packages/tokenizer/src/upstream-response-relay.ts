@@ -26,6 +26,8 @@ export interface ProxyExchange {
   entry: AuditEntry;
   upstream: UpstreamExchange | undefined;
   upstreamDone: boolean;
+  /** The request's span when telemetry is on. */
+  span: unknown;
 }
 
 /** Answers a failed exchange (the request handler's error responses). */

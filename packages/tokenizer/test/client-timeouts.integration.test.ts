@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { coarseClock } from '../src/client-connection.js';
 import { type RunningTokenizerServer, startTokenizerServer } from '../src/proxy-server.js';
 import { generateOpenKey } from '../src/sealed-box.js';
 
@@ -60,13 +61,37 @@ describe('client connection timeouts', () => {
     socket.write('GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n');
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(received()).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    // The idle time starts when the proxy finishes its answer, which is after this point: a
+    // floor measured from here holds however late this process's timers fire (a floor measured
+    // from after a sleep did not: under load the sleep overran and the floor came out short).
+    const secondSentAt = Date.now();
     socket.write('GET http://example.com/again HTTP/1.1\r\nHost: example.com\r\n\r\n');
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(received().match(/HTTP\/1\.1 400 /g)).toHaveLength(2);
-    const idleSince = Date.now();
     const closedAt = await closed;
-    expect(closedAt - idleSince).toBeGreaterThanOrEqual(900);
-    expect(closedAt - idleSince).toBeLessThan(4000);
+    expect(closedAt - secondSentAt).toBeGreaterThanOrEqual(1000);
+    expect(closedAt - secondSentAt).toBeLessThan(4000);
+  });
+
+  it('does not start the keep-alive timeout from a stale clock (answer late in a sweep period)', async () => {
+    const { socket, received, closed } = await open();
+    // Just after a sweep, then most of a sweep period later: the coarse clock is ~700 ms old.
+    const before = coarseClock.now;
+    for (let turn = 0; turn < 300 && coarseClock.now === before; turn++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    const sweptAt = coarseClock.now;
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const sentAt = Date.now();
+    socket.write('GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, sweptAt + 980 - Date.now())));
+    // A busy machine: the next sweep, due a second after the last, runs 20 ms late.
+    while (Date.now() < sweptAt + 1020) {}
+    const closedAt = await closed;
+    expect(received()).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    // Stamped with the stale clock, the idle time looked 700 ms longer than it was and the
+    // connection was cut about 300 ms after the answer.
+    expect(closedAt - sentAt).toBeGreaterThanOrEqual(1000);
+    expect(closedAt - sentAt).toBeLessThan(4000);
   });
 
   it('trickling empty lines does not keep a connection alive: the head timeout still applies', async () => {

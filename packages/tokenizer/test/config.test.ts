@@ -125,3 +125,56 @@ describe('loadTokenizerConfigFromEnv', () => {
     for (const value of ['0', 'false', 'yes', 'on', '', undefined]) expect(parseGoBool(value)).toBe(false);
   });
 });
+
+describe('OpenTelemetry variables', () => {
+  it('leaves telemetry off without OTEL_EXPORTER_OTLP_ENDPOINT, or with OTEL_SDK_DISABLED', () => {
+    expect(loadTokenizerConfigFromEnv({ OPEN_KEY }).telemetry).toBeUndefined();
+    expect(
+      loadTokenizerConfigFromEnv({
+        OPEN_KEY,
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318',
+        OTEL_SDK_DISABLED: 'true',
+      }).telemetry,
+    ).toBeUndefined();
+  });
+
+  it('reads the endpoint, protocol, service name, headers and metric interval', () => {
+    expect(
+      loadTokenizerConfigFromEnv({
+        OPEN_KEY,
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_SERVICE_NAME: 'demo-tokenizer',
+        OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=a%20b, authorization=Bearer%20xyz',
+        OTEL_METRIC_EXPORT_INTERVAL: '15000',
+      }).telemetry,
+    ).toEqual({
+      endpoint: 'http://otel:4318',
+      protocol: 'http/json',
+      serviceName: 'demo-tokenizer',
+      headers: { 'x-tenant': 'a b', authorization: 'Bearer xyz' },
+      metricExportIntervalMs: 15000,
+    });
+  });
+
+  it.each([
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'otel:4318' },
+      'OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' },
+      'OTEL_EXPORTER_OTLP_ENDPOINT: not a URL; write the collector\'s OTLP/HTTP base URL, for example "http://otel-collector:4318"',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
+      'OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" is not supported; use "http/protobuf" or "http/json" (OTLP over HTTP, port 4318)',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318', OTEL_METRIC_EXPORT_INTERVAL: '1s' },
+      'OTEL_METRIC_EXPORT_INTERVAL: must be a positive number of milliseconds',
+    ],
+  ])('refuses %j with a message naming the variable', (env, message) => {
+    expectConfigError({ OPEN_KEY, ...env }, message);
+  });
+});

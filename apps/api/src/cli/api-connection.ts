@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { createApp } from '../app.js';
 import { KeywardClient } from '../client.js';
 import { createDefaultRegistry } from '../default-registry.js';
-import { createJsonLogger } from '../logger.js';
+import { createJsonLogger, fileLineWriter } from '../logger.js';
 import { readApiToken } from '../security/api-token.js';
 import { defaultPort } from '../server.js';
 import { CliError, exitCodes } from './exit-codes.js';
@@ -14,6 +15,15 @@ export interface ConnectionOptions {
   /** Never fall back to running in this process. */
   remoteOnly?: boolean;
   environment?: NodeJS.ProcessEnv;
+  /** `--verbose`: the in-process server's log lines also go to this stream (else only to the log file). */
+  verbose?: NodeJS.WritableStream;
+}
+
+export const cliLogFileName = 'keyward-cli.log';
+
+/** Where the in-process server's log lines go: `<data dir>/keyward-cli.log`. */
+export function cliLogPath(dataDirectory: string): string {
+  return join(dataDirectory, cliLogFileName);
 }
 
 export interface Connection {
@@ -61,10 +71,22 @@ export async function connect(options: ConnectionOptions): Promise<Connection> {
       `No keyward server answers at ${url}.`,
     );
   }
-  // In process: an ephemeral token that never leaves memory; only warnings reach stderr.
+  // In process: an ephemeral token that never leaves memory. The server's log lines are not the
+  // user's output: they go to a file in the data directory, and to stderr only with --verbose.
   const token = `kw_${randomBytes(24).toString('base64url')}`;
   const registry = await createDefaultRegistry({ dataDirectory: options.dataDirectory });
-  const app = createApp({ registry, token, logger: createJsonLogger({ level: 'warn' }) });
+  const toFile = fileLineWriter(cliLogPath(options.dataDirectory));
+  const verbose = options.verbose;
+  const logger = createJsonLogger({
+    level: 'info',
+    write: verbose
+      ? (line) => {
+          toFile(line);
+          verbose.write(`${line}\n`);
+        }
+      : toFile,
+  });
+  const app = createApp({ registry, token, logger });
   const inProcessFetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
     Promise.resolve(app.request(input instanceof Request ? input : String(input), init))) as typeof fetch;
   return {

@@ -16,6 +16,7 @@ export interface GlobalOptions {
   api?: string;
   json: boolean;
   dataDirectory: string;
+  verbose: boolean;
 }
 
 /** What every command gets: output, global options and a client (remote or in-process). */
@@ -28,10 +29,16 @@ export class CliContext {
   }
 
   options(command: Command): GlobalOptions {
-    const options = command.optsWithGlobals<{ api?: string; json?: boolean; dataDir?: string }>();
+    const options = command.optsWithGlobals<{
+      api?: string;
+      json?: boolean;
+      dataDir?: string;
+      verbose?: boolean;
+    }>();
     return {
       ...(options.api ? { api: options.api } : {}),
       json: options.json === true,
+      verbose: options.verbose === true,
       dataDirectory: options.dataDir ?? resolveDataDirectory(this.io.environment),
     };
   }
@@ -42,6 +49,7 @@ export class CliContext {
       ...(options.api ? { api: options.api } : {}),
       dataDirectory: options.dataDirectory,
       environment: this.io.environment,
+      ...(options.verbose ? { verbose: this.io.stderr } : {}),
     });
     return (await this.#connection).client;
   }

@@ -32,6 +32,10 @@ export function createProgram(context: CliContext, registrations = commandRegist
     )
     .option('--data-dir <path>', 'data directory with the API token (KEYWARD_DATA_DIR, default ~/.keyward)')
     .option('--json', 'machine-readable output')
+    .option(
+      '--verbose',
+      'also print the server log lines on stderr when running in this process (always kept in <data dir>/keyward-cli.log)',
+    )
     .showHelpAfterError()
     .addHelpText(
       'after',

@@ -33,7 +33,7 @@ describe('demo command output', () => {
     expect(text).toMatch(/✔ PASS {2}2\. Direct\n\s+-> ENETUNREACH/);
     expect(text).toContain('The promise holds');
     expect(text).toContain('listens on http://127.0.0.1:7878');
-    expect(text).toContain('no web UI yet');
+    expect(text).toContain('the web UI is at http://127.0.0.1:7878/');
     expect(text).toMatch(/clean up\s+keyward rm demo/);
   });
 

@@ -89,7 +89,7 @@ export function formatResult(result: DemoResult, output: DemoOutput): string {
     `  agent           container ${result.agentContainer}${result.agentUrl ? `, ${result.agentUrl}` : ''} (a stand-in agent image)`,
     `  demo API        https://${result.demoApi.hostname}:${result.demoApi.port} inside the instance; what it received: ${result.demoApi.adminUrl}/_received`,
     `  credential      "demo-api", random for this run, sha256:${result.credentialFingerprint}; held sealed by the agent, never in clear`,
-    `  keyward API     run \`${result.cliCommand} serve\` and it listens on ${result.apiAddress} (bearer token in ~/.keyward/api-token); no web UI yet`,
+    `  keyward API     run \`${result.cliCommand} serve\` and it listens on ${result.apiAddress} (bearer token in ~/.keyward/api-token); the web UI is at ${result.apiAddress}/ (paste that token once)`,
     `  look inside     ${result.cliCommand} ls · ${result.cliCommand} logs ${result.instance} · ${result.cliCommand} verify ${result.instance}`,
     `  clean up        ${result.dockerHostHint ? `${result.dockerHostHint} ` : ''}${result.cleanupCommand}   (removes the agent, the tokenizer, the demo API, networks and volumes)`,
     '',

@@ -83,7 +83,7 @@ export interface DemoResult {
   agentContainer: string;
   agentUrl?: string;
   demoApi: { hostname: string; port: number; adminUrl: string };
-  /** `keyward serve` serves the HTTP API here; there is no web UI yet. */
+  /** `keyward serve` serves the HTTP API here, and the web UI at `/`. */
   apiAddress: string;
   /** How to call keyward where the demo ran: `pnpm keyward` inside the repository, else `keyward`. */
   cliCommand: string;
@@ -402,12 +402,15 @@ export async function removeDemoObjects(docker: Docker, target = 'local'): Promi
   const containers = (await docker.listContainers({ all: true, filters })).filter((summary) =>
     matches(summary.Labels),
   );
-  // Containers that share the helper's network namespace go before the helper.
-  containers.sort(
-    (a, b) =>
-      Number(a.Labels[labelKeys.component] === 'network-helper') -
-      Number(b.Labels[labelKeys.component] === 'network-helper'),
-  );
+  // Containers that share another's network namespace go before it (the agent before the
+  // agent-network helper, everything before the network helper that holds open mode's namespace).
+  const order = (summary: (typeof containers)[number]) =>
+    summary.HostConfig?.NetworkMode?.startsWith('container:')
+      ? 0
+      : summary.Labels[labelKeys.component] === 'network-helper'
+        ? 2
+        : 1;
+  containers.sort((a, b) => order(a) - order(b));
   for (const summary of containers) {
     await docker.getContainer(summary.Id).remove({ force: true, v: true }).catch(ignoreMissing);
     removed += 1;

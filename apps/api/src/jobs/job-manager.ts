@@ -6,6 +6,7 @@ import {
   type SecretRedactor,
   secretRedactor,
 } from '@keyward/core';
+import type { JobStore } from './job-store.js';
 
 export type JobKind = 'deploy' | 'rotate';
 export type JobStatus = 'running' | 'succeeded' | 'failed';
@@ -31,6 +32,20 @@ export interface JobSummary {
   /** The step that failed, when the job failed during one. */
   failedStep?: string;
   error?: { code: string; message: string; step?: string };
+  /** Set when the process running the job stopped before it ended, and a later start finished it. */
+  reconciliation?: JobReconciliation;
+}
+
+/**
+ * What start-up reconciliation found for a job its process left running. Deploy: `completed`
+ * (the target had the instance whole) or `rolled-back` (what was there was deleted). Rotation:
+ * `completed` (the instance is whole in its new state), `unchanged` (whole in its old state: the
+ * old credentials are in place) or `incomplete` (the target left it partial; see the message).
+ */
+export interface JobReconciliation {
+  outcome: 'completed' | 'rolled-back' | 'unchanged' | 'incomplete';
+  message: string;
+  time: string;
 }
 
 export interface JobManagerOptions {
@@ -43,6 +58,24 @@ export interface JobManagerOptions {
   now?: () => Date;
   /** Also redacts with this one (the app's), on top of core's process-wide redactor. */
   redactor?: SecretRedactor;
+  /**
+   * Where jobs and their events outlive the process (`SqliteJobStore`). The jobs it holds are
+   * loaded at construction; everything written to it is redacted first.
+   */
+  store?: JobStore;
+  /** Whether a process is alive, to tell an interrupted job from one another process runs. */
+  isProcessAlive?: (pid: number) => boolean;
+  /** The process id recorded as the jobs' owner. Default: this process's. */
+  processId?: number;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 interface JobRecord {
@@ -53,6 +86,9 @@ interface JobRecord {
   nextSequence: number;
   lastStartedStep: string | undefined;
   waiters: Set<() => void>;
+  ownerPid: number;
+  ownerRun: string;
+  context: Record<string, unknown>;
 }
 
 /**
@@ -66,6 +102,10 @@ export class JobManager {
   readonly #maximumJobs: number;
   readonly #now: () => Date;
   readonly #redactor: SecretRedactor;
+  readonly #store: JobStore | undefined;
+  readonly #isProcessAlive: (pid: number) => boolean;
+  readonly #processId: number;
+  readonly #run = randomUUID();
 
   constructor(options: JobManagerOptions = {}) {
     this.#headCapacity = options.headCapacity ?? 200;
@@ -73,6 +113,30 @@ export class JobManager {
     this.#maximumJobs = options.maximumJobs ?? 200;
     this.#now = options.now ?? (() => new Date());
     this.#redactor = options.redactor ?? secretRedactor;
+    this.#store = options.store;
+    this.#isProcessAlive = options.isProcessAlive ?? processAlive;
+    this.#processId = options.processId ?? process.pid;
+    for (const stored of this.#store?.load(this.#maximumJobs) ?? []) {
+      const head = stored.events.filter((event) => event.sequence <= this.#headCapacity);
+      const tail = stored.events.filter((event) => event.sequence > this.#headCapacity);
+      this.#jobs.set(stored.summary.id, {
+        summary: stored.summary,
+        head,
+        tail,
+        dropped: 0,
+        nextSequence: stored.nextSequence,
+        lastStartedStep: undefined,
+        waiters: new Set(),
+        ownerPid: stored.ownerPid,
+        ownerRun: stored.ownerRun,
+        context: stored.context,
+      });
+    }
+  }
+
+  /** Whether jobs outlive this process. */
+  get persistent(): boolean {
+    return this.#store !== undefined;
   }
 
   #redact<T>(value: T): T {
@@ -80,7 +144,11 @@ export class JobManager {
     return this.#redactor === secretRedactor ? once : redact(once, this.#redactor);
   }
 
-  create(kind: JobKind, instance: string, target: string): JobSummary {
+  /**
+   * `context`: non-secret facts a later process needs to reconcile the job if this one stops
+   * before it ends (stored redacted).
+   */
+  create(kind: JobKind, instance: string, target: string, context: Record<string, unknown> = {}): JobSummary {
     this.#evict();
     const summary: JobSummary = {
       id: `${kind}-${randomUUID()}`,
@@ -98,6 +166,16 @@ export class JobManager {
       nextSequence: 1,
       lastStartedStep: undefined,
       waiters: new Set(),
+      ownerPid: this.#processId,
+      ownerRun: this.#run,
+      context: this.#redact(context),
+    });
+    this.#store?.insertJob({
+      summary,
+      nextSequence: 1,
+      ownerPid: this.#processId,
+      ownerRun: this.#run,
+      context: this.#redact(context),
     });
     return { ...summary };
   }
@@ -117,7 +195,10 @@ export class JobManager {
     if (event.status === 'started') record.lastStartedStep = event.step;
     if (event.status === 'succeeded' && record.lastStartedStep === event.step)
       record.lastStartedStep = undefined;
-    if (event.status === 'failed') record.summary.failedStep ??= event.step;
+    if (event.status === 'failed' && record.summary.failedStep === undefined) {
+      record.summary.failedStep = event.step;
+      this.#store?.updateJob(record.summary);
+    }
     this.#append(record, {
       type: 'progress',
       step: event.step,
@@ -136,6 +217,7 @@ export class JobManager {
     if (!record || record.summary.status !== 'running') return;
     record.summary.status = 'succeeded';
     record.summary.finishedAt = this.#now().toISOString();
+    this.#store?.updateJob(record.summary);
     this.#append(record, { type: 'result', result });
   }
 
@@ -152,7 +234,43 @@ export class JobManager {
     record.summary.finishedAt = this.#now().toISOString();
     if (step) record.summary.failedStep = step;
     record.summary.error = this.#redact(described);
+    this.#store?.updateJob(record.summary);
     this.#append(record, { type: 'error', error: described });
+  }
+
+  /**
+   * Running jobs whose process is gone (a crash or a kill): start-up reconciliation finishes
+   * them. A job another live process runs is not ours to touch.
+   */
+  interrupted(): { job: JobSummary; context: Record<string, unknown> }[] {
+    return [...this.#jobs.values()]
+      .filter(
+        (record) =>
+          record.summary.status === 'running' &&
+          record.ownerRun !== this.#run &&
+          // Our own pid with another run id is an earlier process that had it (pid 1 in a container).
+          (record.ownerPid === this.#processId || !this.#isProcessAlive(record.ownerPid)),
+      )
+      .map((record) => ({ job: { ...record.summary }, context: { ...record.context } }));
+  }
+
+  /** Records what reconciliation found, then ends the job with `result` (completed) or `error`. */
+  reconcile(
+    id: string,
+    reconciliation: Omit<JobReconciliation, 'time'>,
+    end: { result: unknown } | { error: unknown },
+  ): void {
+    const record = this.#jobs.get(id);
+    if (!record || record.summary.status !== 'running') return;
+    record.summary.reconciliation = this.#redact({ ...reconciliation, time: this.#now().toISOString() });
+    this.#append(record, {
+      type: 'progress',
+      step: 'reconcile',
+      status: reconciliation.outcome === 'incomplete' ? 'failed' : 'succeeded',
+      message: reconciliation.message,
+    });
+    if ('result' in end) this.succeed(id, end.result);
+    else this.fail(id, end.error);
   }
 
   /**
@@ -208,6 +326,10 @@ export class JobManager {
       sequence: record.nextSequence++,
       time: this.#now().toISOString(),
     }) as JobEvent;
+    this.#store?.appendEvent(record.summary.id, event, {
+      keepHead: this.#headCapacity,
+      keepTail: this.#tailCapacity,
+    });
     if (record.head.length < this.#headCapacity) record.head.push(event);
     else {
       record.tail.push(event);
@@ -224,6 +346,7 @@ export class JobManager {
     for (const [id, record] of this.#jobs) {
       if (record.summary.status !== 'running') {
         this.#jobs.delete(id);
+        this.#store?.deleteJob(id);
         if (this.#jobs.size < this.#maximumJobs) return;
       }
     }

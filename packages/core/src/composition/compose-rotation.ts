@@ -105,7 +105,11 @@ export async function composeRotationV2(
       providerId: id,
       contribution,
       requires: requiresOf(id),
-      requests: [],
+      // What it asked of the providers it requires stays in the stored plan (their states know it),
+      // so a later rotation of those providers still keeps what they made for it.
+      requests: requiresOf(id).flatMap((required) =>
+        (states.get(required)?.requests ?? []).filter((request) => request.from === id),
+      ),
       // What it answered before stays visible to the containers that asked (the stored plan's requests).
       received: states.get(id)?.requests ?? [],
       redactor: options.redactor,

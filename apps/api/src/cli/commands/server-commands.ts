@@ -27,7 +27,9 @@ export function registerServerCommands(program: Command, context: CliContext): v
         ...(options.allowedOrigin ? { allowedOrigins: options.allowedOrigin } : {}),
         print: (line) => context.io.stderr.write(`${line}\n`),
       });
-      context.io.stderr.write(`keyward API on ${server.url} (data in ${server.dataDirectory})\n`);
+      context.io.stderr.write(
+        `keyward API on ${server.url} (web UI at ${server.url}/; data in ${server.dataDirectory})\n`,
+      );
       await new Promise<void>((resolve) => {
         const shutdown = () => {
           process.off('SIGINT', shutdown);
