@@ -23,21 +23,23 @@ socket="$work/podman.sock"
 podman_own=(podman --root "$work/storage" --runroot "$work/runroot" --network-config-dir "$work/networks"
   --tmpdir "$work/libpod-tmp" --volumepath "$work/volumes")
 podman_pid=""
+# Every podman command of this test runs in the service's own mount namespace (see below).
+podman_in_service() { nsenter --target "$podman_pid" --mount -- "${podman_own[@]}" "$@"; }
 
 cleanup() {
   local status=$?
   if [ -n "$podman_pid" ]; then
     step "stopping the second podman service (pid $podman_pid) and removing what ran in it"
     # Only this service's own storage: every container and network in it is this test's.
-    "${podman_own[@]}" rm --all --force --time 0 >/dev/null 2>&1 || true
-    "${podman_own[@]}" network prune --force >/dev/null 2>&1 || true
+    podman_in_service rm --all --force --time 0 >/dev/null 2>&1 || true
+    podman_in_service network prune --force >/dev/null 2>&1 || true
+    podman_in_service rmi --all --force >/dev/null 2>&1 || true
     kill "$podman_pid" 2>/dev/null || true
     wait "$podman_pid" 2>/dev/null || true
     # Exec sessions' conmon processes wait up to 5 min after their container is gone; these
     # (their command line names this test's storage) are this test's own.
     leftover=$(pgrep -f "conmon.*$work/storage" || true)
     [ -z "$leftover" ] || kill $leftover 2>/dev/null || true
-    "${podman_own[@]}" rmi --all --force >/dev/null 2>&1 || true
   fi
   # containers/storage leaves its overlay home mounted (private): unmount before removing.
   if mountpoint -q "$work/storage/overlay" 2>/dev/null; then umount "$work/storage/overlay" || true; fi
@@ -83,11 +85,17 @@ mkdir -p "$work/elsewhere"
 
 step "starting a second podman API service on $socket (own root, runroot, networks)"
 mkdir -p "$work/libpod-tmp"
-(cd / && exec "${podman_own[@]}" system service --time=0 "unix://$socket" >"$work/podman.log" 2>&1) &
+# netavark keeps aardvark-dns's config in /run/containers/networks/aardvark-dns whatever the
+# --runroot: shared with the main service, our networks (same names: keyward-demo-*) would mix
+# into its DNS entries and ours would never get a resolver. A private mount namespace with an
+# empty tmpfs there gives this service its own aardvark-dns (on its own bridges' addresses).
+(cd / && exec unshare --mount --propagation private sh -c \
+  'mount -t tmpfs keyward-e2e-aardvark /run/containers/networks && exec "$@"' sh \
+  "${podman_own[@]}" system service --time=0 "unix://$socket" >"$work/podman.log" 2>&1) &
 podman_pid=$!
 for _ in $(seq 1 60); do ping_socket && break; sleep 1; done
 ping_socket || { cat "$work/podman.log" >&2; fail "the second podman service does not answer"; }
-images=$("${podman_own[@]}" images --quiet | wc -l)
+images=$(podman_in_service images --quiet | wc -l)
 [ "$images" -eq 0 ] || fail "the second podman has $images images; it must start empty"
 
 # What an npm user's shell holds: the installed keyward, this runtime, a data directory of its own.
@@ -99,8 +107,8 @@ cd "$work/elsewhere"
 if [ "${KEEP:-0}" = 1 ]; then
   mkdir -p "$work/container-logs"
   while kill -0 "$podman_pid" 2>/dev/null; do
-    for name in $("${podman_own[@]}" ps --all --format '{{.Names}}' 2>/dev/null); do
-      "${podman_own[@]}" logs "$name" >"$work/container-logs/$name.log" 2>&1 || true
+    for name in $(podman_in_service ps --all --format '{{.Names}}' 2>/dev/null); do
+      podman_in_service logs "$name" >"$work/container-logs/$name.log" 2>&1 || true
     done
     sleep 3
   done &
@@ -114,7 +122,7 @@ passes=$(grep -c 'PASS' "$work/demo.log" || true)
 grep -q 'FAIL' "$work/demo.log" && fail "keyward demo printed a FAIL line"
 step "demo: six PASS lines in $(($(date +%s) - demo_started)) s"
 "$keyward" rm demo || fail "keyward rm demo"
-left=$("${podman_own[@]}" ps --all --quiet | wc -l)
+left=$(podman_in_service ps --all --quiet | wc -l)
 [ "$left" -eq 0 ] || fail "keyward rm demo left $left containers"
 
 step "keyward plugins add (the packed example plugin)"
@@ -145,7 +153,7 @@ grep -q 'greeting-e2e' "$work/ls.log" || fail "keyward ls does not show greeting
 "$keyward" verify greeting-e2e | tee "$work/verify.log" || fail "the self-test of greeting-e2e"
 grep -q 'greeting' "$work/verify.log" || fail "the self-test ran no greeting check"
 "$keyward" rm greeting-e2e || fail "keyward rm greeting-e2e"
-left=$("${podman_own[@]}" ps --all --quiet | wc -l)
+left=$(podman_in_service ps --all --quiet | wc -l)
 [ "$left" -eq 0 ] || fail "keyward rm greeting-e2e left $left containers"
 
 step "PASSED: installed from npm tarballs, demo and plugin deploy on an empty podman"
