@@ -91,8 +91,10 @@ export const agentStandInImage: ImageDefinition = {
 /** A small HTTPS API for demos and tests: 200 only with the right bearer token; records what it got. */
 export const demoUpstreamImage: ImageDefinition = {
   name: 'keyward-demo-upstream',
-  tag: '0.1.0',
-  description: 'Demo HTTPS upstream: checks a bearer token, records received headers on an admin port.',
+  // 0.2.0: also answers OpenAI-style chat completions and model lists (the LiteLLM chain).
+  tag: '0.2.0',
+  description:
+    'Demo HTTPS upstream: checks a bearer token, records received headers on an admin port; answers OpenAI-style chat completions.',
   entry: programPath('demo-upstream'),
   args: [],
   user: nonRootUser,

@@ -11,7 +11,7 @@ const portSchema = z
 
 const namePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const hostPattern =
-  /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+  /^(?=.{1,253}(:|$))([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*(:([1-9][0-9]{0,4}))?$/;
 const headerNamePattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const environmentNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -21,10 +21,22 @@ export const litellmCredentialSchema = z
     name: z.string().regex(namePattern, { error: 'must be a DNS label such as "openai"' }),
     /** The provider API key. It goes only into a token the tokenizer seals; LiteLLM never sees it. */
     secret: z.string().min(1, { error: 'must not be empty: the provider API key' }).optional(),
-    /** The provider API's host; the sealed key works there and nowhere else. */
+    /**
+     * The provider API's host, with `:port` when it is not 443 (the tokenizer speaks TLS to
+     * that port); the sealed key works there and nowhere else.
+     */
     host: z
       .string()
-      .regex(hostPattern, { error: 'must be a host name such as "api.openai.com" (no scheme, no path)' }),
+      .regex(hostPattern, {
+        error: 'must be a host name such as "api.openai.com" or "api.example.test:8443" (no scheme, no path)',
+      })
+      .refine(
+        (host) => {
+          const port = host.includes(':') ? Number(host.slice(host.indexOf(':') + 1)) : undefined;
+          return port === undefined || (port <= 65535 && port !== 443);
+        },
+        { error: 'the port must be 1–65535 and not 443: write "api.openai.com" for 443' },
+      ),
     /** Where the provider expects the key. */
     headerDst: z
       .string()
@@ -79,6 +91,12 @@ export const litellmConfigSchema = z
       // Only these two are merged; keyward owns the rest of LiteLLM's config.
       .strict()
       .optional(),
+    /**
+     * Adds LiteLLM's `otel` callback when a collector is there. The image must hold the
+     * OpenTelemetry SDK (the official image does; without it LiteLLM refuses to start with
+     * the callback: "Could not build the 'otel' callback"): set false for an image without it.
+     */
+    exportTraces: z.boolean().default(true),
     /** The agent's variables for the gateway (an OpenAI-compatible API). */
     agentVariables: z
       .object({

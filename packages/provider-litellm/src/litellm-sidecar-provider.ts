@@ -95,7 +95,9 @@ export function createLitellmProvider(settings: LitellmProviderSettings = {}): L
           'The tokenizer exported no proxy endpoint ({ proxy: { container, port } }); LiteLLM cannot reach its upstreams.',
       });
     }
-    const collector = endpointOf(context.dependencies[TELEMETRY_PROVIDER_ID]?.exports, 'otlpHttp');
+    const collector = config.exportTraces
+      ? endpointOf(context.dependencies[TELEMETRY_PROVIDER_ID]?.exports, 'otlpHttp')
+      : undefined;
     const key = virtualKey ?? config.virtualKey ?? `sk-keyward-${hex(context.randomBytes(24))}`;
     const proxyAddress = context.addressOf(LITELLM_CONTAINER_NAME, proxy.container, proxy.port);
     const agentBaseUrl = `http://${context.addressOf('agent', LITELLM_CONTAINER_NAME, config.port)}`;
@@ -144,7 +146,8 @@ export function createLitellmProvider(settings: LitellmProviderSettings = {}): L
             port: config.port,
             path: '/health/liveliness',
             timeoutSeconds: 3,
-            retries: 60,
+            // LiteLLM imports for 40–90 s (about 2 min on a busy machine) before it listens.
+            retries: 240,
           },
           security: { readOnlyRootFilesystem: true, dropAllCapabilities: true, noNewPrivileges: true },
           tmpfs: ['/tmp'],

@@ -55,6 +55,20 @@ testSidecarProvider({
       config: { ...validConfig, credentials: [validConfig.credentials[0], validConfig.credentials[0]] },
     },
     { label: 'a setting keyward owns', config: { ...validConfig, settings: { general_settings: {} } } },
+    {
+      label: 'a host with port 443 spelled out',
+      config: {
+        ...validConfig,
+        credentials: [{ name: 'openai', secret: 'k', host: 'api.openai.com:443' }],
+      },
+    },
+    {
+      label: 'a host with a port out of range',
+      config: {
+        ...validConfig,
+        credentials: [{ name: 'openai', secret: 'k', host: 'api.openai.com:70000' }],
+      },
+    },
   ],
   forbiddenValues: [openaiKey, anthropicKey],
   companions: [{ provider: tokenizer, config: { credentials: [] } }],
@@ -183,6 +197,31 @@ describe('litellm with the tokenizer (and the collector)', () => {
     });
   });
 
+  it('calls a credential host on another port than 443 at that port', async () => {
+    const plan = await composePlanV2({
+      spec: parseInstanceSpec({
+        name: 'ported',
+        target: 'memory',
+        agent: { image: 'localhost/agent:1', port: 18789, skillsDirectory: '/agent/skills' },
+        sidecars: {
+          litellm: {
+            models: [{ name: 'm', model: 'openai/m', credential: 'local' }],
+            credentials: [{ name: 'local', secret: openaiKey, host: 'model-api.test:8443' }],
+          },
+          tokenizer: { credentials: [] },
+        },
+      }),
+      sidecars: { getSidecar: (id) => [litellm, tokenizer].find((provider) => provider.id === id) },
+      target: createMemoryTargetProvider(),
+    });
+    const file = plan.containers.find((item) => item.name === 'litellm')?.files[0];
+    expect(parse(file?.content ?? '').model_list[0].litellm_params.api_base).toBe(
+      'http://model-api.test:8443/v1',
+    );
+    const tokenizerMetadata = plan.sidecars.find((sidecar) => sidecar.providerId === 'tokenizer')?.metadata;
+    expect(JSON.stringify(tokenizerMetadata)).toContain('model-api.test:8443');
+  });
+
   it('reports to the collector only when there is one', async () => {
     const withCollector = parse(
       (await compose('open', true)).containers.find((item) => item.name === 'litellm')?.files[0]?.content ??
@@ -191,6 +230,32 @@ describe('litellm with the tokenizer (and the collector)', () => {
     expect(withCollector.litellm_settings).toEqual({ callbacks: ['otel'] });
     const without = await compose('open', false);
     expect(envOf(without, 'litellm')['OTEL_ENDPOINT']).toBeUndefined();
+  });
+
+  it('leaves the otel callback out for an image without the OpenTelemetry SDK (exportTraces: false)', async () => {
+    const providers = [litellm, tokenizer, otel];
+    const plan = await composePlanV2({
+      spec: parseInstanceSpec({
+        name: 'chain',
+        target: 'memory',
+        agent: { image: 'localhost/agent:1', port: 18789, skillsDirectory: '/agent/skills' },
+        sidecars: {
+          litellm: { ...validConfig, exportTraces: false },
+          tokenizer: { credentials: [] },
+          otel: { exporters: { file: {} } },
+        },
+      }),
+      sidecars: { getSidecar: (id) => providers.find((provider) => provider.id === id) },
+      target: createMemoryTargetProvider(),
+    });
+    const gateway = plan.containers.find((item) => item.name === 'litellm');
+    expect(parse(gateway?.files[0]?.content ?? '').litellm_settings).toBeUndefined();
+    expect(gateway?.env['OTEL_ENDPOINT']).toBeUndefined();
+    expect(plan.connections.filter((connection) => connection.from === 'litellm')).toEqual([
+      { from: 'litellm', to: 'tokenizer', port: 4001 },
+    ]);
+    // The agent still reports to the collector.
+    expect(envOf(plan, 'agent')['OTEL_EXPORTER_OTLP_ENDPOINT']).toBeDefined();
   });
 
   it('renders the chain for two kinds of runtime from the same plan', async () => {

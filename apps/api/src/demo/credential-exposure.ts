@@ -114,17 +114,22 @@ function matches(text: string, needles: Needle[]): string[] {
 }
 
 // /proc files report size 0, so the archive API returns them empty: read them with
-// the container's own node, whose script names only the file, never the credential.
+// the container's own node (or python, in a gateway's image), whose script names only
+// the file, never the credential.
+const processFileReaders = [
+  ['node', '-e', 'process.stdout.write(require("node:fs").readFileSync(process.argv[1]))'],
+  ['python3', '-c', 'import sys; sys.stdout.buffer.write(open(sys.argv[1], "rb").read())'],
+];
+
 async function readProcessFile(docker: Docker, container: string, path: string): Promise<string | undefined> {
-  return execInContainer(
-    docker,
-    container,
-    ['node', '-e', 'process.stdout.write(require("node:fs").readFileSync(process.argv[1]))', path],
-    { timeoutMs: 15_000 },
-  ).then(
-    (result) => result.stdout,
-    () => undefined,
-  );
+  for (const reader of processFileReaders) {
+    const content = await execInContainer(docker, container, [...reader, path], { timeoutMs: 15_000 }).then(
+      (result) => (result.exitCode === 0 ? result.stdout : undefined),
+      () => undefined,
+    );
+    if (content !== undefined) return content;
+  }
+  return undefined;
 }
 
 /**
@@ -134,9 +139,10 @@ async function readProcessFile(docker: Docker, container: string, path: string):
 export async function findCredentialInContainer(
   docker: Docker,
   container: string,
-  credential: string,
+  credential: string | readonly string[],
 ): Promise<ExposureReport> {
-  const needles = credentialNeedles(credential);
+  // Several secrets in one pass (a gateway's image is large): any of them is a finding.
+  const needles = (typeof credential === 'string' ? [credential] : credential).flatMap(credentialNeedles);
   const handle = docker.getContainer(container);
   const info = await handle.inspect();
   const findings: ExposureFinding[] = [];

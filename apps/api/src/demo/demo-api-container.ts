@@ -27,6 +27,8 @@ export interface DemoApiSettings {
   certificates: DemoCertificates;
   /** The only bearer token the API accepts: the demo credential. */
   acceptedToken: string;
+  /** More accepted tokens (with LiteLLM: the model API key). */
+  moreAcceptedTokens?: string[];
   /** `uid:gid` the image runs as; the files are handed to it. */
   user: string;
   /** How long to wait for the API to answer its health check. */
@@ -180,7 +182,7 @@ export async function startDemoApi(settings: DemoApiSettings): Promise<DemoApi> 
   // like everywhere else in keyward, never in a file, an env or an argv.
   const accepted = await fetch(`${health.url}/_tokens`, {
     method: 'PUT',
-    body: `${settings.acceptedToken}\n`,
+    body: `${[settings.acceptedToken, ...(settings.moreAcceptedTokens ?? [])].join('\n')}\n`,
     signal: AbortSignal.timeout(10_000),
   });
   if (accepted.status !== 204) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type DemoOutput, formatProgress, formatResult } from './demo-command.js';
+import { type DemoOutput, formatProgress, formatResult, parseDemoExtras } from './demo-command.js';
 import type { DemoResult } from './run-demo.js';
 
 const plain: DemoOutput = { write() {}, error() {}, color: false };
@@ -22,6 +22,7 @@ function result(overrides: Partial<DemoResult> = {}): DemoResult {
     cleanupCommand: 'keyward rm demo',
     durationMs: 14_000,
     credentialFingerprint: 'abcdef012345',
+    extras: [],
     ...overrides,
   };
 }
@@ -73,5 +74,27 @@ describe('demo command output', () => {
     };
     expect(formatProgress(output, plain, false)).toBeUndefined();
     expect(formatProgress(output, plain, true)).toContain('STEP 1/4');
+  });
+
+  it('reads --with as a list of known sidecars and says what to write otherwise', () => {
+    expect(parseDemoExtras(undefined)).toEqual([]);
+    expect(parseDemoExtras('litellm, OTEL')).toEqual(['litellm', 'otel']);
+    expect(() => parseDemoExtras('litellm,jaeger')).toThrow(
+      /not jaeger; write for example --with litellm,otel/,
+    );
+    expect(() => parseDemoExtras('otel')).toThrow(/write --with litellm,otel/);
+  });
+
+  it('names LiteLLM and the collector in the summary when they were added', () => {
+    const plainText = formatResult(result(), plain);
+    expect(plainText).not.toContain('LiteLLM');
+    const text = formatResult(
+      result({ extras: ['litellm', 'otel'], modelKeyFingerprint: '0123456789ab' }),
+      plain,
+    );
+    expect(text).toMatch(/LiteLLM\s+the agent's model gateway .*sha256:0123456789ab is sealed for LiteLLM/);
+    expect(text).toMatch(
+      /telemetry\s+OpenTelemetry Collector; spans in \/var\/lib\/otelcol\/telemetry\.jsonl of container keyward-demo-otel/,
+    );
   });
 });

@@ -3,12 +3,42 @@
 import { isKeywardError, redact } from '@keyward/core';
 import type { Command } from 'commander';
 import { CliError, type ExitCode, exitCodes } from '../cli/exit-codes.js';
+import type { DemoExtra } from './demo-images.js';
 import { type DemoProgressEvent, type DemoResult, runDemo } from './run-demo.js';
 
 export interface DemoCommandOptions {
   nonInteractive?: boolean;
   json?: boolean;
   verbose?: boolean;
+  /** `--with litellm,otel`: sidecars next to the tokenizer. */
+  with?: string;
+}
+
+const knownExtras: readonly DemoExtra[] = ['litellm', 'otel'];
+
+/** `litellm,otel` → the extras; an unknown name is the user's mistake, said with what to write. */
+export function parseDemoExtras(text: string | undefined): DemoExtra[] {
+  if (text === undefined) return [];
+  const names = text
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean);
+  const unknown = names.filter((name) => !knownExtras.includes(name as DemoExtra));
+  if (unknown.length > 0) {
+    throw new CliError(
+      exitCodes.badInput,
+      'INVALID_ARGUMENT',
+      `keyward demo --with knows ${knownExtras.join(' and ')}, not ${unknown.join(', ')}; write for example --with litellm,otel`,
+    );
+  }
+  if (names.includes('otel') && !names.includes('litellm')) {
+    throw new CliError(
+      exitCodes.badInput,
+      'INVALID_ARGUMENT',
+      'keyward demo --with otel traces the LiteLLM chain; write --with litellm,otel',
+    );
+  }
+  return [...new Set(names)] as DemoExtra[];
 }
 
 export interface DemoOutput {
@@ -89,6 +119,16 @@ export function formatResult(result: DemoResult, output: DemoOutput): string {
     `  agent           container ${result.agentContainer}${result.agentUrl ? `, ${result.agentUrl}` : ''} (a stand-in agent image)`,
     `  demo API        https://${result.demoApi.hostname}:${result.demoApi.port} inside the instance; what it received: ${result.demoApi.adminUrl}/_received`,
     `  credential      "demo-api", random for this run, sha256:${result.credentialFingerprint}; held sealed by the agent, never in clear`,
+    ...(result.extras.includes('litellm')
+      ? [
+          `  LiteLLM         the agent's model gateway (real LiteLLM); its model API key sha256:${result.modelKeyFingerprint} is sealed for LiteLLM and injected by the tokenizer`,
+        ]
+      : []),
+    ...(result.extras.includes('otel')
+      ? [
+          `  telemetry       OpenTelemetry Collector; spans in /var/lib/otelcol/telemetry.jsonl of container keyward-${result.instance}-otel`,
+        ]
+      : []),
     `  keyward API     run \`${result.cliCommand} serve\` and it listens on ${result.apiAddress} (bearer token in ~/.keyward/api-token); the web UI is at ${result.apiAddress}/ (paste that token once)`,
     `  look inside     ${result.cliCommand} ls · ${result.cliCommand} logs ${result.instance} · ${result.cliCommand} verify ${result.instance}`,
     `  clean up        ${result.dockerHostHint ? `${result.dockerHostHint} ` : ''}${result.cleanupCommand}   (removes the agent, the tokenizer, the demo API, networks and volumes)`,
@@ -115,6 +155,7 @@ export async function runDemoCommand(
   output: DemoOutput = defaultOutput(),
   environment: NodeJS.ProcessEnv = process.env,
 ): Promise<DemoCommandOutcome> {
+  const extras = parseDemoExtras(options.with);
   const controller = new AbortController();
   let firstInterrupt = 0;
   const onInterrupt = () => {
@@ -142,6 +183,7 @@ export async function runDemoCommand(
       );
     }
     const result = await runDemo({
+      with: extras,
       signal: controller.signal,
       environment,
       onProgress: (event) => {
@@ -197,6 +239,10 @@ export function registerDemoCommand(program: Command, context?: DemoCommandConte
     )
     .option('-y, --non-interactive', 'plain output without colors (CI, scripts)')
     .option('-v, --verbose', 'show image build output too')
+    .option(
+      '--with <sidecars>',
+      'add sidecars next to the tokenizer: litellm (an LLM gateway whose model key the tokenizer seals and injects), otel (an OpenTelemetry Collector that gets one trace of the call)',
+    )
     .action(async (options: DemoCommandOptions, command: Command) => {
       const stdout = context?.io.stdout ?? process.stdout;
       const stderr = context?.io.stderr ?? process.stderr;

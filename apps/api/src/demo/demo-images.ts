@@ -38,7 +38,12 @@ export async function demoImageDefinitions(): Promise<ImageDefinition[]> {
 export interface DemoImagesOptions {
   onProgress?: (event: ImageBuildProgress) => void;
   signal?: AbortSignal;
+  /** Sidecars added with `--with`: their real images (LiteLLM, the collector) are built by scripts. */
+  extras?: readonly DemoExtra[];
 }
+
+/** The sidecars `keyward demo --with` adds next to the tokenizer. */
+export type DemoExtra = 'litellm' | 'otel';
 
 export interface DemoImagesResult {
   built: string[];
@@ -66,6 +71,27 @@ export async function ensureDemoImages(
       throw new KeywardError({
         code: 'IMAGE_BUILD_FAILED',
         message: `Building the image ${definition.name} failed: ${(error as Error).message}. Run \`keyward images build --verbose\` to see the full build output.`,
+        cause: error,
+      });
+    }
+  }
+  const { buildPrebuiltImage, prebuiltImageDefinitions } = await loadImages();
+  const prebuilt = {
+    litellm: prebuiltImageDefinitions.litellm,
+    otel: prebuiltImageDefinitions.otelCollector,
+  };
+  for (const extra of options.extras ?? []) {
+    options.signal?.throwIfAborted();
+    const definition = prebuilt[extra];
+    try {
+      const outcome = await buildPrebuiltImage(docker, definition, {
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      });
+      (outcome.built ? result.built : result.reused).push(outcome.image);
+    } catch (error) {
+      throw new KeywardError({
+        code: 'IMAGE_BUILD_FAILED',
+        message: `Building the image ${definition.name} failed: ${(error as Error).message}. Run \`pnpm images ${extra === 'otel' ? 'otelCollector' : 'litellm'}\` to see the full build output.`,
         cause: error,
       });
     }

@@ -17,6 +17,7 @@ export {
 export { type DemoRuntime, detectDemoRuntime, runtimeInstructions } from './demo-runtime.js';
 export {
   DEMO_API_HOSTNAME,
+  DEMO_CHAIN_INSTANCE_NAME,
   DEMO_CREDENTIAL_NAME,
   DEMO_INSTANCE_NAME,
   DemoAbortedError,

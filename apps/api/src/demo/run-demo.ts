@@ -20,7 +20,9 @@ import {
   type VerifyCheckReportV2,
 } from '@keyward/core';
 import type { ImageBuildProgress } from '@keyward/images';
+import { createLitellmProvider } from '@keyward/provider-litellm';
 import { containerRuntimeName } from '@keyward/provider-local';
+import { createOtelProvider } from '@keyward/provider-otel';
 import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import type Docker from 'dockerode';
 import { defaultHost, defaultPort } from '../server.js';
@@ -28,10 +30,13 @@ import { runVerification, verifyOptionsOf } from '../verification.js';
 import { findCredentialInContainer } from './credential-exposure.js';
 import { DEMO_API_PORT, type DemoApi, readReceivedRequests, startDemoApi } from './demo-api-container.js';
 import { createDemoCertificates } from './demo-certificates.js';
-import { ensureDemoImages, loadImages } from './demo-images.js';
+import { DEMO_MODEL_CREDENTIAL, DEMO_MODEL_NAME, type DemoChainCheck, runChainChecks } from './demo-chain.js';
+import { type DemoExtra, ensureDemoImages, loadImages } from './demo-images.js';
 import { type DemoRuntime, detectDemoRuntime } from './demo-runtime.js';
 
 export const DEMO_INSTANCE_NAME = 'demo';
+/** `keyward demo --with …` deploys a second instance, so the plain demo's stays as it is. */
+export const DEMO_CHAIN_INSTANCE_NAME = 'demo-chain';
 export const DEMO_API_HOSTNAME = 'api.demo.keyward.test';
 export const DEMO_CREDENTIAL_NAME = 'demo-api';
 /** A host the credential is not bound to; the tokenizer refuses it without dialing it. */
@@ -56,7 +61,8 @@ export interface DemoCheck {
     | 'direct-egress-blocked'
     | 'agent-holds-no-credential'
     | 'unbound-host-refused'
-    | 'self-sealed-token-refused';
+    | 'self-sealed-token-refused'
+    | DemoChainCheck['name'];
   title: string;
   passed: boolean;
   /** What was observed, never a secret. */
@@ -68,6 +74,11 @@ export interface DemoOptions {
   /** Abort (Ctrl-C): the run stops at the next step and removes what it made. */
   signal?: AbortSignal;
   environment?: NodeJS.ProcessEnv;
+  /**
+   * Sidecars next to the tokenizer (`keyward demo --with litellm,otel`): LiteLLM calls the demo
+   * API as a model API through the tokenizer, the collector receives the agent's trace.
+   */
+  with?: readonly DemoExtra[];
   /** Injectable runtime (tests). Default: provider-local's detection. */
   detectRuntime?: (options: { environment: NodeJS.ProcessEnv }) => Promise<DemoRuntime>;
 }
@@ -93,6 +104,10 @@ export interface DemoResult {
   durationMs: number;
   /** sha256 prefix of the demo credential, to match against what the API received without showing it. */
   credentialFingerprint: string;
+  /** The sidecars added with `--with`. */
+  extras: DemoExtra[];
+  /** sha256 prefix of the model API key LiteLLM's model uses (with litellm). */
+  modelKeyFingerprint?: string;
 }
 
 export class DemoAbortedError extends KeywardError {
@@ -111,14 +126,46 @@ function fingerprint(value: string): string {
   return createHash('sha256').update(value).digest('hex').slice(0, 12);
 }
 
-function demoSpec(agentImage: string, secret: string, caCertificate: string): InstanceSpecInput {
+interface DemoExtraSpec {
+  extras: readonly DemoExtra[];
+  /** The provider key LiteLLM's model uses; sealed by the tokenizer for LiteLLM's container. */
+  modelKey: string;
+}
+
+function demoSpec(
+  agentImage: string,
+  secret: string,
+  caCertificate: string,
+  extra: DemoExtraSpec = { extras: [], modelKey: '' },
+): InstanceSpecInput {
   return {
-    name: DEMO_INSTANCE_NAME,
+    name: extra.extras.length > 0 ? DEMO_CHAIN_INSTANCE_NAME : DEMO_INSTANCE_NAME,
     target: 'local',
     // The stand-in keeps OpenClaw's layout: its port and its skills folder.
     agent: { image: agentImage, port: 18789, skillsDirectory: '/home/node/.openclaw/skills' },
     network: { egress: 'proxy-only' },
     sidecars: {
+      ...(extra.extras.includes('litellm')
+        ? {
+            litellm: {
+              // The demo API answers OpenAI-style too: it stands in for a model provider.
+              models: [
+                { name: DEMO_MODEL_NAME, model: 'openai/demo-model', credential: DEMO_MODEL_CREDENTIAL },
+              ],
+              credentials: [
+                {
+                  name: DEMO_MODEL_CREDENTIAL,
+                  secret: extra.modelKey,
+                  host: `${DEMO_API_HOSTNAME}:${DEMO_API_PORT}`,
+                },
+              ],
+              // keyward's local LiteLLM image has no OpenTelemetry SDK: with the otel callback it
+              // refuses to start, so its spans stay out (the agent's and the tokenizer's still go).
+              exportTraces: false,
+            },
+          }
+        : {}),
+      ...(extra.extras.includes('otel') ? { otel: { exporters: { file: {} } } } : {}),
       tokenizer: {
         credentials: [
           {
@@ -178,6 +225,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const { imageDefinitions, imageReference } = await loadImages();
   const environment = options.environment ?? process.env;
   const signal = options.signal;
+  const extras = [...new Set(options.with ?? [])].sort() as DemoExtra[];
+  const instance = extras.length > 0 ? DEMO_CHAIN_INSTANCE_NAME : DEMO_INSTANCE_NAME;
   const emit = (
     step: DemoStep,
     status: DemoProgressEvent['status'],
@@ -220,10 +269,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   emit(
     'images',
     'started',
-    'Building the images the demo needs (tokenizer, stand-in agent, demo API, network helper) if missing',
+    `Building the images the demo needs (tokenizer, stand-in agent, demo API, network helper${extras.includes('litellm') ? ', LiteLLM' : ''}${extras.includes('otel') ? ', OpenTelemetry Collector' : ''}) if missing`,
   );
   const images = await raceAbort(
     ensureDemoImages(docker, {
+      extras,
       onProgress: (event) => {
         const message = describeImageProgress(event);
         if (message) emit('images', 'info', message, event);
@@ -247,7 +297,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       (
         await docker.listContainers({
           all: true,
-          filters: { label: [`${labelKeys.instance}=${DEMO_INSTANCE_NAME}`, `${labelKeys.component}=agent`] },
+          filters: { label: [`${labelKeys.instance}=${instance}`, `${labelKeys.component}=agent`] },
         })
       ).length > 0;
     madeSomething = true;
@@ -258,7 +308,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         ? 'Removing the demo instance of an earlier run'
         : 'Removing leftovers of an earlier run, if any',
     );
-    await removeEverything(runtime);
+    await removeEverything(runtime, instance);
     emit(
       'cleanup',
       'succeeded',
@@ -269,12 +319,33 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     // The credential exists only in this process's memory, then sealed in the tokenizer's token.
     const secret = `kwdemo_${randomBytes(24).toString('base64url')}`;
     registerSecret(secret);
+    // With LiteLLM: the model API key, sealed by the tokenizer for LiteLLM's container alone.
+    const modelKey = `kwmodel_${randomBytes(24).toString('base64url')}`;
+    registerSecret(modelKey);
     const certificates = createDemoCertificates({ hostname: DEMO_API_HOSTNAME });
     const registry = new ProviderRegistry();
     registry.registerSidecar(createTokenizerProvider());
+    if (extras.includes('litellm')) {
+      const { prebuiltImageDefinitions } = await loadImages();
+      registry.registerSidecar(
+        createLitellmProvider({ defaultImage: imageReference(prebuiltImageDefinitions.litellm) }),
+      );
+    }
+    if (extras.includes('otel')) {
+      const { prebuiltImageDefinitions } = await loadImages();
+      registry.registerSidecar(
+        createOtelProvider({
+          defaultImage: imageReference(prebuiltImageDefinitions.otelCollector),
+          defaultBinary: '/usr/bin/otelcol-keyward',
+        }),
+      );
+    }
     registry.registerTarget(provider);
     const spec = parseInstanceSpec(
-      demoSpec(imageReference(imageDefinitions.agentStandIn), secret, certificates.caCertificatePem),
+      demoSpec(imageReference(imageDefinitions.agentStandIn), secret, certificates.caCertificatePem, {
+        extras,
+        modelKey,
+      }),
     );
     const plan = await composePlanV2({
       spec,
@@ -286,12 +357,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     emit(
       'deploy',
       'started',
-      `Deploying instance "${DEMO_INSTANCE_NAME}" (proxy-only) with credential "${DEMO_CREDENTIAL_NAME}" bound to ${DEMO_API_HOSTNAME}:${DEMO_API_PORT}`,
+      `Deploying instance "${instance}" (proxy-only) with credential "${DEMO_CREDENTIAL_NAME}" bound to ${DEMO_API_HOSTNAME}:${DEMO_API_PORT}${extras.includes('litellm') ? `, LiteLLM with model "${DEMO_MODEL_NAME}" (its key sealed for LiteLLM, bound to the same API)` : ''}${extras.includes('otel') ? ', an OpenTelemetry Collector' : ''}`,
     );
     const detail = await provider.apply(plan, {
       onProgress: (event) => emit('deploy', 'info', event.message, event),
     });
-    emit('deploy', 'succeeded', `Instance "${DEMO_INSTANCE_NAME}" is ${detail.state}`);
+    emit('deploy', 'succeeded', `Instance "${instance}" is ${detail.state}`);
 
     abortIfAsked();
     emit(
@@ -300,10 +371,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       `Starting the demo API https://${DEMO_API_HOSTNAME}:${DEMO_API_PORT} (accepts only the demo credential)`,
     );
     // provider-local's network for the sidecars' way out (the agent is not on it).
-    const egressNetwork = runtimeName(DEMO_INSTANCE_NAME, 'egress');
+    const egressNetwork = runtimeName(instance, 'egress');
     const api: DemoApi = await startDemoApi({
       docker,
-      instanceName: DEMO_INSTANCE_NAME,
+      instanceName: instance,
       target: provider.id,
       image: imageReference(imageDefinitions.demoUpstream),
       user: imageDefinitions.demoUpstream.user,
@@ -311,6 +382,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       hostname: DEMO_API_HOSTNAME,
       certificates,
       acceptedToken: secret,
+      ...(extras.includes('litellm') ? { moreAcceptedTokens: [modelKey] } : {}),
       ...(signal ? { signal } : {}),
     });
     emit(
@@ -321,17 +393,29 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
 
     abortIfAsked();
     emit('checks', 'started', 'Checking from inside the agent');
-    const checks = await runChecks(runtime, registry, api, secret);
+    const checks: DemoCheck[] = await runChecks(instance, runtime, registry, api, secret);
+    if (extras.includes('litellm')) {
+      checks.push(
+        ...(await runChainChecks({
+          docker,
+          instance,
+          adminUrl: api.adminUrl,
+          modelKey,
+          modelApiHost: DEMO_API_HOSTNAME,
+          telemetry: extras.includes('otel'),
+        })),
+      );
+    }
     for (const check of checks)
       emit('checks', check.passed ? 'succeeded' : 'failed', `${check.title}: ${check.evidence}`);
     abortIfAsked();
 
-    const agentContainer = containerRuntimeName(DEMO_INSTANCE_NAME, 'agent');
+    const agentContainer = containerRuntimeName(instance, 'agent');
     // `pnpm demo` in the repository: the CLI is `pnpm keyward` there, not on the PATH.
     const cliCommand = environment['npm_lifecycle_event'] === 'demo' ? 'pnpm keyward' : 'keyward';
-    const current = await provider.get(DEMO_INSTANCE_NAME);
+    const current = await provider.get(instance);
     return {
-      instance: DEMO_INSTANCE_NAME,
+      instance,
       passed: checks.every((check) => check.passed),
       checks,
       runtime: {
@@ -346,10 +430,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       demoApi: { hostname: DEMO_API_HOSTNAME, port: DEMO_API_PORT, adminUrl: api.adminUrl },
       apiAddress: `http://${defaultHost}:${defaultPort}`,
       cliCommand,
-      cleanupCommand: `${cliCommand} rm ${DEMO_INSTANCE_NAME}`,
+      cleanupCommand: `${cliCommand} rm ${instance}`,
       ...(runtime.dockerHostHint ? { dockerHostHint: runtime.dockerHostHint } : {}),
       durationMs: Date.now() - started,
       credentialFingerprint: fingerprint(secret),
+      extras,
+      ...(extras.includes('litellm') ? { modelKeyFingerprint: fingerprint(modelKey) } : {}),
     };
   } catch (error) {
     if (!madeSomething) throw signal?.aborted ? new DemoAbortedError(false) : error;
@@ -360,8 +446,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         ? 'Interrupted: removing what this run made'
         : `Failed (${(error as Error).message}): removing what this run made`,
     );
-    await removeEverything(runtime);
-    emit('rollback', 'succeeded', `Removed every object labelled keyward.dev/instance=${DEMO_INSTANCE_NAME}`);
+    await removeEverything(runtime, instance);
+    emit('rollback', 'succeeded', `Removed every object labelled keyward.dev/instance=${instance}`);
     if (signal?.aborted) throw new DemoAbortedError(true);
     throw error;
   }
@@ -390,11 +476,16 @@ async function raceAbort<T>(work: Promise<T>, signal: AbortSignal | undefined): 
  * object's labels are checked here as well: podman 4.3's compat API ORs several
  * `label` filters on volumes, and other instances' volumes must never be touched.
  */
-export async function removeDemoObjects(docker: Docker, target = 'local'): Promise<number> {
-  const wanted = instanceLabels(DEMO_INSTANCE_NAME, target);
+export async function removeDemoObjects(
+  docker: Docker,
+  target = 'local',
+  instance = DEMO_INSTANCE_NAME,
+): Promise<number> {
+  // Any spec version: a demo left by an older keyward must not block this one.
+  const { [labelKeys.specVersion]: _version, ...wanted } = instanceLabels(instance, target);
   const matches = (labels: Record<string, string> | null | undefined) =>
     Object.entries(wanted).every(([key, value]) => labels?.[key] === value);
-  const filters = { label: [`${labelKeys.instance}=${DEMO_INSTANCE_NAME}`] };
+  const filters = { label: [`${labelKeys.instance}=${instance}`] };
   const ignoreMissing = (error: unknown) => {
     if ((error as { statusCode?: number }).statusCode !== 404) throw error;
   };
@@ -430,11 +521,12 @@ export async function removeDemoObjects(docker: Docker, target = 'local'): Promi
   return removed;
 }
 
-async function removeEverything(runtime: DemoRuntime): Promise<void> {
-  await removeDemoObjects(runtime.docker, runtime.provider.id);
+async function removeEverything(runtime: DemoRuntime, instance: string): Promise<void> {
+  await removeDemoObjects(runtime.docker, runtime.provider.id, instance);
 }
 
 async function runChecks(
+  instance: string,
   runtime: DemoRuntime,
   registry: ProviderRegistry,
   api: DemoApi,
@@ -443,7 +535,7 @@ async function runChecks(
   const allowedUrl = `https://${DEMO_API_HOSTNAME}:${DEMO_API_PORT}${demoPath}`;
   // The same self-test `keyward verify` runs: the target's isolation checks and the
   // tokenizer's own (it seals its self-made-token probe itself).
-  const detail = await runtime.provider.get(DEMO_INSTANCE_NAME);
+  const detail = await runtime.provider.get(instance);
   const result = await runVerification({
     target: runtime.provider,
     sidecars: registry,
@@ -490,7 +582,7 @@ async function runChecks(
 
   const exposure = await findCredentialInContainer(
     runtime.docker,
-    containerRuntimeName(DEMO_INSTANCE_NAME, 'agent'),
+    containerRuntimeName(instance, 'agent'),
     secret,
   );
   const exposurePassed = exposure.findings.length === 0 && exposure.unreadable.length === 0;

@@ -42,6 +42,32 @@ interface ReceivedRequest {
 const received: ReceivedRequest[] = [];
 const maximumRecorded = 500;
 
+// Stands in for an OpenAI-compatible model API too (the LiteLLM chain): a chat completion
+// gets a fixed assistant message, a model list one model.
+function answer(method: string | undefined, url: string | undefined): unknown {
+  const path = (url ?? '/').split('?')[0] ?? '/';
+  if (method === 'POST' && path.endsWith('/chat/completions')) {
+    return {
+      id: 'chatcmpl-keyward-demo-upstream',
+      object: 'chat.completion',
+      created: Math.floor(Date.now() / 1000),
+      model: 'demo-model',
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: 'hello from the demo upstream' },
+          finish_reason: 'stop',
+        },
+      ],
+      usage: { prompt_tokens: 1, completion_tokens: 5, total_tokens: 6 },
+    };
+  }
+  if (method === 'GET' && path.endsWith('/models')) {
+    return { object: 'list', data: [{ id: 'demo-model', object: 'model', owned_by: 'keyward' }] };
+  }
+  return { ok: true, path: url };
+}
+
 const api = createHttpsServer(
   { cert: readFileSync(certificateFile), key: readFileSync(keyFile) },
   (request, response) => {
@@ -60,7 +86,7 @@ const api = createHttpsServer(
     request.resume();
     response.writeHead(status, { 'content-type': 'application/json' });
     response.end(
-      JSON.stringify(status === 200 ? { ok: true, path: request.url } : { error: 'unauthorized' }),
+      JSON.stringify(status === 200 ? answer(request.method, request.url) : { error: 'unauthorized' }),
     );
   },
 );
