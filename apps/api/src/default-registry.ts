@@ -4,7 +4,10 @@ import { discoverPlugins, KeywardError, type KeywardErrorCode, ProviderRegistry 
 export interface DefaultRegistryOptions {
   /** Holds `plugins.json` (`{ "plugins": ["package", "./file.js"] }`). */
   dataDirectory?: string;
-  /** Where to look for packages with the `keyward-provider` keyword. Default: `<cwd>/node_modules`. */
+  /**
+   * Where to look for packages with the `keyward-provider` keyword. Default: `<cwd>/node_modules`
+   * and, with a data directory, the plugins `keyward plugins add` installed (`<data>/plugins/node_modules`).
+   */
   nodeModulesDirectories?: string[];
   /** Skip plugin discovery (tests, in-process CLI runs that want only the built-ins). */
   discover?: boolean;
@@ -15,6 +18,11 @@ export interface DefaultRegistryOptions {
    */
   builtIns?: readonly string[];
   environment?: NodeJS.ProcessEnv;
+}
+
+/** Where `keyward plugins add` installs plugin packages (`npm install --prefix`). */
+export function pluginsDirectory(dataDirectory: string): string {
+  return join(dataDirectory, 'plugins');
 }
 
 function builtInsFromEnvironment(environment: NodeJS.ProcessEnv): string[] | undefined {
@@ -93,10 +101,15 @@ export async function createDefaultRegistry(options: DefaultRegistryOptions = {}
   }
   if (options.discover !== false) {
     const before = registry.loadErrors.length;
+    const nodeModulesDirectories =
+      options.nodeModulesDirectories ??
+      (options.dataDirectory
+        ? [join(process.cwd(), 'node_modules'), join(pluginsDirectory(options.dataDirectory), 'node_modules')]
+        : undefined);
     const discovered = await discoverPlugins({
       registry,
       ...(options.dataDirectory ? { configFile: join(options.dataDirectory, 'plugins.json') } : {}),
-      ...(options.nodeModulesDirectories ? { nodeModulesDirectories: options.nodeModulesDirectories } : {}),
+      ...(nodeModulesDirectories ? { nodeModulesDirectories } : {}),
     });
     // Some failures (a plugin that is not installed, a bad config file) are only in
     // the discovery result; the registry is where the API lists them.

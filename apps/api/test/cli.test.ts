@@ -140,7 +140,7 @@ describe('keyward CLI against a running server', { timeout: 60_000 }, () => {
       ['mock', []],
     ]);
     expect(listed.targets.map((target) => target.id)).toEqual(['memory']);
-    expect((await run(['plugins'])).stdout).toMatch(
+    expect((await run(['providers'])).stdout).toMatch(
       /^SIDECARS\n {2}tokenizer .*role credentials, alias \/tokenizer/m,
     );
   });

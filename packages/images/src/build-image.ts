@@ -36,7 +36,12 @@ export class ImageBuildError extends Error {
   override name = 'ImageBuildError';
 }
 
-/** Bundles the program into one ESM file that runs on plain node with no node_modules. */
+/**
+ * Bundles the program into one ESM file that runs on plain node with no node_modules. A
+ * TypeScript entry is a checkout's source: its workspace imports resolve to sources too
+ * (`dev-source`); a JavaScript entry is a published package's `dist`, whose dependencies
+ * resolve to what npm installed.
+ */
 export async function bundleProgram(entry: string): Promise<string> {
   const result = await esbuild.build({
     entryPoints: [entry],
@@ -44,7 +49,7 @@ export async function bundleProgram(entry: string): Promise<string> {
     platform: 'node',
     target: 'node20',
     format: 'esm',
-    conditions: ['dev-source'],
+    conditions: entry.endsWith('.ts') ? ['dev-source'] : [],
     write: false,
     minify: false,
     legalComments: 'none',

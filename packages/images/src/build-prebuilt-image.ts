@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -107,6 +107,13 @@ export async function buildPrebuiltImage(
   const image = imageReference(definition);
   const { onProgress } = options;
   const script = join(options.repositoryRoot ?? repositoryRoot, definition.buildScript);
+  if (!existsSync(script)) {
+    // An npm install has no build scripts: these programs are compiled from Go modules and
+    // PyPI by scripts that live in the keyward repository.
+    throw new ImageBuildError(
+      `${imageReference(definition)} is built by ${definition.buildScript} of the keyward repository, which this installation does not have (it compiles the program from Go modules or PyPI): in a keyward checkout, run \`bash scripts/setup.sh && pnpm images\` against the same runtime (DOCKER_HOST).`,
+    );
+  }
   onProgress?.({ type: 'preparing', image, script: definition.buildScript });
   const contextDirectory = await runBuildScript(script, {
     ...(options.environment ? { environment: options.environment } : {}),

@@ -4,8 +4,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ImageDefinition, PrebuiltImageDefinition } from './image-definition.js';
 
-// Entries are source files of this repository; find this package's root whether we
-// run from src, dist or a bundled script.
+// Entries are the programs' sources in a checkout (run from `src` with the `dev-source`
+// condition, no build needed) and their built `dist` files in an npm install, which has no
+// `src`. Find this package's root whether we run from src, dist or a bundled script.
 function findPackageRoot(): string {
   let directory = dirname(fileURLToPath(import.meta.url));
   for (;;) {
@@ -21,19 +22,36 @@ function findPackageRoot(): string {
   try {
     return dirname(createRequire(import.meta.url).resolve('@keyward/images/package.json'));
   } catch {
-    throw new Error(
-      'Cannot find the @keyward/images package root (its program sources are needed to build images)',
-    );
+    throw new Error('Cannot find the @keyward/images package root (its programs are needed to build images)');
   }
 }
 
 const packageRoot = findPackageRoot();
 /** The checkout this package lives in: prebuilt images' build scripts are under its `scripts/images`. */
 export const repositoryRoot = join(packageRoot, '..', '..');
-const programPath = (file: string) => join(packageRoot, 'src', 'programs', file);
 
-// The tokenizer's CLI lives in its own package; this package only bundles it.
-const tokenizerCliPath = join(packageRoot, '..', 'tokenizer', 'src', 'cli.ts');
+/** `src/<path>.ts` when the package has its sources (a checkout), else the built `dist/<path>.js`. */
+function programEntry(root: string, path: string): string {
+  const source = join(root, 'src', `${path}.ts`);
+  return existsSync(source) ? source : join(root, 'dist', `${path}.js`);
+}
+
+const programPath = (name: string) => programEntry(packageRoot, join('programs', name));
+
+// The tokenizer's CLI lives in its own package (a dependency of this one); this package only
+// bundles it, from wherever node_modules resolves it.
+function tokenizerCliPath(): string {
+  const require = createRequire(join(packageRoot, 'package.json'));
+  let root: string;
+  try {
+    root = dirname(require.resolve('@keyward/tokenizer/package.json'));
+  } catch {
+    throw new Error(
+      'Cannot find @keyward/tokenizer next to @keyward/images; reinstall keyward (npm install -g @keyward/api).',
+    );
+  }
+  return programEntry(root, 'cli');
+}
 
 /** Non-root uid used by every keyward image (the "nonroot" convention of distroless images). */
 export const nonRootUser = '65532:65532';
@@ -42,7 +60,7 @@ export const tokenizerImage: ImageDefinition = {
   name: 'keyward-tokenizer',
   tag: '0.1.0',
   description: "keyward's credential-injecting proxy (`keyward-tokenizer serve`), configured from env.",
-  entry: tokenizerCliPath,
+  entry: tokenizerCliPath(),
   args: ['serve'],
   user: nonRootUser,
   exposedPorts: [4001],
@@ -63,7 +81,7 @@ export const agentStandInImage: ImageDefinition = {
   name: 'keyward-agent-standin',
   tag: '0.1.0',
   description: 'Stand-in agent: HTTP on 18789 with /health, node available for exec.',
-  entry: programPath('agent-standin.ts'),
+  entry: programPath('agent-standin'),
   args: [],
   user: nonRootUser,
   exposedPorts: [18789],
@@ -77,7 +95,7 @@ export const demoUpstreamImage: ImageDefinition = {
   tag: '0.2.0',
   description:
     'Demo HTTPS upstream: checks a bearer token, records received headers on an admin port; answers OpenAI-style chat completions.',
-  entry: programPath('demo-upstream.ts'),
+  entry: programPath('demo-upstream'),
   args: [],
   user: nonRootUser,
   exposedPorts: [8443, 9090],
@@ -95,7 +113,7 @@ export const networkHelperImage: ImageDefinition = {
   tag: '0.2.0',
   description:
     'Port forwarder, TCP/unix-socket relay and network namespace holder used by @keyward/provider-local.',
-  entry: programPath('network-helper.ts'),
+  entry: programPath('network-helper'),
   args: [],
   user: nonRootUser,
   exposedPorts: [],

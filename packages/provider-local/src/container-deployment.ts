@@ -52,7 +52,7 @@ export async function checkImages(
       }
       if (image.startsWith('localhost/')) {
         throw new Error(
-          `image ${image} is not present and cannot be pulled (it is built locally); build it with \`pnpm images\` or set another image`,
+          `image ${image} is not present and cannot be pulled (it is built locally); build it with \`keyward images build\` (\`pnpm images\` in a checkout) or set another image`,
         );
       }
       const stream = await docker.pull(image);

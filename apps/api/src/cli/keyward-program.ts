@@ -4,7 +4,9 @@ import { registerDemoCommand } from '../demo/index.js';
 import { VERSION } from '../version.js';
 import { CliContext, type CliIo } from './cli-context.js';
 import { registerCredentialCommands } from './commands/credential-commands.js';
+import { registerImageCommands } from './commands/image-commands.js';
 import { registerInstanceCommands } from './commands/instance-commands.js';
+import { registerPluginCommands } from './commands/plugin-commands.js';
 import { registerServerCommands } from './commands/server-commands.js';
 import { CliError, exitCodeForStatus, exitCodes } from './exit-codes.js';
 
@@ -16,6 +18,8 @@ export const commandRegistrations: CommandRegistration[] = [
   registerInstanceCommands,
   registerCredentialCommands,
   registerDemoCommand,
+  registerImageCommands,
+  registerPluginCommands,
 ];
 
 export function createProgram(context: CliContext, registrations = commandRegistrations): Command {

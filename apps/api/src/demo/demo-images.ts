@@ -10,15 +10,15 @@ registerErrorCodes('demo', {
   },
 });
 
-// @keyward/images finds its program sources when it loads: load it only when the
-// demo runs, so every other command works from a bundle or an install without them.
+// @keyward/images finds its programs (sources in a checkout, `dist` in an install) when it
+// loads: load it only when the demo runs, so every other command works without it.
 export async function loadImages(): Promise<typeof import('@keyward/images')> {
   try {
     return await import('@keyward/images');
   } catch (error) {
     throw new KeywardError({
       code: 'IMAGE_BUILD_FAILED',
-      message: `keyward demo builds its images from the keyward repository's sources and could not load them (${(error as Error).message}). Run it from a checkout: \`bash scripts/setup.sh && pnpm demo\`.`,
+      message: `keyward demo builds its images with @keyward/images and could not load it (${(error as Error).message}). Reinstall keyward (\`npm install -g @keyward/api\`), or from a checkout run \`bash scripts/setup.sh && pnpm demo\`.`,
       cause: error,
     });
   }
@@ -70,7 +70,7 @@ export async function ensureDemoImages(
     } catch (error) {
       throw new KeywardError({
         code: 'IMAGE_BUILD_FAILED',
-        message: `Building the image ${definition.name} failed: ${(error as Error).message}. Run \`pnpm images\` to see the full build output.`,
+        message: `Building the image ${definition.name} failed: ${(error as Error).message}. Run \`keyward images build --verbose\` to see the full build output.`,
         cause: error,
       });
     }

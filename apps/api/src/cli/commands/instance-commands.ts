@@ -226,7 +226,6 @@ export function registerInstanceCommands(program: Command, context: CliContext):
 
   program
     .command('providers')
-    .alias('plugins')
     .description('List installed sidecars and targets, and the plugins that failed to load (with the reason)')
     .action(async (_options: unknown, command: Command) => {
       const result = await (await context.client(command)).json<{
