@@ -137,7 +137,14 @@ describe('apply rollback', () => {
     expect(agentAfter?.metadata.annotations['keyward.dev/plan-digest']).toBe(
       agentBefore?.metadata.annotations['keyward.dev/plan-digest'],
     );
-    expect((await provider.get('rb-update')).state).toBe('running');
+    // The restored Deployment's pods come back through the controller, and this test's status
+    // writer (there is no kubelet) marks them running a moment later: wait for that, bounded.
+    let state = (await provider.get('rb-update')).state;
+    for (let attempt = 0; attempt < 50 && state !== 'running'; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      state = (await provider.get('rb-update')).state;
+    }
+    expect(state).toBe('running');
     await provider.delete('rb-update', { removeVolumes: true });
   });
 });
