@@ -493,14 +493,14 @@ export async function removeDemoObjects(
   const containers = (await docker.listContainers({ all: true, filters })).filter((summary) =>
     matches(summary.Labels),
   );
-  // Containers that share another's network namespace go before it (the agent before the
-  // agent-network helper, everything before the network helper that holds open mode's namespace).
+  // Containers that share another's network namespace go before it: the agent before the
+  // agent-network helper that holds its namespace, everything before the network helper that
+  // holds open mode's. (podman's container list does not report `container:` network modes.)
+  const rank: Record<string, number> = { agent: 0, 'agent-network': 2, 'network-helper': 3 };
   const order = (summary: (typeof containers)[number]) =>
     summary.HostConfig?.NetworkMode?.startsWith('container:')
       ? 0
-      : summary.Labels[labelKeys.component] === 'network-helper'
-        ? 2
-        : 1;
+      : (rank[summary.Labels[labelKeys.component] ?? ''] ?? 1);
   containers.sort((a, b) => order(a) - order(b));
   for (const summary of containers) {
     await docker.getContainer(summary.Id).remove({ force: true, v: true }).catch(ignoreMissing);
