@@ -1,11 +1,13 @@
 // The pod spec `render` prints, running for real: `podman kube play` (podman 4.3, a STAND-IN for
-// a kubelet: it runs Pods and Deployments from Kubernetes YAML) plays the rendered `open`-mode
-// Deployment — the tokenizer beside the agent in one pod — after the podman adaptation
-// (`support/podman-kube-play-adaptation.ts`: Secrets become `podman secret create` entries, the
-// native sidecar a regular container, subPath file mounts directory mounts, ports unpublished).
-// The agent calls the tokenizer on localhost, the tokenizer calls a real TLS upstream (the demo
-// upstream container, which records what it received), and the agent holds no raw credential or
-// open key. What podman applies of the pod spec is measured from the running containers.
+// a kubelet: it runs Pods and Deployments from Kubernetes YAML) plays the rendered Deployments
+// after the podman adaptation (`support/podman-kube-play-adaptation.ts`: Secrets become
+// `podman secret create` entries, the native sidecar a regular container, subPath file mounts
+// directory mounts, ports unpublished, the egress Service's address the egress pod's).
+// `open`: the agent calls the tokenizer on localhost, the tokenizer calls a real TLS upstream (the
+// demo upstream container, which records what it received), and the agent holds no raw credential
+// or open key; what podman applies of the pod spec is measured from the running containers.
+// `proxy-only`: the two pods, the agent reaching the tokenizer by its hostAliases name, and what
+// podman cannot enforce (NetworkPolicies).
 import { createHash, randomBytes } from 'node:crypto';
 import { composePlanV2, type DeploymentPlanV2, parseInstanceSpec } from '@keyward/core';
 import { buildImage, imageDefinitions, imageReference } from '@keyward/images';
@@ -107,13 +109,122 @@ request.on('error', (error) => console.log(JSON.stringify({ status: 0, body: err
 request.end();
 `;
 
+const runId = uniqueName('kube-play');
+const network = `${runId}-net`;
+const certificates = createThrowawayCertificates({ dnsNames: [demoUpstreamHost], validDays: 2 });
+let docker: Docker;
+let upstream: DemoUpstream | undefined;
+
+beforeAll(async () => {
+  docker = await connectToTestRuntime();
+  for (const definition of [
+    imageDefinitions.tokenizer,
+    imageDefinitions.agentStandIn,
+    imageDefinitions.demoUpstream,
+  ]) {
+    await buildImage(docker, definition);
+  }
+  await docker.createNetwork({ Name: network, Labels: { [testFixtureLabel]: runId } });
+  upstream = await startDemoUpstream(docker, {
+    image: imageReference(imageDefinitions.demoUpstream),
+    certificates,
+    runId,
+  });
+  // The tokenizer finds the upstream by name on the pods' network (podman's DNS).
+  await upstream.attachTo(network);
+});
+
+afterAll(async () => {
+  await upstream?.remove();
+  await docker
+    ?.getNetwork(network)
+    .remove()
+    .catch(() => undefined);
+});
+
+/** The real tokenizer provider's plan for the k8s target, with one credential bound to the upstream. */
+function tokenizerInstancePlan(
+  name: string,
+  mode: 'open' | 'proxy-only',
+  rawCredential: string,
+  targetOptions: Record<string, unknown>,
+): Promise<DeploymentPlanV2> {
+  return composePlanV2({
+    spec: parseInstanceSpec({
+      name,
+      target: 'k8s',
+      agent: {
+        image: imageReference(imageDefinitions.agentStandIn),
+        port: 18789,
+        // The image's own command is `node /app/main.mjs`: this one shows the pod spec's wins.
+        command: agentCommand,
+        skillsDirectory: '/home/node/.openclaw/skills',
+        stateDirectories: ['/home/node/.openclaw'],
+      },
+      targetOptions,
+      network: { egress: mode },
+      sidecars: {
+        tokenizer: {
+          credentials: [
+            {
+              name: 'demo',
+              secret: rawCredential,
+              allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
+            },
+          ],
+          upstreamCaCertificates: certificates.caCertificatePem,
+          // The upstream has a private address on the podman network.
+          allowPrivateUpstreams: true,
+        },
+      },
+    }),
+    sidecars: { getSidecar: (id) => (id === 'tokenizer' ? tokenizer : undefined) },
+    target: kubernetes,
+  });
+}
+
+/** Runs a command in a played container; a non-zero exit fails with its stderr. */
+async function runIn(container: string, command: string[], stdin?: string): Promise<string> {
+  const result = await execInContainer(docker, container, command, {
+    ...(stdin === undefined ? {} : { stdin }),
+    timeoutMs: 60_000,
+  });
+  if (result.exitCode !== 0) throw new Error(`${command.join(' ')} in ${container}: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** Ready when `from` gets 200 from the tokenizer's /health at `address`. */
+function tokenizerAnswers(from: string, address: string): Promise<true> {
+  const script = `fetch("http://${address}/health").then((r) => console.log(r.status), () => console.log(0))`;
+  return waitFor(`the tokenizer answers /health at ${address} from ${from}`, async () =>
+    (await runIn(from, ['node', '-e', script])).trim() === '200' ? true : undefined,
+  );
+}
+
+/** What the agent must never hold, raw and base64. */
+function forbiddenForAgent(rawCredential: string, openKey: string): Record<string, string> {
+  return {
+    'raw credential': rawCredential,
+    'raw credential (base64)': Buffer.from(rawCredential).toString('base64'),
+    'open key': openKey,
+    'open key (base64)': Buffer.from(openKey).toString('base64'),
+  };
+}
+
+/** After `kube down` and the removals: no container, volume or podman secret of the instance. */
+async function leftoversOf(name: string): Promise<string[]> {
+  const volumes = ((await docker.listVolumes()).Volumes ?? []).map((volume) => volume.Name);
+  const secrets = (await podman(['secret', 'ls', '--format', '{{.Name}}'])).stdout.split('\n');
+  return [
+    ...(await remainingObjects(docker, name)),
+    ...volumes.filter((volume) => volume.includes(name)).map((volume) => `volume ${volume}`),
+    ...secrets.filter((secret) => secret.includes(name)).map((secret) => `secret ${secret}`),
+  ];
+}
+
 describe('the rendered open-mode pod on podman kube play (podman 4.3 stands in for a kubelet)', () => {
-  const name = uniqueName('kube-play');
-  const network = `${name}-net`;
+  const name = `${runId}-open`;
   const rawCredential = `kube-play-raw-${randomBytes(16).toString('hex')}`;
-  const certificates = createThrowawayCertificates({ dnsNames: [demoUpstreamHost], validDays: 2 });
-  let docker: Docker;
-  let upstream: DemoUpstream | undefined;
   let plan: DeploymentPlanV2;
   let rendered: AnyObject[];
   let manifests: PodmanKubePlayManifests;
@@ -125,67 +236,15 @@ describe('the rendered open-mode pod on podman kube play (podman 4.3 stands in f
   const renderedPod = () => named(rendered, 'Deployment', deployment).spec.template.spec;
   const renderedContainer = (container: string): V1Container =>
     podContainers(renderedPod()).find((item: V1Container) => item.name === container);
-  const run = async (container: string, command: string[], stdin?: string) => {
-    const result = await execInContainer(docker, containerOf(container), command, {
-      ...(stdin === undefined ? {} : { stdin }),
-      timeoutMs: 60_000,
-    });
-    if (result.exitCode !== 0) throw new Error(`${command.join(' ')} in ${container}: ${result.stderr}`);
-    return result.stdout;
-  };
+  const run = (container: string, command: string[], stdin?: string) =>
+    runIn(containerOf(container), command, stdin);
   const factsOf = async (container: string, paths: string[]): Promise<ContainerFacts> =>
     JSON.parse(await run(container, ['node', '-', JSON.stringify(paths)], containerFactsScript));
 
   beforeAll(async () => {
-    docker = await connectToTestRuntime();
-    for (const definition of [
-      imageDefinitions.tokenizer,
-      imageDefinitions.agentStandIn,
-      imageDefinitions.demoUpstream,
-    ]) {
-      await buildImage(docker, definition);
-    }
-    await docker.createNetwork({ Name: network, Labels: { [testFixtureLabel]: name } });
-    upstream = await startDemoUpstream(docker, {
-      image: imageReference(imageDefinitions.demoUpstream),
-      certificates,
-      runId: name,
-    });
-    await upstream.acceptTokens([rawCredential]);
-    // The tokenizer finds the upstream by name on the pod's network (podman's DNS).
-    await upstream.attachTo(network);
-
-    plan = await composePlanV2({
-      spec: parseInstanceSpec({
-        name,
-        target: 'k8s',
-        agent: {
-          image: imageReference(imageDefinitions.agentStandIn),
-          port: 18789,
-          // The image's own command is `node /app/main.mjs`: this one shows the pod spec's wins.
-          command: agentCommand,
-          skillsDirectory: '/home/node/.openclaw/skills',
-          stateDirectories: ['/home/node/.openclaw'],
-        },
-        targetOptions: { resources: { limits: { cpu: '500m', memory: '256Mi' } } },
-        network: { egress: 'open' },
-        sidecars: {
-          tokenizer: {
-            credentials: [
-              {
-                name: 'demo',
-                secret: rawCredential,
-                allowedHosts: [`${demoUpstreamHost}:${demoUpstreamPort}`],
-              },
-            ],
-            upstreamCaCertificates: certificates.caCertificatePem,
-            // The upstream has a private address on the podman network.
-            allowPrivateUpstreams: true,
-          },
-        },
-      }),
-      sidecars: { getSidecar: (id) => (id === 'tokenizer' ? tokenizer : undefined) },
-      target: kubernetes,
+    await upstream?.acceptTokens([rawCredential]);
+    plan = await tokenizerInstancePlan(name, 'open', rawCredential, {
+      resources: { limits: { cpu: '500m', memory: '256Mi' } },
     });
     openKey = plan.secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value as string;
     rendered = parseYaml(kubernetes.render(plan));
@@ -193,23 +252,11 @@ describe('the rendered open-mode pod on podman kube play (podman 4.3 stands in f
     manifests = adaptForPodmanKubePlay(rendered);
     played = await playOnPodman(docker, manifests, { network });
     // Ready when the agent reaches the tokenizer's health endpoint on localhost.
-    await waitFor('the tokenizer answers /health on localhost from inside the agent', async () => {
-      const stdout = await run('agent', [
-        'node',
-        '-e',
-        'fetch("http://localhost:4002/health").then((r) => console.log(r.status), () => console.log(0))',
-      ]);
-      return stdout.trim() === '200' ? true : undefined;
-    });
+    await tokenizerAnswers(containerOf('agent'), 'localhost:4002');
   });
 
   afterAll(async () => {
     const problems = (await played?.down()) ?? [];
-    await upstream?.remove();
-    await docker
-      ?.getNetwork(network)
-      .remove()
-      .catch(() => undefined);
     if (problems.length > 0) throw new Error(`teardown left: ${problems.join('; ')}`);
   });
 
@@ -279,12 +326,7 @@ describe('the rendered open-mode pod on podman kube play (podman 4.3 stands in f
   });
 
   it('the agent holds no raw credential or open key (env, inspect, filesystem, mounts; argv on the host)', async () => {
-    const forbidden = {
-      'raw credential': rawCredential,
-      'raw credential (base64)': Buffer.from(rawCredential).toString('base64'),
-      'open key': openKey,
-      'open key (base64)': Buffer.from(openKey).toString('base64'),
-    };
+    const forbidden = forbiddenForAgent(rawCredential, openKey);
     const agent = await scanContainer(docker, containerOf('agent'), forbidden);
     expect(agent.findings).toEqual([]);
     expect(agent.filesScanned).toBeGreaterThan(5);
@@ -386,12 +428,117 @@ describe('the rendered open-mode pod on podman kube play (podman 4.3 stands in f
   });
 
   it('kube down, then removing its podman secrets and volumes, leaves nothing of the instance', async () => {
+    expect((await played?.down()) ?? []).toEqual([]);
+    expect(await leftoversOf(name)).toEqual([]);
+  });
+});
+
+describe('the rendered proxy-only pods on podman kube play: the agent reaches the tokenizer by its hostAliases name; no NetworkPolicy is enforced', () => {
+  const name = `${runId}-proxy`;
+  const rawCredential = `kube-play-raw-${randomBytes(16).toString('hex')}`;
+  // Any address the render can name: podman has no Service, the egress pod's address replaces it.
+  const egressServiceIP = '10.96.0.50';
+  let plan: DeploymentPlanV2;
+  let manifests: PodmanKubePlayManifests;
+  let played: PlayedManifests | undefined;
+  let egressAddress: string;
+  let agentContainer: string;
+  let tokenizerContainer: string;
+
+  beforeAll(async () => {
+    await upstream?.acceptTokens([rawCredential]);
+    plan = await tokenizerInstancePlan(name, 'proxy-only', rawCredential, { egressServiceIP });
+    const rendered = parseYaml(kubernetes.render(plan));
+    // Fixed addresses in the test network's own /24, far above the few the upstream takes.
+    const subnet = (await docker.getNetwork(network).inspect()).IPAM?.Config?.[0]?.Subnet ?? '';
+    const prefix = /^(\d+\.\d+\.\d+)\.0\/24$/.exec(subnet)?.[1];
+    if (!prefix) throw new Error(`the test network's subnet is ${subnet}, not the /24 podman gives`);
+    egressAddress = `${prefix}.200`;
+    manifests = adaptForPodmanKubePlay(rendered, { serviceAddresses: { [egressServiceIP]: egressAddress } });
+    const [egress, agent] = manifests.pods;
+    if (!egress || !agent) throw new Error('proxy-only renders two Deployments');
+    tokenizerContainer = playedContainerName(egress.deployment, 'tokenizer');
+    agentContainer = playedContainerName(agent.deployment, 'agent');
+    // `--ip` goes to the pods in the YAML's order: the egress pod first.
+    played = await playOnPodman(docker, manifests, { network, addresses: [egressAddress, `${prefix}.201`] });
+    await tokenizerAnswers(tokenizerContainer, 'localhost:4002');
+  });
+
+  afterAll(async () => {
     const problems = (await played?.down()) ?? [];
-    expect(problems).toEqual([]);
-    expect(await remainingObjects(docker, name)).toEqual([]);
-    const volumes = ((await docker.listVolumes()).Volumes ?? []).map((volume) => volume.Name);
-    expect(volumes.filter((volume) => volume.includes(name))).toEqual([]);
-    const secrets = (await podman(['secret', 'ls', '--format', '{{.Name}}'])).stdout.split('\n');
-    expect(secrets.filter((secret) => secret.includes(name))).toEqual([]);
+    if (problems.length > 0) throw new Error(`teardown left: ${problems.join('; ')}`);
+  });
+
+  it('plays two pods, the sidecars apart from the agent, the agent without DNS', async () => {
+    expect(manifests.pods.map((pod) => pod.containers)).toEqual([['tokenizer'], ['agent']]);
+    const hosts = await runIn(agentContainer, [
+      'node',
+      '-e',
+      'process.stdout.write(require("fs").readFileSync("/etc/hosts", "utf8"))',
+    ]);
+    expect(hosts).toMatch(
+      new RegExp(`^${egressAddress.replaceAll('.', '\\.')}\\s+tokenizer\\.keyward\\.internal$`, 'm'),
+    );
+    // dnsPolicy None with nameserver 127.0.0.1: podman writes it, and nothing answers there.
+    const resolver = await runIn(agentContainer, [
+      'node',
+      '-e',
+      'process.stdout.write(require("fs").readFileSync("/etc/resolv.conf", "utf8"))',
+    ]);
+    expect(resolver.match(/^nameserver .*$/gm)).toEqual(['nameserver 127.0.0.1']);
+    const lookup = await runIn(agentContainer, [
+      'node',
+      '-e',
+      `require("dns").lookup("${demoUpstreamHost}", (error) => console.log(error ? error.code : "resolved"))`,
+    ]);
+    expect(lookup.trim()).not.toBe('resolved');
+  });
+
+  it('the agent calls the tokenizer at tokenizer.keyward.internal (the egress pod), and the upstream receives the real credential', async () => {
+    await upstream?.clear();
+    const url = `http://${demoUpstreamHost}:${demoUpstreamPort}/kube-play-proxy-only`;
+    const answer = JSON.parse(await runIn(agentContainer, ['node', '-', url], proxiedRequestScript));
+    expect(answer).toMatchObject({ proxyHost: 'tokenizer.keyward.internal', status: 200 });
+    const received = (await upstream?.received()) ?? [];
+    expect(received.map((request) => [request.url, request.headers['authorization']])).toEqual([
+      ['/kube-play-proxy-only', `Bearer ${rawCredential}`],
+    ]);
+  });
+
+  it('podman enforces no NetworkPolicy: the agent reaches the upstream directly and the tokenizer admin port (a cluster with an enforcing CNI refuses both)', async () => {
+    const rendered = parseYaml(kubernetes.render(plan));
+    const agentPolicy = byKind(rendered, 'NetworkPolicy').find(
+      (policy) => policy.spec.podSelector.matchLabels['keyward.dev/pod'] === 'agent',
+    );
+    expect(agentPolicy.spec.egress).toEqual([
+      {
+        to: [{ podSelector: { matchLabels: expect.any(Object) } }],
+        ports: [{ protocol: 'TCP', port: 4001 }],
+      },
+    ]);
+    const upstreamAddress = (await docker.getContainer(upstream?.containerName ?? '').inspect())
+      .NetworkSettings.Networks[network]?.IPAddress;
+    const connect = (host: string, port: number) =>
+      runIn(agentContainer, [
+        'node',
+        '-e',
+        `const s = require("net").connect(${port}, "${host}", () => { console.log("connected"); s.destroy(); }); s.on("error", (e) => console.log(e.code)); s.setTimeout(5000, () => { console.log("timeout"); s.destroy(); });`,
+      ]);
+    expect((await connect(upstreamAddress ?? '', demoUpstreamPort)).trim()).toBe('connected');
+    expect((await connect(egressAddress, 4002)).trim()).toBe('connected');
+  });
+
+  it('the agent holds no raw credential or open key', async () => {
+    const openKey = plan.secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value as string;
+    const forbidden = forbiddenForAgent(rawCredential, openKey);
+    const agent = await scanContainer(docker, agentContainer, forbidden);
+    expect(agent.findings).toEqual([]);
+    expect(agent.filesScanned).toBeGreaterThan(5);
+    expect(await scanHostCommandLines(forbidden)).toEqual([]);
+  });
+
+  it('kube down, then removing its podman secrets and volumes, leaves nothing of the instance', async () => {
+    expect((await played?.down()) ?? []).toEqual([]);
+    expect(await leftoversOf(name)).toEqual([]);
   });
 });

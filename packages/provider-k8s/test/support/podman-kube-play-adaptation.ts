@@ -109,8 +109,19 @@ function directoryAndFiles(volume: V1Volume, mount: V1VolumeMount, keys: string[
   };
 }
 
+export interface PodmanKubePlayOptions {
+  /**
+   * podman kube play has no Services: the address to use for each Service address the pods'
+   * `hostAliases` name (`proxy-only`: the egress Service's ClusterIP becomes the egress pod's IP).
+   */
+  serviceAddresses?: Record<string, string>;
+}
+
 /** Adapts the objects `render` printed (parsed from its YAML) for `podman kube play`. */
-export function adaptForPodmanKubePlay(rendered: readonly KubernetesObject[]): PodmanKubePlayManifests {
+export function adaptForPodmanKubePlay(
+  rendered: readonly KubernetesObject[],
+  options: PodmanKubePlayOptions = {},
+): PodmanKubePlayManifests {
   const objects = structuredClone(rendered) as KubernetesObject[];
   const secrets = byName<V1Secret>(objects, 'Secret');
   const configMaps = byName<V1ConfigMap>(objects, 'ConfigMap');
@@ -134,6 +145,15 @@ export function adaptForPodmanKubePlay(rendered: readonly KubernetesObject[]): P
     const podName = playedPodName(deploymentName);
     const spec = deployment.spec?.template.spec;
     if (!spec) throw new Error(`Deployment ${deploymentName} has no pod template`);
+    for (const alias of spec.hostAliases ?? []) {
+      const address = options.serviceAddresses?.[alias.ip];
+      if (!address) {
+        throw new Error(
+          `${deploymentName} reaches ${alias.hostnames?.join(', ')} at the Service address ${alias.ip}, which podman does not have: give serviceAddresses["${alias.ip}"]`,
+        );
+      }
+      alias.ip = address;
+    }
 
     // podman 4.3 runs init containers to completion before the others (a native sidecar's
     // `restartPolicy: Always` is ignored, so play would wait forever) and refuses probes on them:

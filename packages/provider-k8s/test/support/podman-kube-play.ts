@@ -49,7 +49,11 @@ export interface PlayedManifests {
 export async function playOnPodman(
   docker: Docker,
   manifests: PodmanKubePlayManifests,
-  options: { network: string },
+  options: {
+    network: string;
+    /** Static addresses on `network`, one per pod in the YAML's order (`podman kube play --ip`). */
+    addresses?: string[];
+  },
 ): Promise<PlayedManifests> {
   const directory = await mkdtemp(join(tmpdir(), 'keyward-kube-play-'));
   const file = join(directory, 'manifests.yaml');
@@ -90,7 +94,8 @@ export async function playOnPodman(
     for (const secret of manifests.secrets) {
       await docker.createSecret({ Name: secret.name, Data: Buffer.from(secret.content).toString('base64') });
     }
-    const played = await podman(['kube', 'play', '--network', options.network, file], 300_000);
+    const addresses = (options.addresses ?? []).flatMap((address) => ['--ip', address]);
+    const played = await podman(['kube', 'play', '--network', options.network, ...addresses, file], 300_000);
     if (played.exitCode !== 0) {
       throw new Error(`podman kube play failed (exit ${played.exitCode}): ${played.stderr.trim()}`);
     }
