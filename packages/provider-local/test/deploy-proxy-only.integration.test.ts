@@ -14,10 +14,11 @@ import {
   demoUpstreamHost,
   demoUpstreamPort,
   remainingObjects,
+  scanContainer,
+  scanHostCommandLines,
   startDemoUpstream,
   uniqueName,
 } from '../src/testing/index.js';
-import { scanContainer, scanHostCommandLines } from './secret-scan.js';
 import { faultInjectingDocker } from './support/fault-injecting-docker.js';
 import {
   createUpstreamCertificates,

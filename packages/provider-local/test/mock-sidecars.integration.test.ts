@@ -19,9 +19,14 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod';
 import { createLocalProvider, type LocalProvider } from '../src/index.js';
-import { connectToTestRuntime, remainingObjects, uniqueName } from '../src/testing/index.js';
+import {
+  connectToTestRuntime,
+  remainingObjects,
+  scanContainer,
+  scanHostCommandLines,
+  uniqueName,
+} from '../src/testing/index.js';
 import { compositionTarget } from './plan-fixtures.js';
-import { scanContainer, scanHostCommandLines } from './secret-scan.js';
 import { agentStandInImage, ensureImages, runnable } from './support/podman-environment.js';
 
 let docker: Docker;

@@ -13,10 +13,11 @@ import {
   demoUpstreamHost,
   demoUpstreamPort,
   remainingObjects,
+  scanContainer,
+  scanHostCommandLines,
   startDemoUpstream,
   uniqueName,
 } from '../src/testing/index.js';
-import { scanContainer, scanHostCommandLines } from './secret-scan.js';
 import {
   createUpstreamCertificates,
   demoUpstreamImage,

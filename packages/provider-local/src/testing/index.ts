@@ -10,4 +10,5 @@ export {
   startDemoUpstream,
   testFixtureLabel,
 } from './demo-upstream.js';
+export { type Finding, scanContainer, scanHostCommandLines } from './secret-scan.js';
 export { connectToTestRuntime, remainingObjects, uniqueName } from './test-runtime.js';

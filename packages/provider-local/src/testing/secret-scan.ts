@@ -1,6 +1,6 @@
-// Looks for secret values where they must never be: a container's inspect output
-// and env, its whole filesystem (export) and mounted volumes, and every process's
-// argv on the host.
+// Integration-test support: looks for secret values where they must never be: a
+// container's inspect output and env, its whole filesystem (export) and mounted volumes,
+// and every process's argv on the host. For tests only.
 import { readdir, readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
