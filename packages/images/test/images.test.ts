@@ -33,7 +33,9 @@ describe('parseLddOutput', () => {
 describe('image definitions', () => {
   it('name every image under localhost/ with a pinned tag and a non-root user', () => {
     for (const definition of Object.values(imageDefinitions)) {
-      expect(imageReference(definition)).toMatch(/^localhost\/keyward-[a-z-]+:\d+\.\d+\.\d+(-[a-z]+\d+\.\d+\.\d+)?$/);
+      expect(imageReference(definition)).toMatch(
+        /^localhost\/keyward-[a-z-]+:\d+\.\d+\.\d+(-[a-z]+\d+\.\d+\.\d+)?$/,
+      );
       expect(definition.user).toBe('65532:65532');
     }
     expect(imageReference(imageDefinitions.tokenizer)).toBe('localhost/keyward-tokenizer:0.1.0');
@@ -88,7 +90,9 @@ describe('dockerFromEnvironment', () => {
 describe('prebuilt image definitions', () => {
   it('name each image under localhost/ with the program version, a non-root user and an existing build script', () => {
     for (const definition of Object.values(prebuiltImageDefinitions)) {
-      expect(imageReference(definition)).toMatch(/^localhost\/keyward-[a-z-]+:\d+\.\d+\.\d+(-[a-z]+\d+\.\d+\.\d+)?$/);
+      expect(imageReference(definition)).toMatch(
+        /^localhost\/keyward-[a-z-]+:\d+\.\d+\.\d+(-[a-z]+\d+\.\d+\.\d+)?$/,
+      );
       expect(definition.user).toBe('65532:65532');
       expect(readFileSync(join(repositoryRoot, definition.buildScript), 'utf8')).toMatch(
         /^#!\/usr\/bin\/env bash/,
