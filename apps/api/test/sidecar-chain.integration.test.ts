@@ -319,14 +319,14 @@ describe('the sidecar chain on real podman: agent → LiteLLM → tokenizer → 
         ).trim();
         const litellmEnv = (await docker.getContainer(containerRuntimeName(chain.name, 'litellm')).inspect())
           .Config.Env;
-        const valueOf = (name: string) =>
+        const variable = (name: string) =>
           litellmEnv.find((entry) => entry.startsWith(`${name}=`))?.slice(name.length + 1) ?? '';
         const secrets = {
           'provider key': chain.secret,
           'open key': openKey,
-          'virtual key': valueOf('LITELLM_MASTER_KEY'),
-          'sealed token': valueOf('KEYWARD_SEALED_MODEL_API'),
-          'proxy password': valueOf('KEYWARD_PROXY_AUTH'),
+          'virtual key': variable('LITELLM_MASTER_KEY'),
+          'sealed token': variable('KEYWARD_SEALED_MODEL_API'),
+          'proxy password': variable('KEYWARD_PROXY_AUTH'),
         };
         const text = Buffer.from(lines, 'utf8');
         for (const [name, value] of Object.entries(secrets)) {
