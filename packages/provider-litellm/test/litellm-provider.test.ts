@@ -78,6 +78,7 @@ function compose(
   mode: NetworkMode,
   withTelemetry: boolean,
   renderStyle: 'pods' | 'compose' = 'pods',
+  litellmConfig: Record<string, unknown> = validConfig,
 ): Promise<DeploymentPlanV2> {
   const providers = [litellm, tokenizer, otel];
   return composePlanV2({
@@ -87,7 +88,7 @@ function compose(
       agent: { image: 'localhost/agent:1', port: 18789, skillsDirectory: '/agent/skills' },
       network: { egress: mode },
       sidecars: {
-        litellm: validConfig,
+        litellm: litellmConfig,
         tokenizer: { credentials: [] },
         ...(withTelemetry ? { otel: { exporters: { file: {} } } } : {}),
       },
@@ -254,29 +255,15 @@ describe('litellm with the tokenizer (and the collector)', () => {
   });
 
   it('keeps the user’s own litellm_settings next to the otel callback, and their choice on traceparent', async () => {
-    const providers = [litellm, tokenizer, otel];
-    const plan = await composePlanV2({
-      spec: parseInstanceSpec({
-        name: 'chain',
-        target: 'memory',
-        agent: { image: 'localhost/agent:1', port: 18789, skillsDirectory: '/agent/skills' },
-        sidecars: {
-          litellm: {
-            ...validConfig,
-            settings: {
-              litellm_settings: {
-                callbacks: ['prometheus', 'otel'],
-                forward_traceparent_to_llm_provider: false,
-                drop_params: true,
-              },
-            },
-          },
-          tokenizer: { credentials: [] },
-          otel: { exporters: { file: {} } },
+    const plan = await compose('proxy-only', true, 'pods', {
+      ...validConfig,
+      settings: {
+        litellm_settings: {
+          callbacks: ['prometheus', 'otel'],
+          forward_traceparent_to_llm_provider: false,
+          drop_params: true,
         },
-      }),
-      sidecars: { getSidecar: (id) => providers.find((provider) => provider.id === id) },
-      target: createMemoryTargetProvider(),
+      },
     });
     const gateway = plan.containers.find((item) => item.name === 'litellm');
     expect(parse(gateway?.files[0]?.content ?? '').litellm_settings).toEqual({
@@ -287,21 +274,7 @@ describe('litellm with the tokenizer (and the collector)', () => {
   });
 
   it('leaves the otel callback out for an image without the OpenTelemetry SDK (exportTraces: false)', async () => {
-    const providers = [litellm, tokenizer, otel];
-    const plan = await composePlanV2({
-      spec: parseInstanceSpec({
-        name: 'chain',
-        target: 'memory',
-        agent: { image: 'localhost/agent:1', port: 18789, skillsDirectory: '/agent/skills' },
-        sidecars: {
-          litellm: { ...validConfig, exportTraces: false },
-          tokenizer: { credentials: [] },
-          otel: { exporters: { file: {} } },
-        },
-      }),
-      sidecars: { getSidecar: (id) => providers.find((provider) => provider.id === id) },
-      target: createMemoryTargetProvider(),
-    });
+    const plan = await compose('proxy-only', true, 'pods', { ...validConfig, exportTraces: false });
     const gateway = plan.containers.find((item) => item.name === 'litellm');
     expect(parse(gateway?.files[0]?.content ?? '').litellm_settings).toBeUndefined();
     expect(Object.keys(gateway?.env ?? {}).filter((name) => name.startsWith('OTEL_'))).toEqual([]);
