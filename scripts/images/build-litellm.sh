@@ -4,11 +4,11 @@
 # machine; no registry needed), then assembles the build context (Containerfile,
 # hash-pinned requirements, default config from packages/images/litellm) in a cache
 # outside the checkout. Prints the context directory as the last line of stdout;
-# `pnpm images litellm` builds localhost/keyward-litellm:<version> from it (the pip
-# install with --require-hashes runs in that build).
+# `pnpm images litellm` builds localhost/keyward-litellm:<litellm version>-otel<OpenTelemetry
+# SDK version> from it (the pip install with --require-hashes runs in that build).
 #
 # Idempotent: an existing base image is kept. Needs root (debootstrap), podman and
-# Debian's archive. Cache: ${KEYWARD_CACHE:-$HOME/.cache/keyward}/litellm-<version>/
+# Debian's archive. Cache: ${KEYWARD_CACHE:-$HOME/.cache/keyward}/litellm-<tag>/
 set -euo pipefail
 
 repository_root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,11 +17,17 @@ base_image=localhost/keyward-debian:bookworm
 
 log() { echo "build-litellm: $*" >&2; }
 
-version=$(sed -n 's/^litellm==\([^ ]*\).*/\1/p' "$source_directory/requirements.txt" | head -n 1)
-if [ -z "$version" ]; then
-  log "no litellm==<version> pin in $source_directory/requirements.txt"
+pinned() { sed -n "s/^$1==\\([^ ]*\\).*/\\1/p" "$source_directory/requirements.txt" | head -n 1; }
+litellm_version=$(pinned litellm)
+opentelemetry_version=$(pinned opentelemetry-sdk)
+if [ -z "$litellm_version" ] || [ -z "$opentelemetry_version" ]; then
+  log "no litellm==<version> or opentelemetry-sdk==<version> pin in $source_directory/requirements.txt"
   exit 1
 fi
+# The image tag (packages/images/src/image-definitions.ts): LiteLLM's version and the
+# OpenTelemetry SDK's. Images and this cache are shared by every checkout on the machine,
+# so a change of content gets a new name rather than overwriting another checkout's.
+version=$litellm_version-otel$opentelemetry_version
 
 cache_root=${KEYWARD_CACHE:-$HOME/.cache/keyward}
 cache_directory=$cache_root/litellm-$version

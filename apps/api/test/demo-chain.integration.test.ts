@@ -64,7 +64,7 @@ describe('keyward demo --with litellm,otel on real podman (the real CLI process)
         [9, 'LiteLLM holds a sealed token, never the provider key (nor does the agent or the collector)'],
         [
           10,
-          'The collector holds the agent’s span under the trace id it sent along, and the proxy’s span of the model call',
+          'One trace runs agent → LiteLLM → proxy: the collector holds spans of all three under the agent’s trace id',
         ],
       ] as const) {
         expect(run.stdout).toContain(`✔ PASS  ${index}. ${title}`);
@@ -102,11 +102,22 @@ describe('keyward demo --with litellm,otel on real podman (the real CLI process)
         expect(exposure.findings, container).toEqual([]);
       }
 
-      // The trace id the demo printed is in the collector's file, with the agent's span.
+      // The trace id the demo printed is in the collector's file, with spans of the agent, LiteLLM
+      // and the tokenizer; and the model API got a call under that trace.
       const traceId = /trace ([0-9a-f]{32}) in /.exec(run.stdout)?.[1];
       expect(traceId, run.stdout).toBeDefined();
+      expect(run.stdout).toContain('spans from demo-chain-agent, demo-chain-litellm, demo-chain-tokenizer');
       const lines = await readContainerText(docker, 'keyward-demo-chain-otel', DEMO_TELEMETRY_FILE);
-      expect(servicesOfTrace(lines, traceId as string)).toContain('demo-chain-agent');
+      expect(servicesOfTrace(lines, traceId as string)).toEqual([
+        'demo-chain-agent',
+        'demo-chain-litellm',
+        'demo-chain-tokenizer',
+      ]);
+      expect(
+        calls.some((call) => call.headers['traceparent']?.split('-')[1] === traceId),
+        JSON.stringify(calls.map((call) => call.headers['traceparent'])),
+      ).toBe(true);
+      expect(lines).not.toContain(modelKey);
 
       const removed = await runCli(cli, ['rm', instance]);
       expect(removed.code, describeRun(removed)).toBe(0);

@@ -1,9 +1,10 @@
 // The sidecar chain on real podman, through provider-local: agent → LiteLLM (the real one
-// from PyPI) → tokenizer → a stand-in model API (the demo upstream over HTTPS, which records
-// the key it received), with the OpenTelemetry Collector (the real one) next to them. The
-// provider key is sealed by the tokenizer for LiteLLM's container alone; the test checks at
-// the model API that the real key arrived, and scans LiteLLM, the agent and the collector
-// for it in any encoding.
+// from PyPI, with the OpenTelemetry SDK) → tokenizer → a stand-in model API (the demo upstream
+// over HTTPS, which records the key it received), with the OpenTelemetry Collector (the real
+// one) next to them. The provider key is sealed by the tokenizer for LiteLLM's container
+// alone; the test checks at the model API that the real key arrived, and scans LiteLLM, the
+// agent and the collector for it in any encoding. The agent's traceparent carries one trace
+// through LiteLLM and the tokenizer: the collector's file holds all three services under it.
 import { randomBytes } from 'node:crypto';
 import {
   composePlanV2,
@@ -36,7 +37,15 @@ import {
   startDemoApi,
 } from '../src/demo/demo-api-container.js';
 import { createDemoCertificates } from '../src/demo/demo-certificates.js';
-import { DEMO_TELEMETRY_FILE, readContainerText, servicesOfTrace, spansOf } from '../src/demo/demo-chain.js';
+import {
+  DEMO_TELEMETRY_FILE,
+  type DemoChainCheck,
+  readContainerText,
+  runChainChecks,
+  servicesOfTrace,
+  spansOf,
+  waitForTrace,
+} from '../src/demo/demo-chain.js';
 import { dockerForTests, execIn, readContainerFile } from './demo-test-runtime.js';
 
 const modelApiHost = 'model-api.chain.keyward.test';
@@ -136,9 +145,6 @@ async function deployChain(docker: Docker, local: LocalProvider, mode: NetworkMo
       litellm: {
         models: [{ name: modelName, model: 'openai/chain-upstream', credential: 'model-api' }],
         credentials: [{ name: 'model-api', secret, host: `${modelApiHost}:${modelApiPort}` }],
-        // keyward's local LiteLLM image has no OpenTelemetry SDK: with the otel callback it
-        // refuses to start, so its spans stay out (the agent's and the tokenizer's still go).
-        exportTraces: false,
       },
       otel: { exporters: { file: {} } },
     },
@@ -270,36 +276,120 @@ describe('the sidecar chain on real podman: agent → LiteLLM → tokenizer → 
     );
   }
 
+  for (const mode of ['proxy-only', 'open'] as const) {
+    it(
+      `one trace id holds the agent's span, LiteLLM's and the proxy's of the model call, and the collector's file no secret (${mode})`,
+      async () => {
+        const chain = chains.find((item) => item.mode === mode) as Chain;
+        const outcome = outcomes.get(mode) as AgentOutcome;
+        expect(outcome.otlpStatus).toBe(200);
+        const collector = containerRuntimeName(chain.name, 'otel');
+        const services = [`${chain.name}-agent`, `${chain.name}-litellm`, `${chain.name}-tokenizer`];
+        // Bounded: the SDKs export every second, the collector batches for another.
+        const trace = await waitForTrace({
+          docker,
+          collector,
+          traceId: outcome.traceId,
+          services,
+          proxyService: `${chain.name}-tokenizer`,
+          modelApiHost,
+          attempts: 90,
+        });
+        expect(trace.services).toEqual(services);
+        const lines = await readContainerText(docker, collector, DEMO_TELEMETRY_FILE);
+        // LiteLLM's server span is the child of the agent's span (the traceparent it received).
+        const gateway = spansOf(lines, `${chain.name}-litellm`).filter(
+          (span) => span.traceId === outcome.traceId,
+        );
+        expect(gateway.map((span) => span.name)).toContain('Received Proxy Server Request');
+        expect(gateway.find((span) => span.name === 'Received Proxy Server Request')?.parentSpanId).toBe(
+          outcome.spanId,
+        );
+        // The tokenizer's span of the model call: host, method and a credential fingerprint, never a value.
+        expect(trace.proxySpans.length).toBeGreaterThan(0);
+        for (const span of trace.proxySpans) {
+          expect(String(span.attributes['http.response.status_code'])).toBe('200');
+          expect(span.attributes['keyward.tokenizer.credential.fingerprints']).toBeDefined();
+        }
+        // No secret of the chain in what the collector wrote: the provider key, the open key, the
+        // virtual key, LiteLLM's sealed token and proxy password (any encoding).
+        const tokenizer = containerRuntimeName(chain.name, 'tokenizer');
+        const openKey = (
+          await readContainerFile(docker, tokenizer, '/run/keyward/tokenizer/open-key')
+        ).trim();
+        const litellmEnv = (await docker.getContainer(containerRuntimeName(chain.name, 'litellm')).inspect())
+          .Config.Env;
+        const variable = (name: string) =>
+          litellmEnv.find((entry) => entry.startsWith(`${name}=`))?.slice(name.length + 1) ?? '';
+        const secrets = {
+          'provider key': chain.secret,
+          'open key': openKey,
+          'virtual key': variable('LITELLM_MASTER_KEY'),
+          'sealed token': variable('KEYWARD_SEALED_MODEL_API'),
+          'proxy password': variable('KEYWARD_PROXY_AUTH'),
+        };
+        const text = Buffer.from(lines, 'utf8');
+        for (const [name, value] of Object.entries(secrets)) {
+          expect(value.length, name).toBeGreaterThan(15);
+          const found = credentialNeedles(value).filter((needle) => text.includes(needle.bytes));
+          expect(
+            found.map((needle) => needle.form),
+            name,
+          ).toEqual([]);
+        }
+      },
+      3 * 60_000,
+    );
+  }
+
   it(
-    'the collector holds the agent span under the trace id it sent along, and the proxy span of each upstream call (proxy-only)',
+    "the demo's chain checks pass on this instance, and their trace line holds from outside (proxy-only)",
     async () => {
       const chain = chains.find((item) => item.mode === 'proxy-only') as Chain;
-      const outcome = outcomes.get('proxy-only');
-      expect(outcome?.otlpStatus).toBe(200);
-      const collector = containerRuntimeName(chain.name, 'otel');
-      let lines = '';
-      for (let attempt = 0; attempt < 30; attempt += 1) {
-        lines = await readContainerText(docker, collector, DEMO_TELEMETRY_FILE).catch(() => '');
-        const proxied = spansOf(lines, `${chain.name}-tokenizer`).filter(
-          (span) => span.attributes['server.address'] === modelApiHost,
-        );
-        if (servicesOfTrace(lines, outcome?.traceId ?? '').length > 0 && proxied.length > 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
-      expect(servicesOfTrace(lines, outcome?.traceId ?? '')).toContain(`${chain.name}-agent`);
-      // The tokenizer's span per proxied call: host and method, a credential fingerprint, never a value.
-      const proxied = spansOf(lines, `${chain.name}-tokenizer`).filter(
-        (span) => span.attributes['server.address'] === modelApiHost,
+      // What `keyward demo --with litellm,otel` runs after its deploy, on this test's own instance.
+      const checks = await runChainChecks({
+        docker,
+        instance: chain.name,
+        adminUrl: chain.api.adminUrl,
+        model: modelName,
+        modelKey: chain.secret,
+        modelApiHost,
+        telemetry: true,
+      });
+      expect(
+        checks.map(({ name, passed }) => ({ name, passed })),
+        JSON.stringify(checks, null, 2),
+      ).toEqual([
+        { name: 'gateway-chat-completed', passed: true },
+        { name: 'gateway-upstream-received-key', passed: true },
+        { name: 'gateway-holds-no-key', passed: true },
+        { name: 'trace-collected', passed: true },
+      ]);
+      const line = checks.find((check) => check.name === 'trace-collected') as DemoChainCheck;
+      const traceId = /^trace ([0-9a-f]{32}) in /.exec(line.evidence)?.[1];
+      expect(traceId, line.evidence).toBeDefined();
+      const services = [`${chain.name}-agent`, `${chain.name}-litellm`, `${chain.name}-tokenizer`];
+      for (const service of services) expect(line.evidence).toContain(service);
+      // From outside: the collector's file, read here, has that trace id from all three services.
+      const lines = await readContainerText(
+        docker,
+        containerRuntimeName(chain.name, 'otel'),
+        DEMO_TELEMETRY_FILE,
       );
-      expect(proxied.length).toBeGreaterThan(0);
-      // LiteLLM's chat completion (LiteLLM also lists the models on its own: GET …/models).
-      expect(proxied.map((span) => span.attributes['http.request.method'])).toContain('POST');
-      expect(lines).not.toContain(chain.secret);
-      // LiteLLM 1.108.7 forwards the caller's traceparent upstream only through its otel callback,
-      // which needs the OpenTelemetry SDK the local image lacks (exportTraces: false): the proxy's
-      // spans start their own trace here, not the agent's.
+      expect(servicesOfTrace(lines, traceId as string)).toEqual(services);
+      // And the model API got a call carrying that trace (the tokenizer's span id as parent).
+      const received = await readReceivedRequests(chain.api.adminUrl);
+      expect(
+        received.some(
+          (entry) =>
+            entry.method === 'POST' &&
+            typeof entry.headers['traceparent'] === 'string' &&
+            entry.headers['traceparent'].split('-')[1] === traceId,
+        ),
+        JSON.stringify(received.map((entry) => entry.headers['traceparent'])),
+      ).toBe(true);
     },
-    2 * 60_000,
+    20 * 60_000,
   );
 
   it(

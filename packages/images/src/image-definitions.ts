@@ -146,14 +146,17 @@ export const otelCollectorImage: PrebuiltImageDefinition = {
 
 /**
  * The real LiteLLM proxy from PyPI, pinned by version and hash
- * (`packages/images/litellm/requirements.txt`), in a venv on a Debian bookworm base made
- * with debootstrap (no registry). `litellm --config …` on port 4000.
+ * (`packages/images/litellm/requirements.txt`), with the OpenTelemetry SDK and OTLP/HTTP
+ * exporter its `otel` callback needs, in a venv on a Debian bookworm base made with
+ * debootstrap (no registry). `litellm --config …` on port 4000. The tag names LiteLLM's
+ * version and the SDK's, as `scripts/images/build-litellm.sh` does for its cache.
  */
 export const litellmImage: PrebuiltImageDefinition = {
   kind: 'prebuilt',
   name: 'keyward-litellm',
-  tag: '1.108.7',
-  description: 'LiteLLM proxy from PyPI (hash-pinned) on a debootstrapped Debian bookworm.',
+  tag: '1.108.7-otel1.45.1',
+  description:
+    'LiteLLM proxy from PyPI (hash-pinned) with the OpenTelemetry SDK, on a debootstrapped Debian bookworm.',
   buildScript: 'scripts/images/build-litellm.sh',
   user: nonRootUser,
   exposedPorts: [4000],

@@ -33,7 +33,9 @@ describe('parseLddOutput', () => {
 describe('image definitions', () => {
   it('name every image under localhost/ with a pinned tag and a non-root user', () => {
     for (const definition of Object.values(imageDefinitions)) {
-      expect(imageReference(definition)).toMatch(/^localhost\/keyward-[a-z-]+:\d+\.\d+\.\d+$/);
+      expect(imageReference(definition)).toMatch(
+        /^localhost\/keyward-[a-z-]+:\d+\.\d+\.\d+(-[a-z]+\d+\.\d+\.\d+)?$/,
+      );
       expect(definition.user).toBe('65532:65532');
     }
     expect(imageReference(imageDefinitions.tokenizer)).toBe('localhost/keyward-tokenizer:0.1.0');
@@ -88,7 +90,9 @@ describe('dockerFromEnvironment', () => {
 describe('prebuilt image definitions', () => {
   it('name each image under localhost/ with the program version, a non-root user and an existing build script', () => {
     for (const definition of Object.values(prebuiltImageDefinitions)) {
-      expect(imageReference(definition)).toMatch(/^localhost\/keyward-[a-z-]+:\d+\.\d+\.\d+$/);
+      expect(imageReference(definition)).toMatch(
+        /^localhost\/keyward-[a-z-]+:\d+\.\d+\.\d+(-[a-z]+\d+\.\d+\.\d+)?$/,
+      );
       expect(definition.user).toBe('65532:65532');
       expect(readFileSync(join(repositoryRoot, definition.buildScript), 'utf8')).toMatch(
         /^#!\/usr\/bin\/env bash/,
@@ -111,7 +115,16 @@ describe('prebuilt image definitions', () => {
       join(repositoryRoot, 'packages/images/litellm/requirements.txt'),
       'utf8',
     );
-    expect(requirements).toContain(`litellm==${prebuiltImageDefinitions.litellm.tag} \\\n    --hash=sha256:`);
+    // `<litellm>-otel<opentelemetry-sdk>`, the name build-litellm.sh gives its cache too.
+    const [litellmVersion, opentelemetryVersion] = prebuiltImageDefinitions.litellm.tag.split('-otel');
+    expect(requirements).toContain(`\nlitellm==${litellmVersion} \\\n    --hash=sha256:`);
+    expect(requirements).toContain(`\nopentelemetry-sdk==${opentelemetryVersion} \\\n    --hash=sha256:`);
+    expect(requirements).toContain(
+      `\nopentelemetry-exporter-otlp-proto-http==${opentelemetryVersion} \\\n    --hash=sha256:`,
+    );
+    const script = readFileSync(join(repositoryRoot, 'scripts/images/build-litellm.sh'), 'utf8');
+    expect(script).toContain('version=$litellm_version-otel$opentelemetry_version\n');
+    expect(script).toContain('cache_directory=$cache_root/litellm-$version\n');
   });
 
   it('pin every LiteLLM requirement by exact version and sha256, and never the malicious 1.82.7 or 1.82.8', () => {

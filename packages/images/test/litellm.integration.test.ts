@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +26,8 @@ const proxyTokenizerHeader = 'sealed-token-from-keyward-images-test';
 // A name nothing resolves: only a request sent through HTTP_PROXY can reach "it".
 const upstreamBase = 'http://model-api.keyward-images.test:8080/v1';
 
+const otelServiceName = 'keyward-images-test-litellm';
+
 const litellmConfiguration = `
 model_list:
   - model_name: mock-model
@@ -37,17 +40,22 @@ model_list:
       model: openai/gpt-upstream
       api_base: ${upstreamBase}
       api_key: os.environ/MODEL_API_KEY
-      extra_headers:
+      # \`headers\`, not \`extra_headers\`: a request's own extra_headers (the forwarded
+      # traceparent) replace the model's, while \`headers\` are merged with them.
+      headers:
         Proxy-Tokenizer: ${proxyTokenizerHeader}
 general_settings:
   master_key: ${masterKey}
+litellm_settings:
+  callbacks: ["otel"]
+  forward_traceparent_to_llm_provider: true
 `;
 
 interface RecordedRequest {
   method: string;
   url: string;
   headers: IncomingHttpHeaders;
-  body: string;
+  body: Buffer;
 }
 
 /** A forward proxy for plain HTTP that records each request and answers it as the model API would. */
@@ -61,8 +69,15 @@ async function startRecordingProxy(): Promise<{ server: Server; port: number; re
         method: request.method ?? '',
         url: request.url ?? '',
         headers: request.headers,
-        body: Buffer.concat(chunks).toString('utf8'),
+        body: Buffer.concat(chunks),
       });
+      // LiteLLM's OTLP exporter (not proxied: NO_PROXY names this host): an empty
+      // ExportTraceServiceResponse is zero bytes of protobuf.
+      if (request.url === '/v1/traces') {
+        response.writeHead(200, { 'content-type': 'application/x-protobuf' });
+        response.end();
+        return;
+      }
       response.writeHead(200, { 'content-type': 'application/json' });
       response.end(
         JSON.stringify({
@@ -105,12 +120,15 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
   let port: number;
   const containerName = `keyward-images-litellm-test-${Date.now().toString(36)}`;
 
-  const chat = (model: string) =>
+  const chat = (model: string, headers: Record<string, string> = {}) =>
     fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${masterKey}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${masterKey}`, 'content-type': 'application/json', ...headers },
       body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hello' }] }),
     });
+  // Requests LiteLLM sent through HTTP_PROXY (absolute form), apart from its OTLP exports.
+  const proxied = () => proxy.requests.filter((request) => request.url.startsWith('http://'));
+  const exports = () => proxy.requests.filter((request) => request.url === '/v1/traces');
 
   beforeAll(async () => {
     if (!process.env['DOCKER_HOST']) {
@@ -133,7 +151,14 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
         // proxy for plain-http API bases (this LiteLLM's aiohttp transport reads it
         // without AIOHTTP_TRUST_ENV), and a NO_PROXY that does not cover the API host.
         `HTTP_PROXY=http://host.containers.internal:${proxy.port}`,
-        'NO_PROXY=localhost,127.0.0.1',
+        'NO_PROXY=localhost,127.0.0.1,host.containers.internal',
+        // LiteLLM's `otel` callback, as provider-litellm configures it for the collector.
+        `OTEL_EXPORTER_OTLP_ENDPOINT=http://host.containers.internal:${proxy.port}`,
+        'OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf',
+        `OTEL_SERVICE_NAME=${otelServiceName}`,
+        'OTEL_BSP_SCHEDULE_DELAY=1000',
+        // Otherwise a raw-request span carries the whole provider request, headers included.
+        'OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=NO_CONTENT',
       ],
       ExposedPorts: { '4000/tcp': {} },
       HostConfig: {
@@ -170,7 +195,11 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
     const again = await buildPrebuiltImage(docker, litellmImage);
     expect(again).toMatchObject({ built: false, contentDigest: build.contentDigest });
     const version = await docker.getContainer(containerName).exec({
-      Cmd: ['python3', '-c', 'import importlib.metadata as m; print(m.version("litellm"))'],
+      Cmd: [
+        'python3',
+        '-c',
+        'import importlib.metadata as m; print(m.version("litellm") + "-otel" + m.version("opentelemetry-sdk"))',
+      ],
       AttachStdout: true,
       AttachStderr: true,
     });
@@ -191,7 +220,7 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
     expect(response.status).toBe(200);
     const body = (await response.json()) as { choices: { message: { content: string } }[] };
     expect(body.choices[0]?.message.content).toBe('hello from the mock model');
-    expect(proxy.requests.filter((request) => request.method === 'POST')).toEqual([]);
+    expect(proxied().filter((request) => request.method === 'POST')).toEqual([]);
   });
 
   it('refuses a chat request without the master key', async () => {
@@ -209,7 +238,7 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
     const body = (await response.json()) as { choices: { message: { content: string } }[] };
     expect(body.choices[0]?.message.content).toBe('hello through the proxy');
 
-    const chatRequests = proxy.requests.filter((request) => request.method === 'POST');
+    const chatRequests = proxied().filter((request) => request.method === 'POST');
     expect(chatRequests).toHaveLength(1);
     const [request] = chatRequests;
     // Absolute-form request line: how a client talks to a forward proxy for http:// URLs.
@@ -217,16 +246,54 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
     expect(request?.url).toBe(`${upstreamBase}/chat/completions`);
     expect(request?.headers['proxy-tokenizer']).toBe(proxyTokenizerHeader);
     expect(request?.headers.authorization).toBe(`Bearer ${placeholderApiKey}`);
-    expect(JSON.parse(request?.body ?? '{}')).toMatchObject({
+    // No traceparent came in, so none goes out.
+    expect(request?.headers.traceparent).toBeUndefined();
+    expect(JSON.parse(request?.body.toString('utf8') ?? '{}')).toMatchObject({
       model: 'gpt-upstream',
       messages: [{ role: 'user', content: 'hello' }],
     });
     // LiteLLM also lists the API's models (GET {api_base}/models) on its own: through
     // the proxy too, with the same credentials and header.
-    for (const other of proxy.requests) {
+    for (const other of proxied()) {
       expect(other.url.startsWith(`${upstreamBase}/`)).toBe(true);
       expect(other.headers['proxy-tokenizer']).toBe(proxyTokenizerHeader);
       expect(other.headers.authorization).toBe(`Bearer ${placeholderApiKey}`);
+    }
+  });
+
+  it('forwards the caller’s traceparent upstream next to the Proxy-Tokenizer header, and exports its spans under that trace id', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const traceparent = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+    const before = proxied().length;
+    const response = await chat('upstream-model', { traceparent });
+    expect(response.status).toBe(200);
+
+    const [request] = proxied()
+      .slice(before)
+      .filter((entry) => entry.method === 'POST');
+    expect(request?.url).toBe(`${upstreamBase}/chat/completions`);
+    // forward_traceparent_to_llm_provider puts the header in the request's extra_headers; the
+    // model's `headers` (the sealed token the tokenizer needs) are merged with them.
+    expect(request?.headers.traceparent).toBe(traceparent);
+    expect(request?.headers['proxy-tokenizer']).toBe(proxyTokenizerHeader);
+    expect(request?.headers.authorization).toBe(`Bearer ${placeholderApiKey}`);
+
+    // OTLP/protobuf: the trace id is 16 raw bytes in each span, the service name a plain string.
+    const traceIdBytes = Buffer.from(traceId, 'hex');
+    const deadline = Date.now() + 60_000;
+    while (!exports().some((entry) => entry.body.includes(traceIdBytes)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    const traced = exports().filter((entry) => entry.body.includes(traceIdBytes));
+    expect(traced.length, `${exports().length} export(s), none with trace ${traceId}`).toBeGreaterThan(0);
+    expect(traced[0]?.headers['content-type']).toBe('application/x-protobuf');
+    expect(traced[0]?.body.includes(Buffer.from(otelServiceName))).toBe(true);
+    // Neither the master key nor the sealed token goes into a span (with content capture on, a
+    // raw-request span would carry the model's headers).
+    for (const entry of exports()) {
+      expect(entry.body.includes(Buffer.from(masterKey))).toBe(false);
+      expect(entry.body.includes(Buffer.from(proxyTokenizerHeader))).toBe(false);
+      expect(entry.body.includes(Buffer.from(placeholderApiKey))).toBe(false);
     }
   });
 });

@@ -24,7 +24,11 @@ export function upstreamBase(model: LitellmModel, credential: LitellmCredential)
 
 export interface GatewayConfigurationOptions {
   config: LitellmConfig;
-  /** `litellm_settings.callbacks` gains "otel" when a collector is there. */
+  /**
+   * A collector is there: `litellm_settings.callbacks` gains "otel" (LiteLLM's spans, children
+   * of the caller's `traceparent`), and `forward_traceparent_to_llm_provider` passes the caller's
+   * `traceparent` upstream, to the tokenizer, so one trace runs agent → LiteLLM → tokenizer.
+   */
   telemetry: boolean;
 }
 
@@ -39,7 +43,9 @@ export function gatewayConfiguration({ config, telemetry }: GatewayConfiguration
         model: model.model,
         api_base: upstreamBase(model, credential),
         api_key: API_KEY_PLACEHOLDER,
-        extra_headers: { 'Proxy-Tokenizer': `os.environ/${sealedTokenVariable(credential.name)}` },
+        // `headers`, not `extra_headers`: LiteLLM replaces a model's extra_headers with the
+        // request's own (the forwarded traceparent), and merges `headers` with them.
+        headers: { 'Proxy-Tokenizer': `os.environ/${sealedTokenVariable(credential.name)}` },
       },
     };
   });
@@ -49,6 +55,8 @@ export function gatewayConfiguration({ config, telemetry }: GatewayConfiguration
       ? (litellmSettings['callbacks'] as unknown[])
       : [];
     litellmSettings['callbacks'] = [...new Set([...callbacks, 'otel'])];
+    // LiteLLM puts it in the request's extra_headers, merged with the model's Proxy-Tokenizer header.
+    litellmSettings['forward_traceparent_to_llm_provider'] ??= true;
   }
   return stringify({
     model_list,

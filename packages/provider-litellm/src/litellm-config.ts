@@ -92,9 +92,11 @@ export const litellmConfigSchema = z
       .strict()
       .optional(),
     /**
-     * Adds LiteLLM's `otel` callback when a collector is there. The image must hold the
-     * OpenTelemetry SDK (the official image does; without it LiteLLM refuses to start with
-     * the callback: "Could not build the 'otel' callback"): set false for an image without it.
+     * With a collector there: LiteLLM's `otel` callback (its spans, children of the caller's
+     * traceparent) and `forward_traceparent_to_llm_provider` (the traceparent on to the
+     * tokenizer). The image must hold the OpenTelemetry SDK and OTLP exporter (the official image
+     * and keyward's local one do; without them LiteLLM refuses to start with the callback:
+     * "Could not build the 'otel' callback"): set false for an image without them.
      */
     exportTraces: z.boolean().default(true),
     /** The agent's variables for the gateway (an OpenAI-compatible API). */

@@ -113,10 +113,19 @@ export function createLitellmProvider(settings: LitellmProviderSettings = {}): L
     ];
     if (collector) {
       const collectorAddress = context.addressOf(LITELLM_CONTAINER_NAME, collector.container, collector.port);
-      env['OTEL_EXPORTER'] = 'otlp_http';
-      env['OTEL_ENDPOINT'] = `http://${collectorAddress}/v1/traces`;
+      // The standard OTLP variables, which LiteLLM's `otel` callback reads before its own
+      // OTEL_EXPORTER/OTEL_ENDPOINT; it appends /v1/traces to the base URL.
+      env['OTEL_EXPORTER_OTLP_ENDPOINT'] = `http://${collectorAddress}`;
+      env['OTEL_EXPORTER_OTLP_PROTOCOL'] = 'http/protobuf';
       env['OTEL_SERVICE_NAME'] = `${context.instanceName}-litellm`;
-      env['NO_PROXY'] = `localhost,127.0.0.1,${collectorAddress.replace(/:\d+$/, '')}`;
+      // The SDK's batch processor waits 5 s by default; a second keeps traces close to live.
+      env['OTEL_BSP_SCHEDULE_DELAY'] = '1000';
+      // No prompts or completions in spans: with content capture on, LiteLLM also adds a span of
+      // the raw provider request, whose headers hold the sealed token.
+      env['OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT'] = 'NO_CONTENT';
+      env['NO_PROXY'] = [...new Set(['localhost', '127.0.0.1', collectorAddress.replace(/:\d+$/, '')])].join(
+        ',',
+      );
       connections.push({ from: LITELLM_CONTAINER_NAME, to: collector.container, port: collector.port });
     }
     const metadata = {

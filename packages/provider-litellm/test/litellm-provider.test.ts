@@ -78,6 +78,7 @@ function compose(
   mode: NetworkMode,
   withTelemetry: boolean,
   renderStyle: 'pods' | 'compose' = 'pods',
+  litellmConfig: Record<string, unknown> = validConfig,
 ): Promise<DeploymentPlanV2> {
   const providers = [litellm, tokenizer, otel];
   return composePlanV2({
@@ -87,7 +88,7 @@ function compose(
       agent: { image: 'localhost/agent:1', port: 18789, skillsDirectory: '/agent/skills' },
       network: { egress: mode },
       sidecars: {
-        litellm: validConfig,
+        litellm: litellmConfig,
         tokenizer: { credentials: [] },
         ...(withTelemetry ? { otel: { exporters: { file: {} } } } : {}),
       },
@@ -164,7 +165,7 @@ describe('litellm with the tokenizer (and the collector)', () => {
     const command = isolated.containers.find((item) => item.name === 'litellm')?.command ?? [];
     expect(command.join(' ')).toContain('@localhost:4001');
     expect(command.join(' ')).not.toMatch(/[0-9a-f]{64}/);
-    expect(envOf(isolated, 'litellm')['OTEL_ENDPOINT']).toBe('http://localhost:4318/v1/traces');
+    expect(envOf(isolated, 'litellm')['OTEL_EXPORTER_OTLP_ENDPOINT']).toBe('http://localhost:4318');
   });
 
   it('writes a LiteLLM config with plain-http upstreams, the sealed token by reference and no key', async () => {
@@ -180,7 +181,7 @@ describe('litellm with the tokenizer (and the collector)', () => {
             model: 'openai/gpt-4o',
             api_base: 'http://api.openai.com/v1',
             api_key: 'sealed-by-keyward',
-            extra_headers: { 'Proxy-Tokenizer': 'os.environ/KEYWARD_SEALED_OPENAI' },
+            headers: { 'Proxy-Tokenizer': 'os.environ/KEYWARD_SEALED_OPENAI' },
           },
         },
         {
@@ -189,7 +190,7 @@ describe('litellm with the tokenizer (and the collector)', () => {
             model: 'anthropic/claude-sonnet-4-5',
             api_base: 'http://api.anthropic.com',
             api_key: 'sealed-by-keyward',
-            extra_headers: { 'Proxy-Tokenizer': 'os.environ/KEYWARD_SEALED_ANTHROPIC' },
+            headers: { 'Proxy-Tokenizer': 'os.environ/KEYWARD_SEALED_ANTHROPIC' },
           },
         },
       ],
@@ -227,30 +228,56 @@ describe('litellm with the tokenizer (and the collector)', () => {
       (await compose('open', true)).containers.find((item) => item.name === 'litellm')?.files[0]?.content ??
         '',
     );
-    expect(withCollector.litellm_settings).toEqual({ callbacks: ['otel'] });
+    // Its spans go to the collector, and the caller's traceparent goes on to the tokenizer.
+    expect(withCollector.litellm_settings).toEqual({
+      callbacks: ['otel'],
+      forward_traceparent_to_llm_provider: true,
+    });
+    const open = await compose('open', true);
+    expect(
+      Object.fromEntries(Object.entries(envOf(open, 'litellm')).filter(([name]) => name.startsWith('OTEL_'))),
+    ).toEqual({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://localhost:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_SERVICE_NAME: 'chain-litellm',
+      OTEL_BSP_SCHEDULE_DELAY: '1000',
+      OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: 'NO_CONTENT',
+    });
+    // The collector is reached directly, never through the tokenizer.
+    expect(envOf(open, 'litellm')['NO_PROXY']).toBe('localhost,127.0.0.1');
+    expect(envOf(await compose('proxy-only', true), 'litellm')['NO_PROXY']).toBe('localhost,127.0.0.1');
     const without = await compose('open', false);
-    expect(envOf(without, 'litellm')['OTEL_ENDPOINT']).toBeUndefined();
+    expect(Object.keys(envOf(without, 'litellm')).filter((name) => name.startsWith('OTEL_'))).toEqual([]);
+    expect(
+      parse(without.containers.find((item) => item.name === 'litellm')?.files[0]?.content ?? '')
+        .litellm_settings,
+    ).toBeUndefined();
+  });
+
+  it('keeps the user’s own litellm_settings next to the otel callback, and their choice on traceparent', async () => {
+    const plan = await compose('proxy-only', true, 'pods', {
+      ...validConfig,
+      settings: {
+        litellm_settings: {
+          callbacks: ['prometheus', 'otel'],
+          forward_traceparent_to_llm_provider: false,
+          drop_params: true,
+        },
+      },
+    });
+    const gateway = plan.containers.find((item) => item.name === 'litellm');
+    expect(parse(gateway?.files[0]?.content ?? '').litellm_settings).toEqual({
+      callbacks: ['prometheus', 'otel'],
+      forward_traceparent_to_llm_provider: false,
+      drop_params: true,
+    });
   });
 
   it('leaves the otel callback out for an image without the OpenTelemetry SDK (exportTraces: false)', async () => {
-    const providers = [litellm, tokenizer, otel];
-    const plan = await composePlanV2({
-      spec: parseInstanceSpec({
-        name: 'chain',
-        target: 'memory',
-        agent: { image: 'localhost/agent:1', port: 18789, skillsDirectory: '/agent/skills' },
-        sidecars: {
-          litellm: { ...validConfig, exportTraces: false },
-          tokenizer: { credentials: [] },
-          otel: { exporters: { file: {} } },
-        },
-      }),
-      sidecars: { getSidecar: (id) => providers.find((provider) => provider.id === id) },
-      target: createMemoryTargetProvider(),
-    });
+    const plan = await compose('proxy-only', true, 'pods', { ...validConfig, exportTraces: false });
     const gateway = plan.containers.find((item) => item.name === 'litellm');
     expect(parse(gateway?.files[0]?.content ?? '').litellm_settings).toBeUndefined();
-    expect(gateway?.env['OTEL_ENDPOINT']).toBeUndefined();
+    expect(Object.keys(gateway?.env ?? {}).filter((name) => name.startsWith('OTEL_'))).toEqual([]);
     expect(plan.connections.filter((connection) => connection.from === 'litellm')).toEqual([
       { from: 'litellm', to: 'tokenizer', port: 4001 },
     ]);

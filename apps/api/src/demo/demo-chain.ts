@@ -1,8 +1,10 @@
 // `keyward demo --with litellm,otel`: the checks of the sidecar chain. The agent asks LiteLLM
 // for a chat completion with its virtual key and a W3C traceparent; LiteLLM calls the model API
 // (the demo API, which also answers OpenAI-style) over plain http through the tokenizer, which
-// injects the provider key it sealed for LiteLLM alone. The agent then sends its own span for
-// that trace to the collector, whose file exporter the demo reads back.
+// injects the provider key it sealed for LiteLLM alone. LiteLLM reports its spans as children
+// of the agent's traceparent and passes that traceparent on to the tokenizer, which reports its
+// span of the model call under it; the agent sends its own span for the trace, and the demo
+// reads the collector's file exporter back for one trace id with all three services.
 import { createHash } from 'node:crypto';
 import { containerRuntimeName, execInContainer } from '@keyward/provider-local';
 import type Docker from 'dockerode';
@@ -102,6 +104,8 @@ export function servicesOfTrace(lines: string, traceId: string): string[] {
 
 export interface CollectedSpan {
   traceId: string;
+  /** Absent for a root span. */
+  parentSpanId?: string;
   name: string;
   attributes: Record<string, unknown>;
 }
@@ -117,6 +121,7 @@ export function spansOf(lines: string, service: string): CollectedSpan[] {
         scopeSpans?: {
           spans?: {
             traceId: string;
+            parentSpanId?: string;
             name: string;
             attributes?: { key: string; value: Record<string, unknown> }[];
           }[];
@@ -134,6 +139,7 @@ export function spansOf(lines: string, service: string): CollectedSpan[] {
       for (const span of (resource.scopeSpans ?? []).flatMap((scope) => scope.spans ?? [])) {
         spans.push({
           traceId: span.traceId,
+          ...(span.parentSpanId ? { parentSpanId: span.parentSpanId } : {}),
           name: span.name,
           attributes: Object.fromEntries(
             (span.attributes ?? []).map((attribute) => [attribute.key, Object.values(attribute.value)[0]]),
@@ -167,10 +173,58 @@ function fingerprint(value: string): string {
   return createHash('sha256').update(value).digest('hex').slice(0, 12);
 }
 
+/** The services of a trace as the collector's file holds them, and the proxy's span of the model call in it. */
+export interface CollectedTrace {
+  services: string[];
+  /** The proxy's spans of POST calls to the model API under this trace id. */
+  proxySpans: CollectedSpan[];
+}
+
+/**
+ * Reads the collector's file until `traceId` has spans from every service in `services` and a
+ * proxy span of a POST to `modelApiHost`, or the attempts run out (exports are batched: the
+ * SDKs every second, the collector's batch processor too). Returns what was there last.
+ */
+export async function waitForTrace(options: {
+  docker: Docker;
+  collector: string;
+  traceId: string;
+  services: readonly string[];
+  proxyService: string;
+  modelApiHost: string;
+  attempts?: number;
+}): Promise<CollectedTrace> {
+  let collected: CollectedTrace = { services: [], proxySpans: [] };
+  for (let attempt = 0; attempt < (options.attempts ?? 60); attempt += 1) {
+    const lines = await readContainerText(options.docker, options.collector, DEMO_TELEMETRY_FILE).catch(
+      () => '',
+    );
+    collected = {
+      services: servicesOfTrace(lines, options.traceId),
+      proxySpans: spansOf(lines, options.proxyService).filter(
+        (span) =>
+          span.traceId.toLowerCase() === options.traceId.toLowerCase() &&
+          span.attributes['server.address'] === options.modelApiHost &&
+          span.attributes['http.request.method'] === 'POST',
+      ),
+    };
+    if (
+      options.services.every((service) => collected.services.includes(service)) &&
+      collected.proxySpans.length > 0
+    ) {
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  return collected;
+}
+
 export interface ChainCheckSettings {
   docker: Docker;
   instance: string;
   adminUrl: string;
+  /** The model the agent asks LiteLLM for; default the demo's. */
+  model?: string;
   /** The provider key LiteLLM's model uses (sealed for LiteLLM's container). */
   modelKey: string;
   /** The model API's host name, as the tokenizer's spans name it (`server.address`). */
@@ -182,7 +236,7 @@ export async function runChainChecks(settings: ChainCheckSettings): Promise<Demo
   const { docker, instance } = settings;
   const agent = containerRuntimeName(instance, 'agent');
   const run = await execInContainer(docker, agent, ['node', '-'], {
-    stdin: chainProbeScript(DEMO_MODEL_NAME),
+    stdin: chainProbeScript(settings.model ?? DEMO_MODEL_NAME),
     timeoutMs: 120_000,
   });
   let outcome: ProbeOutcome = {};
@@ -248,30 +302,28 @@ export async function runChainChecks(settings: ChainCheckSettings): Promise<Demo
   });
 
   if (settings.telemetry) {
-    const collector = containerRuntimeName(instance, 'otel');
     const agentService = `${instance}-agent`;
+    const gatewayService = `${instance}-litellm`;
     const proxyService = `${instance}-tokenizer`;
-    let services: string[] = [];
-    let proxied: CollectedSpan[] = [];
-    // The collector batches for a second before its file exporter writes.
-    for (let attempt = 0; attempt < 20 && outcome.traceId; attempt += 1) {
-      const lines = await readContainerText(docker, collector, DEMO_TELEMETRY_FILE).catch(() => '');
-      services = servicesOfTrace(lines, outcome.traceId);
-      proxied = spansOf(lines, proxyService).filter(
-        (span) =>
-          span.attributes['server.address'] === settings.modelApiHost &&
-          span.attributes['http.request.method'] === 'POST',
-      );
-      if (services.includes(agentService) && proxied.length > 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
+    const services = [agentService, gatewayService, proxyService];
+    const trace = outcome.traceId
+      ? await waitForTrace({
+          docker,
+          collector: containerRuntimeName(instance, 'otel'),
+          traceId: outcome.traceId,
+          services,
+          proxyService,
+          modelApiHost: settings.modelApiHost,
+        })
+      : { services: [], proxySpans: [] };
+    const missing = services.filter((service) => !trace.services.includes(service));
     checks.push({
       name: 'trace-collected',
       title:
-        'The collector holds the agent’s span under the trace id it sent along, and the proxy’s span of the model call',
-      passed: services.includes(agentService) && proxied.length > 0,
+        'One trace runs agent → LiteLLM → proxy: the collector holds spans of all three under the agent’s trace id',
+      passed: outcome.traceId !== undefined && missing.length === 0 && trace.proxySpans.length > 0,
       evidence: outcome.traceId
-        ? `trace ${outcome.traceId} in ${DEMO_TELEMETRY_FILE}: spans from ${services.join(', ') || 'nobody'} (agent POST /v1/traces → ${outcome.otlpStatus}); ${proxyService}: ${proxied.length} span(s) of POST ${settings.modelApiHost}${proxied.length > 0 ? `, trace ${proxied.at(-1)?.traceId} (LiteLLM forwards no traceparent without its OpenTelemetry SDK)` : ''}`
+        ? `trace ${outcome.traceId} in ${DEMO_TELEMETRY_FILE}: spans from ${trace.services.join(', ') || 'nobody'}${missing.length > 0 ? `; none from ${missing.join(', ')}` : ''}; ${proxyService}: ${trace.proxySpans.length} span(s) of POST ${settings.modelApiHost} in it (agent POST /v1/traces → ${outcome.otlpStatus})`
         : 'the agent sent no trace',
     });
   }

@@ -76,7 +76,8 @@ export interface DemoOptions {
   environment?: NodeJS.ProcessEnv;
   /**
    * Sidecars next to the tokenizer (`keyward demo --with litellm,otel`): LiteLLM calls the demo
-   * API as a model API through the tokenizer, the collector receives the agent's trace.
+   * API as a model API through the tokenizer; the collector receives one trace from the agent,
+   * LiteLLM and the tokenizer.
    */
   with?: readonly DemoExtra[];
   /** Injectable runtime (tests). Default: provider-local's detection. */
@@ -159,9 +160,6 @@ function demoSpec(
                   host: `${DEMO_API_HOSTNAME}:${DEMO_API_PORT}`,
                 },
               ],
-              // keyward's local LiteLLM image has no OpenTelemetry SDK: with the otel callback it
-              // refuses to start, so its spans stay out (the agent's and the tokenizer's still go).
-              exportTraces: false,
             },
           }
         : {}),
