@@ -88,7 +88,7 @@ interface ContainerFacts {
   tmpWritable: boolean;
 }
 
-/** Calls the upstream through the tokenizer on localhost, from INSIDE the agent, with its own env. */
+/** Calls the upstream through the tokenizer at TOKENIZER_PROXY_URL, from INSIDE the agent, with its own env. */
 const proxiedRequestScript = `
 const http = require('node:http');
 const proxy = new URL(process.env.TOKENIZER_PROXY_URL);
