@@ -85,9 +85,13 @@ cleanup() {
   fi
   [ -z "$slirp_pid" ] || kill "$slirp_pid" 2>/dev/null
   wait 2>/dev/null
-  step "removing $work"
   # The storage's mounts lived in the machine's mount namespace only: gone with its last process.
-  if [ "${KEEP:-0}" = 1 ]; then step "kept $work"; else rm -rf "$work"; fi
+  if [ "${KEEP:-0}" = 1 ]; then
+    step "kept $work"
+  else
+    step "removing $work"
+    rm -rf "$work"
+  fi
   step "total $(($(date +%s) - started)) s, exit $status"
   exit "$status"
 }
@@ -215,10 +219,19 @@ if ip -o -4 addr | grep -q " $subnet_prefix\."; then fail "the host's network na
 if grep -rqs "$subnet_prefix\." /run/containers/networks/aardvark-dns; then fail "the host's aardvark-dns config names a $subnet_prefix.x address"; fi
 pass "the second service's networks stay in its machine (no $subnet_prefix.x address or DNS entry on the host)"
 
+# What `keyward rm <name>` must leave: no container at all, no network or volume of the instance.
+expect_removed() {
+  local containers networks volumes
+  containers=$(podman_in_machine ps --all --quiet | wc -l)
+  networks=$(podman_in_machine network ls --quiet --filter "label=keyward.dev/instance=$1" | wc -l)
+  volumes=$(podman_in_machine volume ls --quiet --filter "label=keyward.dev/instance=$1" | wc -l)
+  [ "$containers" -eq 0 ] && [ "$networks" -eq 0 ] && [ "$volumes" -eq 0 ] ||
+    fail "keyward rm $1 left $containers containers, $networks networks and $volumes volumes of it"
+  pass "keyward rm $1: no container, network or volume left"
+}
+
 in_machine keyward rm demo || fail "keyward rm demo"
-left=$(podman_in_machine ps --all --quiet | wc -l)
-[ "$left" -eq 0 ] || fail "keyward rm demo left $left containers"
-pass "keyward rm demo: no container left"
+expect_removed demo
 
 step "keyward plugins add (the packed example plugin)"
 plugin_tarball=$(ls "$work"/plugin-tarball/*.tgz)
@@ -251,9 +264,7 @@ in_machine keyward verify greeting-e2e | tee "$work/verify.log" || fail "the sel
 grep -q '✔ greeting-answers (greeting)' "$work/verify.log" || fail "the self-test ran no passing greeting check"
 pass "keyward deploy, ls and verify with the plugin's greeting sidecar"
 in_machine keyward rm greeting-e2e || fail "keyward rm greeting-e2e"
-left=$(podman_in_machine ps --all --quiet | wc -l)
-[ "$left" -eq 0 ] || fail "keyward rm greeting-e2e left $left containers"
-pass "keyward rm greeting-e2e: no container left"
+expect_removed greeting-e2e
 
 if [ "$main_answered" = true ]; then
   ping_socket "$main_socket" || fail "the main podman service ($main_socket) answered before this test and does not now"
