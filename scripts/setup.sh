@@ -57,14 +57,27 @@ say "building local images"
 pnpm images tokenizer agentStandIn demoUpstream networkHelper >&2
 
 if [ "$for_tests" = true ]; then
+  sudo_prefix=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_prefix="sudo"; fi
   # The web UI's end-to-end tests drive Debian's Chromium through playwright-core
   # (`npx playwright install` cannot download browsers on these machines).
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Chromium (Debian) for the UI tests"
-    sudo_prefix=""
-    if [ "$(id -u)" -ne 0 ]; then sudo_prefix="sudo"; fi
     $sudo_prefix apt-get update >&2
     DEBIAN_FRONTEND=noninteractive $sudo_prefix apt-get install -y chromium >&2
+  fi
+  # The npm install test (pnpm test:install): a second podman in namespaces of its own
+  # (unshare, nsenter, ip, slirp4netns), and npm compiling better-sqlite3 where its prebuilt
+  # binary cannot be downloaded (python3, make, g++).
+  install_test_packages=()
+  for command_and_package in slirp4netns:slirp4netns unshare:util-linux nsenter:util-linux ip:iproute2 \
+    curl:curl python3:python3 make:make g++:g++; do
+    command -v "${command_and_package%%:*}" >/dev/null 2>&1 || install_test_packages+=("${command_and_package#*:}")
+  done
+  if [ "${#install_test_packages[@]}" -gt 0 ]; then
+    say "installing ${install_test_packages[*]} (Debian) for the npm install test"
+    $sudo_prefix apt-get update >&2
+    DEBIAN_FRONTEND=noninteractive $sudo_prefix apt-get install -y "${install_test_packages[@]}" >&2
   fi
   say "building the real OpenTelemetry Collector and LiteLLM images (minutes when cold)"
   pnpm images otelCollector litellm >&2

@@ -46,7 +46,10 @@ export function createWebRoutes(webDirectory: string | undefined) {
     c.header('X-Frame-Options', 'DENY');
     c.header('Cache-Control', 'no-store');
     if (!webDirectory || !existsSync(join(webDirectory, 'index.html'))) {
-      return c.text('The keyward web UI is not built: run "pnpm build" (apps/web), then reload.', 404);
+      return c.text(
+        'No keyward web UI to serve: the npm packages do not include it yet. It is built in a keyward checkout (pnpm build puts it in apps/web/dist): run keyward serve from there, or set KEYWARD_WEB_DIR to that folder.',
+        404,
+      );
     }
     const relative = c.req.path === '/' ? 'index.html' : decodeURIComponent(c.req.path.slice(1));
     const path = normalize(join(webDirectory, relative));

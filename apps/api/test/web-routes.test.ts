@@ -39,10 +39,13 @@ describe('the web UI routes', () => {
     expect((await app.request('/api/instances')).status).toBe(401);
   });
 
-  it('say how to build the UI when it is not built', async () => {
+  it('say where a UI comes from when there is none (an npm install, or a checkout before pnpm build)', async () => {
     const { app } = createHarness();
     const page = await app.request('/');
     expect(page.status).toBe(404);
-    expect(await page.text()).toContain('pnpm build');
+    const text = await page.text();
+    expect(text).toContain('the npm packages do not include it');
+    expect(text).toContain('pnpm build');
+    expect(text).toContain('KEYWARD_WEB_DIR');
   });
 });

@@ -167,7 +167,8 @@ export async function discoverPlugins(options: DiscoverPluginsOptions): Promise<
             result.errors.push({
               source: entry,
               code: 'PLUGIN_LOAD_FAILED',
-              message: `Plugin package "${entry}" is not installed; run "pnpm add ${entry}".`,
+              // Found from the config file's folder upwards, so that is where it must go.
+              message: `Plugin package "${entry}" (listed in ${options.configFile}) is not installed; run "npm install --prefix ${base} ${entry}".`,
             });
         }
       }

@@ -298,7 +298,7 @@ describe('discoverPlugins', () => {
     expect(bySource['keyward-future']).toMatchObject({ code: 'UNSUPPORTED_SPEC_VERSION' });
     expect(bySource['keyward-config-only']).toMatchObject({ code: 'UNSUPPORTED_SPEC_VERSION' });
     expect(bySource['not-installed']).toMatchObject({
-      message: expect.stringContaining('pnpm add not-installed'),
+      message: expect.stringContaining(`npm install --prefix ${root} not-installed`),
     });
     expect(bySource['unrelated']).toBeUndefined();
   });

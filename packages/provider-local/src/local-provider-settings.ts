@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import type { DetectionContext, RuntimeDetectionStrategy } from './runtime-detection.js';
 import type { RuntimeKind } from './runtime-differences.js';
 
-/** Built by `pnpm images` (`@keyward/images`); configurable for registries. */
+/** Built by `keyward images build` (`@keyward/images`); configurable for registries. */
 export const DEFAULT_NETWORK_HELPER_IMAGE = 'localhost/keyward-network-helper:0.2.0';
 
 export interface LocalProviderSettings {

@@ -18,6 +18,7 @@ function result(overrides: Partial<DemoResult> = {}): DemoResult {
     agentContainer: 'keyward-demo-agent',
     demoApi: { hostname: 'api.demo.keyward.test', port: 8443, adminUrl: 'http://127.0.0.1:40000' },
     apiAddress: 'http://127.0.0.1:7878',
+    webUi: true,
     cliCommand: 'keyward',
     cleanupCommand: 'keyward rm demo',
     durationMs: 14_000,
@@ -36,6 +37,12 @@ describe('demo command output', () => {
     expect(text).toContain('listens on http://127.0.0.1:7878');
     expect(text).toContain('the web UI is at http://127.0.0.1:7878/');
     expect(text).toMatch(/clean up\s+keyward rm demo/);
+  });
+
+  it('names no web UI where the install has none (the npm packages do not include it)', () => {
+    const text = formatResult(result({ webUi: false }), plain);
+    expect(text).toContain('listens on http://127.0.0.1:7878');
+    expect(text).not.toContain('web UI');
   });
 
   it('says which check failed, keeps the instance for a look, and carries the DOCKER_HOST the runtime needs', () => {

@@ -129,7 +129,7 @@ export function formatResult(result: DemoResult, output: DemoOutput): string {
           `  telemetry       OpenTelemetry Collector; spans in /var/lib/otelcol/telemetry.jsonl of container keyward-${result.instance}-otel`,
         ]
       : []),
-    `  keyward API     run \`${result.cliCommand} serve\` and it listens on ${result.apiAddress} (bearer token in ~/.keyward/api-token); the web UI is at ${result.apiAddress}/ (paste that token once)`,
+    `  keyward API     run \`${result.cliCommand} serve\` and it listens on ${result.apiAddress} (bearer token in ~/.keyward/api-token)${result.webUi ? `; the web UI is at ${result.apiAddress}/ (paste that token once)` : ''}`,
     `  look inside     ${result.cliCommand} ls · ${result.cliCommand} logs ${result.instance} · ${result.cliCommand} verify ${result.instance}`,
     `  clean up        ${result.dockerHostHint ? `${result.dockerHostHint} ` : ''}${result.cleanupCommand}   (removes the agent, the tokenizer, the demo API, networks and volumes)`,
     '',

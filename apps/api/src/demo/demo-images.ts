@@ -91,7 +91,7 @@ export async function ensureDemoImages(
     } catch (error) {
       throw new KeywardError({
         code: 'IMAGE_BUILD_FAILED',
-        message: `Building the image ${definition.name} failed: ${(error as Error).message}. Run \`pnpm images ${extra === 'otel' ? 'otelCollector' : 'litellm'}\` to see the full build output.`,
+        message: `Building the image ${definition.name} failed: ${(error as Error).message}. Run \`keyward images build ${extra === 'otel' ? 'otelCollector' : 'litellm'} --verbose\` to see the full build output.`,
         cause: error,
       });
     }

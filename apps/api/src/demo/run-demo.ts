@@ -27,6 +27,7 @@ import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import type Docker from 'dockerode';
 import { defaultHost, defaultPort } from '../server.js';
 import { runVerification, verifyOptionsOf } from '../verification.js';
+import { defaultWebDirectory } from '../web-routes.js';
 import { findCredentialInContainer } from './credential-exposure.js';
 import { DEMO_API_PORT, type DemoApi, readReceivedRequests, startDemoApi } from './demo-api-container.js';
 import { createDemoCertificates } from './demo-certificates.js';
@@ -95,8 +96,10 @@ export interface DemoResult {
   agentContainer: string;
   agentUrl?: string;
   demoApi: { hostname: string; port: number; adminUrl: string };
-  /** `keyward serve` serves the HTTP API here, and the web UI at `/`. */
+  /** `keyward serve` serves the HTTP API here, and the web UI at `/` when this install has it. */
   apiAddress: string;
+  /** Whether `keyward serve` has a built web UI to serve (a checkout after `pnpm build`; npm packages have none). */
+  webUi: boolean;
   /** How to call keyward where the demo ran: `pnpm keyward` inside the repository, else `keyward`. */
   cliCommand: string;
   cleanupCommand: string;
@@ -427,6 +430,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       ...(current.agentUrl ? { agentUrl: current.agentUrl } : {}),
       demoApi: { hostname: DEMO_API_HOSTNAME, port: DEMO_API_PORT, adminUrl: api.adminUrl },
       apiAddress: `http://${defaultHost}:${defaultPort}`,
+      webUi: defaultWebDirectory() !== undefined,
       cliCommand,
       cleanupCommand: `${cliCommand} rm ${instance}`,
       ...(runtime.dockerHostHint ? { dockerHostHint: runtime.dockerHostHint } : {}),

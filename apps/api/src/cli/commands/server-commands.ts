@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { rotateApiToken } from '../../security/api-token.js';
 import { startServer } from '../../server.js';
+import { defaultWebDirectory } from '../../web-routes.js';
 import type { CliContext } from '../cli-context.js';
 import { CliError, exitCodes } from '../exit-codes.js';
 
@@ -27,9 +28,8 @@ export function registerServerCommands(program: Command, context: CliContext): v
         ...(options.allowedOrigin ? { allowedOrigins: options.allowedOrigin } : {}),
         print: (line) => context.io.stderr.write(`${line}\n`),
       });
-      context.io.stderr.write(
-        `keyward API on ${server.url} (web UI at ${server.url}/; data in ${server.dataDirectory})\n`,
-      );
+      const webUi = defaultWebDirectory() ? `web UI at ${server.url}/` : 'no web UI in this install';
+      context.io.stderr.write(`keyward API on ${server.url} (${webUi}; data in ${server.dataDirectory})\n`);
       await new Promise<void>((resolve) => {
         const shutdown = () => {
           process.off('SIGINT', shutdown);
