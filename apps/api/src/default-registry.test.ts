@@ -52,6 +52,26 @@ describe('createDefaultRegistry', () => {
     expect(explicit.listSidecars()).toEqual([]);
   });
 
+  it('a KUBECONFIG that names a missing file makes k8s unavailable with a message that says what to fix', async () => {
+    const saved = process.env['KUBECONFIG'];
+    const missing = join(mkdtempSync(join(tmpdir(), 'keyward-bad-kube-')), 'missing-kubeconfig');
+    process.env['KUBECONFIG'] = missing;
+    try {
+      const registry = await createDefaultRegistry({
+        discover: false,
+        environment: { KEYWARD_BUILTINS: '@keyward/provider-k8s' },
+      });
+      const detected = await registry.getTarget('k8s')?.detect();
+      expect(detected).toMatchObject({ available: false });
+      expect(detected?.reason).toContain(`The kubeconfig could not be read (ENOENT`);
+      expect(detected?.reason).toContain(missing);
+      expect(detected?.reason).toMatch(/point KUBECONFIG at a readable kubeconfig, or unset it/);
+    } finally {
+      if (saved === undefined) delete process.env['KUBECONFIG'];
+      else process.env['KUBECONFIG'] = saved;
+    }
+  });
+
   it('registers the Kubernetes target; with no kubeconfig it is unavailable and `GET /api/instances` lists the rest with one k8s error', async () => {
     const saved = { KUBECONFIG: process.env['KUBECONFIG'], HOME: process.env['HOME'] };
     delete process.env['KUBECONFIG'];

@@ -290,6 +290,30 @@ describe('keyward CLI against a running server', { timeout: 60_000 }, () => {
     expect(remote.stderr).not.toContain('"level"');
   });
 
+  it('`ls` keeps a target that is not set up here (k8s without a kubeconfig) out of stderr unless --verbose', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'keyward-cli-no-kube-'));
+    const environment = {
+      KEYWARD_PORT: String(await freePort()),
+      KEYWARD_BUILTINS: '@keyward/provider-tokenizer,@keyward/provider-k8s',
+      HOME: home,
+      KUBECONFIG: '',
+    };
+    try {
+      const quiet = await run(['ls'], { api: false, environment });
+      expect(quiet.code).toBe(0);
+      expect(quiet.stderr).not.toContain('warning: target k8s');
+      const listed = await run(['ls', '--json'], { api: false, environment });
+      expect(JSON.parse(listed.stdout).errors).toEqual([
+        expect.objectContaining({ target: 'k8s', code: 'RUNTIME_UNAVAILABLE' }),
+      ]);
+      const verbose = await run(['--verbose', 'ls'], { api: false, environment });
+      expect(verbose.code).toBe(0);
+      expect(verbose.stderr).toMatch(/^warning: target k8s: /m);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   it('never prints a secret, in any command output or server log line', () => {
     if (process.env['KEYWARD_CLI_TEST_DEBUG']) console.log(serverLog);
     const cliLog = readFileSync(join(dataDirectory, 'keyward-cli.log'), 'utf8');

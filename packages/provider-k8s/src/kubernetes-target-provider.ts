@@ -252,7 +252,17 @@ export class KubernetesProvider implements TargetProviderV2<KubernetesTargetOpti
       if (this.#settings.kubeConfig) this.#kubeConfig = this.#settings.kubeConfig;
       else {
         const loaded = new KubeConfig();
-        loaded.loadFromDefault();
+        try {
+          loaded.loadFromDefault();
+        } catch (error) {
+          // client-node reports a missing or broken file with the bare fs/YAML error.
+          throw new KeywardError({
+            code: 'RUNTIME_UNAVAILABLE',
+            providerId: this.id,
+            message: `The kubeconfig could not be read (${error instanceof Error ? error.message : String(error)}): point KUBECONFIG at a readable kubeconfig, or unset it to use ~/.kube/config.`,
+            cause: error,
+          });
+        }
         // With no kubeconfig and no in-cluster account, client-node falls back to
         // http://localhost:8080 (and refuses plain HTTP): say what is missing instead.
         const cluster = loaded.getCurrentCluster();

@@ -60,13 +60,17 @@ export async function ensureDemoImages(
 ): Promise<DemoImagesResult> {
   const { buildImage } = await loadImages();
   const result: DemoImagesResult = { built: [], reused: [] };
+  // Base images (the Node.js runtime) are built on the way, reported only as progress:
+  // count them too, so "Built N image(s)" matches the build lines printed above it.
+  const onProgress = (event: ImageBuildProgress) => {
+    if (event.type === 'built' && !result.built.includes(event.image)) result.built.push(event.image);
+    options.onProgress?.(event);
+  };
   for (const definition of await demoImageDefinitions()) {
     options.signal?.throwIfAborted();
     try {
-      const outcome = await buildImage(docker, definition, {
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      });
-      (outcome.built ? result.built : result.reused).push(outcome.image);
+      const outcome = await buildImage(docker, definition, { onProgress });
+      if (!outcome.built) result.reused.push(outcome.image);
     } catch (error) {
       throw new KeywardError({
         code: 'IMAGE_BUILD_FAILED',
@@ -84,10 +88,9 @@ export async function ensureDemoImages(
     options.signal?.throwIfAborted();
     const definition = prebuilt[extra];
     try {
-      const outcome = await buildPrebuiltImage(docker, definition, {
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      });
-      (outcome.built ? result.built : result.reused).push(outcome.image);
+      const outcome = await buildPrebuiltImage(docker, definition, { onProgress });
+      if (outcome.built && !result.built.includes(outcome.image)) result.built.push(outcome.image);
+      if (!outcome.built) result.reused.push(outcome.image);
     } catch (error) {
       throw new KeywardError({
         code: 'IMAGE_BUILD_FAILED',

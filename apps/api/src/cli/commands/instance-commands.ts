@@ -88,7 +88,7 @@ export function registerInstanceCommands(program: Command, context: CliContext):
       const client = await context.client(command);
       const body = await client.json<{
         instances: InstanceSummary[];
-        errors: { target: string; message: string }[];
+        errors: { target: string; code?: string; message: string }[];
       }>('GET', '/api/instances');
       if (context.options(command).json) return context.printJson(body);
       if (body.instances.length === 0) context.print('No instances.');
@@ -106,8 +106,13 @@ export function registerInstanceCommands(program: Command, context: CliContext):
             ]),
           ]),
         );
-      for (const error of body.errors)
+      // A target that is not set up here (k8s without a kubeconfig) is not news on every `ls`:
+      // it shows with --verbose and in `keyward providers`; a target that fails is always shown.
+      const verbose = context.options(command).verbose;
+      for (const error of body.errors) {
+        if (error.code === 'RUNTIME_UNAVAILABLE' && !verbose) continue;
         context.io.stderr.write(`warning: target ${error.target}: ${error.message}\n`);
+      }
     });
 
   program
