@@ -311,7 +311,7 @@ export class InstanceOperations {
           new KeywardError({
             code: error.code,
             ...(error.providerId ? { providerId: error.providerId } : {}),
-            message: `${error.message} This server finishes the rollback by itself once the runtime answers again; the job's "reconciliation" records it.`,
+            message: `${error.message} This server retries until the runtime answers; the job's "reconciliation" records when it is done.`,
             ...(error.details ? { details: error.details } : {}),
             cause: error,
           }),

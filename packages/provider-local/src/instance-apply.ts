@@ -144,7 +144,7 @@ export async function applyPlan(
         operation: `Applying instance "${name}"`,
         step,
         cause: original,
-        left: `so what was created for "${name}" could not all be removed: delete the instance (\`keyward rm ${name}\`) once the runtime answers again.`,
+        left: `so what was created for "${name}" could not all be removed yet: once the runtime answers again, delete what is left (\`keyward rm ${name}\`; a keyward server does it by itself).`,
       });
     }
     emit('rollback', 'succeeded', `Removed everything created for "${name}"`);

@@ -58,7 +58,8 @@ export function isRuntimeConnectionError(error: unknown): boolean {
     statusCode?: unknown;
     message?: unknown;
   } | null;
-  if (!failure || failure.statusCode !== undefined) return false;
+  // A KeywardError already says what happened (and may quote the connection error).
+  if (!failure || failure.statusCode !== undefined || KeywardError.isInstance(error)) return false;
   if (typeof failure.code === 'string' && connectionCodes.has(failure.code)) return true;
   // A unix socket that is gone.
   if (failure.code === 'ENOENT' && failure.syscall === 'connect') return true;

@@ -163,7 +163,7 @@ export async function rotateSecrets(
           operation: `Rotating secrets of "${name}"`,
           step,
           cause: original,
-          left: `so its previous containers could not be put back yet (they are kept, stopped, as "…-previous-${generation}"): once the runtime answers again, recover the instance (the keyward server does it by itself; the target's \`recoverInterrupted\`).`,
+          left: `so its previous containers could not be put back yet (they are kept, stopped, as "…-previous-${generation}"): once the runtime answers again, a keyward server puts them back by itself (the target's recoverInterrupted).`,
         });
       }
       emit(
