@@ -166,7 +166,7 @@ async function restartStopped(
   return started.length > 0
     ? {
         outcome: 'restored',
-        message: `A rotation of "${name}" stopped while it was stopping containers: ${started.join(', ')} started again, with the credentials they had.`,
+        message: `A rotation of "${name}" stopped while it was stopping containers: ${started.join(', ')} started again, so the previous credentials are in place.`,
       }
     : { outcome: 'none', message: `Nothing of "${name}" was left half-done.` };
 }
