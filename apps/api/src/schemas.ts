@@ -192,7 +192,7 @@ export const JobSchema = z
       .optional()
       .openapi({
         description:
-          'Set when the process running the job stopped before it ended and a later start finished it: what the target had, and what was done.',
+          'Set when the process running the job stopped before it ended and a later start finished it, or when a failed job left its rollback to a runtime that had stopped answering and the server did it once the runtime answered: what the target had, and what was done.',
       }),
   })
   .openapi('Job');
