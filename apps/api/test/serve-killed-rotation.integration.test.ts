@@ -2,19 +2,25 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labelKeys, runtimeName } from '@keyward/core';
+import { runtimeName } from '@keyward/core';
 import { buildImage, imageDefinitions, imageReference } from '@keyward/images';
 import {
   connectToTestRuntime,
+  containersOfInstance,
   type DemoUpstream,
   demoUpstreamHost,
-  demoUpstreamPort,
   startDemoUpstream,
   uniqueName,
+  unusedFileVolumes,
 } from '@keyward/provider-local/testing';
 import { createThrowawayCertificates } from '@keyward/tokenizer/certificates';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  agentProxiedRequest,
+  demoUpstreamAddress,
+  demoUpstreamInstanceSpec,
+} from './demo-upstream-instance.js';
 import {
   apiHeaders,
   bundleCli,
@@ -33,7 +39,6 @@ import {
 // unused secret volume is left, and the agent's next request through the proxy carries the
 // credential of that outcome.
 const name = uniqueName('faults-rot');
-const upstreamHost = `${demoUpstreamHost}:${demoUpstreamPort}`;
 const secrets = {
   first: `first-${randomBytes(16).toString('hex')}`,
   beforeAgent: `before-agent-${randomBytes(16).toString('hex')}`,
@@ -70,43 +75,11 @@ async function call(method: string, path: string, body?: unknown): Promise<Respo
   });
 }
 
-/** The instance's containers by label: name, state and generation. */
-async function containersOfInstance(): Promise<{ name: string; state: string; component: string }[]> {
-  const list = await docker.listContainers({
-    all: true,
-    filters: { label: [`${labelKeys.instance}=${name}`] },
-  });
-  return list.map((summary) => ({
-    name: (summary.Names[0] ?? '').replace(/^\//, ''),
-    state: summary.State,
-    component: summary.Labels[labelKeys.component] ?? '',
-  }));
-}
-
-/** File volumes of the instance that no container mounts: what an interrupted rotation could leak. */
-async function unusedFileVolumes(): Promise<string[]> {
-  const filters = { label: [`${labelKeys.instance}=${name}`] };
-  const { Volumes: volumes } = await docker.listVolumes({ filters });
-  const mounted = new Set<string>();
-  for (const summary of await docker.listContainers({ all: true, filters })) {
-    const info = await docker.getContainer(summary.Id).inspect();
-    for (const mount of info.Mounts ?? []) if (mount.Name) mounted.add(mount.Name);
-  }
-  return (volumes ?? [])
-    .filter((volume) => volume.Labels?.['keyward.dev/volume-kind'] === 'files' && !mounted.has(volume.Name))
-    .map((volume) => volume.Name);
-}
-
-/** The agent's request through the proxy with its sealed `demo` credential; returns what the upstream got. */
+/** The agent's request through the proxy with its sealed `demo` credential; what the upstream got. */
 async function agentRequestAuthorization(): Promise<string | undefined> {
-  await upstream.clear();
-  const response = await call('POST', `/api/instances/${name}/verify`, {
-    options: { tokenizer: { allowedUrl: `https://${upstreamHost}/v1/verify`, credential: 'demo' } },
-  });
-  const report = (await response.json()) as { checks: { name: string; passed: boolean; evidence: string }[] };
-  const injected = report.checks.find((check) => check.name === 'proxied-request-injected');
-  expect(injected, JSON.stringify(report)).toMatchObject({ passed: true });
-  return (await upstream.received()).at(-1)?.headers['authorization'];
+  const result = await agentProxiedRequest(call, upstream, name);
+  expect(result.passed, result.evidence).toBe(true);
+  return result.authorization;
 }
 
 describe('keyward serve killed mid-rotation, then restarted', { timeout: 900_000 }, () => {
@@ -119,23 +92,11 @@ describe('keyward serve killed mid-rotation, then restarted', { timeout: 900_000
     });
     await upstream.acceptTokens(Object.values(secrets));
     server = await startServe({ cli, dataDirectory });
-    const accepted = await call('POST', '/api/instances', {
-      name,
-      target: 'local',
-      agent: {
-        image: imageReference(imageDefinitions.agentStandIn),
-        port: 18789,
-        skillsDirectory: '/home/node/skills',
-      },
-      sidecars: {
-        tokenizer: {
-          credentials: [{ name: 'demo', secret: secrets.first, allowedHosts: [upstreamHost] }],
-          upstreamCaCertificates: certificates.caCertificatePem,
-          // The demo upstream lives on a private container network.
-          allowPrivateUpstreams: true,
-        },
-      },
-    });
+    const accepted = await call(
+      'POST',
+      '/api/instances',
+      demoUpstreamInstanceSpec(name, secrets.first, certificates.caCertificatePem),
+    );
     expect(accepted.status, await accepted.clone().text()).toBe(202);
     const { jobId } = (await accepted.json()) as { jobId: string };
     const job = await waitForJob(
@@ -164,7 +125,7 @@ describe('keyward serve killed mid-rotation, then restarted', { timeout: 900_000
   for (const { killAt, secret, outcome, credential } of cases) {
     it(`killed at ${killAt}: the job records "${outcome}" and the ${credential} credential works`, async () => {
       const accepted = await call('PUT', `/api/instances/${name}/tokenizer`, {
-        credentials: [{ name: 'demo', secret: secrets[secret], allowedHosts: [upstreamHost] }],
+        credentials: [{ name: 'demo', secret: secrets[secret], allowedHosts: [demoUpstreamAddress] }],
       });
       expect(accepted.status, await accepted.clone().text()).toBe(202);
       const { jobId } = (await accepted.json()) as { jobId: string };
@@ -177,7 +138,7 @@ describe('keyward serve killed mid-rotation, then restarted', { timeout: 900_000
       );
       await killProcess(server.process);
       await close();
-      const parked = (await containersOfInstance()).filter((container) =>
+      const parked = (await containersOfInstance(docker, name)).filter((container) =>
         container.name.includes('-previous-'),
       );
       expect(
@@ -204,7 +165,7 @@ describe('keyward serve killed mid-rotation, then restarted', { timeout: 900_000
       expect(replay).toMatch(/"step":"recover\.[^"]+","status":"succeeded"/);
       expect(replay).toMatch(/"step":"reconcile","status":"succeeded"/);
 
-      const containers = await containersOfInstance();
+      const containers = await containersOfInstance(docker, name);
       expect(
         containers.filter((container) => container.name !== runtimeName(name, container.component)),
         'every container under its own name: nothing parked or left aside',
@@ -216,7 +177,10 @@ describe('keyward serve killed mid-rotation, then restarted', { timeout: 900_000
         'tokenizer',
       ]);
       expect(containers.every((container) => container.state === 'running')).toBe(true);
-      expect(await unusedFileVolumes(), 'no secret file volume of the losing generation is left').toEqual([]);
+      expect(
+        await unusedFileVolumes(docker, name),
+        'no secret file volume of the losing generation is left',
+      ).toEqual([]);
       const instance = (await (await call('GET', `/api/instances/${name}`)).json()) as { state: string };
       expect(instance.state).toBe('running');
 

@@ -8,7 +8,6 @@ import {
   connectToTestRuntime,
   type DemoUpstream,
   demoUpstreamHost,
-  demoUpstreamPort,
   startDemoUpstream,
   uniqueName,
 } from '@keyward/provider-local/testing';
@@ -18,6 +17,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import { createJsonLogger } from '../src/logger.js';
+import { agentProxiedRequest, demoUpstreamInstanceSpec } from './demo-upstream-instance.js';
 import { removeInstanceObjects, waitForJob } from './serve-process.js';
 
 // The tokenizer container dies under a running instance on real podman. A crash (its process
@@ -28,7 +28,6 @@ import { removeInstanceObjects, waitForJob } from './serve-process.js';
 const token = `kw_${randomBytes(24).toString('base64url')}`;
 const secret = `crash-${randomBytes(16).toString('hex')}`;
 const name = uniqueName('faults-crash');
-const upstreamHost = `${demoUpstreamHost}:${demoUpstreamPort}`;
 const tokenizerName = runtimeName(name, 'tokenizer');
 
 let docker: Docker;
@@ -44,16 +43,8 @@ async function call(method: string, path: string, body?: unknown): Promise<Respo
 }
 
 /** One request of the agent through the proxy with its sealed credential (the tokenizer's self-test). */
-async function agentRequest(): Promise<{ passed: boolean; evidence: string; authorization?: string }> {
-  await upstream.clear();
-  const response = await call('POST', `/api/instances/${name}/verify`, {
-    options: { tokenizer: { allowedUrl: `https://${upstreamHost}/v1/verify`, credential: 'demo' } },
-  });
-  const report = (await response.json()) as { checks: { name: string; passed: boolean; evidence: string }[] };
-  const check = report.checks.find((candidate) => candidate.name === 'proxied-request-injected');
-  if (!check) throw new Error(`no proxied-request-injected check: ${JSON.stringify(report)}`);
-  const authorization = (await upstream.received()).at(-1)?.headers['authorization'];
-  return { passed: check.passed, evidence: check.evidence, ...(authorization ? { authorization } : {}) };
+function agentRequest() {
+  return agentProxiedRequest(call, upstream, name);
 }
 
 /** Requests until one passes; at most `timeoutMs` (the tokenizer needs a moment to listen again). */
@@ -120,23 +111,11 @@ beforeAll(async () => {
   );
   registry.registerSidecar(createTokenizerProvider());
   app = createApp({ registry, token, logger: createJsonLogger({ write: () => undefined }) });
-  const accepted = await call('POST', '/api/instances', {
-    name,
-    target: 'local',
-    agent: {
-      image: imageReference(imageDefinitions.agentStandIn),
-      port: 18789,
-      skillsDirectory: '/home/node/skills',
-    },
-    sidecars: {
-      tokenizer: {
-        credentials: [{ name: 'demo', secret, allowedHosts: [upstreamHost] }],
-        upstreamCaCertificates: certificates.caCertificatePem,
-        // The demo upstream lives on a private container network.
-        allowPrivateUpstreams: true,
-      },
-    },
-  });
+  const accepted = await call(
+    'POST',
+    '/api/instances',
+    demoUpstreamInstanceSpec(name, secret, certificates.caCertificatePem),
+  );
   if (accepted.status !== 202) throw new Error(`deploy refused: ${await accepted.text()}`);
   const { jobId } = (await accepted.json()) as { jobId: string };
   const headers = { authorization: `Bearer ${token}` };

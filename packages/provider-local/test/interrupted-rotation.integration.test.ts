@@ -2,18 +2,20 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type DeploymentPlanV2, isKeywardError, labelKeys, parseInstanceSpec } from '@keyward/core';
+import { type DeploymentPlanV2, isKeywardError, parseInstanceSpec } from '@keyward/core';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execInContainer } from '../src/container-exec.js';
 import { createLocalProvider, type LocalProvider } from '../src/index.js';
 import {
   connectToTestRuntime,
+  containersOfInstance,
   type DemoUpstream,
   demoUpstreamHost,
   demoUpstreamPort,
   startDemoUpstream,
   uniqueName,
+  unusedFileVolumes,
 } from '../src/testing/index.js';
 import { faultInjectingDocker } from './support/fault-injecting-docker.js';
 import {
@@ -49,32 +51,6 @@ describe('provider-local on real podman: recovering an interrupted rotation', { 
     credentials.push(credential);
     return credential;
   };
-
-  async function containers(): Promise<{ name: string; component: string; running: boolean }[]> {
-    const list = await docker.listContainers({
-      all: true,
-      filters: { label: [`${labelKeys.instance}=${name}`] },
-    });
-    return list.map((summary) => ({
-      name: (summary.Names[0] ?? '').replace(/^\//, ''),
-      component: summary.Labels[labelKeys.component] ?? '',
-      running: summary.State === 'running',
-    }));
-  }
-
-  async function unusedFileVolumes(): Promise<string[]> {
-    const filters = { label: [`${labelKeys.instance}=${name}`] };
-    const mounted = new Set<string>();
-    for (const summary of await docker.listContainers({ all: true, filters })) {
-      for (const mount of (await docker.getContainer(summary.Id).inspect()).Mounts ?? []) {
-        if (mount.Name) mounted.add(mount.Name);
-      }
-    }
-    const { Volumes: volumes } = await docker.listVolumes({ filters });
-    return (volumes ?? [])
-      .filter((volume) => volume.Labels?.['keyward.dev/volume-kind'] === 'files' && !mounted.has(volume.Name))
-      .map((volume) => volume.Name);
-  }
 
   /** The agent's request through the tokenizer with its own sealed credential; what the upstream got. */
   async function agentAuthorization(): Promise<string | undefined> {
@@ -175,7 +151,7 @@ describe('provider-local on real podman: recovering an interrupted rotation', { 
       expect(recovery.outcome, recovery.message).toBe(outcome);
       expect(recovery.message).toMatch(outcome === 'restored' ? /previous credentials/ : /new credentials/);
 
-      const after = await containers();
+      const after = await containersOfInstance(docker, name);
       expect(
         after.filter((container) => container.name !== `keyward-${name}-${container.component}`),
       ).toEqual([]);
@@ -185,8 +161,8 @@ describe('provider-local on real podman: recovering an interrupted rotation', { 
         'network-helper',
         'tokenizer',
       ]);
-      expect(after.every((container) => container.running)).toBe(true);
-      expect(await unusedFileVolumes()).toEqual([]);
+      expect(after.every((container) => container.state === 'running')).toBe(true);
+      expect(await unusedFileVolumes(docker, name)).toEqual([]);
       expect((await provider.get(name)).state).toBe('running');
       if (outcome === 'completed') inPlace = secret;
       expect(await agentAuthorization()).toBe(`Bearer ${inPlace}`);

@@ -10,4 +10,10 @@ export {
   startDemoUpstream,
   testFixtureLabel,
 } from './demo-upstream.js';
-export { connectToTestRuntime, remainingObjects, uniqueName } from './test-runtime.js';
+export {
+  connectToTestRuntime,
+  containersOfInstance,
+  remainingObjects,
+  uniqueName,
+  unusedFileVolumes,
+} from './test-runtime.js';
