@@ -367,7 +367,7 @@ export class InstanceOperations {
       this.#busy.set(key, job);
       try {
         if (finish) await this.#reconcile(job, context);
-        else await this.#finishRollback(job);
+        else await this.#finishRollback(job, context);
       } catch (error) {
         pending.push(job.id);
         this.#logger.log('warn', 'reconciliation postponed', { job: job.id, instance: job.instance, error });
@@ -416,12 +416,12 @@ export class InstanceOperations {
    */
   async #finishPendingRollbacks(targetId: string, name: string): Promise<void> {
     const key = `${targetId}/${name}`;
-    for (const { job } of this.jobs.pendingRollbacks()) {
+    for (const { job, context } of this.jobs.pendingRollbacks()) {
       if (job.target !== targetId || job.instance !== name) continue;
       this.#assertIdle(key, name, job.kind);
       this.#busy.set(key, job);
       try {
-        await this.#finishRollback(job);
+        await this.#finishRollback(job, context);
       } catch (error) {
         throw new KeywardError({
           code: isKeywardError(error) ? error.code : 'RUNTIME_ERROR',
@@ -436,7 +436,7 @@ export class InstanceOperations {
   }
 
   /** The rollback a failed job left to do because its runtime stopped answering. */
-  async #finishRollback(job: JobSummary): Promise<void> {
+  async #finishRollback(job: JobSummary, context: Record<string, unknown>): Promise<void> {
     const target = this.registry.getTarget(job.target);
     if (!target) throw new Error(`target "${job.target}" is not installed`);
     if (job.kind === 'deploy') {
@@ -458,12 +458,27 @@ export class InstanceOperations {
     });
     const detail = await target.get(job.instance);
     const whole = isWhole(detail);
-    const outcome = !whole ? 'incomplete' : recovery?.outcome === 'completed' ? 'completed' : 'unchanged';
+    const outcome = !whole
+      ? 'incomplete'
+      : this.#rotationChanged(detail, context, recovery)
+        ? 'completed'
+        : 'unchanged';
     this.jobs.settleRollback(job.id, {
       outcome,
       message: `The runtime answered again: ${recovery?.message ?? `the instance is ${detail.state}.`}${whole ? '' : ` The instance is left ${detail.state}: check it with "keyward get ${job.instance}" and redeploy it to be sure of its state.`}`,
     });
     this.#logger.log('info', `reconciled: rotation ${outcome}`, { job: job.id, instance: job.instance });
+  }
+
+  /** What the target's recovery did decides; without one (or with nothing to do), the state digest. */
+  #rotationChanged(
+    detail: InstanceDetailV2,
+    context: Record<string, unknown>,
+    recovery: InterruptedOperationRecoveryV2 | undefined,
+  ): boolean {
+    return recovery && recovery.outcome !== 'none'
+      ? recovery.outcome === 'completed'
+      : stateDigest(this.#redact(detail)) !== context['stateBefore'];
   }
 
   async #reconcile(job: JobSummary, context: Record<string, unknown>): Promise<void> {
@@ -538,11 +553,7 @@ export class InstanceOperations {
       return;
     }
     if (detail && isWhole(detail)) {
-      // What the target did decides; without a recovery, whether the state changed does.
-      const changed =
-        recovery && recovery.outcome !== 'none'
-          ? recovery.outcome === 'completed'
-          : stateDigest(this.#redact(detail)) !== context['stateBefore'];
+      const changed = this.#rotationChanged(detail, context, recovery);
       const found = recovery && recovery.outcome !== 'none' ? ` ${recovery.message}` : '';
       if (changed) {
         this.jobs.reconcile(
