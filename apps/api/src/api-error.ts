@@ -9,7 +9,14 @@ import {
 import { HTTPException } from 'hono/http-exception';
 
 /** Codes only the HTTP layer produces; everything else is a core or provider-registered code. */
-export const apiOnlyErrorCodes = ['NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'FORBIDDEN_ORIGIN'] as const;
+export const apiOnlyErrorCodes = [
+  'NOT_FOUND',
+  'PAYLOAD_TOO_LARGE',
+  'FORBIDDEN_ORIGIN',
+  // The server's own data directory (jobs, token): see data-directory-errors.ts.
+  'DATA_DIRECTORY_FULL',
+  'DATA_DIRECTORY_UNWRITABLE',
+] as const;
 export type ApiErrorCode = KeywardErrorCode | (typeof apiOnlyErrorCodes)[number];
 
 export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 422 | 429 | 500 | 501 | 502 | 503;
@@ -52,6 +59,9 @@ const statusByCode: Partial<Record<ApiErrorCode, ErrorStatus>> = {
   ROTATION_FAILED: 502,
   VERIFY_FAILED: 502,
   RUNTIME_UNAVAILABLE: 503,
+  // The server cannot record the job it would start: nothing was started, retry once fixed.
+  DATA_DIRECTORY_FULL: 503,
+  DATA_DIRECTORY_UNWRITABLE: 503,
 };
 
 const knownStatuses = new Set<number>([400, 401, 403, 404, 409, 413, 422, 429, 500, 501, 502, 503]);

@@ -47,6 +47,8 @@ export interface CreateAppOptions {
   now?: () => number;
   /** The built web UI served at `/` (apps/web/dist); absent: `/` says how to build it. */
   webDirectory?: string;
+  /** The longest pause between reconciliation passes while something is left. Default 30 s. */
+  reconcileRetryMilliseconds?: number;
 }
 
 const defaultRateLimits = {
@@ -90,6 +92,9 @@ export function createApp(options: CreateAppOptions) {
       : {}),
     ...(options.randomBytes ? { randomBytes: options.randomBytes } : {}),
     ...(options.redactor ? { redactor: options.redactor } : {}),
+    ...(options.reconcileRetryMilliseconds
+      ? { reconcileRetryMilliseconds: options.reconcileRetryMilliseconds }
+      : {}),
   });
   const currentToken = tokenSource(options);
   const allowedOrigins = new Set(options.allowedOrigins ?? []);

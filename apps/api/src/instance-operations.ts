@@ -7,6 +7,7 @@ import {
   type InstanceDetailV2,
   type InstanceSpec,
   type InstanceSummaryV2,
+  type InterruptedOperationRecoveryV2,
   isKeywardError,
   KeywardError,
   type LogLineV2,
@@ -42,7 +43,12 @@ export interface InstanceOperationsOptions {
   randomBytes?: (length: number) => Uint8Array;
   /** Where secret values are registered for redaction. Default: core's process-wide redactor. */
   redactor?: SecretRedactor;
+  /** The longest pause between reconciliation passes while something is left. Default 30 s. */
+  reconcileRetryMilliseconds?: number;
 }
+
+/** The first pause before another reconciliation pass; it doubles up to the maximum. */
+const initialRetryMilliseconds = 1000;
 
 export interface TargetStatus {
   id: string;
@@ -125,6 +131,11 @@ export class InstanceOperations {
   readonly #randomBytes: ((length: number) => Uint8Array) | undefined;
   /** One deploy or rotation per instance at a time, keyed by `target/name`. */
   readonly #busy = new Map<string, JobSummary>();
+  readonly #maximumRetryDelay: number;
+  #retryDelay = initialRetryMilliseconds;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #reconciling: Promise<string[]> | undefined;
+  #stopped = false;
 
   constructor(options: InstanceOperationsOptions) {
     this.registry = options.registry;
@@ -133,6 +144,10 @@ export class InstanceOperations {
     this.#logger = options.logger;
     this.#detectTimeout = options.detectTimeoutMilliseconds ?? 5000;
     this.#randomBytes = options.randomBytes;
+    this.#maximumRetryDelay = Math.max(
+      options.reconcileRetryMilliseconds ?? 30_000,
+      initialRetryMilliseconds,
+    );
   }
 
   #redact<T>(value: T): T {
@@ -235,6 +250,7 @@ export class InstanceOperations {
     const target = this.registry.requireTarget(spec.target);
     const key = `${target.id}/${spec.name}`;
     this.#assertIdle(key, spec.name, 'deploy');
+    await this.#finishPendingRollbacks(target.id, spec.name);
     if (!options.replace) {
       const existing = await target.get(spec.name).then(
         () => true,
@@ -288,8 +304,29 @@ export class InstanceOperations {
       this.jobs.succeed(job.id, this.#redact(detail));
       this.#logger.log('info', `${job.kind} succeeded`, { job: job.id, instance: job.instance });
     } catch (error) {
-      this.jobs.fail(job.id, error);
-      this.#logger.log('error', `${job.kind} failed`, { job: job.id, instance: job.instance, error });
+      if (isKeywardError(error) && error.details?.['rollback'] === 'incomplete') {
+        // The target could not undo its work (its runtime stopped answering): done once it answers.
+        this.jobs.fail(
+          job.id,
+          new KeywardError({
+            code: error.code,
+            ...(error.providerId ? { providerId: error.providerId } : {}),
+            message: `${error.message} This server retries until the runtime answers; the job's "reconciliation" records when it is done.`,
+            ...(error.details ? { details: error.details } : {}),
+            cause: error,
+          }),
+          { rollbackPending: true },
+        );
+        this.#logger.log('error', `${job.kind} failed, rollback pending`, {
+          job: job.id,
+          instance: job.instance,
+          error,
+        });
+        this.#reconcileLater();
+      } else {
+        this.jobs.fail(job.id, error);
+        this.#logger.log('error', `${job.kind} failed`, { job: job.id, instance: job.instance, error });
+      }
     } finally {
       if (this.#busy.get(key)?.id === job.id) this.#busy.delete(key);
     }
@@ -307,21 +344,30 @@ export class InstanceOperations {
   }
 
   /**
-   * Finishes the jobs a stopped process left running (start-up reconciliation). A deploy: the
-   * target has the instance whole → succeeded; otherwise whatever is there is deleted → failed,
-   * rolled back. A rotation: the target's own rollback decides; its state tells which happened
-   * (whole and changed → completed, whole and unchanged → the old credentials are in place, not
-   * whole → incomplete). A job whose target cannot be asked stays running for the next try.
-   * Returns the jobs it could not reconcile yet.
+   * One reconciliation pass. Jobs a stopped process left running: a deploy is succeeded when the
+   * target has the instance whole, else whatever is there is deleted (failed, rolled back); a
+   * rotation is first recovered by the target (`recoverInterrupted`: the old containers back, or
+   * the new ones finished), then its state tells what happened (whole and changed → completed,
+   * whole and unchanged → the old credentials are in place, not whole → incomplete). Failed jobs
+   * whose rollback waited for the runtime (`rollbackPending`) get it done. A job whose target
+   * cannot be asked yet is left for the next pass. Returns the jobs left.
    */
   async reconcileInterrupted(): Promise<string[]> {
     const pending: string[] = [];
-    for (const { job, context } of this.jobs.interrupted()) {
+    const work = [
+      ...this.jobs.interrupted().map((entry) => ({ ...entry, finish: true })),
+      ...this.jobs.pendingRollbacks().map((entry) => ({ ...entry, finish: false })),
+    ];
+    for (const { job, context, finish } of work) {
       const key = `${job.target}/${job.instance}`;
-      if (this.#busy.has(key)) continue;
+      if (this.#busy.has(key)) {
+        pending.push(job.id);
+        continue;
+      }
       this.#busy.set(key, job);
       try {
-        await this.#reconcile(job, context);
+        if (finish) await this.#reconcile(job, context);
+        else await this.#finishRollback(job, context);
       } catch (error) {
         pending.push(job.id);
         this.#logger.log('warn', 'reconciliation postponed', { job: job.id, instance: job.instance, error });
@@ -330,6 +376,109 @@ export class InstanceOperations {
       }
     }
     return pending;
+  }
+
+  /**
+   * Reconciles now, then again while something is left (after 1 s, doubling up to
+   * `reconcileRetryMilliseconds`), until `stopReconciliation`. Passes never overlap.
+   */
+  async reconcile(): Promise<string[]> {
+    if (this.#reconciling) return this.#reconciling;
+    this.#reconciling = this.reconcileInterrupted().finally(() => {
+      this.#reconciling = undefined;
+    });
+    const pending = await this.#reconciling;
+    if (pending.length > 0) this.#reconcileLater();
+    else this.#retryDelay = initialRetryMilliseconds;
+    return pending;
+  }
+
+  #reconcileLater(): void {
+    if (this.#retryTimer || this.#stopped) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.reconcile();
+    }, this.#retryDelay);
+    this.#retryTimer.unref();
+    this.#retryDelay = Math.min(this.#retryDelay * 2, this.#maximumRetryDelay);
+  }
+
+  /** No more reconciliation passes (the server is closing). */
+  stopReconciliation(): void {
+    this.#stopped = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+
+  /**
+   * Before a new job on an instance: the rollback an earlier job of it left to do is done first,
+   * or the new job is refused (it would be undone by that rollback later).
+   */
+  async #finishPendingRollbacks(targetId: string, name: string): Promise<void> {
+    const key = `${targetId}/${name}`;
+    for (const { job, context } of this.jobs.pendingRollbacks()) {
+      if (job.target !== targetId || job.instance !== name) continue;
+      this.#assertIdle(key, name, job.kind);
+      this.#busy.set(key, job);
+      try {
+        await this.#finishRollback(job, context);
+      } catch (error) {
+        throw new KeywardError({
+          code: isKeywardError(error) ? error.code : 'RUNTIME_ERROR',
+          message: `The ${job.kind === 'deploy' ? 'deploy' : 'sidecar change'} job ${job.id} of "${name}" left a rollback to do, which could not be done yet (${messageOf(error)}); it runs again once the runtime answers: retry then.`,
+          details: { jobId: job.id },
+          cause: error,
+        });
+      } finally {
+        if (this.#busy.get(key)?.id === job.id) this.#busy.delete(key);
+      }
+    }
+  }
+
+  /** The rollback a failed job left to do because its runtime stopped answering. */
+  async #finishRollback(job: JobSummary, context: Record<string, unknown>): Promise<void> {
+    const target = this.registry.getTarget(job.target);
+    if (!target) throw new Error(`target "${job.target}" is not installed`);
+    if (job.kind === 'deploy') {
+      try {
+        await target.delete(job.instance, { removeVolumes: false });
+      } catch (error) {
+        if (!isKeywardError(error, 'INSTANCE_NOT_FOUND')) throw error;
+      }
+      this.jobs.settleRollback(job.id, {
+        outcome: 'rolled-back',
+        message: `The runtime answered again: everything labelled with "${job.instance}" that the failed deploy had made was removed (data volumes kept).`,
+      });
+      this.#logger.log('info', 'reconciled: deploy rolled back', { job: job.id, instance: job.instance });
+      return;
+    }
+    const recovery = await target.recoverInterrupted?.(job.instance, {
+      onProgress: (event) =>
+        this.#logger.log('info', 'progress', { job: job.id, step: event.step, status: event.status }),
+    });
+    const detail = await target.get(job.instance);
+    const whole = isWhole(detail);
+    const outcome = !whole
+      ? 'incomplete'
+      : this.#rotationChanged(detail, context, recovery)
+        ? 'completed'
+        : 'unchanged';
+    this.jobs.settleRollback(job.id, {
+      outcome,
+      message: `The runtime answered again: ${recovery?.message ?? `the instance is ${detail.state}.`}${whole ? '' : ` The instance is left ${detail.state}: check it with "keyward get ${job.instance}" and redeploy it to be sure of its state.`}`,
+    });
+    this.#logger.log('info', `reconciled: rotation ${outcome}`, { job: job.id, instance: job.instance });
+  }
+
+  /** What the target's recovery did decides; without one (or with nothing to do), the state digest. */
+  #rotationChanged(
+    detail: InstanceDetailV2,
+    context: Record<string, unknown>,
+    recovery: InterruptedOperationRecoveryV2 | undefined,
+  ): boolean {
+    return recovery && recovery.outcome !== 'none'
+      ? recovery.outcome === 'completed'
+      : stateDigest(this.#redact(detail)) !== context['stateBefore'];
   }
 
   async #reconcile(job: JobSummary, context: Record<string, unknown>): Promise<void> {
@@ -351,6 +500,17 @@ export class InstanceOperations {
         },
       );
       return;
+    }
+    // A rotation the target can recover: its old containers back, or its new ones finished.
+    let recovery: InterruptedOperationRecoveryV2 | undefined;
+    if (job.kind === 'rotate' && target.recoverInterrupted) {
+      try {
+        recovery = await target.recoverInterrupted(job.instance, {
+          onProgress: (event) => this.#progress(job.id, event),
+        });
+      } catch (error) {
+        if (!isKeywardError(error, 'INSTANCE_NOT_FOUND')) throw error;
+      }
     }
     let detail: InstanceDetailV2 | undefined;
     try {
@@ -393,13 +553,14 @@ export class InstanceOperations {
       return;
     }
     if (detail && isWhole(detail)) {
-      const changed = stateDigest(this.#redact(detail)) !== context['stateBefore'];
+      const changed = this.#rotationChanged(detail, context, recovery);
+      const found = recovery && recovery.outcome !== 'none' ? ` ${recovery.message}` : '';
       if (changed) {
         this.jobs.reconcile(
           job.id,
           {
             outcome: 'completed',
-            message: `${stopped}; the target has the instance whole in its new state, so the change is done.`,
+            message: `${stopped}; the target has the instance whole in its new state, so the change is done.${found}`,
           },
           { result: this.#redact(detail) },
         );
@@ -408,7 +569,7 @@ export class InstanceOperations {
           job.id,
           {
             outcome: 'unchanged',
-            message: `${stopped}; the target has the instance whole and unchanged: the previous credentials are still in place.`,
+            message: `${stopped}; the target has the instance whole and unchanged: the previous credentials are still in place.${found}`,
           },
           {
             error: new KeywardError({
@@ -428,7 +589,7 @@ export class InstanceOperations {
       job.id,
       {
         outcome: 'incomplete',
-        message: `${stopped}; the target left the instance ${detail ? detail.state : 'without its agent'}: check it with "keyward get ${job.instance}"; the target may have kept the previous containers aside (local: "…-previous-…"), redeploy the instance to be sure of its state.`,
+        message: `${stopped}; the target left the instance ${detail ? detail.state : 'without its agent'}: check it with "keyward get ${job.instance}" and redeploy the instance to be sure of its state.`,
       },
       {
         error: new KeywardError({
@@ -556,6 +717,8 @@ export class InstanceOperations {
       });
     }
     const key = `${target.id}/${name}`;
+    this.#assertIdle(key, name, 'rotate');
+    await this.#finishPendingRollbacks(target.id, name);
     this.#assertIdle(key, name, 'rotate');
     // Claim the instance before the first await, so a second request gets the 409.
     const job = this.jobs.create('rotate', name, target.id, {

@@ -24,7 +24,10 @@ export const errorResponses = {
   429: json(ErrorSchema, 'Too many requests (RATE_LIMITED)'),
   501: json(ErrorSchema, 'The target or sidecar cannot do this (UNSUPPORTED_CAPABILITY)'),
   502: json(ErrorSchema, 'The runtime failed (RUNTIME_ERROR, DEPLOY_FAILED, …)'),
-  503: json(ErrorSchema, 'The runtime is unreachable (RUNTIME_UNAVAILABLE)'),
+  503: json(
+    ErrorSchema,
+    'The runtime is unreachable (RUNTIME_UNAVAILABLE), or the server cannot write its data directory (DATA_DIRECTORY_FULL, DATA_DIRECTORY_UNWRITABLE)',
+  ),
 } as const;
 
 export { json as jsonContent };
@@ -189,7 +192,7 @@ export const JobSchema = z
       .optional()
       .openapi({
         description:
-          'Set when the process running the job stopped before it ended and a later start finished it: what the target had, and what was done.',
+          'Set when the process running the job stopped before it ended and a later start finished it, or when a failed job left its rollback to a runtime that had stopped answering and the server did it once the runtime answered: what the target had, and what was done.',
       }),
   })
   .openapi('Job');

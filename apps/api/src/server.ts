@@ -27,8 +27,6 @@ export interface StartServerOptions extends Partial<Omit<CreateAppOptions, 'toke
   persistJobs?: boolean;
   /** Finished jobs kept in the store. Default 200. */
   maximumJobs?: number;
-  /** How long to wait before retrying a reconciliation whose target could not be asked. Default 30 s. */
-  reconcileRetryMilliseconds?: number;
 }
 
 export interface RunningServer {
@@ -81,6 +79,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       ...(store ? { store } : {}),
       ...(options.maximumJobs ? { maximumJobs: options.maximumJobs } : {}),
       ...(options.redactor ? { redactor: options.redactor } : {}),
+      // A running job goes on when its record cannot be written (a full disk); the log says so.
+      onStoreError: (error, job) =>
+        logger.log('warn', 'job record not written; the job goes on in memory', {
+          job: job.id,
+          instance: job.instance,
+          error,
+        }),
     });
   const app = createApp({
     ...options,
@@ -91,16 +96,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     token: createTokenFileSource(dataDirectory),
     webDirectory: options.webDirectory ?? defaultWebDirectory(),
   });
-  // Jobs a stopped process left running are finished (or rolled back) before the first request.
-  let retry: NodeJS.Timeout | undefined;
-  const reconcile = async () => {
-    const pending = await app.operations.reconcileInterrupted();
-    if (pending.length > 0) {
-      retry = setTimeout(() => void reconcile(), options.reconcileRetryMilliseconds ?? 30_000);
-      retry.unref();
-    }
-  };
-  await reconcile();
+  // Jobs a stopped process left running are finished (or rolled back) before the first request;
+  // what cannot be yet (the runtime does not answer) is retried in the background.
+  await app.operations.reconcile();
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const instance = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(instance));
@@ -118,7 +116,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     dataDirectory,
     close: () =>
       new Promise<void>((resolve, reject) => {
-        if (retry) clearTimeout(retry);
+        app.operations.stopReconciliation();
         const closable = server as unknown as { closeAllConnections?: () => void };
         closable.closeAllConnections?.();
         server.close((error) => {

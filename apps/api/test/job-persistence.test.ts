@@ -217,6 +217,52 @@ describe('jobs after a restart', () => {
   });
 });
 
+describe('a rotation the previous process left running, on a target that recovers', () => {
+  it("records the target's recovery: restored is unchanged, completed is completed", async () => {
+    const target = createMemoryTargetProvider();
+    const recoveries: string[] = [];
+    let outcome: 'restored' | 'completed' = 'restored';
+    const registry = new ProviderRegistry();
+    registry.registerTarget({
+      ...target,
+      recoverInterrupted: async (name: string) => {
+        recoveries.push(name);
+        return { outcome, message: `Recovered "${name}": ${outcome}.` };
+      },
+    });
+    registry.registerSidecar(createMockSidecarProvider());
+    const setup = appWith(registry, new JobManager());
+    const { jobId: deployId } = (await (
+      await setup.request('POST', '/api/instances', mockSpec('recovered'))
+    ).json()) as { jobId: string };
+    await readEvents(await setup.request('GET', `/api/jobs/${deployId}/events`));
+    const detail = await target.get('recovered');
+
+    for (const [wanted, recorded, status] of [
+      ['restored', 'unchanged', 'failed'],
+      ['completed', 'completed', 'succeeded'],
+    ] as const) {
+      outcome = wanted;
+      // The digest says "unchanged" either way: what the target did decides.
+      const crashed = new JobManager({ store: openStore(), processId: deadProcess });
+      const job = crashed.create('rotate', 'recovered', 'memory', { stateBefore: 'not this state' });
+      stores.at(-1)!.close();
+      const second = restarted(registry);
+      expect(await second.app.operations.reconcileInterrupted()).toEqual([]);
+      expect(await (await second.request('GET', `/api/jobs/${job.id}`)).json()).toMatchObject({
+        status,
+        reconciliation: {
+          outcome: recorded,
+          message: expect.stringContaining(`Recovered "recovered": ${wanted}.`),
+        },
+      });
+      stores.at(-1)!.close();
+    }
+    expect(recoveries).toEqual(['recovered', 'recovered']);
+    expect((await target.get('recovered')).state).toBe(detail.state);
+  });
+});
+
 describe('the job store holds no secret', () => {
   it('has no raw credential in the database file after a deploy and a rotation', async () => {
     const knownSecret = 'ghp_StoreScanSecret_0123456789abcdefXYZ';

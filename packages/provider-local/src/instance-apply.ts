@@ -14,6 +14,7 @@ import { type InstanceRecord, localLabelKeys, planDigest, storePlan } from './in
 import { findAgent, getInstance, instanceContainers } from './instance-state.js';
 import { newGeneration, type OperationContext } from './operation-context.js';
 import { createEmitter, failedStep, runStep, StepError } from './progress-steps.js';
+import { rollbackIncompleteError, runtimeAnswers } from './runtime-loss.js';
 import { egressNetworkName, internalNetworkName } from './runtime-names.js';
 import { startOrder } from './start-order.js';
 import { localTargetOptionsSchema } from './target-options.js';
@@ -124,9 +125,28 @@ export async function applyPlan(
   } catch (error) {
     const { step, original } = failedStep(error, 'apply');
     emit('rollback', 'started', `Step ${step} failed; removing everything created for "${name}"`);
-    await removeCreatedResources(docker, created);
-    // Volumes this apply created are gone with `created`; a kept data volume stays.
-    await sweepInstance(context, name, false);
+    let swept = true;
+    try {
+      await removeCreatedResources(docker, created);
+      // Volumes this apply created are gone with `created`; a kept data volume stays.
+      await sweepInstance(context, name, false);
+    } catch {
+      swept = false;
+    }
+    if (!swept || !(await runtimeAnswers(docker))) {
+      emit(
+        'rollback',
+        'failed',
+        `The container runtime stopped answering; what was created for "${name}" is still there`,
+      );
+      throw rollbackIncompleteError({
+        providerId,
+        operation: `Applying instance "${name}"`,
+        step,
+        cause: original,
+        left: `so what was created for "${name}" could not all be removed yet: once the runtime answers again, delete what is left (\`keyward rm ${name}\`; a keyward server does it by itself).`,
+      });
+    }
     emit('rollback', 'succeeded', `Removed everything created for "${name}"`);
     throw new KeywardError({
       code: KeywardError.isInstance(original) ? original.code : 'DEPLOY_FAILED',

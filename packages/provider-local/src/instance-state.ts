@@ -28,12 +28,24 @@ export async function instanceContainers(
   );
 }
 
-/** The agent container, which carries the instance record. */
+/** Whether the container is under its own runtime name (not parked aside by a rotation). */
+export function atRuntimeName(summary: Docker.ContainerInfo): boolean {
+  const instance = summary.Labels[labelKeys.instance] ?? '';
+  const component = summary.Labels[labelKeys.component] ?? '';
+  return containerSummaryName(summary) === containerRuntimeName(instance, component);
+}
+
+/**
+ * The agent container, which carries the instance record. While a rotation runs (or after one
+ * was interrupted) the old agent is parked under another name: the one under the agent's own
+ * name holds the current record.
+ */
 export function findAgent(containers: Docker.ContainerInfo[]): Docker.ContainerInfo | undefined {
-  return containers.find(
+  const agents = containers.filter(
     (summary) =>
       summary.Labels[labelKeys.component] === AGENT_CONTAINER_NAME && summary.Labels[localLabelKeys.record],
   );
+  return agents.find(atRuntimeName) ?? agents[0];
 }
 
 export function instanceNotFound(providerId: string, name: string): KeywardError {

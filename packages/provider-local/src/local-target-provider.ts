@@ -8,6 +8,7 @@ import type {
   ExecResultV2,
   InstanceDetailV2,
   InstanceSummaryV2,
+  InterruptedOperationRecoveryV2,
   LogLineV2,
   LogOptionsV2,
   OperationOptionsV2,
@@ -22,10 +23,12 @@ import { deleteInstance } from './instance-cleanup.js';
 import { execInInstance } from './instance-exec.js';
 import { instanceLogs, startInstance, stopInstance } from './instance-lifecycle.js';
 import { getInstance, listInstances } from './instance-state.js';
+import { recoverInterruptedRotation } from './interrupted-rotation-recovery.js';
 import { DEFAULT_NETWORK_HELPER_IMAGE, type LocalProviderSettings } from './local-provider-settings.js';
 import { networkChecks } from './network-checks.js';
 import type { OperationContext } from './operation-context.js';
 import { RuntimeConnection } from './runtime-connection.js';
+import { asRuntimeUnavailable } from './runtime-loss.js';
 import { rotateSecrets } from './secret-rotation.js';
 import { readSidecarState } from './sidecar-state.js';
 import { type LocalTargetOptions, localAddressOf, localTargetOptionsSchema } from './target-options.js';
@@ -72,6 +75,17 @@ export class LocalProvider implements TargetProviderV2<LocalTargetOptions> {
     };
   }
 
+  /** Runs an operation; a runtime that does not answer at all becomes `RUNTIME_UNAVAILABLE`. */
+  async #run<T>(operation: (context: OperationContext) => Promise<T>): Promise<T> {
+    let context: OperationContext | undefined;
+    try {
+      context = await this.#context();
+      return await operation(context);
+    } catch (error) {
+      throw asRuntimeUnavailable(error, this.id, context?.runtime.docker ?? this.#settings.docker);
+    }
+  }
+
   addressOf(request: AddressRequestV2): string {
     return localAddressOf(request);
   }
@@ -81,23 +95,23 @@ export class LocalProvider implements TargetProviderV2<LocalTargetOptions> {
   }
 
   async list(): Promise<InstanceSummaryV2[]> {
-    return listInstances(await this.#context());
+    return this.#run((context) => listInstances(context));
   }
 
   async get(name: string): Promise<InstanceDetailV2> {
-    return getInstance(await this.#context(), name);
+    return this.#run((context) => getInstance(context, name));
   }
 
   async apply(plan: DeploymentPlanV2, options: OperationOptionsV2 = {}): Promise<InstanceDetailV2> {
-    return applyPlan(await this.#context(), plan, options);
+    return this.#run((context) => applyPlan(context, plan, options));
   }
 
   async start(name: string, options: OperationOptionsV2 = {}): Promise<void> {
-    await startInstance(await this.#context(), name, options);
+    await this.#run((context) => startInstance(context, name, options));
   }
 
   async stop(name: string, options: OperationOptionsV2 = {}): Promise<void> {
-    await stopInstance(await this.#context(), name, options);
+    await this.#run((context) => stopInstance(context, name, options));
   }
 
   async restart(name: string, options: OperationOptionsV2 = {}): Promise<void> {
@@ -110,11 +124,11 @@ export class LocalProvider implements TargetProviderV2<LocalTargetOptions> {
   }
 
   async delete(name: string, options: OperationOptionsV2 & { removeVolumes?: boolean } = {}): Promise<void> {
-    await deleteInstance(await this.#context(), name, options);
+    await this.#run((context) => deleteInstance(context, name, options));
   }
 
   async readSidecarState(name: string, providerId: string): Promise<SidecarStateV2> {
-    return readSidecarState(await this.#context(), name, providerId);
+    return this.#run((context) => readSidecarState(context, name, providerId));
   }
 
   async rotateSecrets(
@@ -122,7 +136,19 @@ export class LocalProvider implements TargetProviderV2<LocalTargetOptions> {
     request: SidecarRotationRequestV2,
     options: OperationOptionsV2 = {},
   ): Promise<InstanceDetailV2> {
-    return rotateSecrets(await this.#context(), name, request, options);
+    return this.#run((context) => rotateSecrets(context, name, request, options));
+  }
+
+  /**
+   * An instance a rotation left half-done (the process running it was killed, or the runtime
+   * stopped answering): the previous containers come back (`restored`), or, when the new agent
+   * was already made, the new ones are kept and started (`completed`). Leftover file volumes go.
+   */
+  async recoverInterrupted(
+    name: string,
+    options: OperationOptionsV2 = {},
+  ): Promise<InterruptedOperationRecoveryV2> {
+    return this.#run((context) => recoverInterruptedRotation(context, name, options));
   }
 
   async exec(
@@ -130,11 +156,11 @@ export class LocalProvider implements TargetProviderV2<LocalTargetOptions> {
     request: ExecRequestV2,
     options: { signal?: AbortSignal } = {},
   ): Promise<ExecResultV2> {
-    return execInInstance(await this.#context(), name, request, options);
+    return this.#run((context) => execInInstance(context, name, request, options));
   }
 
   async verificationChecks(instance: InstanceDetailV2): Promise<VerifyCheckV2[]> {
-    return networkChecks(await this.#context(), instance);
+    return this.#run((context) => networkChecks(context, instance));
   }
 }
 

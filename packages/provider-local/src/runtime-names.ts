@@ -25,6 +25,17 @@ export function containerRuntimeName(instance: string, container: string): strin
   return boundedRuntimeName(instance, container);
 }
 
+/** Where a rotation keeps an old container (stopped) until its replacement of `generation` is ready. */
+export function parkedRuntimeName(runtimeName: string, generation: string): string {
+  return `${runtimeName}-previous-${generation}`;
+}
+
+/** The generation whose rotation parked this container under `name`, if `name` is a parked name of `runtimeName`. */
+export function parkingGeneration(name: string, runtimeName: string): string | undefined {
+  const prefix = parkedRuntimeName(runtimeName, '');
+  return name.startsWith(prefix) && name.length > prefix.length ? name.slice(prefix.length) : undefined;
+}
+
 export function helperRuntimeName(instance: string): string {
   return boundedRuntimeName(instance, helperComponent);
 }

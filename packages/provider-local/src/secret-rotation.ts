@@ -30,7 +30,8 @@ import {
   isNotModified,
   matchesAllLabels,
 } from './runtime-differences.js';
-import { containerRuntimeName } from './runtime-names.js';
+import { rollbackIncompleteError, runtimeAnswers } from './runtime-loss.js';
+import { containerRuntimeName, parkedRuntimeName } from './runtime-names.js';
 import { readSecretValues } from './sidecar-state.js';
 import { startOrder } from './start-order.js';
 
@@ -99,7 +100,7 @@ export async function rotateSecrets(
       return {
         container,
         runtimeName,
-        parkedName: `${runtimeName}-previous-${generation}`,
+        parkedName: parkedRuntimeName(runtimeName, generation),
         wasRunning: summaries.some(
           (summary) => containerSummaryName(summary) === runtimeName && summary.State === 'running',
         ),
@@ -150,7 +151,21 @@ export async function rotateSecrets(
       const { step, original } = failedStep(error, 'rotate');
       emit('rollback', 'started', `Step ${step} failed; restoring the previous containers of "${name}"`);
       await removeCreatedResources(docker, created);
-      await restoreParked(context, current, parked.slice(0, parkedCount));
+      const restored = await restoreParked(context, current, parked.slice(0, parkedCount));
+      if (!restored || !(await runtimeAnswers(docker))) {
+        emit(
+          'rollback',
+          'failed',
+          `The container runtime stopped answering; the previous containers of "${name}" are still parked`,
+        );
+        throw rollbackIncompleteError({
+          providerId: context.providerId,
+          operation: `Rotating secrets of "${name}"`,
+          step,
+          cause: original,
+          left: `so its previous containers could not be put back yet (they are kept, stopped, as "…-previous-${generation}"): once the runtime answers again, a keyward server puts them back by itself (the target's recoverInterrupted).`,
+        });
+      }
       emit(
         'rollback',
         'succeeded',
@@ -192,14 +207,24 @@ export async function rotateSecrets(
   }
 }
 
-/** Renames the parked containers back and starts those that were running (best effort). */
-async function restoreParked(context: OperationContext, current: StoredPlan, parked: ParkedContainer[]) {
+/**
+ * Renames the parked containers back and starts those that were running (best effort). False
+ * when a container could not be renamed back: the old credentials are not in place.
+ */
+async function restoreParked(
+  context: OperationContext,
+  current: StoredPlan,
+  parked: ParkedContainer[],
+): Promise<boolean> {
   const { docker } = context.runtime;
+  let renamed = true;
   for (const entry of parked) {
     await docker
       .getContainer(entry.parkedName)
       .rename({ name: entry.runtimeName })
-      .catch(() => undefined);
+      .catch(() => {
+        renamed = false;
+      });
   }
   for (const entry of [...parked].sort((a, b) => agentFirst(b.container, a.container))) {
     if (entry.wasRunning) {
@@ -212,6 +237,7 @@ async function restoreParked(context: OperationContext, current: StoredPlan, par
       if (probe) await waitUntilReady(context, current, entry.container, probe).catch(() => undefined);
     }
   }
+  return renamed;
 }
 
 /** Removes the parked containers, and the rotated components' file volumes of earlier generations. */

@@ -1,4 +1,6 @@
+import { isKeywardError } from '@keyward/core';
 import { Command, CommanderError } from 'commander';
+import { statusForCode } from '../api-error.js';
 import { KeywardApiError } from '../client.js';
 import { registerDemoCommand } from '../demo/index.js';
 import { VERSION } from '../version.js';
@@ -79,6 +81,11 @@ export async function runCli(argv: string[], io?: Partial<CliIo>): Promise<numbe
     if (error instanceof KeywardApiError) {
       report(error.code, error.message);
       return exitCodeForStatus(error.status);
+    }
+    // Raised in this process (the server's start-up, the token file): the code and message are the user's.
+    if (isKeywardError(error)) {
+      report(error.code, error.message);
+      return exitCodeForStatus(statusForCode(error.code));
     }
     if (error instanceof TypeError && /fetch failed/.test(error.message)) {
       const cause = (error as { cause?: { code?: string } }).cause?.code ?? 'no answer';

@@ -1,6 +1,7 @@
-import { KeywardError } from '@keyward/core';
+import { isKeywardError, KeywardError } from '@keyward/core';
 import { describe, expect, it } from 'vitest';
-import { JobManager } from './job-manager.js';
+import { JobManager, type JobSummary } from './job-manager.js';
+import type { JobStore, StoredJob } from './job-store.js';
 
 async function collect(manager: JobManager, id: string, afterSequence?: number) {
   const events = [];
@@ -64,5 +65,120 @@ describe('JobManager', () => {
     manager.succeed(finished.id, {});
     const third = manager.create('deploy', 'c', 'memory');
     expect(manager.list().map((job) => job.id)).toEqual([running.id, third.id]);
+  });
+});
+
+/** A store in memory whose writes fail while `full` is set, the way a full disk fails SQLite's. */
+function storeWithDisk(): JobStore & { full: boolean; jobs: Map<string, StoredJob> } {
+  const jobs = new Map<string, StoredJob>();
+  const refuse = () => {
+    if (store.full) {
+      throw new KeywardError({ code: 'DATA_DIRECTORY_FULL', message: 'Could not write: no space left.' });
+    }
+  };
+  const store = {
+    full: false,
+    jobs,
+    load: () => [...jobs.values()],
+    insertJob(job: Omit<StoredJob, 'events'>) {
+      refuse();
+      jobs.set(job.summary.id, { ...structuredClone(job), events: [] });
+    },
+    updateJob(summary: JobSummary, context?: Record<string, unknown>) {
+      refuse();
+      const stored = jobs.get(summary.id)!;
+      stored.summary = structuredClone(summary);
+      if (context) stored.context = structuredClone(context);
+    },
+    appendEvent(jobId: string, event: StoredJob['events'][number]) {
+      refuse();
+      jobs.get(jobId)!.events.push(event);
+    },
+    deleteJob(id: string) {
+      refuse();
+      jobs.delete(id);
+    },
+    close() {},
+  };
+  return store;
+}
+
+describe('JobManager on a store that cannot be written', () => {
+  it('refuses to create a job it cannot record, and keeps nothing of it', () => {
+    const store = storeWithDisk();
+    const manager = new JobManager({ store });
+    store.full = true;
+    const error = (() => {
+      try {
+        manager.create('deploy', 'demo', 'memory');
+      } catch (problem) {
+        return problem;
+      }
+      return undefined;
+    })();
+    expect(isKeywardError(error, 'DATA_DIRECTORY_FULL')).toBe(true);
+    expect(manager.list()).toEqual([]);
+  });
+
+  it('lets a running job go on in memory, reports it once, and catches up when writes work again', async () => {
+    const store = storeWithDisk();
+    const reported: string[] = [];
+    const manager = new JobManager({ store, onStoreError: (_error, job) => reported.push(job.id) });
+    const job = manager.create('deploy', 'demo', 'memory');
+    store.full = true;
+    manager.log(job.id, 'one');
+    manager.log(job.id, 'two');
+    expect(reported).toEqual([job.id]);
+    store.full = false;
+    manager.log(job.id, 'three');
+    store.full = true;
+    manager.succeed(job.id, { ok: true });
+    expect(reported).toEqual([job.id, job.id]);
+    // Everything is there for a subscriber; the store has what it could take.
+    expect((await collect(manager, job.id)).map((event) => event.type)).toEqual([
+      'log',
+      'log',
+      'log',
+      'result',
+    ]);
+    expect(manager.get(job.id)?.status).toBe('succeeded');
+    expect(store.jobs.get(job.id)?.summary.status).toBe('running');
+    expect(store.jobs.get(job.id)?.events.map((event) => event.sequence)).toEqual([3]);
+  });
+});
+
+describe('JobManager: rollbacks left to do', () => {
+  it('lists a failed job with rollbackPending until its rollback is recorded', () => {
+    const store = storeWithDisk();
+    const manager = new JobManager({ store });
+    const job = manager.create('deploy', 'demo', 'memory');
+    const other = manager.create('deploy', 'other', 'memory');
+    manager.fail(job.id, new KeywardError({ code: 'RUNTIME_UNAVAILABLE', message: 'gone' }), {
+      rollbackPending: true,
+    });
+    manager.fail(other.id, new Error('plain failure'));
+    expect(manager.pendingRollbacks().map((entry) => entry.job.id)).toEqual([job.id]);
+    // A restarted process finds it in the store.
+    expect(new JobManager({ store }).pendingRollbacks().map((entry) => entry.job.id)).toEqual([job.id]);
+
+    manager.settleRollback(job.id, { outcome: 'rolled-back', message: 'removed' });
+    expect(manager.pendingRollbacks()).toEqual([]);
+    expect(manager.get(job.id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'RUNTIME_UNAVAILABLE' },
+      reconciliation: { outcome: 'rolled-back', message: 'removed' },
+    });
+    expect(new JobManager({ store }).pendingRollbacks()).toEqual([]);
+  });
+
+  it("leaves another live process's pending rollback to it", () => {
+    const store = storeWithDisk();
+    const owner = new JobManager({ store, processId: 4_000_002 });
+    const job = owner.create('deploy', 'demo', 'memory');
+    owner.fail(job.id, new Error('runtime gone'), { rollbackPending: true });
+    const alive = new JobManager({ store, isProcessAlive: (pid) => pid === 4_000_002 });
+    expect(alive.pendingRollbacks()).toEqual([]);
+    const gone = new JobManager({ store, isProcessAlive: () => false });
+    expect(gone.pendingRollbacks().map((entry) => entry.job.id)).toEqual([job.id]);
   });
 });

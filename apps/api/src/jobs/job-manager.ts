@@ -32,7 +32,11 @@ export interface JobSummary {
   /** The step that failed, when the job failed during one. */
   failedStep?: string;
   error?: { code: string; message: string; step?: string };
-  /** Set when the process running the job stopped before it ended, and a later start finished it. */
+  /**
+   * Set when the process running the job stopped before it ended and a later start finished it,
+   * or when the job failed with its rollback left to do (the runtime stopped answering) and that
+   * was done once the runtime answered again.
+   */
   reconciliation?: JobReconciliation;
 }
 
@@ -67,6 +71,11 @@ export interface JobManagerOptions {
   isProcessAlive?: (pid: number) => boolean;
   /** The process id recorded as the jobs' owner. Default: this process's. */
   processId?: number;
+  /**
+   * Called when the store could not record part of a running job (a full disk): the job goes on
+   * in memory. Called once per job until a write of it succeeds again.
+   */
+  onStoreError?: (error: unknown, job: JobSummary) => void;
 }
 
 function processAlive(pid: number): boolean {
@@ -89,6 +98,8 @@ interface JobRecord {
   ownerPid: number;
   ownerRun: string;
   context: Record<string, unknown>;
+  /** A write of this job to the store failed and was reported; reset by the next that succeeds. */
+  storeFailed: boolean;
 }
 
 /**
@@ -105,6 +116,7 @@ export class JobManager {
   readonly #store: JobStore | undefined;
   readonly #isProcessAlive: (pid: number) => boolean;
   readonly #processId: number;
+  readonly #onStoreError: ((error: unknown, job: JobSummary) => void) | undefined;
   readonly #run = randomUUID();
 
   constructor(options: JobManagerOptions = {}) {
@@ -116,6 +128,7 @@ export class JobManager {
     this.#store = options.store;
     this.#isProcessAlive = options.isProcessAlive ?? processAlive;
     this.#processId = options.processId ?? process.pid;
+    this.#onStoreError = options.onStoreError;
     for (const stored of this.#store?.load(this.#maximumJobs) ?? []) {
       const head = stored.events.filter((event) => event.sequence <= this.#headCapacity);
       const tail = stored.events.filter((event) => event.sequence > this.#headCapacity);
@@ -130,6 +143,7 @@ export class JobManager {
         ownerPid: stored.ownerPid,
         ownerRun: stored.ownerRun,
         context: stored.context,
+        storeFailed: false,
       });
     }
   }
@@ -142,6 +156,23 @@ export class JobManager {
   #redact<T>(value: T): T {
     const once = redact(value);
     return this.#redactor === secretRedactor ? once : redact(once, this.#redactor);
+  }
+
+  /**
+   * A write of a running job to the store. A failure (a full disk) never stops the job, which
+   * goes on in memory: it is reported once, and the store catches up with the next write that
+   * succeeds (a restarted server reconciles a job whose end was not recorded).
+   */
+  #persist(record: JobRecord, write: (store: JobStore) => void): void {
+    if (!this.#store) return;
+    try {
+      write(this.#store);
+      record.storeFailed = false;
+    } catch (error) {
+      if (record.storeFailed) return;
+      record.storeFailed = true;
+      this.#onStoreError?.(error, { ...record.summary });
+    }
   }
 
   /**
@@ -158,6 +189,15 @@ export class JobManager {
       status: 'running',
       createdAt: this.#now().toISOString(),
     };
+    // Recorded before anything starts: a job the store cannot hold could not be reconciled after
+    // a crash, so it is refused (the error says why) and nothing is started.
+    this.#store?.insertJob({
+      summary,
+      nextSequence: 1,
+      ownerPid: this.#processId,
+      ownerRun: this.#run,
+      context: this.#redact(context),
+    });
     this.#jobs.set(summary.id, {
       summary,
       head: [],
@@ -169,13 +209,7 @@ export class JobManager {
       ownerPid: this.#processId,
       ownerRun: this.#run,
       context: this.#redact(context),
-    });
-    this.#store?.insertJob({
-      summary,
-      nextSequence: 1,
-      ownerPid: this.#processId,
-      ownerRun: this.#run,
-      context: this.#redact(context),
+      storeFailed: false,
     });
     return { ...summary };
   }
@@ -197,7 +231,7 @@ export class JobManager {
       record.lastStartedStep = undefined;
     if (event.status === 'failed' && record.summary.failedStep === undefined) {
       record.summary.failedStep = event.step;
-      this.#store?.updateJob(record.summary);
+      this.#persist(record, (store) => store.updateJob(record.summary));
     }
     this.#append(record, {
       type: 'progress',
@@ -217,13 +251,15 @@ export class JobManager {
     if (!record || record.summary.status !== 'running') return;
     record.summary.status = 'succeeded';
     record.summary.finishedAt = this.#now().toISOString();
-    this.#store?.updateJob(record.summary);
+    this.#persist(record, (store) => store.updateJob(record.summary));
     this.#append(record, { type: 'result', result });
   }
 
-  fail(id: string, error: unknown): void {
+  /** `context`: facts merged into the job's context (`rollbackPending: true`, see `pendingRollbacks`). */
+  fail(id: string, error: unknown, context?: Record<string, unknown>): void {
     const record = this.#jobs.get(id);
     if (!record || record.summary.status !== 'running') return;
+    if (context) record.context = { ...record.context, ...this.#redact(context) };
     const step = record.summary.failedStep ?? record.lastStartedStep;
     const described = {
       code: isKeywardError(error) ? error.code : 'INTERNAL_ERROR',
@@ -234,7 +270,7 @@ export class JobManager {
     record.summary.finishedAt = this.#now().toISOString();
     if (step) record.summary.failedStep = step;
     record.summary.error = this.#redact(described);
-    this.#store?.updateJob(record.summary);
+    this.#persist(record, (store) => store.updateJob(record.summary, context ? record.context : undefined));
     this.#append(record, { type: 'error', error: described });
   }
 
@@ -252,6 +288,32 @@ export class JobManager {
           (record.ownerPid === this.#processId || !this.#isProcessAlive(record.ownerPid)),
       )
       .map((record) => ({ job: { ...record.summary }, context: { ...record.context } }));
+  }
+
+  /**
+   * Failed jobs whose rollback was left to do (`rollbackPending` in their context: the runtime
+   * stopped answering), of this process or of one that is gone.
+   */
+  pendingRollbacks(): { job: JobSummary; context: Record<string, unknown> }[] {
+    return [...this.#jobs.values()]
+      .filter(
+        (record) =>
+          record.summary.status === 'failed' &&
+          record.context['rollbackPending'] === true &&
+          (record.ownerRun === this.#run ||
+            record.ownerPid === this.#processId ||
+            !this.#isProcessAlive(record.ownerPid)),
+      )
+      .map((record) => ({ job: { ...record.summary }, context: { ...record.context } }));
+  }
+
+  /** Records the rollback a failed job left to do as done (see `pendingRollbacks`). */
+  settleRollback(id: string, reconciliation: Omit<JobReconciliation, 'time'>): void {
+    const record = this.#jobs.get(id);
+    if (record?.summary.status !== 'failed' || record.context['rollbackPending'] !== true) return;
+    record.summary.reconciliation = this.#redact({ ...reconciliation, time: this.#now().toISOString() });
+    record.context = { ...record.context, rollbackPending: false };
+    this.#persist(record, (store) => store.updateJob(record.summary, record.context));
   }
 
   /** Records what reconciliation found, then ends the job with `result` (completed) or `error`. */
@@ -326,10 +388,12 @@ export class JobManager {
       sequence: record.nextSequence++,
       time: this.#now().toISOString(),
     }) as JobEvent;
-    this.#store?.appendEvent(record.summary.id, event, {
-      keepHead: this.#headCapacity,
-      keepTail: this.#tailCapacity,
-    });
+    this.#persist(record, (store) =>
+      store.appendEvent(record.summary.id, event, {
+        keepHead: this.#headCapacity,
+        keepTail: this.#tailCapacity,
+      }),
+    );
     if (record.head.length < this.#headCapacity) record.head.push(event);
     else {
       record.tail.push(event);
@@ -346,7 +410,8 @@ export class JobManager {
     for (const [id, record] of this.#jobs) {
       if (record.summary.status !== 'running') {
         this.#jobs.delete(id);
-        this.#store?.deleteJob(id);
+        // A job the store keeps for now is trimmed at a later start.
+        this.#persist(record, (store) => store.deleteJob(id));
         if (this.#jobs.size < this.#maximumJobs) return;
       }
     }

@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { dataDirectoryError, isDataDirectoryFull } from '../data-directory-errors.js';
 import type { JobEvent, JobSummary } from './job-manager.js';
 
 /** A job as the store keeps it: its summary, its (bounded) events and which process ran it. */
@@ -64,20 +65,33 @@ export class SqliteJobStore implements JobStore {
   readonly #database: Database.Database;
   readonly #statements;
 
+  readonly #directory: string;
+
   constructor(path: string) {
     this.path = path;
     const directory = join(path, '..');
-    if (!existsSync(directory)) mkdirSync(directory, { recursive: true, mode: 0o700 });
-    this.#database = new Database(path);
-    this.#database.pragma('journal_mode = WAL');
-    this.#database.pragma('synchronous = NORMAL');
-    this.#database.pragma('foreign_keys = ON');
-    this.#database.pragma('busy_timeout = 5000');
-    this.#database.exec(schema);
-    for (const file of [path, `${path}-wal`, `${path}-shm`]) {
-      if (existsSync(file)) chmodSync(file, 0o600);
+    this.#directory = directory;
+    let database: Database.Database | undefined;
+    try {
+      if (!existsSync(directory)) mkdirSync(directory, { recursive: true, mode: 0o700 });
+      database = new Database(path);
+      database.pragma('journal_mode = WAL');
+      database.pragma('synchronous = NORMAL');
+      database.pragma('foreign_keys = ON');
+      database.pragma('busy_timeout = 5000');
+      database.exec(schema);
+      for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+        if (existsSync(file)) chmodSync(file, 0o600);
+      }
+    } catch (error) {
+      database?.close();
+      throw dataDirectoryError(error, {
+        directory,
+        doing: `open the job store ${path}`,
+        consequence: 'The server did not start; the jobs already in the store are kept.',
+      });
     }
-    const database = this.#database;
+    this.#database = database;
     this.#statements = {
       jobs: database.prepare(
         'SELECT id, summary, next_sequence, owner_pid, owner_run, context FROM jobs ORDER BY position DESC LIMIT ?',
@@ -100,9 +114,27 @@ export class SqliteJobStore implements JobStore {
     };
   }
 
+  /** Runs a write; a full or read-only disk becomes a `KeywardError` that says so. */
+  #write<T>(doing: string, write: () => T, consequence?: string): T {
+    try {
+      return write();
+    } catch (error) {
+      throw dataDirectoryError(error, {
+        directory: this.#directory,
+        doing: `${doing} in ${this.path}`,
+        ...(consequence ? { consequence } : {}),
+      });
+    }
+  }
+
   load(limit: number): StoredJob[] {
     // Older rows beyond the limit are gone for good: the store stays bounded across restarts.
-    this.#statements.trim.run(limit);
+    // On a full disk the trim waits for the next start; the jobs can still be read.
+    try {
+      this.#statements.trim.run(limit);
+    } catch (error) {
+      if (!isDataDirectoryFull(error)) throw error;
+    }
     const rows = this.#statements.jobs.all(limit) as {
       id: string;
       summary: string;
@@ -125,21 +157,29 @@ export class SqliteJobStore implements JobStore {
 
   insertJob(job: Omit<StoredJob, 'events'>): void {
     if (!this.#database.open) return; // closed with the server: a job still ending stays in memory
-    this.#statements.insertJob.run(
-      job.summary.id,
-      JSON.stringify(job.summary),
-      job.nextSequence,
-      job.ownerPid,
-      job.ownerRun,
-      JSON.stringify(job.context),
+    this.#write(
+      `record the new ${job.summary.kind} job of "${job.summary.instance}"`,
+      () =>
+        this.#statements.insertJob.run(
+          job.summary.id,
+          JSON.stringify(job.summary),
+          job.nextSequence,
+          job.ownerPid,
+          job.ownerRun,
+          JSON.stringify(job.context),
+        ),
+      // Jobs are recorded before they start (so a crash can be reconciled).
+      'Nothing was started.',
     );
   }
 
   updateJob(summary: JobSummary, context?: Record<string, unknown>): void {
     if (!this.#database.open) return; // closed with the server: a job still ending stays in memory
-    if (context)
-      this.#statements.updateJobContext.run(JSON.stringify(summary), JSON.stringify(context), summary.id);
-    else this.#statements.updateJob.run(JSON.stringify(summary), summary.id);
+    this.#write(`update job ${summary.id}`, () => {
+      if (context)
+        this.#statements.updateJobContext.run(JSON.stringify(summary), JSON.stringify(context), summary.id);
+      else this.#statements.updateJob.run(JSON.stringify(summary), summary.id);
+    });
   }
 
   readonly #append = (jobId: string, event: JobEvent, bounds: { keepHead: number; keepTail: number }) => {
@@ -151,12 +191,14 @@ export class SqliteJobStore implements JobStore {
 
   appendEvent(jobId: string, event: JobEvent, bounds: { keepHead: number; keepTail: number }): void {
     if (!this.#database.open) return; // closed with the server: a job still ending stays in memory
-    this.#database.transaction(this.#append)(jobId, event, bounds);
+    this.#write(`record an event of job ${jobId}`, () =>
+      this.#database.transaction(this.#append)(jobId, event, bounds),
+    );
   }
 
   deleteJob(id: string): void {
     if (!this.#database.open) return; // closed with the server: a job still ending stays in memory
-    this.#statements.deleteJob.run(id);
+    this.#write(`delete job ${id}`, () => this.#statements.deleteJob.run(id));
   }
 
   close(): void {

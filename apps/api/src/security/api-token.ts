@@ -1,8 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KeywardError, registerSecret } from '@keyward/core';
+import { dataDirectoryError } from '../data-directory-errors.js';
 
 export const apiTokenFileName = 'api-token';
 
@@ -20,12 +21,28 @@ function newToken(): string {
   return `kw_${randomBytes(32).toString('base64url')}`;
 }
 
-function writeToken(dataDirectory: string, token: string): void {
-  mkdirSync(dataDirectory, { recursive: true, mode: 0o700 });
+/**
+ * Writes the token to a new file, then renames it over the old one: a reader (the running
+ * server) sees the old token or the new one, never a truncated file, and a write that fails (a
+ * full disk) leaves the old token in place.
+ */
+function writeToken(dataDirectory: string, token: string, consequence: string): void {
   const path = apiTokenPath(dataDirectory);
-  writeFileSync(path, `${token}\n`, { mode: 0o600 });
-  // `mode` applies only when the file is created; tighten an older, looser file too.
-  chmodSync(path, 0o600);
+  const temporary = `${path}.${process.pid}.new`;
+  try {
+    mkdirSync(dataDirectory, { recursive: true, mode: 0o700 });
+    writeFileSync(temporary, `${token}\n`, { mode: 0o600, flag: 'w' });
+    // `mode` applies only when the file is created; a leftover temporary file gets it too.
+    chmodSync(temporary, 0o600);
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw dataDirectoryError(error, {
+      directory: dataDirectory,
+      doing: `write the API token ${path}`,
+      consequence,
+    });
+  }
 }
 
 /** Reads the token, or undefined when none was generated yet. */
@@ -47,7 +64,7 @@ export function ensureApiToken(dataDirectory: string): { token: string; created:
   if (existing) return { token: existing, created: false };
   const token = newToken();
   registerSecret(token);
-  writeToken(dataDirectory, token);
+  writeToken(dataDirectory, token, 'The server did not start.');
   return { token, created: true };
 }
 
@@ -55,7 +72,7 @@ export function ensureApiToken(dataDirectory: string): { token: string; created:
 export function rotateApiToken(dataDirectory: string): string {
   const token = newToken();
   registerSecret(token);
-  writeToken(dataDirectory, token);
+  writeToken(dataDirectory, token, 'The previous token is unchanged and still works.');
   return token;
 }
 

@@ -131,6 +131,18 @@ export const targetConformanceSteps: {
     },
   },
   {
+    rule: 'recoverInterrupted (where the target has it) finds nothing to do on a whole instance and throws INSTANCE_NOT_FOUND for an unknown one',
+    check: async ({ provider, name }) => {
+      if (!provider.recoverInterrupted) return undefined;
+      const recovery = await provider.recoverInterrupted(name);
+      if (recovery.outcome !== 'none')
+        return `recoverInterrupted of a whole instance gave "${recovery.outcome}" (${recovery.message})`;
+      if (!recovery.message) return 'recoverInterrupted gave no message';
+      const recover = provider.recoverInterrupted.bind(provider);
+      return expectNotFound(() => recover(`${name}-missing`), 'recoverInterrupted');
+    },
+  },
+  {
     rule: 'get returns the redacted spec, every planned container and each sidecar with its exports',
     check: async ({ provider, plan, name }) => {
       const detail = await provider.get(name);

@@ -11,4 +11,10 @@ export {
   testFixtureLabel,
 } from './demo-upstream.js';
 export { type Finding, scanContainer, scanHostCommandLines } from './secret-scan.js';
-export { connectToTestRuntime, remainingObjects, uniqueName } from './test-runtime.js';
+export {
+  connectToTestRuntime,
+  containersOfInstance,
+  remainingObjects,
+  uniqueName,
+  unusedFileVolumes,
+} from './test-runtime.js';

@@ -2,6 +2,7 @@
 // what an instance left behind on it. For tests only.
 import { labelKeys } from '@keyward/core';
 import type Docker from 'dockerode';
+import { localLabelKeys } from '../instance-record.js';
 import { dockerForEndpoint, parseHostUrl } from '../runtime-detection.js';
 
 /**
@@ -37,6 +38,37 @@ export async function remainingObjects(docker: Docker, instance: string): Promis
     ...networks.map((network) => `network ${network.Name}`),
     ...(volumes ?? []).map((volume) => `volume ${volume.Name}`),
   ];
+}
+
+/** The instance's containers by label: name (no leading slash), component and state. */
+export async function containersOfInstance(
+  docker: Docker,
+  instance: string,
+): Promise<{ name: string; component: string; state: string }[]> {
+  const filters = { label: [`${labelKeys.instance}=${instance}`] };
+  return (await docker.listContainers({ all: true, filters })).map((summary) => ({
+    name: (summary.Names[0] ?? '').replace(/^\//, ''),
+    component: summary.Labels[labelKeys.component] ?? '',
+    state: summary.State,
+  }));
+}
+
+/**
+ * File volumes of the instance (secrets and config of one generation) that no container of it
+ * mounts: what an interrupted or failed operation could leave behind.
+ */
+export async function unusedFileVolumes(docker: Docker, instance: string): Promise<string[]> {
+  const filters = { label: [`${labelKeys.instance}=${instance}`] };
+  const mounted = new Set<string>();
+  for (const summary of await docker.listContainers({ all: true, filters })) {
+    for (const mount of (await docker.getContainer(summary.Id).inspect()).Mounts ?? []) {
+      if (mount.Name) mounted.add(mount.Name);
+    }
+  }
+  const { Volumes: volumes } = await docker.listVolumes({ filters });
+  return (volumes ?? [])
+    .filter((volume) => volume.Labels?.[localLabelKeys.volumeKind] === 'files' && !mounted.has(volume.Name))
+    .map((volume) => volume.Name);
 }
 
 /** An instance name no other run uses, so runs on one runtime do not collide. */

@@ -88,6 +88,18 @@ export interface SidecarRotationRequestV2 {
   redactedSpec: JsonObject;
 }
 
+/**
+ * What `recoverInterrupted` found and did. `none`: no operation of this target was left half-done
+ * on the instance. `restored`: the instance is back in its state before the operation (a rotation's
+ * old containers, with the old credentials). `completed`: the operation had gone far enough that
+ * the target finished it (the new containers, with the new credentials).
+ */
+export interface InterruptedOperationRecoveryV2 {
+  outcome: 'none' | 'restored' | 'completed';
+  /** What was found and done, for the job's record and the operator. */
+  message: string;
+}
+
 export type EgressKindV2 = 'none' | 'internet' | 'destinations';
 
 export interface TargetCapabilitiesV2 {
@@ -111,7 +123,11 @@ export interface TargetProviderV2<TOptions = unknown> {
   /** `host:port` at which one container of an instance reaches a port of another. Pure. */
   addressOf(request: AddressRequestV2): string;
   detect(): Promise<DetectionResultV2>;
-  /** Idempotent. On failure removes everything it created for the instance and names the failed step. */
+  /**
+   * Idempotent. On failure removes everything it created for the instance and names the failed step.
+   * When it cannot (its runtime stopped answering), it throws `RUNTIME_UNAVAILABLE` with
+   * `details.rollback: 'incomplete'`: the caller deletes the instance once the runtime answers again.
+   */
   apply(plan: DeploymentPlanV2, options?: OperationOptionsV2): Promise<InstanceDetailV2>;
   /** A bounded number of runtime calls, whatever the number of instances. */
   list(): Promise<InstanceSummaryV2[]>;
@@ -124,12 +140,25 @@ export interface TargetProviderV2<TOptions = unknown> {
   delete(name: string, options?: OperationOptionsV2 & { removeVolumes?: boolean }): Promise<void>;
   /** Current metadata, exports and secret values of one sidecar, for its provider's `rotate`. */
   readSidecarState?(name: string, providerId: string): Promise<SidecarStateV2>;
-  /** Atomic: the new secrets work, or the old ones still do. */
+  /**
+   * Atomic: the new secrets work, or the old ones still do. When the old ones cannot be put back
+   * (its runtime stopped answering), it throws `RUNTIME_UNAVAILABLE` with
+   * `details.rollback: 'incomplete'`: the caller runs `recoverInterrupted` once the runtime answers.
+   */
   rotateSecrets?(
     name: string,
     request: SidecarRotationRequestV2,
     options?: OperationOptionsV2,
   ): Promise<InstanceDetailV2>;
+  /**
+   * Brings an instance left half-done by an operation that stopped midway (the process running it
+   * was killed, or its runtime stopped answering) back to a whole state: the state before the
+   * operation (`restored`) or, when it had gone far enough, the state after (`completed`). Safe to
+   * call on an instance with nothing half-done (`none`). Targets whose operations cannot be left
+   * half-done (a single transactional API call) leave it out. Throws `INSTANCE_NOT_FOUND` when
+   * nothing of the instance exists.
+   */
+  recoverInterrupted?(name: string, options?: OperationOptionsV2): Promise<InterruptedOperationRecoveryV2>;
   /** Runs a command in one container of a running instance (the self-tests). */
   exec?(name: string, request: ExecRequestV2, options?: { signal?: AbortSignal }): Promise<ExecResultV2>;
   /** The target's own checks of its isolation (direct egress, DNS, the host), run like the sidecars'. */
