@@ -16,6 +16,7 @@ import {
   type PlanWarningV2,
   type ProviderRegistry,
   parseInstanceSpec,
+  type RenderedSecretV2,
   redact,
   registerSecret,
   type SecretRedactor,
@@ -33,6 +34,21 @@ export type { VerifyRequest } from './verification.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: targets carry their own option types.
 type AnyTargetProvider = TargetProviderV2<any>;
+
+/** `omit`: no values (default). `include`: values in place. `separate`: values in `secretsContent`. */
+export type RenderSecretValues = 'omit' | 'include' | 'separate';
+
+export interface RenderResult {
+  target: string;
+  instance: string;
+  secretValues: RenderSecretValues;
+  /** The manifests; secret values only with `include`. */
+  content: string;
+  /** The objects that hold secret values: names, keys and readers, never a value. */
+  secrets: RenderedSecretV2[];
+  /** With `separate`: the Secrets with their values, from the same plan as `content`. */
+  secretsContent?: string;
+}
 
 export interface InstanceOperationsOptions {
   registry: ProviderRegistry;
@@ -793,23 +809,58 @@ export class InstanceOperations {
     return target.render.bind(target);
   }
 
-  /** Manifests of a spec that is not deployed (a GitOps user's file). Secret values come out redacted. */
-  async renderSpec(body: unknown): Promise<{ target: string; instance: string; content: string }> {
+  /**
+   * The plan's manifests with secret values as asked: `omit` (default; safe to commit, redacted
+   * once more), `include` (values in place) or `separate` (`content` without values and
+   * `secretsContent` with the Secrets of the same plan, so the two fit together).
+   */
+  async #renderPlan(
+    target: AnyTargetProvider,
+    plan: DeploymentPlanV2,
+    secretValues: RenderSecretValues,
+  ): Promise<Omit<RenderResult, 'target' | 'instance'>> {
+    const render = this.#renderer(target);
+    if (!target.renderedSecrets) {
+      if (secretValues !== 'omit') {
+        throw new KeywardError({
+          code: 'UNSUPPORTED_CAPABILITY',
+          providerId: target.id,
+          message: `Target "${target.id}" cannot render secret values apart from its manifests; render without secretValues (the default, values redacted).`,
+        });
+      }
+      // A target that does not declare what it omits may print values: redact them.
+      return { secretValues, content: this.#redact(await render(plan)), secrets: [] };
+    }
+    const secrets = this.#redact(await target.renderedSecrets(plan));
+    if (secretValues === 'include') {
+      return { secretValues, content: await render(plan, { secretValues: 'include' }), secrets };
+    }
+    const content = this.#redact(await render(plan, { secretValues: 'omit' }));
+    if (secretValues === 'omit') return { secretValues, content, secrets };
+    return { secretValues, content, secrets, secretsContent: await render(plan, { secretValues: 'only' }) };
+  }
+
+  /** Manifests of a spec that is not deployed (a GitOps user's file). */
+  async renderSpec(body: unknown, secretValues: RenderSecretValues = 'omit'): Promise<RenderResult> {
     registerSecretsIn(body, this.redactor);
     const spec = parseInstanceSpec(body);
     const target = this.registry.requireTarget(spec.target);
-    const render = this.#renderer(target);
+    this.#renderer(target);
     const plan = await this.#compose(spec, target);
-    return { target: target.id, instance: spec.name, content: this.#redact(await render(plan)) };
+    return {
+      target: target.id,
+      instance: spec.name,
+      ...(await this.#renderPlan(target, plan, secretValues)),
+    };
   }
 
-  /** Manifests of a deployed instance, recomposed from the spec the target persisted. */
-  async renderInstance(
-    name: string,
-    targetId?: string,
-  ): Promise<{ target: string; instance: string; content: string }> {
+  /**
+   * Manifests of a deployed instance, recomposed from the spec the target persisted. Always
+   * without values: a new composition makes new keys, which are not the running instance's.
+   */
+  async renderInstance(name: string, targetId?: string): Promise<RenderResult> {
     const { target, detail } = await this.locate(name, targetId);
-    const render = this.#renderer(target);
+    this.#renderer(target);
     let plan: DeploymentPlanV2;
     try {
       plan = await this.#compose(parseInstanceSpec(detail.redactedSpec), target);
@@ -826,6 +877,6 @@ export class InstanceOperations {
         message: `The stored spec of "${name}" has its secrets removed, so it cannot be composed again (${error.message}); render the instance spec file instead (POST /api/render, "keyward render -f").`,
       });
     }
-    return { target: target.id, instance: name, content: this.#redact(await render(plan)) };
+    return { target: target.id, instance: name, ...(await this.#renderPlan(target, plan, 'omit')) };
   }
 }

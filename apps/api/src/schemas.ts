@@ -244,9 +244,48 @@ export const VerifyReportSchema = z
   .object({ passed: z.boolean(), checks: z.array(VerifyCheckReportSchema) })
   .openapi('VerifyReport');
 
+const RenderSecretValuesSchema = z.enum(['omit', 'include', 'separate']);
+
+export const RenderedSecretSchema = z
+  .object({
+    kind: z.string(),
+    name: z.string(),
+    namespace: z.string().optional(),
+    keys: z.array(
+      z.object({
+        key: z.string(),
+        providerId: z.string(),
+        readers: z.array(z.string()),
+        agentSafe: z.boolean(),
+      }),
+    ),
+  })
+  .openapi('RenderedSecret');
+
 export const RenderSchema = z
-  .object({ target: z.string(), instance: z.string(), content: z.string() })
+  .object({
+    target: z.string(),
+    instance: z.string(),
+    secretValues: RenderSecretValuesSchema,
+    content: z.string().openapi({
+      description: 'The manifests. Secret values only with secretValues=include.',
+    }),
+    secrets: z.array(RenderedSecretSchema).openapi({
+      description: 'The objects that hold secret values, with their keys and readers; never a value.',
+    }),
+    secretsContent: z.string().optional().openapi({
+      description:
+        'With secretValues=separate: the Secrets with their values, from the same plan as content.',
+    }),
+  })
   .openapi('Render');
+
+export const RenderQuerySchema = z.object({
+  secretValues: RenderSecretValuesSchema.optional().openapi({
+    description:
+      'omit (default): Secrets without values, safe to commit. include: values in place (holds the open key; never commit). separate: values apart, in secretsContent.',
+  }),
+});
 
 export const InstanceParamsSchema = z.object({
   id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: 'my-agent' }),

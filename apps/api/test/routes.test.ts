@@ -1,5 +1,7 @@
 import { type ExecResultV2, KeywardError, ProviderRegistry, type VerificationContextV2 } from '@keyward/core';
 import { createMemoryTargetProvider, createMockSidecarProvider } from '@keyward/core/testing';
+import { createKubernetesProvider } from '@keyward/provider-k8s';
+import { createTokenizerProvider } from '@keyward/provider-tokenizer';
 import { describe, expect, it } from 'vitest';
 import * as z from 'zod';
 import { createHarness, mockSpec, readEvents, testToken } from './test-app.js';
@@ -599,6 +601,56 @@ describe('instances', () => {
       content: string;
     };
     expect(JSON.parse(fromInstance.content)).toMatchObject({ pods: [{ name: 'demo-agent' }] });
+  });
+
+  it('renders k8s Secrets without values by default, apart with secretValues=separate, and checks the choice', async () => {
+    const registry = new ProviderRegistry();
+    registry.registerTarget(createKubernetesProvider());
+    registry.registerSidecar(createTokenizerProvider());
+    const harness = createHarness({ registry });
+    const raw = 'ghp_RoutesRenderRaw_0123456789abcdef';
+    const spec = {
+      name: 'routes-render',
+      target: 'k8s',
+      network: { egress: 'open' },
+      agent: { image: 'localhost/agent:test', port: 18789, skillsDirectory: '/skills' },
+      sidecars: {
+        tokenizer: { credentials: [{ name: 'github', secret: raw, allowedHosts: ['api.github.com'] }] },
+      },
+    };
+    const omitted = (await (await harness.request('POST', '/api/render', spec)).json()) as {
+      secretValues: string;
+      content: string;
+      secrets: { name: string; keys: { key: string; readers: string[]; agentSafe: boolean }[] }[];
+      secretsContent?: string;
+    };
+    expect(omitted.secretValues).toBe('omit');
+    expect(omitted.secretsContent).toBeUndefined();
+    expect(omitted.content).not.toContain('[REDACTED]');
+    expect(omitted.content).toContain('keyward.dev/values: omitted');
+    expect(omitted.secrets.flatMap((secret) => secret.keys)).toContainEqual({
+      key: 'tokenizer-open-key',
+      providerId: 'tokenizer',
+      readers: ['tokenizer'],
+      agentSafe: false,
+    });
+    const separate = (await (
+      await harness.request('POST', '/api/render?secretValues=separate', spec)
+    ).json()) as { content: string; secretsContent: string };
+    const openKey = /tokenizer-open-key: (\S+)/.exec(separate.secretsContent)?.[1] ?? '';
+    expect(Buffer.from(openKey, 'base64').toString('utf8')).toMatch(/^[0-9a-f]{64}$/);
+    expect(separate.content).not.toContain(openKey);
+    expect(JSON.stringify([omitted, separate])).not.toContain(raw);
+    expect(
+      await errorOf(await harness.request('POST', '/api/render?secretValues=redact', spec)),
+    ).toMatchObject({
+      status: 400,
+    });
+    // The memory target declares no renderedSecrets: values apart are refused, the default is redacted.
+    const memory = createHarness();
+    expect(
+      await errorOf(await memory.request('POST', '/api/render?secretValues=include', mockSpec())),
+    ).toMatchObject({ status: 501, code: 'UNSUPPORTED_CAPABILITY' });
   });
 
   it('answers verify and render on a target without them with 501 UNSUPPORTED_CAPABILITY', async () => {

@@ -19,6 +19,9 @@ import {
   managedByValue,
   type OperationOptionsV2,
   type ProgressListenerV2,
+  type RenderedSecretV2,
+  type RenderOptionsV2,
+  type RenderSecretValuesV2,
   redact,
   registerSecret,
   type SidecarRotationRequestV2,
@@ -54,9 +57,16 @@ import {
   type KubernetesRequest,
   statusOf,
 } from './kubernetes-api.js';
-import { buildManifests, type InstanceManifests, kubernetesLabelKeys, podOf } from './manifests.js';
+import {
+  audienceSecrets,
+  buildManifests,
+  type InstanceManifests,
+  kubernetesLabelKeys,
+  podOf,
+} from './manifests.js';
 import { agentHostName, instanceNamespace, instanceObjectName } from './object-names.js';
 import { objectsToYaml } from './render-yaml.js';
+import { objectsForSecretValues, renderedSecretsOf, secretValuesChoice } from './rendered-secrets.js';
 import { deploymentSettled, waitForRollout } from './rollout.js';
 import { rotatedPlan } from './rotated-plan.js';
 import { acquireLease } from './rotation-lease.js';
@@ -226,23 +236,48 @@ export class KubernetesProvider implements TargetProviderV2<KubernetesTargetOpti
     return result.data;
   }
 
-  /** Deterministic manifests: native sidecars unless the options say `never`. */
-  render(plan: DeploymentPlanV2): string {
+  #manifests(plan: DeploymentPlanV2): InstanceManifests {
     const options = this.#options(plan);
-    const manifests = buildManifests({
+    return buildManifests({
       plan,
       options,
       egressServiceIP: options.egressServiceIP,
       nativeSidecars: options.nativeSidecars !== 'never',
       context: options.context,
     });
+  }
+
+  /**
+   * Deterministic manifests: native sidecars unless the options say `never`. By default the
+   * Secrets come without their values, so the output can be committed; the values of the same
+   * plan come with `include` (everything) or `only` (just the Secrets).
+   */
+  render(plan: DeploymentPlanV2, renderOptions: RenderOptionsV2 = {}): string {
+    const secretValues = secretValuesChoice(renderOptions.secretValues);
+    const manifests = this.#manifests(plan);
+    const title = `keyward ${VERSION}: instance "${plan.instance.name}" (${plan.networkMode}) for Kubernetes.`;
+    const notes: Record<RenderSecretValuesV2, string[]> = {
+      omit: [
+        'Secrets are printed without their values (keyward.dev/values: omitted); their pods wait until they hold',
+        'the keys in keyward.dev/keys. The values must come from the same render: keyward render --secrets-file.',
+      ],
+      include: [
+        "The Secrets below hold credentials (the proxy's open key, sealed tokens): never commit this file unencrypted.",
+      ],
+      only: [
+        "The Secrets of this instance, with their values (the proxy's open key, sealed tokens), for the manifests",
+        'rendered from the same plan: apply or seal them apart; never commit this file unencrypted.',
+      ],
+    };
     return objectsToYaml(
-      manifests.objects,
-      [
-        `keyward ${VERSION}: instance "${plan.instance.name}" (${plan.networkMode}) for Kubernetes.`,
-        'The Secrets below hold credentials (sealed tokens, the proxy key): never commit this file unencrypted.',
-      ].join('\n'),
+      objectsForSecretValues(manifests.objects, secretValues),
+      [title, ...notes[secretValues]].join('\n'),
     );
+  }
+
+  renderedSecrets(plan: DeploymentPlanV2): RenderedSecretV2[] {
+    const manifests = this.#manifests(plan);
+    return renderedSecretsOf(audienceSecrets(plan), manifests.namespace);
   }
 
   // ---------------------------------------------------------------- clients

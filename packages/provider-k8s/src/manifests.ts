@@ -49,6 +49,10 @@ export const kubernetesLabelKeys = {
   containers: 'keyward.dev/containers',
   audience: 'keyward.dev/audience',
   restartedAt: 'keyward.dev/restarted-at',
+  /** On a rendered Secret printed without its values: `omitted`. */
+  values: 'keyward.dev/values',
+  /** On a rendered Secret printed without its values: the keys it must hold, comma-separated. */
+  keys: 'keyward.dev/keys',
 } as const;
 
 export type PodRole = 'agent' | 'egress';

@@ -19,6 +19,177 @@ describe('render', () => {
     await expect(rendered).toMatchFileSnapshot('__snapshots__/open.yaml');
   });
 
+  it('prints Secrets without values by default: no data, annotated with their keys (inline snapshot)', async () => {
+    const objects = parseYaml(provider.render(await fixturePlan(provider)));
+    expect(byKind(objects, 'Secret')).toMatchInlineSnapshot(`
+      [
+        {
+          "apiVersion": "v1",
+          "kind": "Secret",
+          "metadata": {
+            "annotations": {
+              "keyward.dev/audience": "agent",
+              "keyward.dev/keys": "proxy-token-github,proxy-token-stripe",
+              "keyward.dev/values": "omitted",
+            },
+            "labels": {
+              "keyward.dev/component": "secrets",
+              "keyward.dev/instance": "snap",
+              "keyward.dev/managed-by": "keyward",
+              "keyward.dev/spec-version": "v2",
+              "keyward.dev/target": "k8s",
+            },
+            "name": "kw-snap-secrets-agent",
+            "namespace": "keyward-snap",
+          },
+          "type": "Opaque",
+        },
+        {
+          "apiVersion": "v1",
+          "kind": "Secret",
+          "metadata": {
+            "annotations": {
+              "keyward.dev/audience": "gateway",
+              "keyward.dev/keys": "proxy-for-gateway",
+              "keyward.dev/values": "omitted",
+            },
+            "labels": {
+              "keyward.dev/component": "secrets",
+              "keyward.dev/instance": "snap",
+              "keyward.dev/managed-by": "keyward",
+              "keyward.dev/spec-version": "v2",
+              "keyward.dev/target": "k8s",
+            },
+            "name": "kw-snap-secrets-gateway",
+            "namespace": "keyward-snap",
+          },
+          "type": "Opaque",
+        },
+        {
+          "apiVersion": "v1",
+          "kind": "Secret",
+          "metadata": {
+            "annotations": {
+              "keyward.dev/audience": "proxy",
+              "keyward.dev/keys": "proxy-open-key",
+              "keyward.dev/values": "omitted",
+            },
+            "labels": {
+              "keyward.dev/component": "secrets",
+              "keyward.dev/instance": "snap",
+              "keyward.dev/managed-by": "keyward",
+              "keyward.dev/spec-version": "v2",
+              "keyward.dev/target": "k8s",
+            },
+            "name": "kw-snap-secrets-proxy",
+            "namespace": "keyward-snap",
+          },
+          "type": "Opaque",
+        },
+      ]
+    `);
+  });
+
+  it('keeps every secret value (raw and base64) out of the default output, and only there', async () => {
+    const plan = await fixturePlan(provider);
+    const values = plan.secrets.map((secret) => secret.value);
+    expect(values.length).toBeGreaterThan(2);
+    const omitted = provider.render(plan);
+    const included = provider.render(plan, { secretValues: 'include' });
+    for (const value of values) {
+      const encoded = Buffer.from(value, 'utf8').toString('base64');
+      expect(omitted).not.toContain(value);
+      expect(omitted).not.toContain(encoded);
+      expect(included).toContain(encoded);
+    }
+  });
+
+  it('renders the same objects with and without values, but for the Secrets, so the two fit together', async () => {
+    const plan = await fixturePlan(provider);
+    const omitted = parseYaml(provider.render(plan));
+    const included = parseYaml(provider.render(plan, { secretValues: 'include' }));
+    const only = parseYaml(provider.render(plan, { secretValues: 'only' }));
+    const notSecrets = (objects: ReturnType<typeof parseYaml>) =>
+      objects.filter((object) => object.kind !== 'Secret');
+    expect(notSecrets(omitted)).toEqual(notSecrets(included));
+    expect(only).toEqual(byKind(included, 'Secret'));
+    for (const secret of byKind(omitted, 'Secret')) {
+      const full = named(included, 'Secret', secret.metadata.name);
+      expect(secret.metadata.annotations['keyward.dev/keys']).toBe(Object.keys(full.data).join(','));
+    }
+  });
+
+  it('lists the Secrets it renders with their keys and readers, and no value', async () => {
+    const plan = await fixturePlan(provider);
+    const listed = provider.renderedSecrets(plan);
+    expect(listed).toMatchInlineSnapshot(`
+      [
+        {
+          "keys": [
+            {
+              "agentSafe": true,
+              "key": "proxy-token-github",
+              "providerId": "proxy",
+              "readers": [
+                "agent",
+              ],
+            },
+            {
+              "agentSafe": true,
+              "key": "proxy-token-stripe",
+              "providerId": "proxy",
+              "readers": [
+                "agent",
+              ],
+            },
+          ],
+          "kind": "Secret",
+          "name": "kw-snap-secrets-agent",
+          "namespace": "keyward-snap",
+        },
+        {
+          "keys": [
+            {
+              "agentSafe": false,
+              "key": "proxy-for-gateway",
+              "providerId": "proxy",
+              "readers": [
+                "gateway",
+              ],
+            },
+          ],
+          "kind": "Secret",
+          "name": "kw-snap-secrets-gateway",
+          "namespace": "keyward-snap",
+        },
+        {
+          "keys": [
+            {
+              "agentSafe": false,
+              "key": "proxy-open-key",
+              "providerId": "proxy",
+              "readers": [
+                "proxy",
+              ],
+            },
+          ],
+          "kind": "Secret",
+          "name": "kw-snap-secrets-proxy",
+          "namespace": "keyward-snap",
+        },
+      ]
+    `);
+    for (const value of plan.secrets.map((secret) => secret.value)) {
+      expect(JSON.stringify(listed)).not.toContain(value);
+    }
+  });
+
+  it('refuses an unknown secretValues choice and says what to write', async () => {
+    const plan = await fixturePlan(provider);
+    // @ts-expect-error: a caller outside TypeScript (the API) may pass anything.
+    expect(() => provider.render(plan, { secretValues: 'redact' })).toThrow(/"omit", "include", "only"/);
+  });
+
   it('orders objects so policies exist before anything runs and the agent comes last', async () => {
     const objects = parseYaml(provider.render(await fixturePlan(provider)));
     expect(objects.map((object) => `${object.kind}/${object.metadata.name}`)).toMatchInlineSnapshot(`

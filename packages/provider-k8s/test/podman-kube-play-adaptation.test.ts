@@ -76,7 +76,7 @@ const cases: [string, () => Promise<DeploymentPlanV2>][] = [
 
 describe.each(cases)('the podman adaptation of %s', (_label, makePlan) => {
   it('keeps every container as rendered but for native-sidecar restartPolicy, ports and mounts', async () => {
-    const rendered = parseYaml(provider.render(await makePlan()));
+    const rendered = parseYaml(provider.render(await makePlan(), { secretValues: 'include' }));
     const played = adaptForPodmanKubePlay(rendered, { serviceAddresses });
     const deployments = byKind(rendered, 'Deployment');
     expect(byKind(played.objects, 'Deployment').map((item) => item.metadata.name)).toEqual(
@@ -116,7 +116,7 @@ describe.each(cases)('the podman adaptation of %s', (_label, makePlan) => {
   });
 
   it('puts every rendered file at its rendered path with its rendered content, and names volumes per pod', async () => {
-    const rendered = parseYaml(provider.render(await makePlan()));
+    const rendered = parseYaml(provider.render(await makePlan(), { secretValues: 'include' }));
     const played = adaptForPodmanKubePlay(rendered, { serviceAddresses });
     let files = 0;
     for (const deployment of byKind(rendered, 'Deployment')) {
@@ -155,7 +155,7 @@ describe.each(cases)('the podman adaptation of %s', (_label, makePlan) => {
   });
 
   it('turns each Secret read through env into a podman secret holding its data, and plays no Secret, Service, NetworkPolicy or Namespace', async () => {
-    const rendered = parseYaml(provider.render(await makePlan()));
+    const rendered = parseYaml(provider.render(await makePlan(), { secretValues: 'include' }));
     const played = adaptForPodmanKubePlay(rendered, { serviceAddresses });
     for (const deployment of byKind(rendered, 'Deployment')) {
       for (const container of podContainers(deployment.spec.template.spec)) {
@@ -189,14 +189,18 @@ describe.each(cases)('the podman adaptation of %s', (_label, makePlan) => {
 
 describe('what the podman adaptation refuses', () => {
   it('a proxy-only agent pod without the egress pod address: podman has no Service IPs', async () => {
-    const rendered = parseYaml(provider.render(await tokenizerPlan(provider, 'proxy-only')));
+    const rendered = parseYaml(
+      provider.render(await tokenizerPlan(provider, 'proxy-only'), { secretValues: 'include' }),
+    );
     expect(() => adaptForPodmanKubePlay(rendered)).toThrow(
       /at the Service address 10\.0\.0\.60, which podman does not have/,
     );
   });
 
   it('an init container that is not a native sidecar (podman would run it to completion first)', async () => {
-    const rendered = parseYaml(provider.render(await tokenizerPlan(provider, 'open')));
+    const rendered = parseYaml(
+      provider.render(await tokenizerPlan(provider, 'open'), { secretValues: 'include' }),
+    );
     const pod = byKind(rendered, 'Deployment')[0].spec.template.spec;
     delete pod.initContainers[0].restartPolicy;
     expect(() => adaptForPodmanKubePlay(rendered)).toThrow(/is not a native sidecar/);

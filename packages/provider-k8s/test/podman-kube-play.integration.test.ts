@@ -247,7 +247,7 @@ describe('the rendered open-mode pod on podman kube play (podman 4.3 stands in f
       resources: { limits: { cpu: '500m', memory: '256Mi' } },
     });
     openKey = plan.secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value as string;
-    rendered = parseYaml(kubernetes.render(plan));
+    rendered = parseYaml(kubernetes.render(plan, { secretValues: 'include' }));
     deployment = (byKind(rendered, 'Deployment')[0] as V1Deployment).metadata?.name as string;
     manifests = adaptForPodmanKubePlay(rendered);
     played = await playOnPodman(docker, manifests, { network });
@@ -448,7 +448,7 @@ describe('the rendered proxy-only pods on podman kube play: the agent reaches th
   beforeAll(async () => {
     await upstream?.acceptTokens([rawCredential]);
     plan = await tokenizerInstancePlan(name, 'proxy-only', rawCredential, { egressServiceIP });
-    const rendered = parseYaml(kubernetes.render(plan));
+    const rendered = parseYaml(kubernetes.render(plan, { secretValues: 'include' }));
     // Fixed addresses in the test network's own /24, far above the few the upstream takes.
     const subnet = (await docker.getNetwork(network).inspect()).IPAM?.Config?.[0]?.Subnet ?? '';
     const prefix = /^(\d+\.\d+\.\d+)\.0\/24$/.exec(subnet)?.[1];
@@ -506,7 +506,7 @@ describe('the rendered proxy-only pods on podman kube play: the agent reaches th
   });
 
   it('podman enforces no NetworkPolicy: the agent reaches the upstream directly and the tokenizer admin port (a cluster with an enforcing CNI refuses both)', async () => {
-    const rendered = parseYaml(kubernetes.render(plan));
+    const rendered = parseYaml(kubernetes.render(plan, { secretValues: 'include' }));
     const agentPolicy = byKind(rendered, 'NetworkPolicy').find(
       (policy) => policy.spec.podSelector.matchLabels['keyward.dev/pod'] === 'agent',
     );

@@ -63,7 +63,7 @@ const cases: [string, () => Promise<DeploymentPlanV2>][] = [
 describe.each(cases)('%s', (_label, makePlan) => {
   it('the agent container can read no raw credential, no open key and no secret that is not agent-safe', async () => {
     const plan = await makePlan();
-    const objects = parseYaml(provider.render(plan));
+    const objects = parseYaml(provider.render(plan, { secretValues: 'include' }));
     const readable = agentReadableText(objects);
     expect(readable.length).toBeGreaterThan(1);
     const findings: string[] = [];
@@ -79,7 +79,7 @@ describe.each(cases)('%s', (_label, makePlan) => {
 
   it('every Secret the agent container references holds only agent-safe values', async () => {
     const plan = await makePlan();
-    const objects = parseYaml(provider.render(plan));
+    const objects = parseYaml(provider.render(plan, { secretValues: 'include' }));
     const safe = new Set(plan.secrets.filter((secret) => secret.agentSafe).map((secret) => secret.name));
     for (const deployment of byKind(objects, 'Deployment')) {
       const pod = deployment.spec.template.spec;
@@ -99,7 +99,7 @@ describe.each(cases)('%s', (_label, makePlan) => {
 
   it('each Secret is read only by the containers of its audience', async () => {
     const plan = await makePlan();
-    const objects = parseYaml(provider.render(plan));
+    const objects = parseYaml(provider.render(plan, { secretValues: 'include' }));
     const visibleTo = new Map(plan.secrets.map((secret) => [secret.name, new Set(secret.visibleTo)]));
     for (const deployment of byKind(objects, 'Deployment')) {
       const pod = deployment.spec.template.spec;
@@ -117,7 +117,7 @@ describe.each(cases)('%s', (_label, makePlan) => {
 
   it('no raw credential appears anywhere in the rendered objects (it never enters the plan)', async () => {
     const plan = await makePlan();
-    const rendered = provider.render(plan);
+    const rendered = provider.render(plan, { secretValues: 'include' });
     for (const value of Object.values(rawCredentials)) {
       expect(rendered).not.toContain(value);
       expect(rendered).not.toContain(Buffer.from(value).toString('base64'));
@@ -126,7 +126,7 @@ describe.each(cases)('%s', (_label, makePlan) => {
 
   it('the record ConfigMap keeps no secret value', async () => {
     const plan = await makePlan();
-    const objects = parseYaml(provider.render(plan));
+    const objects = parseYaml(provider.render(plan, { secretValues: 'include' }));
     const record = byKind(objects, 'ConfigMap').find(
       (object) => object.metadata.labels['keyward.dev/component'] === 'record',
     );

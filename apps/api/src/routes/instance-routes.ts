@@ -11,6 +11,7 @@ import {
   jsonContent,
   LifecycleResultSchema,
   LogsSchema,
+  RenderQuerySchema,
   RenderSchema,
   TargetQuerySchema,
   VerifyReportSchema,
@@ -152,7 +153,10 @@ const renderInstance = createRoute({
   summary: 'Manifests of a deployed instance, where the target has manifests',
   request: { params: InstanceParamsSchema, query: TargetQuerySchema },
   responses: {
-    200: jsonContent(RenderSchema, 'Manifests, secret values redacted'),
+    200: jsonContent(
+      RenderSchema,
+      'Manifests; Secrets without their values (a recomposition makes new ones)',
+    ),
     401: errorResponses[401],
     404: errorResponses[404],
     501: errorResponses[501],
@@ -164,9 +168,15 @@ const renderSpec = createRoute({
   path: '/render',
   tags: ['instances'],
   summary: 'Manifests of an instance spec, without deploying it',
-  request: { body: { required: true, content: { 'application/json': { schema: instanceSpecSchema } } } },
+  request: {
+    query: RenderQuerySchema,
+    body: { required: true, content: { 'application/json': { schema: instanceSpecSchema } } },
+  },
   responses: {
-    200: jsonContent(RenderSchema, 'Manifests, secret values redacted'),
+    200: jsonContent(
+      RenderSchema,
+      'Manifests; Secrets without their values unless secretValues says otherwise',
+    ),
     400: errorResponses[400],
     401: errorResponses[401],
     501: errorResponses[501],
@@ -279,5 +289,7 @@ export function createInstanceRoutes(operations: InstanceOperations) {
     .openapi(renderInstance, async (c) =>
       c.json(await operations.renderInstance(c.req.valid('param').id, c.req.valid('query').target), 200),
     )
-    .openapi(renderSpec, async (c) => c.json(await operations.renderSpec(c.req.valid('json')), 200));
+    .openapi(renderSpec, async (c) =>
+      c.json(await operations.renderSpec(c.req.valid('json'), c.req.valid('query').secretValues), 200),
+    );
 }

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { CliContext } from '../cli-context.js';
@@ -11,6 +11,75 @@ interface InstanceSummary {
   networkMode: string;
   containers: { name: string; running: boolean }[];
   agentUrl?: string;
+}
+
+interface RenderResponse {
+  target: string;
+  instance: string;
+  secretValues: 'omit' | 'include' | 'separate';
+  content: string;
+  secrets: {
+    kind: string;
+    name: string;
+    namespace?: string;
+    keys: { key: string; providerId: string; readers: string[]; agentSafe: boolean }[];
+  }[];
+  secretsContent?: string;
+}
+
+/** Created or truncated, then only the owner may read it (an existing file keeps no wider mode). */
+async function writePrivateFile(path: string, content: string): Promise<void> {
+  const handle = await open(path, 'w', 0o600);
+  try {
+    await handle.chmod(0o600);
+    await handle.writeFile(content, 'utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** What went where, for stderr: the Secrets (names, keys, readers; never a value) and how to supply them. */
+function renderNotes(rendered: RenderResponse, options: { file?: string; secretsFile?: string }): string {
+  if (rendered.secrets.length === 0) return '';
+  const spec = options.file ?? '<spec file>';
+  const lines: string[] = [];
+  const list = () => {
+    for (const secret of rendered.secrets) {
+      lines.push(`  ${secret.kind} ${secret.namespace ? `${secret.namespace}/` : ''}${secret.name}:`);
+      for (const key of secret.keys) {
+        const what = key.agentSafe ? 'agent-safe (sealed token or proxy password)' : 'never for the agent';
+        lines.push(`    ${key.key}  from ${key.providerId}, read by ${key.readers.join(', ')}; ${what}`);
+      }
+    }
+  };
+  if (rendered.secretValues === 'include') {
+    lines.push(
+      "keyward render: WARNING: this output holds secret values (the proxy's open key, sealed tokens) in the Secrets below.",
+      'Apply it straight away (| kubectl apply -f -); never commit it or keep it unencrypted.',
+    );
+    list();
+  } else if (rendered.secretValues === 'separate') {
+    lines.push(
+      `keyward render: the Secrets below are printed without their values; their values are in ${options.secretsFile} (mode 0600).`,
+    );
+    list();
+    lines.push(
+      `Apply that file apart (kubectl apply -f ${options.secretsFile}) or seal it (kubeseal, a secret store for External Secrets),`,
+      'then delete it. Its values belong to this render: render again and both files change together.',
+    );
+  } else {
+    lines.push(
+      `keyward render: ${rendered.secrets.length} Secret${rendered.secrets.length === 1 ? ' is' : 's are'} printed without values (keyward.dev/values: omitted); the pods that read them wait until they hold these keys:`,
+    );
+    list();
+    lines.push(
+      'The values (an open key, the sealed tokens and the token digests in the manifests) are made by each render, so they must come',
+      'from the same render as the manifests you apply:',
+      `  keyward render -f ${spec} --secrets-file secrets.yaml > manifests.yaml   (commit manifests.yaml; apply or seal secrets.yaml apart)`,
+      `  keyward render -f ${spec} --include-secrets | kubectl apply -f -        (everything, values included, straight to the cluster)`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 async function readSpecFile(path: string): Promise<unknown> {
@@ -270,17 +339,77 @@ export function registerInstanceCommands(program: Command, context: CliContext):
 
   program
     .command('render [name]')
-    .description("Print a target's manifests for a deployed instance or a spec file (secrets redacted)")
+    .description(
+      "Print a target's manifests for a spec file or a deployed instance; Secrets come without their values unless asked",
+    )
     .option('-f, --file <path>', 'render this instance spec instead of a deployed instance')
-    .action(async (name: string | undefined, options: { file?: string }, command: Command) => {
-      if (!name && !options.file) {
-        throw new CliError(exitCodes.badInput, 'INVALID_INPUT', 'Give an instance name or -f <spec file>.');
-      }
-      const client = await context.client(command);
-      const rendered = options.file
-        ? await client.json<{ content: string }>('POST', '/api/render', await readSpecFile(options.file))
-        : await client.json<{ content: string }>('GET', path(name!, '/render'));
-      if (context.options(command).json) context.printJson(rendered);
-      else context.io.stdout.write(rendered.content);
-    });
+    .option(
+      '--include-secrets',
+      'print the Secrets with their values (the open key, sealed tokens), for "| kubectl apply -f -"; never commit it',
+    )
+    .option(
+      '--secrets-file <path>',
+      'write the Secrets with their values (same render) to this file, mode 0600; stdout keeps them without values',
+    )
+    .option('--force', 'with --include-secrets: print the values even when stdout is a terminal')
+    .action(
+      async (
+        name: string | undefined,
+        options: { file?: string; includeSecrets?: boolean; secretsFile?: string; force?: boolean },
+        command: Command,
+      ) => {
+        if (!name && !options.file) {
+          throw new CliError(exitCodes.badInput, 'INVALID_INPUT', 'Give an instance name or -f <spec file>.');
+        }
+        const withValues = options.includeSecrets || options.secretsFile !== undefined;
+        if (options.includeSecrets && options.secretsFile !== undefined) {
+          throw new CliError(
+            exitCodes.badInput,
+            'INVALID_INPUT',
+            'Choose one: --include-secrets (values on stdout) or --secrets-file <path> (values in that file).',
+          );
+        }
+        if (withValues && !options.file) {
+          throw new CliError(
+            exitCodes.badInput,
+            'INVALID_INPUT',
+            `A deployed instance's secret values are not rendered (a new render makes new keys, not the running ones); render its spec file: keyward render -f <spec file> ${options.includeSecrets ? '--include-secrets' : '--secrets-file <path>'}.`,
+          );
+        }
+        // Values on a terminal end up in its scrollback and screen recordings.
+        if (options.includeSecrets && context.io.stdout.isTTY && !options.force) {
+          throw new CliError(
+            exitCodes.badInput,
+            'INVALID_INPUT',
+            'Refusing to print secret values (the open key, sealed tokens) to a terminal; pipe it (keyward render -f <spec file> --include-secrets | kubectl apply -f -), use --secrets-file <path>, or add --force.',
+          );
+        }
+        const secretValues = options.includeSecrets
+          ? 'include'
+          : options.secretsFile !== undefined
+            ? 'separate'
+            : 'omit';
+        const client = await context.client(command);
+        const rendered = options.file
+          ? await client.json<RenderResponse>(
+              'POST',
+              `/api/render?secretValues=${secretValues}`,
+              await readSpecFile(options.file),
+            )
+          : await client.json<RenderResponse>('GET', path(name!, '/render'));
+        if (options.secretsFile !== undefined) {
+          if (rendered.secretsContent === undefined) {
+            throw new CliError(
+              exitCodes.runtimeFailure,
+              'UNSUPPORTED_CAPABILITY',
+              `Target "${rendered.target}" gave no separate Secrets; nothing was written to ${options.secretsFile}.`,
+            );
+          }
+          await writePrivateFile(options.secretsFile, rendered.secretsContent);
+        }
+        if (context.options(command).json) context.printJson(rendered);
+        else context.io.stdout.write(rendered.content);
+        context.io.stderr.write(renderNotes(rendered, options));
+      },
+    );
 }

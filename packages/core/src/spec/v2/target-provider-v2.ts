@@ -102,6 +102,34 @@ export interface InterruptedOperationRecoveryV2 {
 
 export type EgressKindV2 = 'none' | 'internet' | 'destinations';
 
+/**
+ * What `render` does with secret values: `omit` (the default) prints every object with the
+ * objects that hold secrets present but without their values, `include` prints the values in
+ * place, `only` prints just the objects that hold secrets, with their values (the rest of the
+ * same plan's `omit` output, to apply or seal apart).
+ */
+export type RenderSecretValuesV2 = 'omit' | 'include' | 'only';
+
+export interface RenderOptionsV2 {
+  secretValues?: RenderSecretValuesV2;
+}
+
+/** One object `render` prints that holds secret values: what a user must supply when they are omitted. */
+export interface RenderedSecretV2 {
+  /** The object's kind and name in the manifests (`Secret`, `kw-demo-secrets-tokenizer`). */
+  kind: string;
+  name: string;
+  namespace?: string;
+  keys: {
+    key: string;
+    providerId: string;
+    /** The containers that read it. */
+    readers: string[];
+    /** A sealed token or the like, that the agent may hold. */
+    agentSafe: boolean;
+  }[];
+}
+
 export interface TargetCapabilitiesV2 {
   networkModes: readonly NetworkMode[];
   /** The container egress kinds this target can enforce. */
@@ -163,7 +191,13 @@ export interface TargetProviderV2<TOptions = unknown> {
   exec?(name: string, request: ExecRequestV2, options?: { signal?: AbortSignal }): Promise<ExecResultV2>;
   /** The target's own checks of its isolation (direct egress, DNS, the host), run like the sidecars'. */
   verificationChecks?(instance: InstanceDetailV2): Promise<VerifyCheckV2[]> | VerifyCheckV2[];
-  /** Manifests for GitOps users, where the target has them. */
-  render?(plan: DeploymentPlanV2): Promise<string> | string;
+  /**
+   * Manifests for GitOps users, where the target has them. A target that implements
+   * `renderedSecrets` honours `options.secretValues` (default `omit`); one that does not may
+   * print values, and callers must redact its output.
+   */
+  render?(plan: DeploymentPlanV2, options?: RenderOptionsV2): Promise<string> | string;
+  /** The objects `render` prints that hold secret values, with their keys and readers (no values). */
+  renderedSecrets?(plan: DeploymentPlanV2): Promise<RenderedSecretV2[]> | RenderedSecretV2[];
   warnings?: PlanWarningV2[];
 }
