@@ -214,7 +214,7 @@ export class JobManager {
 
   succeed(id: string, result: unknown): void {
     const record = this.#jobs.get(id);
-    if (!record || record.summary.status !== 'running') return;
+    if (record?.summary.status !== 'running') return;
     record.summary.status = 'succeeded';
     record.summary.finishedAt = this.#now().toISOString();
     this.#store?.updateJob(record.summary);
@@ -223,7 +223,7 @@ export class JobManager {
 
   fail(id: string, error: unknown): void {
     const record = this.#jobs.get(id);
-    if (!record || record.summary.status !== 'running') return;
+    if (record?.summary.status !== 'running') return;
     const step = record.summary.failedStep ?? record.lastStartedStep;
     const described = {
       code: isKeywardError(error) ? error.code : 'INTERNAL_ERROR',
@@ -261,7 +261,7 @@ export class JobManager {
     end: { result: unknown } | { error: unknown },
   ): void {
     const record = this.#jobs.get(id);
-    if (!record || record.summary.status !== 'running') return;
+    if (record?.summary.status !== 'running') return;
     record.summary.reconciliation = this.#redact({ ...reconciliation, time: this.#now().toISOString() });
     this.#append(record, {
       type: 'progress',
