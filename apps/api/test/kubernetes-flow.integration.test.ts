@@ -2,7 +2,6 @@
 // is the built-in Kubernetes one, pointed (KUBECONFIG) at the repository's real control plane
 // (scripts/k8s: kube-apiserver, etcd, kube-controller-manager). There is no kubelet: the test
 // writes pod statuses itself (podStatusWriter) and says so in the test names.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -13,6 +12,7 @@ import { podStatusWriter } from '@keyward/provider-k8s/testing';
 import { KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundle } from './bundle.js';
+import { type CommandRun, runCommand, type ServeProcess, startServe, stopServe } from './cli-processes.js';
 
 interface ControlPlane {
   kubeconfigPath: string;
@@ -33,37 +33,22 @@ let kubelet: ReturnType<typeof podStatusWriter>;
 let directory: string;
 let dataDirectory: string;
 let cli: string;
-let server: ChildProcess;
+let server: ServeProcess;
 let serverUrl: string;
-let serverLog = '';
 const transcripts: string[] = [];
 
-function run(
+async function run(
   args: string[],
   options: { stdin?: string; inProcess?: Record<string, string> } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    // inProcess: no --api and a port no server listens on, so the CLI serves itself with this environment.
-    const api = options.inProcess ? [] : ['--api', serverUrl];
-    const child = spawn(process.execPath, [cli, ...api, ...args], {
-      env: { ...environment(), KEYWARD_DATA_DIR: dataDirectory, ...options.inProcess },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.stdin.end(options.stdin ?? '');
-    child.on('error', reject);
-    child.on('close', (code) => {
-      transcripts.push(`$ keyward ${args.join(' ')}\n${stdout}${stderr}`);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
+): Promise<CommandRun> {
+  // inProcess: no --api and a port no server listens on, so the CLI serves itself with this environment.
+  const api = options.inProcess ? [] : ['--api', serverUrl];
+  const result = await runCommand(cli, [...api, ...args], {
+    environment: { ...environment(), KEYWARD_DATA_DIR: dataDirectory, ...options.inProcess },
+    stdin: options.stdin,
   });
+  transcripts.push(`$ keyward ${args.join(' ')}\n${result.stdout}${result.stderr}`);
+  return result;
 }
 
 function environment(): NodeJS.ProcessEnv {
@@ -243,30 +228,12 @@ beforeAll(async () => {
     );
   }
 
-  server = spawn(process.execPath, [cli, 'serve', '--port', '0'], {
-    env: { ...environment(), KEYWARD_DATA_DIR: dataDirectory },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  serverUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${serverLog}`)), 60_000);
-    server.stderr!.on('data', (chunk) => {
-      serverLog += chunk;
-      const match = /keyward API on (http:\/\/127\.0\.0\.1:\d+)/.exec(serverLog);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    server.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${serverLog}`)));
-  });
+  server = await startServe(cli, { ...environment(), KEYWARD_DATA_DIR: dataDirectory }, 60_000);
+  serverUrl = server.url;
 }, 300_000);
 
 afterAll(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  if (server) await stopServe(server.process);
   await kubelet?.stop();
   await controlPlane?.stop();
   if (directory) rmSync(directory, { recursive: true, force: true });
@@ -450,7 +417,7 @@ describe('KEYWARD_K8S_NAMESPACES limits the target to those namespaces (in-proce
 
 describe('afterwards', () => {
   it('never printed a raw credential, in any command output or server log line', () => {
-    const all = [...transcripts, serverLog].join('\n');
+    const all = [...transcripts, server.log()].join('\n');
     expect(transcripts.length).toBeGreaterThan(10);
     for (const secret of Object.values(raw)) expect(all).not.toContain(secret);
   });
