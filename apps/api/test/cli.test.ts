@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -5,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundle } from './bundle.js';
-import { type CommandRun, runCommand, type ServeProcess, startServe, stopServe } from './cli-processes.js';
+import { type CommandRun, runCommand } from './cli-command.js';
 
 // The real `keyward` CLI (bundled from source) against a real server process
 // over HTTP. The server's only target is the in-memory one, loaded as a plugin
@@ -16,8 +17,9 @@ const stripeSecret = 'sk_test_CliStdinSecret_zyxwvutsrq98765';
 let directory: string;
 let dataDirectory: string;
 let cli: string;
-let server: ServeProcess;
+let server: ChildProcess;
 let serverUrl: string;
+let serverLog = '';
 const transcripts: string[] = [];
 
 async function run(
@@ -77,20 +79,38 @@ beforeAll(async () => {
   writeFileSync(join(directory, 'fail.yaml'), specYaml('fail-demo'));
   writeFileSync(join(directory, 'bad.yaml'), 'name: Bad_Name\nagent: {}\n');
 
-  server = await startServe(cli, { ...process.env, ...isolated, KEYWARD_DATA_DIR: dataDirectory }, 30_000);
-  serverUrl = server.url;
+  server = spawn(process.execPath, [cli, 'serve', '--port', '0'], {
+    env: { ...process.env, ...isolated, KEYWARD_DATA_DIR: dataDirectory },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  serverUrl = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${serverLog}`)), 30_000);
+    server.stderr!.on('data', (chunk) => {
+      serverLog += chunk;
+      const match = /keyward API on (http:\/\/127\.0\.0\.1:\d+)/.exec(serverLog);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    server.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${serverLog}`)));
+  });
 }, 60_000);
 
 afterAll(async () => {
-  if (server) await stopServe(server.process);
+  if (server && server.exitCode === null) {
+    const exited = new Promise((resolve) => server.once('exit', resolve));
+    server.kill('SIGTERM');
+    await exited;
+  }
   rmSync(directory, { recursive: true, force: true });
 });
 
 describe('keyward CLI against a running server', { timeout: 60_000 }, () => {
   it('prints the generated token once, stores it with mode 0600, and loads the plugin', async () => {
     const token = readFileSync(join(dataDirectory, 'api-token'), 'utf8').trim();
-    expect(server.log()).toContain(`generated an API token`);
-    expect(server.log().split(token).length - 1).toBe(1);
+    expect(serverLog).toContain(`generated an API token`);
+    expect(serverLog.split(token).length - 1).toBe(1);
     expect(statSync(join(dataDirectory, 'api-token')).mode & 0o777).toBe(0o600);
     const providers = await run(['--json', 'providers']);
     expect(providers.code).toBe(0);
@@ -254,9 +274,9 @@ describe('keyward CLI against a running server', { timeout: 60_000 }, () => {
   });
 
   it('never prints a secret, in any command output or server log line', () => {
-    if (process.env['KEYWARD_CLI_TEST_DEBUG']) console.log(server.log());
+    if (process.env['KEYWARD_CLI_TEST_DEBUG']) console.log(serverLog);
     const cliLog = readFileSync(join(dataDirectory, 'keyward-cli.log'), 'utf8');
-    const everything = [...transcripts, server.log(), cliLog].join('\n');
+    const everything = [...transcripts, serverLog, cliLog].join('\n');
     expect(transcripts.length).toBeGreaterThan(20);
     expect(everything).not.toContain(githubSecret);
     expect(everything).not.toContain(stripeSecret);

@@ -2,6 +2,7 @@
 // is the built-in Kubernetes one, pointed (KUBECONFIG) at the repository's real control plane
 // (scripts/k8s: kube-apiserver, etcd, kube-controller-manager). There is no kubelet: the test
 // writes pod statuses itself (podStatusWriter) and says so in the test names.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -12,7 +13,7 @@ import { podStatusWriter } from '@keyward/provider-k8s/testing';
 import { KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundle } from './bundle.js';
-import { type CommandRun, runCommand, type ServeProcess, startServe, stopServe } from './cli-processes.js';
+import { type CommandRun, runCommand } from './cli-command.js';
 
 interface ControlPlane {
   kubeconfigPath: string;
@@ -33,8 +34,9 @@ let kubelet: ReturnType<typeof podStatusWriter>;
 let directory: string;
 let dataDirectory: string;
 let cli: string;
-let server: ServeProcess;
+let server: ChildProcess;
 let serverUrl: string;
+let serverLog = '';
 const transcripts: string[] = [];
 
 async function run(
@@ -228,12 +230,30 @@ beforeAll(async () => {
     );
   }
 
-  server = await startServe(cli, { ...environment(), KEYWARD_DATA_DIR: dataDirectory }, 60_000);
-  serverUrl = server.url;
+  server = spawn(process.execPath, [cli, 'serve', '--port', '0'], {
+    env: { ...environment(), KEYWARD_DATA_DIR: dataDirectory },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  serverUrl = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${serverLog}`)), 60_000);
+    server.stderr!.on('data', (chunk) => {
+      serverLog += chunk;
+      const match = /keyward API on (http:\/\/127\.0\.0\.1:\d+)/.exec(serverLog);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    server.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${serverLog}`)));
+  });
 }, 300_000);
 
 afterAll(async () => {
-  if (server) await stopServe(server.process);
+  if (server && server.exitCode === null) {
+    const exited = new Promise((resolve) => server.once('exit', resolve));
+    server.kill('SIGTERM');
+    await exited;
+  }
   await kubelet?.stop();
   await controlPlane?.stop();
   if (directory) rmSync(directory, { recursive: true, force: true });
@@ -417,7 +437,7 @@ describe('KEYWARD_K8S_NAMESPACES limits the target to those namespaces (in-proce
 
 describe('afterwards', () => {
   it('never printed a raw credential, in any command output or server log line', () => {
-    const all = [...transcripts, server.log()].join('\n');
+    const all = [...transcripts, serverLog].join('\n');
     expect(transcripts.length).toBeGreaterThan(10);
     for (const secret of Object.values(raw)) expect(all).not.toContain(secret);
   });

@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,6 @@ import { connectToTestRuntime, remainingObjects, uniqueName } from '@keyward/pro
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundle } from './bundle.js';
-import { type ServeProcess, startServe, stopServe } from './cli-processes.js';
 
 // `keyward serve` (the real CLI, bundled from source) on real podman, killed with SIGKILL in the
 // middle of a deploy, then started again on the same data directory: the job is still there,
@@ -22,23 +21,41 @@ let cli: string;
 let docker: Docker;
 const servers: ChildProcess[] = [];
 
-async function startServer(): Promise<ServeProcess> {
-  const server = await startServe(
-    cli,
-    {
+async function startServe(): Promise<{ url: string; process: ChildProcess; log: () => string }> {
+  const child = spawn(process.execPath, [cli, 'serve', '--port', '0'], {
+    env: {
       ...process.env,
       KEYWARD_DATA_DIR: dataDirectory,
       KEYWARD_BUILTINS: '@keyward/provider-local,@keyward/provider-tokenizer',
     },
-    120_000,
-  );
-  servers.push(server.process);
-  return server;
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  servers.push(child);
+  let log = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 120_000);
+    child.stderr!.on('data', (chunk) => {
+      log += chunk;
+      const match = /keyward API on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
+  });
+  return { url, process: child, log: () => log };
 }
 
 function headers(): Record<string, string> {
   const token = readFileSync(join(dataDirectory, 'api-token'), 'utf8').trim();
   return { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+}
+
+async function killed(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
 }
 
 beforeAll(async () => {
@@ -51,7 +68,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  for (const child of servers) await stopServe(child, 'SIGKILL');
+  for (const child of servers) if (child.exitCode === null && child.signalCode === null) await killed(child);
   // Only what this test created: everything labelled with its unique instance name.
   const filters = { label: [`${labelKeys.instance}=${name}`] };
   for (const container of await docker.listContainers({ all: true, filters })) {
@@ -77,7 +94,7 @@ afterAll(async () => {
 
 describe('keyward serve killed mid-deploy, then restarted', { timeout: 600_000 }, () => {
   it('answers for the job after the restart, rolled back, with nothing of the instance left', async () => {
-    const first = await startServer();
+    const first = await startServe();
     const accepted = await fetch(`${first.url}/api/instances`, {
       method: 'POST',
       headers: headers(),
@@ -111,12 +128,12 @@ describe('keyward serve killed mid-deploy, then restarted', { timeout: 600_000 }
       if (match) killedAt = match[1];
       expect(seen).not.toContain('event: result');
     }
-    await stopServe(first.process, 'SIGKILL');
+    await killed(first.process);
     await reader.cancel().catch(() => undefined);
     const halfMade = await remainingObjects(docker, name);
     expect(halfMade.length, `killed at ${killedAt}: something of the instance exists`).toBeGreaterThan(0);
 
-    const second = await startServer();
+    const second = await startServe();
     const job = (await (await fetch(`${second.url}/api/jobs/${jobId}`, { headers: headers() })).json()) as {
       status: string;
       reconciliation?: { outcome: string; message: string };
@@ -150,6 +167,6 @@ describe('keyward serve killed mid-deploy, then restarted', { timeout: 600_000 }
       }
     });
     expect(Buffer.concat(stored).includes(Buffer.from(secret))).toBe(false);
-    await stopServe(second.process, 'SIGKILL');
+    await killed(second.process);
   });
 });
