@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundle } from './bundle.js';
+import { type CommandRun, runCommand } from './cli-command.js';
 
 // The real `keyward` CLI (bundled from source) against a real server process
 // over HTTP. The server's only target is the in-memory one, loaded as a plugin
@@ -21,34 +22,16 @@ let serverUrl: string;
 let serverLog = '';
 const transcripts: string[] = [];
 
-function run(
+async function run(
   args: string[],
   options: { stdin?: string; environment?: Record<string, string>; api?: boolean } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [cli, ...(options.api === false ? [] : ['--api', serverUrl]), ...args],
-      {
-        env: { ...process.env, ...isolated, KEYWARD_DATA_DIR: dataDirectory, ...options.environment },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.stdin.end(options.stdin ?? '');
-    child.on('error', reject);
-    child.on('close', (code) => {
-      transcripts.push(`$ keyward ${args.join(' ')}\n${stdout}${stderr}`);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
+): Promise<CommandRun> {
+  const result = await runCommand(cli, [...(options.api === false ? [] : ['--api', serverUrl]), ...args], {
+    environment: { ...process.env, ...isolated, KEYWARD_DATA_DIR: dataDirectory, ...options.environment },
+    stdin: options.stdin,
   });
+  transcripts.push(`$ keyward ${args.join(' ')}\n${result.stdout}${result.stderr}`);
+  return result;
 }
 
 async function freePort(): Promise<number> {

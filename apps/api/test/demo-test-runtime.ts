@@ -9,7 +9,6 @@ import { dockerFromEnvironment } from '@keyward/images';
 import { type ExecResult, execInContainer } from '@keyward/provider-local';
 import type Docker from 'dockerode';
 import { build } from 'esbuild';
-import tar from 'tar-stream';
 
 export const repositoryRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -139,24 +138,6 @@ export async function containerLogLines(docker: Docker, container: string): Prom
     offset += 8 + size;
   }
   return text.split('\n').filter((line) => line !== '');
-}
-
-/** One file from a container, through the archive API (never through an exec argv). */
-export async function readContainerFile(docker: Docker, container: string, path: string): Promise<string> {
-  const archive = await docker.getContainer(container).getArchive({ path });
-  const extract = tar.extract();
-  const chunks: Buffer[] = [];
-  extract.on('entry', (_header, entry, next) => {
-    entry.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-    entry.on('end', next);
-    entry.resume();
-  });
-  await new Promise<void>((resolve, reject) => {
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-    archive.pipe(extract);
-  });
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Everything labelled as part of an instance, checking every label client-side (podman 4.3 ORs volume label filters). */

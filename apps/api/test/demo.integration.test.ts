@@ -10,6 +10,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findCredentialInContainer } from '../src/demo/credential-exposure.js';
 import { firstHealthyAdminUrl } from '../src/demo/demo-api-container.js';
+import { readContainerText } from '../src/demo/demo-chain.js';
 import { removeDemoObjects } from '../src/demo/run-demo.js';
 import {
   bundleCli,
@@ -18,7 +19,6 @@ import {
   dockerForTests,
   execIn,
   objectsOfInstance,
-  readContainerFile,
   runCli,
   startCli,
 } from './demo-test-runtime.js';
@@ -190,7 +190,7 @@ describe('keyward demo on real podman (the real CLI process)', () => {
     // API answers this test's own calls too: 200 with that value, 401 without.
     const credential = await acceptedCredential(docker);
     const apiAddress = api.NetworkSettings.Networks['keyward-demo-egress']?.IPAddress as string;
-    const trustedCa = await readContainerFile(
+    const trustedCa = await readContainerText(
       docker,
       tokenizerContainer,
       '/etc/keyward/tokenizer/upstream-ca.pem',
@@ -281,7 +281,7 @@ describe('keyward demo on real podman (the real CLI process)', () => {
     expect(tokenizerExposure.findings).toEqual([]);
     expect(tokenizerExposure.unreadable).toEqual([]);
     const openKey = (
-      await readContainerFile(docker, tokenizerContainer, '/run/keyward/tokenizer/open-key')
+      await readContainerText(docker, tokenizerContainer, '/run/keyward/tokenizer/open-key')
     ).trim();
     expect(openKey.length).toBeGreaterThan(20);
     expect((await findCredentialInContainer(docker, agentContainer, openKey)).findings).toEqual([]);

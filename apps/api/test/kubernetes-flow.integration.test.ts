@@ -13,6 +13,7 @@ import { podStatusWriter } from '@keyward/provider-k8s/testing';
 import { KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundle } from './bundle.js';
+import { type CommandRun, runCommand } from './cli-command.js';
 
 interface ControlPlane {
   kubeconfigPath: string;
@@ -38,32 +39,18 @@ let serverUrl: string;
 let serverLog = '';
 const transcripts: string[] = [];
 
-function run(
+async function run(
   args: string[],
   options: { stdin?: string; inProcess?: Record<string, string> } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    // inProcess: no --api and a port no server listens on, so the CLI serves itself with this environment.
-    const api = options.inProcess ? [] : ['--api', serverUrl];
-    const child = spawn(process.execPath, [cli, ...api, ...args], {
-      env: { ...environment(), KEYWARD_DATA_DIR: dataDirectory, ...options.inProcess },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.stdin.end(options.stdin ?? '');
-    child.on('error', reject);
-    child.on('close', (code) => {
-      transcripts.push(`$ keyward ${args.join(' ')}\n${stdout}${stderr}`);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
+): Promise<CommandRun> {
+  // inProcess: no --api and a port no server listens on, so the CLI serves itself with this environment.
+  const api = options.inProcess ? [] : ['--api', serverUrl];
+  const result = await runCommand(cli, [...api, ...args], {
+    environment: { ...environment(), KEYWARD_DATA_DIR: dataDirectory, ...options.inProcess },
+    stdin: options.stdin,
   });
+  transcripts.push(`$ keyward ${args.join(' ')}\n${result.stdout}${result.stderr}`);
+  return result;
 }
 
 function environment(): NodeJS.ProcessEnv {

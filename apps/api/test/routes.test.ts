@@ -345,7 +345,7 @@ describe('deploy', () => {
     const last = events.at(-1)!;
     expect(last.event).toBe('error');
     expect(last.data.error).toMatchObject({ code: 'DEPLOY_FAILED', step: 'container.start:mock' });
-    expect(last.data.error.message).toContain('image localhost/keyward-mock-sidecar:test not found');
+    expect(last.data.error?.message).toContain('image localhost/keyward-mock-sidecar:test not found');
     const job = (await (await harness.request('GET', `/api/jobs/${jobId}`)).json()) as Record<
       string,
       unknown
@@ -834,7 +834,7 @@ describe('sidecar changes (rotation)', () => {
     };
     const events = await readEvents(await harness.request('GET', `/api/jobs/${jobId}/events`));
     expect(events.at(-1)?.data.error).toMatchObject({ code: 'ROTATION_FAILED', step: 'rotate.restart:mock' });
-    expect(events.at(-1)?.data.error.message).toContain('previous credentials are still in place');
+    expect(events.at(-1)?.data.error?.message).toContain('previous credentials are still in place');
     expect(harness.target.inspect('demo')).toEqual(before);
   });
 

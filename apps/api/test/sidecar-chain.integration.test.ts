@@ -46,7 +46,7 @@ import {
   spansOf,
   waitForTrace,
 } from '../src/demo/demo-chain.js';
-import { dockerForTests, execIn, readContainerFile } from './demo-test-runtime.js';
+import { dockerForTests, execIn } from './demo-test-runtime.js';
 
 const modelApiHost = 'model-api.chain.keyward.test';
 const modelApiPort = 8443;
@@ -251,7 +251,7 @@ describe('the sidecar chain on real podman: agent → LiteLLM → tokenizer → 
         const tokenizer = containerRuntimeName(chain.name, 'tokenizer');
         // The tokenizer holds the open key (which opens the sealed tokens), not the raw key either.
         const openKey = (
-          await readContainerFile(docker, tokenizer, '/run/keyward/tokenizer/open-key')
+          await readContainerText(docker, tokenizer, '/run/keyward/tokenizer/open-key')
         ).trim();
         expect(openKey).toMatch(/^[0-9a-f]{64}$/);
         expect((await findCredentialInContainer(docker, tokenizer, chain.secret)).findings).toEqual([]);
@@ -315,7 +315,7 @@ describe('the sidecar chain on real podman: agent → LiteLLM → tokenizer → 
         // virtual key, LiteLLM's sealed token and proxy password (any encoding).
         const tokenizer = containerRuntimeName(chain.name, 'tokenizer');
         const openKey = (
-          await readContainerFile(docker, tokenizer, '/run/keyward/tokenizer/open-key')
+          await readContainerText(docker, tokenizer, '/run/keyward/tokenizer/open-key')
         ).trim();
         const litellmEnv = (await docker.getContainer(containerRuntimeName(chain.name, 'litellm')).inspect())
           .Config.Env;

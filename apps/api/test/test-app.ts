@@ -1,4 +1,4 @@
-import { ProviderRegistry } from '@keyward/core';
+import { type LogLineV2, ProviderRegistry } from '@keyward/core';
 import {
   createMemoryTargetProvider,
   createMockSidecarProvider,
@@ -6,6 +6,7 @@ import {
   type MemoryTargetProviderOptions,
 } from '@keyward/core/testing';
 import { type CreateAppOptions, createApp } from '../src/app.js';
+import type { JobEvent } from '../src/jobs/job-manager.js';
 import type { Logger } from '../src/logger.js';
 
 export const testToken = 'kw_test-token-for-route-tests-0123456789';
@@ -83,17 +84,37 @@ export function mockSpec(name = 'demo', extra: Record<string, unknown> = {}) {
   };
 }
 
+type MemberKeys<Union> = Union extends unknown ? keyof Union : never;
+/** Every member of every type of a union, each optional, typed as the types that have it say. */
+type AnyMemberOf<Union> = {
+  [Key in MemberKeys<Union>]?: Union extends Record<Key, infer Value> ? Value : never;
+};
+
+/**
+ * An event's `data`: a job event (`/api/jobs/{id}/events`), or a log line, `{}` (`end`) or
+ * an `error` (`/logs?follow=true`). Which one depends on the stream a test reads.
+ */
+export type StreamEventData = AnyMemberOf<
+  JobEvent | LogLineV2 | { error: { code: string; message: string } }
+>;
+
+export interface StreamEvent {
+  event: string;
+  data: StreamEventData;
+  id?: string;
+}
+
 /** Reads a whole SSE body into `{ event, data }` records. */
-export async function readEvents(response: Response): Promise<{ event: string; data: any; id?: string }[]> {
+export async function readEvents(response: Response): Promise<StreamEvent[]> {
   const text = await response.text();
   return text
     .split(/\n\n/)
     .filter((block) => block.trim().length > 0)
     .map((block) => {
-      const record: { event: string; data: any; id?: string } = { event: 'message', data: '' };
+      const record: StreamEvent = { event: 'message', data: {} };
       for (const line of block.split('\n')) {
         if (line.startsWith('event:')) record.event = line.slice(6).trim();
-        else if (line.startsWith('data:')) record.data = JSON.parse(line.slice(5).trim());
+        else if (line.startsWith('data:')) record.data = JSON.parse(line.slice(5).trim()) as StreamEventData;
         else if (line.startsWith('id:')) record.id = line.slice(3).trim();
       }
       return record;

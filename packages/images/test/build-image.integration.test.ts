@@ -1,23 +1,14 @@
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  buildImage,
-  dockerFromEnvironment,
-  type ImageBuildProgress,
-  imageDefinitions,
-  imageReference,
-} from '../src/index.js';
+import { buildImage, type ImageBuildProgress, imageDefinitions, imageReference } from '../src/index.js';
+import { podmanForTests } from './podman-for-tests.js';
 
 describe('buildImage on real podman (no registry)', () => {
   let docker: Docker;
   const containerName = `keyward-images-test-${Date.now().toString(36)}`;
 
   beforeAll(async () => {
-    if (!process.env['DOCKER_HOST']) {
-      throw new Error('DOCKER_HOST is not set: run `eval "$(scripts/ci/start-podman.sh)"` first.');
-    }
-    docker = dockerFromEnvironment();
-    await docker.ping();
+    docker = await podmanForTests();
   });
 
   afterAll(async () => {

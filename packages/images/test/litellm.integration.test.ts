@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type BuildPrebuiltImageResult,
   buildPrebuiltImage,
-  dockerFromEnvironment,
   imageReference,
   litellmImage,
 } from '../src/index.js';
+import { podmanForTests, waitFor } from './podman-for-tests.js';
 
 // The real LiteLLM from PyPI: a cold build debootstraps Debian and installs ~120
 // packages, so the build gets its own timeout.
@@ -102,16 +102,6 @@ async function startRecordingProxy(): Promise<{ server: Server; port: number; re
   return { server, port: (server.address() as AddressInfo).port, requests };
 }
 
-async function waitFor<T>(what: string, attempt: () => Promise<T | undefined>, seconds: number): Promise<T> {
-  const deadline = Date.now() + seconds * 1000;
-  for (;;) {
-    const result = await attempt().catch(() => undefined);
-    if (result !== undefined) return result;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${seconds} s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
-
 describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base) on podman', () => {
   let docker: Docker;
   let build: BuildPrebuiltImageResult;
@@ -131,11 +121,7 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
   const exports = () => proxy.requests.filter((request) => request.url === '/v1/traces');
 
   beforeAll(async () => {
-    if (!process.env['DOCKER_HOST']) {
-      throw new Error('DOCKER_HOST is not set: run `eval "$(scripts/ci/start-podman.sh)"` first.');
-    }
-    docker = dockerFromEnvironment();
-    await docker.ping();
+    docker = await podmanForTests();
     build = await buildPrebuiltImage(docker, litellmImage);
 
     proxy = await startRecordingProxy();
@@ -175,7 +161,7 @@ describe('the real LiteLLM proxy image (PyPI, hash-pinned, Debian bookworm base)
         const response = await fetch(`http://127.0.0.1:${port}/health/liveliness`);
         return response.status === 200 ? true : undefined;
       },
-      240,
+      { seconds: 240, intervalMs: 500 },
     );
   }, coldBuildTimeout);
 

@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type BuildPrebuiltImageResult,
   buildPrebuiltImage,
-  dockerFromEnvironment,
   imageReference,
   otelCollectorImage,
 } from '../src/index.js';
+import { podmanForTests, waitFor } from './podman-for-tests.js';
 
 // The real collector, built from Go modules by scripts/images/build-otel-collector.sh:
 // minutes on a cold machine, so the build gets its own timeout.
@@ -113,16 +113,6 @@ async function grpcExport(port: number, message: Buffer): Promise<string | undef
   }
 }
 
-async function waitFor<T>(what: string, attempt: () => Promise<T | undefined>, seconds = 30): Promise<T> {
-  const deadline = Date.now() + seconds * 1000;
-  for (;;) {
-    const result = await attempt().catch(() => undefined);
-    if (result !== undefined) return result;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${seconds} s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
 describe('the real OpenTelemetry Collector image (collector builder, FROM scratch) on podman', () => {
   let docker: Docker;
   let build: BuildPrebuiltImageResult;
@@ -132,11 +122,7 @@ describe('the real OpenTelemetry Collector image (collector builder, FROM scratc
   const containerName = `keyward-images-otel-test-${Date.now().toString(36)}`;
 
   beforeAll(async () => {
-    if (!process.env['DOCKER_HOST']) {
-      throw new Error('DOCKER_HOST is not set: run `eval "$(scripts/ci/start-podman.sh)"` first.');
-    }
-    docker = dockerFromEnvironment();
-    await docker.ping();
+    docker = await podmanForTests();
     build = await buildPrebuiltImage(docker, otelCollectorImage);
 
     outputDirectory = await mkdtemp(join(tmpdir(), 'keyward-otel-test-'));

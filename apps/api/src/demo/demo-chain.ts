@@ -151,7 +151,10 @@ export function spansOf(lines: string, service: string): CollectedSpan[] {
   return spans;
 }
 
-/** One file of a container through the archive API (the collector's image has no shell). */
+/**
+ * One file of a container through the archive API: the collector's image has no shell, and a
+ * secret file's path never goes through an exec argv. The tests read files with it too.
+ */
 export async function readContainerText(docker: Docker, container: string, path: string): Promise<string> {
   const archive = await docker.getContainer(container).getArchive({ path });
   const extract = tar.extract();

@@ -248,7 +248,7 @@ export class JobManager {
 
   succeed(id: string, result: unknown): void {
     const record = this.#jobs.get(id);
-    if (!record || record.summary.status !== 'running') return;
+    if (record?.summary.status !== 'running') return;
     record.summary.status = 'succeeded';
     record.summary.finishedAt = this.#now().toISOString();
     this.#persist(record, (store) => store.updateJob(record.summary));
@@ -258,7 +258,7 @@ export class JobManager {
   /** `context`: facts merged into the job's context (`rollbackPending: true`, see `pendingRollbacks`). */
   fail(id: string, error: unknown, context?: Record<string, unknown>): void {
     const record = this.#jobs.get(id);
-    if (!record || record.summary.status !== 'running') return;
+    if (record?.summary.status !== 'running') return;
     if (context) record.context = { ...record.context, ...this.#redact(context) };
     const step = record.summary.failedStep ?? record.lastStartedStep;
     const described = {
@@ -323,7 +323,7 @@ export class JobManager {
     end: { result: unknown } | { error: unknown },
   ): void {
     const record = this.#jobs.get(id);
-    if (!record || record.summary.status !== 'running') return;
+    if (record?.summary.status !== 'running') return;
     record.summary.reconciliation = this.#redact({ ...reconciliation, time: this.#now().toISOString() });
     this.#append(record, {
       type: 'progress',
