@@ -122,7 +122,7 @@ describe('a deploy whose runtime stopped answering midway', () => {
     const { jobId } = (await accepted.json()) as { jobId: string };
     const events = await readEvents(await request('GET', `/api/jobs/${jobId}/events`));
     expect(events.at(-1)).toMatchObject({ event: 'error', data: { error: { code: 'RUNTIME_UNAVAILABLE' } } });
-    expect(events.at(-1)?.data.error.message).toMatch(/This server retries until the runtime answers/);
+    expect(events.at(-1)?.data.error?.message).toMatch(/This server retries until the runtime answers/);
     expect(memory.inspect('lost')).toBeDefined();
 
     // Down: the pass leaves it, and a new deploy of the instance is refused until it is done.
