@@ -26,7 +26,7 @@ type CacheEntry = Resolution;
 
 /** Short, log-safe identifier of a sealed token: the first 8 bytes of its SHA-256, hex. */
 export function tokenFingerprint(token: string): string {
-  return fingerprintOfDigest(tokenDigest(token));
+  return tokenDigest(token).slice(0, 16);
 }
 
 /**
@@ -70,7 +70,7 @@ export function parseAllowedTokenEntry(entry: string): AllowedTokenEntry | undef
   return { digest, name };
 }
 
-/** The fingerprint the audit log and spans show for a token with this digest. */
+/** The fingerprint the audit log and spans show for a token with this digest (tokenFingerprint). */
 export function fingerprintOfDigest(digest: string): string {
   return digest.slice(0, 16);
 }
@@ -127,7 +127,7 @@ export class SecretResolver {
   }
 
   private load(token: string, digest: string): CacheEntry {
-    const fingerprint = fingerprintOfDigest(digest);
+    const fingerprint = digest.slice(0, 16);
     try {
       const sealed = decodeBase64Go(token);
       let plaintext: Uint8Array;
