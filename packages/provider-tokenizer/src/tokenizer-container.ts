@@ -23,6 +23,7 @@ export const serverEnvironment = {
   otlpEndpoint: 'OTEL_EXPORTER_OTLP_ENDPOINT',
   otlpProtocol: 'OTEL_EXPORTER_OTLP_PROTOCOL',
   serviceName: 'OTEL_SERVICE_NAME',
+  tracesSampler: 'OTEL_TRACES_SAMPLER',
 } as const;
 
 /** Where the proxy sends its spans and metrics (the otel sidecar's OTLP/HTTP receiver). */
@@ -57,6 +58,9 @@ export function tokenizerContainer(options: TokenizerRuntimeOptions): ContainerC
     env[serverEnvironment.otlpEndpoint] = options.telemetry.endpoint;
     env[serverEnvironment.otlpProtocol] = 'http/protobuf';
     env[serverEnvironment.serviceName] = options.telemetry.serviceName;
+    // An agent's calls are few: every one gets a span (the proxy's own default traces one
+    // request in ten that carries no sampled trace context, for high-throughput use).
+    env[serverEnvironment.tracesSampler] = 'parentbased_always_on';
   }
   return {
     name: TOKENIZER_CONTAINER_NAME,
@@ -96,13 +100,22 @@ export function openKeySecret(openKey: string): SecretContributionV2 {
   };
 }
 
+/** A token on the proxy's allow-list, with the credential name its spans show. */
+export interface AllowedToken {
+  sealedToken: string;
+  /** The credential's name in the instance spec (one line, no control characters). */
+  name: string;
+}
+
 /**
  * The agent holds the public seal key and could seal its own token (no auth, any host) to use
  * the proxy as an open egress; with this list the proxy opens only the tokens keyward issued.
- * A rotation rewrites it, so a removed or replaced credential's old token stops working.
+ * A rotation rewrites it, so a removed or replaced credential's old token stops working. Each
+ * line names its credential after the digest: the proxy's spans carry the name next to the
+ * fingerprint (names are labels, not secrets).
  */
-export function allowedTokensFile(sealedTokens: readonly string[]): FileContributionV2 {
-  const lines = sealedTokens.map((token) => `sha256:${tokenDigest(token)}`);
+export function allowedTokensFile(tokens: readonly AllowedToken[]): FileContributionV2 {
+  const lines = tokens.map((token) => `sha256:${tokenDigest(token.sealedToken)} ${token.name}`);
   return {
     container: TOKENIZER_CONTAINER_NAME,
     root: 'absolute',

@@ -256,8 +256,14 @@ function buildContribution(
   ];
   files.push(
     allowedTokensFile([
-      ...credentials.map((credential) => credential.sealedToken),
-      ...answered.map((answer) => answer.sealed.sealedToken),
+      ...credentials.map((credential) => ({
+        sealedToken: credential.sealedToken,
+        name: credential.shape.name,
+      })),
+      ...answered.map((answer) => ({
+        sealedToken: answer.sealed.sealedToken,
+        name: answer.sealed.shape.name,
+      })),
     ]),
   );
   if (runtime.upstreamCaCertificates !== undefined)

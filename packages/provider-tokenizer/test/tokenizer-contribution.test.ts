@@ -17,14 +17,14 @@ const pem =
   '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\n-----END PRIVATE KEY-----\n';
 
 describe('tokenizer contribution', () => {
-  it('lists the digest of every sealed token it issued for the tokenizer, and nothing else', async () => {
+  it('lists the digest of every sealed token it issued for the tokenizer, named after its credential, and nothing else', async () => {
     const contribution = await deploy();
     const list = contribution.files.find((file) => file.path === '/etc/keyward/tokenizer/allowed-tokens');
     expect(list).toMatchObject({ container: 'tokenizer', root: 'absolute', mode: 0o444 });
     const digests = (list?.content ?? '').split('\n').filter((line) => line.startsWith('sha256:'));
     expect(digests).toEqual([
-      `sha256:${tokenDigest(secretByVariable(contribution, 'TOKENIZER_CRED_GITHUB'))}`,
-      `sha256:${tokenDigest(secretByVariable(contribution, 'TOKENIZER_CRED_STRIPE'))}`,
+      `sha256:${tokenDigest(secretByVariable(contribution, 'TOKENIZER_CRED_GITHUB'))} github`,
+      `sha256:${tokenDigest(secretByVariable(contribution, 'TOKENIZER_CRED_STRIPE'))} stripe`,
     ]);
     expect(list?.content).not.toContain(secretByVariable(contribution, 'TOKENIZER_CRED_GITHUB'));
   });

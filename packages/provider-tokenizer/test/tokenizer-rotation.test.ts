@@ -71,8 +71,8 @@ describe('tokenizer rotation', () => {
     // The tokenizer's allow-list: the kept and the new token; the removed one's copies stop working.
     const list = after.files.find((file) => file.path === '/etc/keyward/tokenizer/allowed-tokens')?.content;
     expect(list?.split('\n').filter((line) => line.startsWith('sha256:'))).toEqual([
-      `sha256:${tokenDigest(secretByVariable(before, 'TOKENIZER_CRED_GITHUB'))}`,
-      `sha256:${tokenDigest(secretByVariable(after, 'TOKENIZER_CRED_OPENAI'))}`,
+      `sha256:${tokenDigest(secretByVariable(before, 'TOKENIZER_CRED_GITHUB'))} github`,
+      `sha256:${tokenDigest(secretByVariable(after, 'TOKENIZER_CRED_OPENAI'))} openai`,
     ]);
 
     // Removed: gone from secrets, env, metadata and the skill.

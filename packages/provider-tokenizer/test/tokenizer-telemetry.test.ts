@@ -17,7 +17,12 @@ const providers = new Map<string, AnySidecarProviderV2>([
   ['tokenizer', createTokenizerProvider()],
   ['otel', createOtelProvider() as AnySidecarProviderV2],
 ]);
-const OTEL_VARIABLES = ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_SERVICE_NAME'];
+const OTEL_VARIABLES = [
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_PROTOCOL',
+  'OTEL_SERVICE_NAME',
+  'OTEL_TRACES_SAMPLER',
+];
 
 async function compose(mode: NetworkMode, withOtel: boolean, otelConfig: Record<string, unknown> = {}) {
   return composePlanV2({
@@ -57,16 +62,19 @@ describe('tokenizer with the otel sidecar', () => {
         OTEL_EXPORTER_OTLP_ENDPOINT: `http://${address}`,
         OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
         OTEL_SERVICE_NAME: 'demo-tokenizer',
+        OTEL_TRACES_SAMPLER: 'parentbased_always_on',
       });
       expect(plan.connections).toContainEqual({ from: 'tokenizer', to: 'otel', port: 4318 });
       // The collector starts first; the tokenizer records that it requires it.
       expect(container.startAfter).toContain('otel');
       expect(plan.sidecars.find((item) => item.providerId === 'tokenizer')?.requires).toEqual(['otel']);
       // The proxy reads these variables as its telemetry configuration.
+      // Every call of the agent traced: the proxy's default would trace one in ten.
       expect(telemetryOptionsFromEnv(container.env)).toEqual({
         endpoint: `http://${address}`,
         protocol: 'http/protobuf',
         serviceName: 'demo-tokenizer',
+        sampling: { followParent: true, ratio: 1 },
       });
     },
   );

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, type TokenizerError } from './errors.js';
 import { parseListenAddress, type TokenizerServerOptions } from './proxy-server.js';
 import { OpenKey } from './sealed-box.js';
-import { parseTokenDigest } from './secret-resolver.js';
+import { parseAllowedTokenEntry } from './secret-resolver.js';
 import { telemetryOptionsFromEnv } from './telemetry.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -124,19 +124,22 @@ export function loadTokenizerConfigFromEnv(env: Environment = process.env): Toke
   return config;
 }
 
-/** One SHA-256 per line (`sha256:` prefix optional); blank lines and `#` comments ignored. */
+/**
+ * One SHA-256 per line (`sha256:` prefix optional), optionally followed by the credential's name;
+ * blank lines and `#` comments ignored.
+ */
 function readAllowedTokens(path: string): string[] {
   const variable = 'TOKENIZER_ALLOWED_TOKENS_FILE';
-  const digests: string[] = [];
+  const entries: string[] = [];
   for (const [index, raw] of readFile(variable, path).split('\n').entries()) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
-    if (parseTokenDigest(line) === undefined) {
+    if (parseAllowedTokenEntry(line) === undefined) {
       throw new ConfigError(
-        `${variable}: line ${index + 1} is not a SHA-256 digest of a sealed token (64 hex characters, optionally prefixed sha256:)`,
+        `${variable}: line ${index + 1} is not a SHA-256 digest of a sealed token (64 hex characters, optionally prefixed sha256:), optionally followed by a space and the credential's name (one line, at most 256 characters)`,
       );
     }
-    digests.push(line);
+    entries.push(line);
   }
-  return digests;
+  return entries;
 }

@@ -12,7 +12,12 @@ import { type MetricsSnapshot, ProxyMetrics } from './metrics.js';
 import { type OperationalLog, ProxyRequestHandler } from './proxy-request-handler.js';
 import { RequestPreparer } from './request-preparation.js';
 import { type OpenKey, toOpenKey } from './sealed-box.js';
-import { mintedTokenKey, parseTokenDigest, SecretResolver } from './secret-resolver.js';
+import {
+  fingerprintOfDigest,
+  mintedTokenKey,
+  parseAllowedTokenEntry,
+  SecretResolver,
+} from './secret-resolver.js';
 import { loadTelemetry, type RequestTelemetry, type TokenizerTelemetryOptions } from './telemetry.js';
 import { UpstreamPool } from './upstream-pool.js';
 
@@ -52,7 +57,8 @@ export interface TokenizerServerOptions {
    * Accept only these sealed tokens (hex SHA-256 of the token text, `sha256:` prefix allowed)
    * and the tokens the proxy mints in token exchanges. Default: any token sealed to the key,
    * as the reference does. With a list, a client that holds the public seal key cannot seal
-   * its own token to make the proxy forward to hosts no issued credential allows.
+   * its own token to make the proxy forward to hosts no issued credential allows. An entry may
+   * name its credential after a space (`sha256:<digest> github`): spans show the name.
    */
   allowedTokens?: readonly string[] | undefined;
   /** Opened secrets kept in memory. Default 10,000. */
@@ -145,8 +151,9 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
   );
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
   const allowPrivate = options.allowPrivateUpstreams === true;
-  const allowedTokens =
+  const allowList =
     options.allowedTokens === undefined ? undefined : parseAllowedTokens(options.allowedTokens);
+  const allowedTokens = allowList?.digests;
   // Tokens minted in token exchanges are sealed to an unpublished key when the list is on.
   const mintKey = allowedTokens === undefined ? undefined : mintedTokenKey(openKey);
   const resolver = new SecretResolver(openKey, options.secretCacheSize ?? 10_000, { allowedTokens, mintKey });
@@ -213,7 +220,9 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
     sealKey,
     async listen() {
       if (options.telemetry !== undefined && handler.telemetry === undefined) {
-        const telemetry: RequestTelemetry = await loadTelemetry(options.telemetry);
+        const telemetry: RequestTelemetry = await loadTelemetry(options.telemetry, {
+          credentialNames: allowList?.names ?? new Map(),
+        });
         telemetry.observeInFlight(() => handler.inFlight);
         handler.telemetry = telemetry;
       }
@@ -261,18 +270,24 @@ export function createTokenizerServer(options: TokenizerServerOptions): Tokenize
   return tokenizerServer;
 }
 
-function parseAllowedTokens(entries: readonly string[]): Set<string> {
+/** The digests to accept, and the credential names by fingerprint (for spans). */
+function parseAllowedTokens(entries: readonly string[]): {
+  digests: Set<string>;
+  names: Map<string, string>;
+} {
   const digests = new Set<string>();
-  for (const [index, entry] of entries.entries()) {
-    const digest = parseTokenDigest(entry);
-    if (digest === undefined) {
+  const names = new Map<string, string>();
+  for (const [index, text] of entries.entries()) {
+    const entry = parseAllowedTokenEntry(text);
+    if (entry === undefined) {
       throw new ConfigError(
-        `allowed token ${index + 1} is not a SHA-256 digest (64 hex characters, optionally prefixed sha256:)`,
+        `allowed token ${index + 1} is not a SHA-256 digest (64 hex characters, optionally prefixed sha256:), optionally followed by a space and the credential's name (one line, at most 256 characters)`,
       );
     }
-    digests.add(digest);
+    digests.add(entry.digest);
+    if (entry.name !== undefined) names.set(fingerprintOfDigest(entry.digest), entry.name);
   }
-  return digests;
+  return { digests, names };
 }
 
 /** Creates the proxy and starts listening. */

@@ -45,13 +45,34 @@ export function mintedTokenKey(openKey: OpenKey): OpenKey {
   return OpenKey.fromHex(Buffer.from(derived).toString('hex'));
 }
 
-/** Parses an allow-list entry: 64 hex characters of SHA-256, optionally prefixed `sha256:`. */
-export function parseTokenDigest(entry: string): string | undefined {
-  const text = entry
-    .trim()
-    .toLowerCase()
-    .replace(/^sha256:/, '');
-  return /^[0-9a-f]{64}$/.test(text) ? text : undefined;
+/** One allow-list entry: which token, and what the operator calls its credential. */
+export interface AllowedTokenEntry {
+  /** Hex SHA-256 of the sealed token's text, lowercase. */
+  digest: string;
+  /** Shown in telemetry next to the fingerprint. Not a secret: a label such as `github`. */
+  name?: string;
+}
+
+const MAXIMUM_CREDENTIAL_NAME_LENGTH = 256;
+const ALLOWED_TOKEN_ENTRY = /^(?:sha256:)?([0-9a-f]{64})(?:\s+(.*))?$/i;
+
+/**
+ * Parses an allow-list entry: 64 hex characters of SHA-256, optionally prefixed `sha256:`,
+ * optionally followed by whitespace and the credential's name (one line, at most 256 characters).
+ */
+export function parseAllowedTokenEntry(entry: string): AllowedTokenEntry | undefined {
+  const match = ALLOWED_TOKEN_ENTRY.exec(entry.trim());
+  if (match === null) return undefined;
+  const digest = (match[1] as string).toLowerCase();
+  const name = match[2]?.trim();
+  if (name === undefined || name === '') return { digest };
+  if (name.length > MAXIMUM_CREDENTIAL_NAME_LENGTH || /\p{Cc}/u.test(name)) return undefined;
+  return { digest, name };
+}
+
+/** The fingerprint the audit log and spans show for a token with this digest (tokenFingerprint). */
+export function fingerprintOfDigest(digest: string): string {
+  return digest.slice(0, 16);
 }
 
 /** What an allow-list holds for a sealed token: the hex SHA-256 of its base64 text. */

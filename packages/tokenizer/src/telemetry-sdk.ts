@@ -1,65 +1,72 @@
+import { randomUUID } from 'node:crypto';
 import {
-  type Attributes,
-  type Histogram,
   ROOT_CONTEXT,
   type Span,
+  type SpanContext,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
-  type TextMapGetter,
-  type TextMapSetter,
+  TraceFlags,
+  type Tracer,
   trace,
 } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { TraceState } from '@opentelemetry/core';
 import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as ProtobufMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as ProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { AuditEntry } from './audit-log.js';
 import type { OutgoingHeaders } from './outgoing-request.js';
 import { splitAuthority } from './request-target.js';
-import type { RequestTelemetry, TokenizerTelemetryOptions } from './telemetry.js';
+import type { RequestTelemetry, TelemetryContext, TokenizerTelemetryOptions } from './telemetry.js';
+import { RequestMetrics } from './telemetry-metrics.js';
+import {
+  DEFAULT_TRACE_SAMPLING,
+  decideTracing,
+  formatTraceparent,
+  parseTraceparent,
+  type TraceParent,
+  type TraceSampling,
+} from './trace-context.js';
 import { VERSION } from './version.js';
 
 // Loaded only when telemetry is configured (telemetry.ts imports this file dynamically).
+// A request that is not traced never reaches the OpenTelemetry API: the decision is ours
+// (trace-context.ts), and its metrics are counted in telemetry-metrics.ts.
 
-const headerGetter: TextMapGetter<OutgoingHeaders> = {
-  get: (carrier, key) => carrier[key],
-  keys: (carrier) => Object.keys(carrier),
-};
-const headerSetter: TextMapSetter<OutgoingHeaders> = {
-  set: (carrier, key, value) => {
-    carrier[key] = value;
-  },
-};
+/** Span batching defaults: bounded, so a slow collector costs dropped spans, never memory. */
+export const SPAN_BATCHING_DEFAULTS = Object.freeze({
+  queueSize: 4096,
+  batchSize: 512,
+  exportDelayMs: 1000,
+  exportTimeoutMs: 10_000,
+});
 
-/** Attribute sets are built once per (decision, status, error) and reused, not per request. */
-const MAX_ATTRIBUTE_SETS = 1024;
-const NO_ATTRIBUTES: Attributes = Object.freeze({});
-
-/** Requests with one outcome: counted here per request, reported when metrics are collected. */
-interface OutcomeCount {
-  attributes: Attributes;
-  count: number;
-}
+const SERVER_SPAN: SpanOptions = Object.freeze({ kind: SpanKind.SERVER });
 
 class SdkRequestTelemetry implements RequestTelemetry {
-  private readonly propagator = new W3CTraceContextPropagator();
   private readonly tracerProvider: BasicTracerProvider;
   private readonly meterProvider: MeterProvider;
-  private readonly tracer;
-  private readonly duration: Histogram;
-  private readonly outcomes = new Map<string, OutcomeCount>();
-  private readonly spanOptions = { kind: SpanKind.SERVER };
+  private readonly tracer: Tracer;
+  private readonly metrics: RequestMetrics;
+  private readonly sampling: TraceSampling;
+  private readonly credentialNames: ReadonlyMap<string, string>;
+  /** `tokenizer GET`, … built once per method. */
+  private readonly spanNames = new Map<string, string>();
 
-  constructor(options: TokenizerTelemetryOptions) {
+  constructor(options: TokenizerTelemetryOptions, context: TelemetryContext) {
+    this.sampling = options.sampling ?? DEFAULT_TRACE_SAMPLING;
+    this.credentialNames = context.credentialNames;
     const base = options.endpoint.replace(/\/+$/, '');
     const json = options.protocol === 'http/json';
     const resource = resourceFromAttributes({
       'service.name': options.serviceName ?? 'keyward-tokenizer',
       'service.version': VERSION,
+      // Cluster workers export separately: each is its own instance, or their series would collide.
+      'service.instance.id': randomUUID(),
     });
     const exporterOptions = (path: string) => ({
       url: `${base}${path}`,
@@ -68,18 +75,23 @@ class SdkRequestTelemetry implements RequestTelemetry {
     const spanExporter = json
       ? new JsonTraceExporter(exporterOptions('/v1/traces'))
       : new ProtobufTraceExporter(exporterOptions('/v1/traces'));
+    const queueSize = options.spanQueueSize ?? SPAN_BATCHING_DEFAULTS.queueSize;
     this.tracerProvider = new BasicTracerProvider({
       resource,
+      // Which requests get a span is decided before the span is started.
+      sampler: new AlwaysOnSampler(),
       spanProcessors: [
-        // Bounded: under overload spans are dropped rather than memory growing.
+        // One export at a time, the queue bounded: past it spans are dropped, never blocking a request.
         new BatchSpanProcessor(spanExporter, {
-          maxQueueSize: 16_384,
-          maxExportBatchSize: 2048,
-          scheduledDelayMillis: options.spanExportDelayMs ?? 1000,
+          maxQueueSize: queueSize,
+          maxExportBatchSize: Math.min(options.spanBatchSize ?? SPAN_BATCHING_DEFAULTS.batchSize, queueSize),
+          scheduledDelayMillis: options.spanExportDelayMs ?? SPAN_BATCHING_DEFAULTS.exportDelayMs,
+          exportTimeoutMillis: options.spanExportTimeoutMs ?? SPAN_BATCHING_DEFAULTS.exportTimeoutMs,
         }),
       ],
     });
     this.tracer = this.tracerProvider.getTracer('@keyward/tokenizer', VERSION);
+    this.metrics = new RequestMetrics({ name: '@keyward/tokenizer', version: VERSION });
     const metricExporter = json
       ? new JsonMetricExporter(exporterOptions('/v1/metrics'))
       : new ProtobufMetricExporter(exporterOptions('/v1/metrics'));
@@ -91,61 +103,50 @@ class SdkRequestTelemetry implements RequestTelemetry {
           exporter: metricExporter,
           exportIntervalMillis: interval,
           exportTimeoutMillis: Math.min(interval, 30_000),
+          metricProducers: [this.metrics],
         }),
       ],
-    });
-    const meter = this.meterProvider.getMeter('@keyward/tokenizer', VERSION);
-    // Counted in a plain map and observed at collection: the SDK's synchronous counter hashes
-    // the attribute set on every call, a measurable share of a request's CPU.
-    meter
-      .createObservableCounter('keyward.tokenizer.requests', {
-        description: 'Proxied requests by outcome.',
-        unit: '{request}',
-      })
-      .addCallback((result) => {
-        for (const outcome of this.outcomes.values()) result.observe(outcome.count, outcome.attributes);
-      });
-    this.duration = meter.createHistogram('keyward.tokenizer.request.duration', {
-      description: 'Time from request to response end.',
-      unit: 's',
-      advice: {
-        explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      },
     });
   }
 
   observeInFlight(read: () => number): void {
-    this.meterProvider
-      .getMeter('@keyward/tokenizer', VERSION)
-      .createObservableUpDownCounter('keyward.tokenizer.requests.in_flight', {
-        description: 'Requests currently being proxied.',
-        unit: '{request}',
-      })
-      .addCallback((result) => result.observe(read()));
+    this.metrics.observeInFlight(read);
   }
 
-  startRequest(headers: OutgoingHeaders, method: string): Span {
-    const parent = this.propagator.extract(ROOT_CONTEXT, headers, headerGetter);
-    const span = this.tracer.startSpan(`tokenizer ${method}`, this.spanOptions, parent);
+  startRequest(headers: OutgoingHeaders, method: string): Span | undefined {
+    const traceparent = headers.traceparent;
+    const parent = traceparent === undefined ? undefined : parseTraceparent(traceparent);
+    // Not traced: the caller's headers go upstream as they came, and nothing else happens.
+    if (!decideTracing(this.sampling, parent)) return undefined;
+    const span = this.tracer.startSpan(
+      this.spanName(method),
+      SERVER_SPAN,
+      parent === undefined
+        ? ROOT_CONTEXT
+        : trace.setSpanContext(ROOT_CONTEXT, this.remoteContext(parent, headers)),
+    );
+    const context = span.spanContext();
     // The upstream's parent is this span; the caller's tracestate travels on unchanged.
-    this.propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, headerSetter);
+    headers.traceparent = formatTraceparent(context.traceId, context.spanId);
     return span;
   }
 
   endRequest(spanValue: unknown, entry: AuditEntry, durationSeconds: number): void {
-    const attributes = this.count(entry.decision, entry.status, entry.error);
-    this.duration.record(durationSeconds, NO_ATTRIBUTES);
-    const span = spanValue as Span | undefined;
-    if (span === undefined) return;
-    // Not sampled: nothing is exported, so nothing is worth setting.
-    if (!span.isRecording()) {
-      span.end();
-      return;
-    }
-    span.setAttributes(attributes);
+    this.metrics.record(entry.decision, entry.status, entry.error, durationSeconds);
+    if (spanValue !== undefined) this.endSpan(spanValue as Span, entry);
+  }
+
+  recordMalformed(status: number): void {
+    this.metrics.record('denied', status, 'MALFORMED_REQUEST', 0);
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.allSettled([this.tracerProvider.shutdown(), this.meterProvider.shutdown()]);
+  }
+
+  private endSpan(span: Span, entry: AuditEntry): void {
     span.setAttribute('http.request.method', entry.method);
     if (entry.host !== '') {
-      span.setAttribute('keyward.tokenizer.upstream', entry.host);
       const authority = splitAuthority(entry.host);
       if (authority !== undefined) {
         span.setAttribute('server.address', authority.hostname);
@@ -153,45 +154,51 @@ class SdkRequestTelemetry implements RequestTelemetry {
       }
     }
     if (entry.path !== '') span.setAttribute('url.path', entry.path);
-    // Fingerprints (a short SHA-256 of each sealed token), as in the audit log; never a value.
-    if (entry.credentials.length > 0) {
-      span.setAttribute('keyward.tokenizer.credential.fingerprints', entry.credentials);
-    }
+    span.setAttribute('http.response.status_code', entry.status);
+    span.setAttribute('keyward.tokenizer.decision', entry.decision);
+    if (entry.error !== undefined) span.setAttribute('error.type', entry.error);
     if (entry.detail !== undefined) span.setAttribute('keyward.tokenizer.error.detail', entry.detail);
-    span.setAttribute('keyward.tokenizer.duration_ms', durationSeconds * 1000);
+    // Fingerprints (a short SHA-256 of each sealed token) and the names the operator gave them on
+    // the allow-list; never a value.
+    const fingerprints = entry.credentials;
+    if (fingerprints.length > 0) {
+      span.setAttribute('keyward.tokenizer.credential.fingerprints', fingerprints);
+      if (this.credentialNames.size > 0) {
+        const names = fingerprints.map((fingerprint) => this.credentialNames.get(fingerprint) ?? '');
+        if (names.some((name) => name !== '')) span.setAttribute('keyward.tokenizer.credential.names', names);
+      }
+    }
     if (entry.decision === 'error') span.setStatus({ code: SpanStatusCode.ERROR, message: entry.error });
     span.end();
   }
 
-  recordMalformed(status: number): void {
-    this.count('denied', status, 'MALFORMED_REQUEST');
-    this.duration.record(0, NO_ATTRIBUTES);
+  private remoteContext(parent: TraceParent, headers: OutgoingHeaders): SpanContext {
+    const traceState = headers.tracestate;
+    return {
+      traceId: parent.traceId,
+      spanId: parent.spanId,
+      traceFlags: parent.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+      isRemote: true,
+      ...(traceState === undefined
+        ? {}
+        : { traceState: new TraceState(Array.isArray(traceState) ? traceState.join(',') : traceState) }),
+    };
   }
 
-  async shutdown(): Promise<void> {
-    await Promise.allSettled([this.tracerProvider.shutdown(), this.meterProvider.shutdown()]);
-  }
-
-  /** Counts one request with this outcome; returns the outcome's attributes. */
-  private count(decision: string, status: number, error: string | undefined): Attributes {
-    const key = `${decision}${status}${error ?? ''}`;
-    let outcome = this.outcomes.get(key);
-    if (outcome === undefined) {
-      const attributes: Attributes = {
-        'keyward.tokenizer.decision': decision,
-        'http.response.status_code': status,
-        ...(error === undefined ? {} : { 'error.type': error }),
-      };
-      // Error codes are the proxy's own, so the set stays small; past the bound, outcomes go uncounted.
-      if (this.outcomes.size >= MAX_ATTRIBUTE_SETS) return attributes;
-      outcome = { attributes, count: 0 };
-      this.outcomes.set(key, outcome);
+  private spanName(method: string): string {
+    let name = this.spanNames.get(method);
+    if (name === undefined) {
+      name = `tokenizer ${method}`;
+      // Methods are client-chosen tokens: bounded, so a client cannot grow the map.
+      if (this.spanNames.size < 64) this.spanNames.set(method, name);
     }
-    outcome.count++;
-    return outcome.attributes;
+    return name;
   }
 }
 
-export function createRequestTelemetry(options: TokenizerTelemetryOptions): RequestTelemetry {
-  return new SdkRequestTelemetry(options);
+export function createRequestTelemetry(
+  options: TokenizerTelemetryOptions,
+  context: TelemetryContext,
+): RequestTelemetry {
+  return new SdkRequestTelemetry(options, context);
 }

@@ -117,7 +117,7 @@ describe('keyward-tokenizer CLI', () => {
     const serve = run(['serve', '--allowed-tokens-file', list], { OPEN_KEY });
     expect(serve.status).toBe(1);
     expect(serve.stderr).toBe(
-      'keyward-tokenizer: TOKENIZER_ALLOWED_TOKENS_FILE: line 3 is not a SHA-256 digest of a sealed token (64 hex characters, optionally prefixed sha256:)\n',
+      "keyward-tokenizer: TOKENIZER_ALLOWED_TOKENS_FILE: line 3 is not a SHA-256 digest of a sealed token (64 hex characters, optionally prefixed sha256:), optionally followed by a space and the credential's name (one line, at most 256 characters)\n",
     );
   });
 

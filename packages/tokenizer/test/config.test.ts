@@ -106,14 +106,30 @@ describe('loadTokenizerConfigFromEnv', () => {
   it('reads TOKENIZER_ALLOWED_TOKENS_FILE, skipping blank lines and comments', () => {
     const listFile = join(directory, 'allowed-tokens');
     const digest = 'ab'.repeat(32);
-    writeFileSync(listFile, `# issued by keyward\n${digest}\n\nsha256:${'CD'.repeat(32)}\n`);
+    writeFileSync(
+      listFile,
+      `# issued by keyward\n${digest}\n\nsha256:${'CD'.repeat(32)}\nsha256:${'ef'.repeat(32)}  GitHub (ci bot)\r\n`,
+    );
     const config = loadTokenizerConfigFromEnv({ OPEN_KEY, TOKENIZER_ALLOWED_TOKENS_FILE: listFile });
-    expect(config.allowedTokens).toEqual([digest, `sha256:${'CD'.repeat(32)}`]);
+    expect(config.allowedTokens).toEqual([
+      digest,
+      `sha256:${'CD'.repeat(32)}`,
+      `sha256:${'ef'.repeat(32)}  GitHub (ci bot)`,
+    ]);
+    const refusal =
+      "is not a SHA-256 digest of a sealed token (64 hex characters, optionally prefixed sha256:), optionally followed by a space and the credential's name (one line, at most 256 characters)";
     writeFileSync(listFile, `${digest}\nnot-a-digest\n`);
     expectConfigError(
       { OPEN_KEY, TOKENIZER_ALLOWED_TOKENS_FILE: listFile },
-      'TOKENIZER_ALLOWED_TOKENS_FILE: line 2 is not a SHA-256 digest of a sealed token (64 hex characters, optionally prefixed sha256:)',
+      `TOKENIZER_ALLOWED_TOKENS_FILE: line 2 ${refusal}`,
     );
+    for (const line of [`${digest}github`, `${digest} ${'n'.repeat(257)}`, `${digest} git\u0007hub`]) {
+      writeFileSync(listFile, `${line}\n`);
+      expectConfigError(
+        { OPEN_KEY, TOKENIZER_ALLOWED_TOKENS_FILE: listFile },
+        `TOKENIZER_ALLOWED_TOKENS_FILE: line 1 ${refusal}`,
+      );
+    }
     expectConfigError(
       { OPEN_KEY, TOKENIZER_ALLOWED_TOKENS_FILE: join(directory, 'missing') },
       `TOKENIZER_ALLOWED_TOKENS_FILE: cannot read ${join(directory, 'missing')}: ENOENT`,
@@ -158,6 +174,68 @@ describe('OpenTelemetry variables', () => {
   });
 
   it.each([
+    [{}, undefined],
+    [{ OTEL_TRACES_SAMPLER: 'always_on' }, { followParent: false, ratio: 1 }],
+    [{ OTEL_TRACES_SAMPLER: 'always_off' }, { followParent: false, ratio: 0 }],
+    [{ OTEL_TRACES_SAMPLER: 'parentbased_always_on' }, { followParent: true, ratio: 1 }],
+    [{ OTEL_TRACES_SAMPLER: 'parentbased_always_off' }, { followParent: true, ratio: 0 }],
+    [
+      { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' },
+      { followParent: false, ratio: 0.25 },
+    ],
+    // The specification's default argument.
+    [{ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio' }, { followParent: true, ratio: 1 }],
+    // The argument alone sets the ratio of the default sampler.
+    [{ OTEL_TRACES_SAMPLER_ARG: '.5' }, { followParent: true, ratio: 0.5 }],
+  ])('reads the sampler from %j', (env, sampling) => {
+    const telemetry = loadTokenizerConfigFromEnv({
+      OPEN_KEY,
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318',
+      ...env,
+    }).telemetry;
+    expect(telemetry?.sampling).toEqual(sampling);
+  });
+
+  it('reads the span batching variables', () => {
+    expect(
+      loadTokenizerConfigFromEnv({
+        OPEN_KEY,
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318',
+        OTEL_BSP_SCHEDULE_DELAY: '250',
+        OTEL_BSP_MAX_QUEUE_SIZE: '1000',
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '100',
+        OTEL_BSP_EXPORT_TIMEOUT: '5000',
+      }).telemetry,
+    ).toEqual({
+      endpoint: 'http://otel:4318',
+      spanExportDelayMs: 250,
+      spanQueueSize: 1000,
+      spanBatchSize: 100,
+      spanExportTimeoutMs: 5000,
+    });
+  });
+
+  it.each([
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318', OTEL_TRACES_SAMPLER: 'jaeger_remote' },
+      'OTEL_TRACES_SAMPLER: "jaeger_remote" is not supported; use one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318', OTEL_TRACES_SAMPLER_ARG: '1.5' },
+      'OTEL_TRACES_SAMPLER_ARG: "1.5" is not a ratio; write a number from 0 to 1, for example 0.1 for one request in ten',
+    ],
+    [
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318',
+        OTEL_TRACES_SAMPLER: 'traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: 'ten percent',
+      },
+      'OTEL_TRACES_SAMPLER_ARG: "ten percent" is not a ratio; write a number from 0 to 1, for example 0.1 for one request in ten',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318', OTEL_BSP_MAX_QUEUE_SIZE: '-1' },
+      'OTEL_BSP_MAX_QUEUE_SIZE: must be a positive number of spans',
+    ],
     [
       { OTEL_EXPORTER_OTLP_ENDPOINT: 'otel:4318' },
       'OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL',

@@ -15,7 +15,10 @@ export interface OtlpJsonSpan {
   traceId: string;
   spanId: string;
   parentSpanId?: string;
+  traceState?: string;
   name: string;
+  startTimeUnixNano: string | number;
+  endTimeUnixNano: string | number;
   kind: number;
   attributes: OtlpJsonAttribute[];
   status?: { code?: number; message?: string };

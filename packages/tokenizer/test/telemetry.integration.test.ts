@@ -1,4 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -8,7 +9,7 @@ import type { AuditEntry } from '../src/audit-log.js';
 import { type RunningTokenizerServer, startTokenizerServer } from '../src/proxy-server.js';
 import { generateOpenKey, sealKeyFromOpenKey } from '../src/sealed-box.js';
 import { bearerDigest, sealSecret } from '../src/secret.js';
-import { tokenFingerprint } from '../src/secret-resolver.js';
+import { tokenDigest, tokenFingerprint } from '../src/secret-resolver.js';
 import { attributeValue, type OtlpReceiver, startOtlpReceiver } from './otlp-receiver.js';
 import { proxyRequest } from './proxy-client.js';
 import { createLoopbackCertificates, type EchoServer, startEchoServer } from './tls-fixtures.js';
@@ -26,10 +27,16 @@ const CALLER_SPAN_ID = '00f067aa0ba902b7';
 let echo: EchoServer;
 let upstream: string;
 let receiver: OtlpReceiver;
+/** Default sampling: the caller's decision, one in ten of the others (http/json). */
 let jsonProxy: RunningTokenizerServer;
+/** parentbased_always_on, and the token's credential named on the allow-list (http/json). */
+let tracingProxy: RunningTokenizerServer;
+/** parentbased_always_off: only requests whose caller sampled them are traced (http/json). */
+let untracedProxy: RunningTokenizerServer;
 let protobufProxy: RunningTokenizerServer;
 let token: string;
 const audit: AuditEntry[] = [];
+const CREDENTIAL_NAME = 'stripe live (billing)';
 
 beforeAll(async () => {
   const certificates = createLoopbackCertificates();
@@ -52,15 +59,22 @@ beforeAll(async () => {
     auditLog: (entry: AuditEntry) => audit.push(entry),
     log: () => {},
   };
-  jsonProxy = await startTokenizerServer({
+  const json = {
+    endpoint: receiver.url,
+    protocol: 'http/json' as const,
+    serviceName: 'demo-tokenizer',
+    spanExportDelayMs: 100,
+    metricExportIntervalMs: 300,
+  };
+  jsonProxy = await startTokenizerServer({ ...common, telemetry: json });
+  tracingProxy = await startTokenizerServer({
     ...common,
-    telemetry: {
-      endpoint: receiver.url,
-      protocol: 'http/json',
-      serviceName: 'demo-tokenizer',
-      spanExportDelayMs: 100,
-      metricExportIntervalMs: 300,
-    },
+    allowedTokens: [`sha256:${tokenDigest(token)} ${CREDENTIAL_NAME}`],
+    telemetry: { ...json, sampling: { followParent: true, ratio: 1 } },
+  });
+  untracedProxy = await startTokenizerServer({
+    ...common,
+    telemetry: { ...json, sampling: { followParent: true, ratio: 0 } },
   });
   protobufProxy = await startTokenizerServer({
     ...common,
@@ -70,6 +84,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await jsonProxy?.close();
+  await tracingProxy?.close();
+  await untracedProxy?.close();
   await protobufProxy?.close();
   await receiver?.close();
   await echo?.close();
@@ -79,6 +95,8 @@ const send = (proxyUrl: string, headers: Record<string, string>, path = '/echo')
   proxyRequest(proxyUrl, `http://${upstream}${path}`, {
     headers: { 'Proxy-Tokenizer': token, 'Proxy-Authorization': `Bearer ${PASSWORD}`, ...headers },
   });
+const echoedHeaders = (body: string) => (JSON.parse(body) as { headers: Record<string, string> }).headers;
+const randomTraceId = () => randomBytes(16).toString('hex');
 
 describe('telemetry (OTLP/HTTP)', () => {
   it("joins the caller's trace, tells the upstream, and exports one span with the request's outcome", async () => {
@@ -106,21 +124,22 @@ describe('telemetry (OTLP/HTTP)', () => {
     expect(attribute('http.request.method')).toBe('GET');
     expect(attribute('server.address')).toBe('127.0.0.1');
     expect(attribute('server.port')).toBe(echo.port);
-    expect(attribute('keyward.tokenizer.upstream')).toBe(upstream);
     expect(attribute('url.path')).toBe('/echo');
     expect(attribute('http.response.status_code')).toBe(200);
     expect(attribute('keyward.tokenizer.decision')).toBe('forwarded');
     expect(attribute('keyward.tokenizer.credential.fingerprints')).toEqual([tokenFingerprint(token)]);
-    expect(attribute('keyward.tokenizer.duration_ms')).toBeGreaterThan(0);
+    // No allow-list on this proxy: the fingerprint is all it knows of the credential.
+    expect(attribute('keyward.tokenizer.credential.names')).toBeUndefined();
+    expect(Number(span.endTimeUnixNano) - Number(span.startTimeUnixNano)).toBeGreaterThan(0);
+    expect(span.traceState).toBe('agent=t61rcWkgMzE');
     expect(attribute('error.type')).toBeUndefined();
     const entry = audit.find((item) => item.path === '/echo' && item.decision === 'forwarded');
     expect(entry?.credentials).toEqual([tokenFingerprint(token)]);
   });
 
-  it('starts a new trace without traceparent, and gives the upstream its context', async () => {
-    const response = await send(jsonProxy.url, {}, '/no-parent');
-    const traceparent = (JSON.parse(response.body) as { headers: Record<string, string> }).headers
-      .traceparent;
+  it('starts a new trace for a request it samples without traceparent, and gives the upstream its context', async () => {
+    const response = await send(tracingProxy.url, {}, '/no-parent');
+    const traceparent = echoedHeaders(response.body).traceparent;
     const [, traceId, spanId] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(traceparent ?? '') ?? [];
     expect(traceId).toBeDefined();
     const { span } = await receiver.waitFor(() =>
@@ -128,6 +147,53 @@ describe('telemetry (OTLP/HTTP)', () => {
     );
     expect(span.spanId).toBe(spanId);
     expect(span.parentSpanId ?? '').toBe('');
+    expect(attributeValue(span.attributes, 'url.path')).toBe('/no-parent');
+  });
+
+  it('names the credential as the allow-list does, next to its fingerprint', async () => {
+    const traceId = randomTraceId();
+    const response = await send(tracingProxy.url, { traceparent: `00-${traceId}-${CALLER_SPAN_ID}-01` });
+    expect(response.status).toBe(200);
+    const { span } = await receiver.waitFor(() =>
+      receiver.jsonSpans().find((item) => item.span.traceId === traceId),
+    );
+    expect(attributeValue(span.attributes, 'keyward.tokenizer.credential.fingerprints')).toEqual([
+      tokenFingerprint(token),
+    ]);
+    expect(attributeValue(span.attributes, 'keyward.tokenizer.credential.names')).toEqual([CREDENTIAL_NAME]);
+  });
+
+  it("exports no span for a request it does not sample, and passes the caller's context on untouched", async () => {
+    // The caller did not sample its trace (flags 00): parent-based sampling follows it.
+    const unsampledTrace = randomTraceId();
+    const unsampledParent = `00-${unsampledTrace}-${CALLER_SPAN_ID}-00`;
+    const fromUnsampledCaller = await send(
+      jsonProxy.url,
+      { traceparent: unsampledParent, tracestate: 'agent=off' },
+      '/unsampled-caller',
+    );
+    expect(fromUnsampledCaller.status).toBe(200);
+    expect(echoedHeaders(fromUnsampledCaller.body).traceparent).toBe(unsampledParent);
+    expect(echoedHeaders(fromUnsampledCaller.body).tracestate).toBe('agent=off');
+    // No trace context and a ratio of 0: no span, and the upstream gets no traceparent either.
+    const withoutContext = await send(untracedProxy.url, {}, '/unsampled-root');
+    expect(withoutContext.status).toBe(200);
+    expect(echoedHeaders(withoutContext.body).traceparent).toBeUndefined();
+    // Spans leave in the order they ended, one export at a time: once a span of each proxy that
+    // ended later has arrived, a span of the unsampled requests would have arrived too.
+    const markers = [randomTraceId(), randomTraceId()];
+    await send(jsonProxy.url, { traceparent: `00-${markers[0]}-${CALLER_SPAN_ID}-01` }, '/marker');
+    await send(untracedProxy.url, { traceparent: `00-${markers[1]}-${CALLER_SPAN_ID}-01` }, '/marker');
+    await receiver.waitFor(() =>
+      markers.every((marker) => receiver.jsonSpans().some((item) => item.span.traceId === marker)),
+    );
+    const paths = receiver.jsonSpans().map((item) => attributeValue(item.span.attributes, 'url.path'));
+    expect(paths).toContain('/marker');
+    expect(paths).not.toContain('/unsampled-caller');
+    expect(paths).not.toContain('/unsampled-root');
+    expect(receiver.jsonSpans().some((item) => item.span.traceId === unsampledTrace)).toBe(false);
+    // They are still counted.
+    expect(audit.filter((entry) => entry.path.startsWith('/unsampled-'))).toHaveLength(2);
   });
 
   it('records a refusal with its class, and never reaches the upstream', async () => {
@@ -185,17 +251,46 @@ describe('telemetry (OTLP/HTTP)', () => {
       status: attributeValue(point.attributes, 'http.response.status_code'),
       count: Number(point.asInt ?? point.asDouble),
     }));
+    // The default proxy forwarded three requests by now, one of them sampled: all are counted.
     const forwarded = outcomes.filter((item) => item.decision === 'forwarded' && item.status === 200);
-    expect(Math.max(...forwarded.map((item) => item.count))).toBeGreaterThanOrEqual(2);
+    expect(Math.max(...forwarded.map((item) => item.count))).toBeGreaterThanOrEqual(3);
     const refused = outcomes.filter((item) => item.decision === 'denied' && item.status === 407);
     expect(Math.max(...refused.map((item) => item.count))).toBeGreaterThanOrEqual(1);
-    const histogram = metrics.find((metric) => metric.name === 'keyward.tokenizer.request.duration')
-      ?.data as {
-      unit: string;
-      histogram: { dataPoints: { count: number | string }[] };
-    };
-    expect(histogram.unit).toBe('s');
-    expect(histogram.histogram.dataPoints.some((point) => Number(point.count) > 0)).toBe(true);
+    const histograms = metrics
+      .filter((metric) => metric.name === 'keyward.tokenizer.request.duration')
+      .map(
+        (metric) =>
+          metric.data as {
+            unit: string;
+            histogram: {
+              aggregationTemporality: number;
+              dataPoints: {
+                count: number | string;
+                sum: number;
+                min: number;
+                max: number;
+                bucketCounts: (number | string)[];
+                explicitBounds: number[];
+              }[];
+            };
+          },
+      );
+    expect(histograms.every((histogram) => histogram.unit === 's')).toBe(true);
+    // Cumulative (2), every request in one bucket, the Prometheus boundaries.
+    expect(histograms[0]?.histogram.aggregationTemporality).toBe(2);
+    const point = histograms
+      .flatMap((histogram) => histogram.histogram.dataPoints)
+      .find((item) => Number(item.count) >= 3);
+    expect(point).toBeDefined();
+    expect(point?.bucketCounts.reduce((total: number, count) => total + Number(count), 0)).toBe(
+      Number(point?.count),
+    );
+    expect(point?.explicitBounds).toEqual([
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    ]);
+    expect(point?.sum).toBeGreaterThan(0);
+    expect(point?.min).toBeGreaterThan(0);
+    expect(point?.max).toBeGreaterThanOrEqual(point?.min ?? Number.POSITIVE_INFINITY);
   });
 
   it('exports protobuf by default, in the same trace', async () => {
@@ -269,7 +364,9 @@ const proxy = await startTokenizerServer({
 });
 const url = new URL(proxy.url);
 const status = await new Promise((resolve, reject) => {
-  const outgoing = request({ host: url.hostname, port: url.port, path: 'http://example.com/', headers: { host: 'example.com' } }, (response) => {
+  // A caller that samples its trace: traced under the default sampling.
+  const headers = { host: 'example.com', traceparent: '00-${TRACE_ID}-${CALLER_SPAN_ID}-01' };
+  const outgoing = request({ host: url.hostname, port: url.port, path: 'http://example.com/', headers }, (response) => {
     response.resume();
     response.on('end', () => resolve(response.statusCode));
   });
