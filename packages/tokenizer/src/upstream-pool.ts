@@ -7,6 +7,7 @@ import {
   ChunkedDecoder,
   findHeadEnd,
   HttpMessageError,
+  hasOnlyFieldBytes,
   isValidHeaderName,
   isValidHeaderValue,
   NO_BODY,
@@ -75,7 +76,15 @@ export class UpstreamTimeoutError extends TokenizerError {
   }
 }
 
-const REQUEST_PATH = /^\/[\x21-\x7e]*$/;
+/** Origin-form: `/` and visible ASCII (the rule /^\/[\x21-\x7e]*$/, as a loop). */
+function isRequestPath(path: string): boolean {
+  if (path.charCodeAt(0) !== 0x2f) return false;
+  for (let index = 1; index < path.length; index++) {
+    const code = path.charCodeAt(index);
+    if (code < 0x21 || code > 0x7e) return false;
+  }
+  return true;
+}
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** Serialises the request head; refuses header names and values that would break framing. */
@@ -84,7 +93,7 @@ export function serializeRequestHead(
   request: UpstreamRequest,
   framing: string,
 ): string {
-  if (!REQUEST_PATH.test(request.path)) throw invalidHeader(':path');
+  if (!isRequestPath(request.path)) throw invalidHeader(':path');
   let head = `${request.method} ${request.path} HTTP/1.1\r\nhost: ${target.hostHeader}\r\n`;
   const headers = request.headers;
   for (const name in headers) {
@@ -398,7 +407,11 @@ class UpstreamConnection {
     }
     this.pending = undefined;
     this.searchFrom = 0;
-    const head = parseResponseHead(buffer.toString('latin1', 0, end), exchange.method);
+    const head = parseResponseHead(
+      buffer.toString('latin1', 0, end),
+      exchange.method,
+      hasOnlyFieldBytes(buffer, 0, end),
+    );
     const rest = end + 4;
     if (head.status < 200) {
       if (head.status === 101)

@@ -1,9 +1,14 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   BODY_UNTIL_CLOSE,
   CHUNKED_BODY,
   ChunkedDecoder,
+  HEADER_RULE_EXPRESSIONS,
   HttpMessageError,
+  hasOnlyFieldBytes,
+  isValidHeaderName,
+  isValidHeaderValue,
   NO_BODY,
   parseRequestHead,
   parseResponseHead,
@@ -475,5 +480,88 @@ describe('serializeRequestHead', () => {
 
   it('keeps obs-text (bytes 0x80-0xff as latin1) in values', () => {
     expect(serialize({ 'x-a': 'caf\u00e9' })).toContain('x-a: caf\u00e9\r\n');
+  });
+});
+
+describe('the header rules as loops (the hot path) and as regular expressions', () => {
+  const anyText = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 40 }),
+    fc.string({
+      unit: fc.integer({ min: 0, max: 0x17f }).map((code) => String.fromCharCode(code)),
+      maxLength: 40,
+    }),
+    fc.stringMatching(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,20}$/),
+  );
+
+  it('agree on every character up to U+017F, alone and in names and values', () => {
+    for (let code = 0; code <= 0x17f; code++) {
+      const character = String.fromCharCode(code);
+      expect(isValidHeaderName(character)).toBe(HEADER_RULE_EXPRESSIONS.name.test(character));
+      expect(isValidHeaderValue(character)).toBe(!HEADER_RULE_EXPRESSIONS.invalidValue.test(character));
+    }
+    expect(isValidHeaderName('')).toBe(false);
+    expect(isValidHeaderValue('')).toBe(true);
+    fc.assert(
+      fc.property(anyText, (text) => {
+        expect(isValidHeaderName(text)).toBe(HEADER_RULE_EXPRESSIONS.name.test(text));
+        expect(isValidHeaderValue(text)).toBe(!HEADER_RULE_EXPRESSIONS.invalidValue.test(text));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  const fieldBytes = /^(?:[\t\x20-\x7e\x80-\xff]|\r\n)*$/;
+  const headText = fc.oneof(
+    fc.string({
+      unit: fc.constantFrom('a', ':', ' ', '\t', '\r', '\n', '\r\n', '\x00', '\x7f', '\xe9', '\x0b'),
+      maxLength: 30,
+    }),
+    fc.string({ unit: 'binary', maxLength: 30 }).map((text) => text.replace(/[^\x00-\xff]/g, '')),
+  );
+
+  it('hasOnlyFieldBytes: visible ASCII, obs-text, SP, HTAB and CRLF pairs only', () => {
+    fc.assert(
+      fc.property(headText, fc.nat(4), (text, offset) => {
+        const bytes = Buffer.concat([
+          Buffer.alloc(offset, 0),
+          Buffer.from(text, 'latin1'),
+          Buffer.from('\r'),
+        ]);
+        expect(hasOnlyFieldBytes(bytes, offset, offset + text.length)).toBe(fieldBytes.test(text));
+      }),
+      { numRuns: 5000 },
+    );
+    // A CR as the last byte of the range has no LF after it inside the range.
+    expect(hasOnlyFieldBytes(Buffer.from('a\r\n', 'latin1'), 0, 2)).toBe(false);
+  });
+
+  it('parse the same with and without the byte check the connections make first', () => {
+    fc.assert(
+      fc.property(
+        fc.array(headText, { maxLength: 4 }),
+        fc.constantFrom('GET / HTTP/1.1', 'HTTP/1.1 200 OK'),
+        (fields, startLine) => {
+          const text = [startLine, ...fields].join('\r\n');
+          const checked = hasOnlyFieldBytes(Buffer.from(text, 'latin1'), 0, text.length);
+          const outcome = (parse: () => unknown) => {
+            try {
+              return parse();
+            } catch (error) {
+              return (error as Error).message;
+            }
+          };
+          if (startLine.startsWith('GET')) {
+            expect(outcome(() => parseRequestHead(text, checked))).toEqual(
+              outcome(() => parseRequestHead(text)),
+            );
+          } else {
+            expect(outcome(() => parseResponseHead(text, 'GET', checked))).toEqual(
+              outcome(() => parseResponseHead(text, 'GET')),
+            );
+          }
+        },
+      ),
+      { numRuns: 5000 },
+    );
   });
 });
