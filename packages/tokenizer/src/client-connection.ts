@@ -6,7 +6,6 @@ import {
   ChunkedDecoder,
   findHeadEnd,
   HttpMessageError,
-  hasOnlyFieldBytes,
   NO_BODY,
   parseRequestHead,
   type RequestHead,
@@ -367,7 +366,7 @@ export class ClientConnection {
     const text = buffer.toString('latin1', start, end);
     let head: RequestHead;
     try {
-      head = parseRequestHead(text, hasOnlyFieldBytes(buffer, start, end));
+      head = parseRequestHead(text);
     } catch (error) {
       const line = text.slice(0, text.indexOf('\r\n') >>> 0);
       const [method = '', target = ''] = line.split(' ');

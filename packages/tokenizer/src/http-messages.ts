@@ -21,27 +21,9 @@ const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)
 
 // A head without these characters has only what a field value may hold, apart from CR and LF;
 // a line of it with no CR or LF but its CRLF then needs no value check of its own (names,
-// stricter, still get theirs). One scan of the head and two indexOf per line cost less than a
-// loop over every value. Connections scan the head's bytes instead (hasOnlyFieldBytes).
+// stricter, still get theirs). One scan of the head by the regular-expression engine and two
+// indexOf per line cost less than a loop over every value (or over the head's bytes).
 const NOT_IN_FIELD_VALUES = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u0100-\uffff]/;
-
-/**
- * True when the bytes from `start` to `end` hold only what field values may (HTAB, SP, visible
- * ASCII, obs-text) and CR and LF only as CRLF pairs: a head a connection can pass to the parsers
- * as `fieldBytesChecked`. A loop over bytes is the cheapest form of this check in V8.
- */
-export function hasOnlyFieldBytes(buffer: Uint8Array, start: number, end: number): boolean {
-  for (let index = start; index < end; index++) {
-    const byte = buffer[index] as number;
-    if (byte >= 0x20) {
-      if (byte === 0x7f) return false;
-    } else if (byte !== 9) {
-      if (byte !== 13 || index + 1 >= end || buffer[index + 1] !== 10) return false;
-      index++;
-    }
-  }
-  return true;
-}
 
 // TOKEN and INVALID_FIELD_VALUE as loops over the characters of `text` from `start` to `end`:
 // for the short names of a head a regular-expression call costs more than the check itself.
@@ -75,6 +57,18 @@ function isRequestTargetIn(text: string, start: number, end: number): boolean {
     if (code < 0x21 || code > 0x7e) return false;
   }
   return true;
+}
+
+/** What is left to check per line of a head. */
+enum CharacterChecks {
+  /** No character a value may not hold but CR and LF: only that each line has no other CR or LF. */
+  LineEnds,
+  /** Every value, character by character. */
+  Values,
+}
+
+function characterChecks(head: string): CharacterChecks {
+  return NOT_IN_FIELD_VALUES.test(head) ? CharacterChecks.Values : CharacterChecks.LineEnds;
 }
 
 /** True when the line from `start` holds no CR or LF but the CRLF at `crlf` (-1: none, last line). */
@@ -158,7 +152,7 @@ interface Framing {
 function parseFields(
   head: string,
   from: number,
-  checkValues: boolean,
+  checks: CharacterChecks,
   lowercaseNames: boolean,
   fail: Failure,
 ): { headers: string[]; framing: Framing } {
@@ -189,7 +183,10 @@ function parseFields(
     while (valueEnd > valueStart && isOptionalWhitespace(head.charCodeAt(valueEnd - 1))) valueEnd--;
     const value = head.slice(valueStart, valueEnd);
     const lower = name.toLowerCase();
-    if ((checkValues || !hasOnlyItsLineEnd(head, start, crlf)) && !isFieldValueIn(head, valueStart, valueEnd))
+    if (
+      (checks === CharacterChecks.Values || !hasOnlyItsLineEnd(head, start, crlf)) &&
+      !isFieldValueIn(head, valueStart, valueEnd)
+    )
       throw fail('invalid characters in a header value', `(${lower.slice(0, 40)})`);
     headers.push(lowercaseNames ? lower : name, value);
     switch (lower) {
@@ -223,7 +220,7 @@ function parseFields(
  * the per-line checks; the start line is checked here because its rules allow some of those
  * characters elsewhere.
  */
-function startLineEnd(head: string, fail: Failure): number {
+function startLineEnd(head: string, checks: CharacterChecks, fail: Failure): number {
   const crlf = head.indexOf('\r\n');
   const end = crlf < 0 ? head.length : crlf;
   const carriageReturn = head.indexOf('\r');
@@ -257,13 +254,10 @@ function isChunkedOnly(value: string): boolean {
   return codings === 1 && chunked;
 }
 
-/**
- * Parses a request head: the bytes before the blank line, as latin1, without the final CRLF.
- * `fieldBytesChecked`: the caller found hasOnlyFieldBytes() true for these bytes.
- */
-export function parseRequestHead(head: string, fieldBytesChecked = false): RequestHead {
-  const lineEnd = startLineEnd(head, malformed);
-  const checkCharacters = !fieldBytesChecked && NOT_IN_FIELD_VALUES.test(head);
+/** Parses a request head: the bytes before the blank line, as latin1, without the final CRLF. */
+export function parseRequestHead(head: string): RequestHead {
+  const checks = characterChecks(head);
+  const lineEnd = startLineEnd(head, checks, malformed);
   const requestLine = head.slice(0, lineEnd);
   const firstSpace = requestLine.indexOf(' ');
   const lastSpace = requestLine.lastIndexOf(' ');
@@ -279,7 +273,7 @@ export function parseRequestHead(head: string, fieldBytesChecked = false): Reque
   else if (/^HTTP\/\d\.\d$/.test(version))
     throw new HttpMessageError('UNSUPPORTED_HTTP', `unsupported HTTP version ${version}`, 505);
   else throw malformed('malformed request line');
-  const { headers, framing } = parseFields(head, lineEnd, checkCharacters, true, malformed);
+  const { headers, framing } = parseFields(head, lineEnd, checks, true, malformed);
   // Two Host lines leave it to each hop which one names the target (RFC 9112 §3.2: 400).
   if (framing.hostLines > 1) throw malformed('more than one host header');
   let bodyLength = NO_BODY;
@@ -311,18 +305,14 @@ export function parseRequestHead(head: string, fieldBytesChecked = false): Reque
  * Parses a response head. `requestMethod` decides whether a body follows (HEAD never has one).
  * 1xx heads parse with NO_BODY; the caller skips them.
  */
-export function parseResponseHead(
-  head: string,
-  requestMethod: string,
-  fieldBytesChecked = false,
-): ResponseHead {
-  const lineEnd = startLineEnd(head, badResponse);
-  const checkCharacters = !fieldBytesChecked && NOT_IN_FIELD_VALUES.test(head);
+export function parseResponseHead(head: string, requestMethod: string): ResponseHead {
+  const checks = characterChecks(head);
+  const lineEnd = startLineEnd(head, checks, badResponse);
   const match = STATUS_LINE.exec(head.slice(0, lineEnd));
   if (!match) throw badResponse('malformed status line');
   const minorVersion = Number(match[1]);
   const status = Number(match[2]);
-  const { headers, framing } = parseFields(head, lineEnd, checkCharacters, false, badResponse);
+  const { headers, framing } = parseFields(head, lineEnd, checks, false, badResponse);
   let bodyLength: number;
   let keepAlive =
     minorVersion === 1 ? !hasToken(framing.connection, 'close') : hasToken(framing.connection, 'keep-alive');

@@ -205,7 +205,8 @@ export class RequestPreparer {
 
   /** Processors are pure functions of (secret, params): reuse them per params text. */
   private processorFor(resolved: ResolvedSecret, paramsText: string, params: Params): RequestProcessor {
-    const key = `processor:${paramsText}`;
+    // A constant key (no string to build and hash) for the usual line without params.
+    const key = paramsText === '' ? 'processor:' : `processor:${paramsText}`;
     const cached = resolved.memo.get(key) as RequestProcessor | undefined;
     if (cached) return cached;
     const processor = createProcessor(resolved.secret.processor, params, {

@@ -7,7 +7,6 @@ import {
   ChunkedDecoder,
   findHeadEnd,
   HttpMessageError,
-  hasOnlyFieldBytes,
   isValidHeaderName,
   isValidHeaderValue,
   NO_BODY,
@@ -125,6 +124,7 @@ function invalidHeader(name: string): TokenizerError {
 export class UpstreamPool {
   private readonly options: UpstreamPoolOptions;
   private readonly origins = new Map<string, OriginPool>();
+  private lastOrigin: OriginPool | undefined = undefined;
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
 
@@ -144,11 +144,24 @@ export class UpstreamPool {
       exchange.fail(new TokenizerError('UPSTREAM_FAILED', 'upstream pool closed', 502));
       return exchange;
     }
-    const key = `${target.hostname}\0${target.port}\0${target.partition ?? ''}`;
-    let origin = this.origins.get(key);
-    if (!origin) {
-      origin = new OriginPool(this, key, target.hostname, target.port, this.options);
-      this.origins.set(key, origin);
+    const partition = target.partition ?? '';
+    let origin = this.lastOrigin;
+    // Consecutive requests mostly go to the same origin and partition: compared field by field,
+    // without building and hashing the key.
+    if (
+      origin === undefined ||
+      origin.hostname !== target.hostname ||
+      origin.port !== target.port ||
+      origin.partition !== partition ||
+      this.origins.get(origin.key) !== origin
+    ) {
+      const key = `${target.hostname}\0${target.port}\0${partition}`;
+      origin = this.origins.get(key);
+      if (!origin) {
+        origin = new OriginPool(this, key, target.hostname, target.port, partition, this.options);
+        this.origins.set(key, origin);
+      }
+      this.lastOrigin = origin;
     }
     origin.enqueue(exchange);
     return exchange;
@@ -186,8 +199,9 @@ class OriginPool {
   private settling: UpstreamConnection[] = [];
   private readonly queue: UpstreamExchange[] = [];
   private readonly owner: UpstreamPool;
-  private readonly hostname: string;
-  private readonly port: number;
+  readonly hostname: string;
+  readonly port: number;
+  readonly partition: string;
   private readonly options: UpstreamPoolOptions;
 
   constructor(
@@ -195,12 +209,14 @@ class OriginPool {
     key: string,
     hostname: string,
     port: number,
+    partition: string,
     options: UpstreamPoolOptions,
   ) {
     this.owner = owner;
     this.key = key;
     this.hostname = hostname;
     this.port = port;
+    this.partition = partition;
     this.options = options;
   }
 
@@ -407,11 +423,7 @@ class UpstreamConnection {
     }
     this.pending = undefined;
     this.searchFrom = 0;
-    const head = parseResponseHead(
-      buffer.toString('latin1', 0, end),
-      exchange.method,
-      hasOnlyFieldBytes(buffer, 0, end),
-    );
+    const head = parseResponseHead(buffer.toString('latin1', 0, end), exchange.method);
     const rest = end + 4;
     if (head.status < 200) {
       if (head.status === 101)
