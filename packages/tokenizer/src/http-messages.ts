@@ -220,7 +220,7 @@ function parseFields(
  * the per-line checks; the start line is checked here because its rules allow some of those
  * characters elsewhere.
  */
-function startLineEnd(head: string, checks: CharacterChecks, fail: Failure): number {
+function startLineEnd(head: string, fail: Failure): number {
   const crlf = head.indexOf('\r\n');
   const end = crlf < 0 ? head.length : crlf;
   const carriageReturn = head.indexOf('\r');
@@ -256,8 +256,8 @@ function isChunkedOnly(value: string): boolean {
 
 /** Parses a request head: the bytes before the blank line, as latin1, without the final CRLF. */
 export function parseRequestHead(head: string): RequestHead {
+  const lineEnd = startLineEnd(head, malformed);
   const checks = characterChecks(head);
-  const lineEnd = startLineEnd(head, checks, malformed);
   const requestLine = head.slice(0, lineEnd);
   const firstSpace = requestLine.indexOf(' ');
   const lastSpace = requestLine.lastIndexOf(' ');
@@ -306,8 +306,8 @@ export function parseRequestHead(head: string): RequestHead {
  * 1xx heads parse with NO_BODY; the caller skips them.
  */
 export function parseResponseHead(head: string, requestMethod: string): ResponseHead {
+  const lineEnd = startLineEnd(head, badResponse);
   const checks = characterChecks(head);
-  const lineEnd = startLineEnd(head, checks, badResponse);
   const match = STATUS_LINE.exec(head.slice(0, lineEnd));
   if (!match) throw badResponse('malformed status line');
   const minorVersion = Number(match[1]);
