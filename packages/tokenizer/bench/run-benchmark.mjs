@@ -43,6 +43,10 @@ const TELEMETRY_CONCURRENCY = (process.env.BENCH_TELEMETRY_CONCURRENCY ?? '64')
   .filter(Boolean)
   .map(Number);
 const CLOCK_TICKS = 100;
+// BENCH_DIAGNOSTICS=1: the proxy runs with bench/event-loop-probe.cjs, and every round of it
+// reports its event-loop delay and GC pauses (a timer every millisecond: not for the figures).
+const DIAGNOSTICS = process.env.BENCH_DIAGNOSTICS === '1';
+const diagnostics = new Map();
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const work = mkdtempSync(join(tmpdir(), 'keyward-bench-'));
@@ -211,10 +215,35 @@ function wrk(url, concurrency, script, pids = () => []) {
   return { rps, p50, p99, cpuMicroseconds: (cpu / requests) * 1e6 };
 }
 
+/** The proxy's event-loop delay and GC pauses since the last call (BENCH_DIAGNOSTICS=1). */
+function roundDiagnostics(pid) {
+  if (!DIAGNOSTICS) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), 2000);
+    diagnostics.set(pid, (report) => {
+      clearTimeout(timer);
+      diagnostics.delete(pid);
+      resolve(report);
+    });
+    process.kill(pid, 'SIGUSR2');
+  });
+}
+
 function warmUp(url, script) {
   const args = ['-t', '2', '-c', '32', '-d', '2s'];
   if (script) args.push('-s', script);
   spawnSync('/usr/bin/wrk', [...args, url]);
+}
+
+/** Resident memory split: anonymous (the process's own) and file-backed (mapped executable and libraries). */
+function rssSplitOf(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN) / 1024;
+    return { total: field('VmRSS'), anonymous: field('RssAnon'), file: field('RssFile') };
+  } catch {
+    return { total: Number.NaN, anonymous: Number.NaN, file: Number.NaN };
+  }
 }
 
 function rssOf(pids) {
@@ -252,6 +281,7 @@ async function startOtlpSink(port) {
 }
 
 async function startTokenizer(port, workers, extraEnv = {}) {
+  const probe = DIAGNOSTICS && workers === 1;
   const child = spawn(process.execPath, [CLI, 'serve'], {
     env: {
       ...process.env,
@@ -261,11 +291,24 @@ async function startTokenizer(port, workers, extraEnv = {}) {
       TOKENIZER_ALLOW_PRIVATE_UPSTREAMS: 'true',
       TOKENIZER_UPSTREAM_CA_FILE: file('ca.pem'),
       TOKENIZER_WORKERS: String(workers),
-      NODE_OPTIONS,
+      NODE_OPTIONS: probe
+        ? `${NODE_OPTIONS} --require ${join(packageDirectory, 'bench', 'event-loop-probe.cjs')}`
+        : NODE_OPTIONS,
     },
     // Audit lines stay on (as in production) and go to /dev/null.
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'ignore', probe ? 'pipe' : 'inherit'],
   });
+  if (probe) {
+    let partial = '';
+    child.stderr.on('data', (chunk) => {
+      const lines = `${partial}${chunk}`.split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (line.startsWith('BENCH_DIAGNOSTICS ')) diagnostics.get(child.pid)?.(JSON.parse(line.slice(18)));
+        else process.stderr.write(`${line}\n`);
+      }
+    });
+  }
   children.push(child);
   await waitForPort(port);
   await sleep(300 * workers);
@@ -313,6 +356,7 @@ async function startReference(binary, port) {
 /** RSS of a proxy holding IDLE_CLIENTS connections that have not sent a request yet. */
 async function connectedIdleRss(pid, port) {
   const before = rssOf([pid]);
+  const splitBefore = rssSplitOf(pid);
   const sockets = [];
   for (let index = 0; index < IDLE_CLIENTS; index++) {
     sockets.push(
@@ -324,8 +368,23 @@ async function connectedIdleRss(pid, port) {
   }
   await sleep(1000);
   const after = rssOf([pid]);
+  const splitAfter = rssSplitOf(pid);
   for (const socket of sockets) socket.destroy();
-  return { before, after };
+  return { before, after, splitBefore, splitAfter };
+}
+
+/** A Node process that does nothing (the floor any Node server starts from), with the proxy's Node options. */
+async function idleNodeRss() {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
+    env: { PATH: process.env.PATH, NODE_OPTIONS },
+    stdio: 'ignore',
+  });
+  children.push(child);
+  await sleep(1000);
+  const split = rssSplitOf(child.pid);
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+  return split;
 }
 
 async function idleKeepAliveRss(proxyPort, upstreamPort, token) {
@@ -476,6 +535,7 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
     }
   };
   const rows = [];
+  const diagnosticRows = [];
   const roundRatios = [];
   const telemetryRatios = [];
   for (const concurrency of CONCURRENCY) {
@@ -515,7 +575,10 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
         warmUp(nginxUrl);
         nginxResults.push(wrk(nginxUrl, concurrency, undefined, nginxPids(workers)));
         warmUp(proxyUrl, file('tokenizer.lua'));
+        await roundDiagnostics(child.pid);
         proxyResults.push(wrk(proxyUrl, concurrency, file('tokenizer.lua'), proxyPids));
+        const report = await roundDiagnostics(child.pid);
+        if (report) diagnosticRows.push({ concurrency, round: round + 1, ...proxyResults.at(-1), report });
         rss = Math.max(rss, rssOf(proxyPids()));
         for (const run of telemetryRuns) {
           warmUp(run.url, file('tokenizer.lua'));
@@ -627,6 +690,7 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
   const loadAfter = loadavg();
   const idle = await idleKeepAliveRss(proxyPort, upstreamPort, token);
   const idleConnected = {};
+  const nodeFloor = await idleNodeRss();
   {
     const child = await startTokenizer(proxyPort, 1);
     idleConnected.keyward = await connectedIdleRss(child.pid, proxyPort);
@@ -721,6 +785,34 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
   console.log(
     `RSS with ${IDLE_CLIENTS} connected clients that have not sent a request yet: keyward-tokenizer ${format(idleConnected.keyward.after, 1)} MiB (${format(idleConnected.keyward.before, 1)} before), Fly.io tokenizer ${format(idleConnected.reference?.after, 1)} MiB (${format(idleConnected.reference?.before, 1)} before): ratio ${format(idleConnected.keyward.after / idleConnected.reference?.after)}`,
   );
+  const split = (value) =>
+    value
+      ? `${format(value.total, 1)} = ${format(value.anonymous, 1)} anonymous + ${format(value.file, 1)} file-backed`
+      : 'n/a';
+  console.log(
+    'resident memory split (MiB; file-backed: pages of the executable and libraries, shared between processes):',
+  );
+  console.log(`  a Node process doing nothing (same Node options): ${split(nodeFloor)}`);
+  console.log(
+    `  keyward-tokenizer: ${split(idleConnected.keyward.splitBefore)} before, ${split(idleConnected.keyward.splitAfter)} with ${IDLE_CLIENTS} connected clients (+${format(idleConnected.keyward.splitAfter.anonymous - idleConnected.keyward.splitBefore.anonymous, 1)} anonymous)`,
+  );
+  if (idleConnected.reference)
+    console.log(
+      `  Fly.io tokenizer: ${split(idleConnected.reference.splitBefore)} before, ${split(idleConnected.reference.splitAfter)} with ${IDLE_CLIENTS} connected clients (+${format(idleConnected.reference.splitAfter.anonymous - idleConnected.reference.splitBefore.anonymous, 1)} anonymous)`,
+    );
+  if (diagnosticRows.length > 0) {
+    console.log(
+      '\nkeyward-tokenizer (1 worker) per round: event-loop delay and GC pauses (BENCH_DIAGNOSTICS=1):',
+    );
+    for (const row of diagnosticRows) {
+      const gc = Object.entries(row.report.gc)
+        .map(([kind, value]) => `${kind} ${value.count}× total ${value.totalMs} ms max ${value.maxMs} ms`)
+        .join('; ');
+      console.log(
+        `  c=${row.concurrency} round ${row.round}: p99 ${format(row.p99)} ms; loop delay p50 ${row.report.loopDelayMs.p50} p99 ${row.report.loopDelayMs.p99} max ${row.report.loopDelayMs.max} ms; ${gc || 'no GC'}`,
+      );
+    }
+  }
 }
 
 try {

@@ -19,6 +19,55 @@ export interface AuditEntry {
 
 export type AuditSink = (entry: AuditEntry) => void;
 
+let formattedSecond = Number.NaN;
+let secondPrefix = '';
+
+/**
+ * `new Date(milliseconds).toISOString()`, with the part up to the second formatted once per
+ * second: Date#toISOString costs more than the rest of an audit line.
+ */
+export function isoTime(milliseconds: number): string {
+  const whole = Math.trunc(milliseconds);
+  const second = Math.floor(whole / 1000);
+  if (second !== formattedSecond) {
+    const text = new Date(second * 1000).toISOString();
+    // Everything up to the milliseconds ("….000Z"); six-digit years keep their own form.
+    if (!text.endsWith('.000Z')) return new Date(whole).toISOString();
+    formattedSecond = second;
+    secondPrefix = text.slice(0, -4);
+  }
+  const millis = whole - second * 1000;
+  return `${secondPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
+}
+
+/** A JSON string literal; text that needs no escaping skips JSON.stringify. */
+function jsonString(text: string): string {
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return JSON.stringify(text);
+  }
+  return `"${text}"`;
+}
+
+/** JSON.stringify(value) for a number as it appears in an entry (non-finite numbers are null). */
+function jsonNumber(value: number): string {
+  return Number.isFinite(value) ? `${value}` : 'null';
+}
+
+/**
+ * The entry as JSON.stringify writes it (fields in the order the proxy sets them), without
+ * its generic walk over the object: one line per request under load.
+ */
+export function serializeAuditEntry(entry: AuditEntry): string {
+  let credentials = '';
+  for (let index = 0; index < entry.credentials.length; index++)
+    credentials += `${index === 0 ? '' : ','}${jsonString(entry.credentials[index] as string)}`;
+  let line = `{"time":${jsonString(entry.time)},"credentials":[${credentials}],"method":${jsonString(entry.method)},"host":${jsonString(entry.host)},"path":${jsonString(entry.path)},"status":${jsonNumber(entry.status)},"durationMs":${jsonNumber(entry.durationMs)},"decision":${jsonString(entry.decision)}`;
+  if (entry.error !== undefined) line += `,"error":${jsonString(entry.error)}`;
+  if (entry.detail !== undefined) line += `,"detail":${jsonString(entry.detail)}`;
+  return `${line}}`;
+}
+
 /**
  * JSON lines on stdout, batched: one write per event-loop turn instead of one per request
  * (a write per request is a measurable share of the proxy's CPU under load).
@@ -36,7 +85,7 @@ export function createStdoutAuditSink(
     stream.write(text);
   };
   const sink = (entry: AuditEntry) => {
-    pending += `${JSON.stringify(entry)}\n`;
+    pending += `${serializeAuditEntry(entry)}\n`;
     if (pending.length > 65_536) flush();
     else if (!scheduled) {
       scheduled = true;

@@ -56,8 +56,11 @@ export class ClientRequest {
   readonly body: RequestBody | undefined;
   /** Declared body length, or -1 when chunked. */
   readonly contentLength: number;
+  /** The connection the request came on. */
+  readonly connection: ClientConnection;
 
-  constructor(head: RequestHead, body: RequestBody | undefined) {
+  constructor(head: RequestHead, body: RequestBody | undefined, connection: ClientConnection) {
+    this.connection = connection;
     this.method = head.method;
     this.url = head.target;
     this.minorVersion = head.minorVersion;
@@ -273,6 +276,8 @@ export class ClientConnection {
   lastActiveAt = coarseClock.now;
   /** When the proxy decided to close (coarse clock); 0 while the connection is open. */
   closingSince = 0;
+  /** What the request handler keeps from one request of this connection to the next. */
+  handlerState: unknown = undefined;
 
   constructor(socket: Socket, options: ClientConnectionOptions) {
     this.socket = socket;
@@ -383,7 +388,7 @@ export class ClientConnection {
     }
     // Bytes after a body-less request belong to the next (pipelined) request.
     if (body === undefined && rest < buffer.length) this.pending = buffer.subarray(rest);
-    const request = new ClientRequest(head, body);
+    const request = new ClientRequest(head, body, this);
     const response = new ClientResponse(this, request);
     this.response = response;
     this.options.onRequest(request, response);

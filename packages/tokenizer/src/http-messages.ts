@@ -16,9 +16,65 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible characters, obs-text, SP and HTAB. No CR, LF, NUL or other controls,
 // and (for heads we serialise) nothing above U+00FF: written as latin1, U+010A would be a LF.
 const INVALID_FIELD_VALUE = /[\x00-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
-const REQUEST_TARGET = /^[\x21-\x7e]+$/;
 const DECIMAL_LENGTH = /^\d{1,15}$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;
+
+// A head without these characters has only what a field value may hold, apart from CR and LF;
+// a line of it with no CR or LF but its CRLF then needs no value check of its own (names,
+// stricter, still get theirs). One scan of the head by the regular-expression engine and two
+// indexOf per line cost less than a loop over every value (or over the head's bytes).
+const NOT_IN_FIELD_VALUES = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u0100-\uffff]/;
+
+// TOKEN and INVALID_FIELD_VALUE as loops over the characters of `text` from `start` to `end`:
+// for the short names of a head a regular-expression call costs more than the check itself.
+// The caller passes the whole head (a flat string) rather than a slice of it.
+const TOKEN_CHARACTERS = new Uint8Array(128);
+for (const character of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+  TOKEN_CHARACTERS[character.charCodeAt(0)] = 1;
+
+function isTokenIn(text: string, start: number, end: number): boolean {
+  if (end <= start) return false;
+  for (let index = start; index < end; index++) {
+    const code = text.charCodeAt(index);
+    if (code >= 128 || TOKEN_CHARACTERS[code] === 0) return false;
+  }
+  return true;
+}
+
+function isFieldValueIn(text: string, start: number, end: number): boolean {
+  for (let index = start; index < end; index++) {
+    const code = text.charCodeAt(index);
+    if (code < 32 ? code !== 9 : code === 127 || code > 255) return false;
+  }
+  return true;
+}
+
+/** Request targets: visible ASCII only (no space, no control, nothing above 0x7E). */
+function isRequestTargetIn(text: string, start: number, end: number): boolean {
+  if (end <= start) return false;
+  for (let index = start; index < end; index++) {
+    const code = text.charCodeAt(index);
+    if (code < 0x21 || code > 0x7e) return false;
+  }
+  return true;
+}
+
+/** What is left to check per line of a head. */
+enum CharacterChecks {
+  /** No character a value may not hold but CR and LF: only that each line has no other CR or LF. */
+  LineEnds,
+  /** Every value, character by character. */
+  Values,
+}
+
+function characterChecks(head: string): CharacterChecks {
+  return NOT_IN_FIELD_VALUES.test(head) ? CharacterChecks.Values : CharacterChecks.LineEnds;
+}
+
+/** True when the line from `start` holds no CR or LF but the CRLF at `crlf` (-1: none, last line). */
+function hasOnlyItsLineEnd(head: string, start: number, crlf: number): boolean {
+  return head.indexOf('\r', start) === crlf && head.indexOf('\n', start) === (crlf < 0 ? -1 : crlf + 1);
+}
 
 /** Body framing: a byte count, chunked, none, or (responses only) until the connection closes. */
 export const NO_BODY = -1;
@@ -49,12 +105,15 @@ export interface ResponseHead {
 }
 
 export function isValidHeaderName(name: string): boolean {
-  return TOKEN.test(name);
+  return isTokenIn(name, 0, name.length);
 }
 
 export function isValidHeaderValue(value: string): boolean {
-  return !INVALID_FIELD_VALUE.test(value);
+  return isFieldValueIn(value, 0, value.length);
 }
+
+/** The regular-expression form of the header rules (the tests hold the loops to them). */
+export const HEADER_RULE_EXPRESSIONS = { name: TOKEN, invalidValue: INVALID_FIELD_VALUE } as const;
 
 /** `detail` quotes the offending bytes: the client's own, so only request errors show it. */
 type Failure = (message: string, detail?: string) => HttpMessageError;
@@ -72,13 +131,8 @@ function badResponse(message: string): HttpMessageError {
   return new HttpMessageError('BAD_UPSTREAM_RESPONSE', `bad upstream response: ${message}`, 502);
 }
 
-/** Strips optional whitespace (SP / HTAB) around a field value. */
-function trimFieldValue(value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && (value.charCodeAt(start) === 32 || value.charCodeAt(start) === 9)) start++;
-  while (end > start && (value.charCodeAt(end - 1) === 32 || value.charCodeAt(end - 1) === 9)) end--;
-  return start === 0 && end === value.length ? value : value.slice(start, end);
+function isOptionalWhitespace(code: number): boolean {
+  return code === 32 || code === 9;
 }
 
 interface Framing {
@@ -90,11 +144,15 @@ interface Framing {
 }
 
 /**
- * Parses the field lines of a head (everything after the start line). A line that does not
+ * Parses the field lines of a head: everything after the start line, which ends at `from`
+ * (the index of its CRLF, or the head's length when it has no fields). A line that does not
  * end in CRLF, starts with whitespace (obs-fold), or has whitespace before the colon is refused.
+ * Lines are found with indexOf rather than split: no array of lines per message.
  */
 function parseFields(
-  lines: string[],
+  head: string,
+  from: number,
+  checks: CharacterChecks,
   lowercaseNames: boolean,
   fail: Failure,
 ): { headers: string[]; framing: Framing } {
@@ -106,15 +164,29 @@ function parseFields(
     expect: undefined,
     hostLines: 0,
   };
-  for (let index = 1; index < lines.length; index++) {
-    const line = lines[index] as string;
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw fail('header line without a name', `(${JSON.stringify(line.slice(0, 40))})`);
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) throw fail('invalid header name', JSON.stringify(name.slice(0, 40)));
-    const value = trimFieldValue(line.slice(colon + 1));
+  if (from >= head.length) return { headers, framing };
+  let start = from + 2;
+  for (;;) {
+    const crlf = head.indexOf('\r\n', start);
+    const end = crlf < 0 ? head.length : crlf;
+    const colon = head.indexOf(':', start);
+    if (colon <= start || colon >= end) {
+      const line = head.slice(start, end);
+      throw fail('header line without a name', `(${JSON.stringify(line.slice(0, 40))})`);
+    }
+    const name = head.slice(start, colon);
+    if (!isTokenIn(head, start, colon)) throw fail('invalid header name', JSON.stringify(name.slice(0, 40)));
+    // Optional whitespace (SP / HTAB) around the value is not part of it.
+    let valueStart = colon + 1;
+    let valueEnd = end;
+    while (valueStart < valueEnd && isOptionalWhitespace(head.charCodeAt(valueStart))) valueStart++;
+    while (valueEnd > valueStart && isOptionalWhitespace(head.charCodeAt(valueEnd - 1))) valueEnd--;
+    const value = head.slice(valueStart, valueEnd);
     const lower = name.toLowerCase();
-    if (INVALID_FIELD_VALUE.test(value))
+    if (
+      (checks === CharacterChecks.Values || !hasOnlyItsLineEnd(head, start, crlf)) &&
+      !isFieldValueIn(head, valueStart, valueEnd)
+    )
       throw fail('invalid characters in a header value', `(${lower.slice(0, 40)})`);
     headers.push(lowercaseNames ? lower : name, value);
     switch (lower) {
@@ -137,16 +209,25 @@ function parseFields(
         framing.hostLines++;
         break;
     }
+    if (crlf < 0) break;
+    start = crlf + 2;
   }
   return { headers, framing };
 }
 
-function splitLines(head: string, fail: Failure): string[] {
-  const lines = head.split('\r\n');
-  // A bare CR or LF left inside a line is caught by the per-line checks; the start line is
-  // checked here because its regular expressions allow some of those characters elsewhere.
-  if (/[\r\n]/.test(lines[0] as string)) throw fail('line not terminated by CRLF');
-  return lines;
+/**
+ * The start line: up to the first CRLF. A bare CR or LF left inside a field line is caught by
+ * the per-line checks; the start line is checked here because its rules allow some of those
+ * characters elsewhere.
+ */
+function startLineEnd(head: string, fail: Failure): number {
+  const crlf = head.indexOf('\r\n');
+  const end = crlf < 0 ? head.length : crlf;
+  const carriageReturn = head.indexOf('\r');
+  const lineFeed = head.indexOf('\n');
+  if ((carriageReturn >= 0 && carriageReturn < end) || (lineFeed >= 0 && lineFeed < end))
+    throw fail('line not terminated by CRLF');
+  return end;
 }
 
 function hasToken(list: string | undefined, token: string): boolean {
@@ -175,23 +256,24 @@ function isChunkedOnly(value: string): boolean {
 
 /** Parses a request head: the bytes before the blank line, as latin1, without the final CRLF. */
 export function parseRequestHead(head: string): RequestHead {
-  const lines = splitLines(head, malformed);
-  const requestLine = lines[0] as string;
+  const lineEnd = startLineEnd(head, malformed);
+  const checks = characterChecks(head);
+  const requestLine = head.slice(0, lineEnd);
   const firstSpace = requestLine.indexOf(' ');
   const lastSpace = requestLine.lastIndexOf(' ');
   if (firstSpace <= 0 || lastSpace === firstSpace) throw malformed('malformed request line');
   const method = requestLine.slice(0, firstSpace);
   const target = requestLine.slice(firstSpace + 1, lastSpace);
   const version = requestLine.slice(lastSpace + 1);
-  if (!TOKEN.test(method)) throw malformed('invalid method');
-  if (!REQUEST_TARGET.test(target)) throw malformed('invalid request target');
+  if (!isTokenIn(head, 0, firstSpace)) throw malformed('invalid method');
+  if (!isRequestTargetIn(head, firstSpace + 1, lastSpace)) throw malformed('invalid request target');
   let minorVersion: number;
   if (version === 'HTTP/1.1') minorVersion = 1;
   else if (version === 'HTTP/1.0') minorVersion = 0;
   else if (/^HTTP\/\d\.\d$/.test(version))
     throw new HttpMessageError('UNSUPPORTED_HTTP', `unsupported HTTP version ${version}`, 505);
   else throw malformed('malformed request line');
-  const { headers, framing } = parseFields(lines, true, malformed);
+  const { headers, framing } = parseFields(head, lineEnd, checks, true, malformed);
   // Two Host lines leave it to each hop which one names the target (RFC 9112 §3.2: 400).
   if (framing.hostLines > 1) throw malformed('more than one host header');
   let bodyLength = NO_BODY;
@@ -224,12 +306,13 @@ export function parseRequestHead(head: string): RequestHead {
  * 1xx heads parse with NO_BODY; the caller skips them.
  */
 export function parseResponseHead(head: string, requestMethod: string): ResponseHead {
-  const lines = splitLines(head, badResponse);
-  const match = STATUS_LINE.exec(lines[0] as string);
+  const lineEnd = startLineEnd(head, badResponse);
+  const checks = characterChecks(head);
+  const match = STATUS_LINE.exec(head.slice(0, lineEnd));
   if (!match) throw badResponse('malformed status line');
   const minorVersion = Number(match[1]);
   const status = Number(match[2]);
-  const { headers, framing } = parseFields(lines, false, badResponse);
+  const { headers, framing } = parseFields(head, lineEnd, checks, false, badResponse);
   let bodyLength: number;
   let keepAlive =
     minorVersion === 1 ? !hasToken(framing.connection, 'close') : hasToken(framing.connection, 'keep-alive');

@@ -26,10 +26,22 @@ export function queryUnescape(text: string): string | undefined {
  * The scheme is case-sensitive. Digests are computed once per request, on demand.
  */
 export class ProxyCredentials {
+  /** The Proxy-Authorization lines these credentials come from. */
+  readonly lines: readonly string[];
   readonly tokens: string[];
   private digests: Buffer[] | undefined;
 
+  /**
+   * `previous` when it was built from exactly these lines (the previous request of a kept-alive
+   * connection: clients send the same line every time), so its digests are not computed again.
+   */
+  static reuse(lines: readonly string[], previous: ProxyCredentials | undefined): ProxyCredentials {
+    if (previous !== undefined && sameLines(previous.lines, lines)) return previous;
+    return new ProxyCredentials(lines);
+  }
+
   constructor(lines: readonly string[]) {
+    this.lines = lines;
     const tokens: string[] = [];
     for (const line of lines) {
       const space = line.indexOf(' ');
@@ -63,6 +75,12 @@ export class ProxyCredentials {
     }
     return matched;
   }
+}
+
+function sameLines(first: readonly string[], second: readonly string[]): boolean {
+  if (first.length !== second.length) return false;
+  for (let index = 0; index < first.length; index++) if (first[index] !== second[index]) return false;
+  return true;
 }
 
 /** Checks one secret's auth; throws ProxyAuthError (407). */

@@ -1,5 +1,5 @@
 import { UpstreamDeniedError } from './address-policy.js';
-import type { AuditEntry, AuditSink } from './audit-log.js';
+import { type AuditEntry, type AuditSink, isoTime } from './audit-log.js';
 import type { ClientConnectionOptions, ClientRequest, ClientResponse } from './client-connection.js';
 import { TokenizerError } from './errors.js';
 import { ProcessorRuntimeError } from './header-rules.js';
@@ -255,7 +255,7 @@ export class ProxyRequestHandler implements ClientConnectionOptions, ExchangeErr
     if (this.telemetry !== undefined) this.telemetry.endRequest(span, entry, seconds);
     entry.durationMs = Math.round(seconds * 100_000) / 100;
     if (this.audit) {
-      entry.time = new Date(Date.now() - seconds * 1000).toISOString();
+      entry.time = isoTime(Date.now() - seconds * 1000);
       this.audit(entry);
     }
   }

@@ -7,7 +7,7 @@ import { OutgoingBody, type OutgoingHeaders, type OutgoingRequest } from './outg
 import { createProcessor, type RequestProcessor, type ResponseProcessor } from './processors.js';
 import { authorize, ProxyCredentials } from './proxy-auth.js';
 import type { RequestTarget } from './request-target.js';
-import { type ResolvedSecret, type SecretResolver, validateHost } from './secret-resolver.js';
+import { type ResolvedSecret, type SecretResolver, tokenDigest, validateHost } from './secret-resolver.js';
 
 // Never forwarded: hop-by-hop headers and the proxy's own headers (framing is re-done upstream).
 const REQUEST_HEADERS_DROPPED = new Set([...PROXY_CONTROLLED_HEADERS, 'http2-settings']);
@@ -20,6 +20,31 @@ export interface ScannedHeaders {
   tokenizerLines: string[];
   authorizationLines: string[];
   host: string | undefined;
+}
+
+/**
+ * What a connection's previous request needed hashed: a kept-alive client sends the same
+ * Proxy-Tokenizer and Proxy-Authorization lines with every request, and their SHA-256 digests
+ * (the secret cache's key, the bearer check) were the largest single cost of a request. Matched
+ * by exact text, and kept only as long as the connection (the cache itself never holds token
+ * text).
+ */
+export class ConnectionCredentials {
+  tokens: string[] = [];
+  tokenDigests: string[] = [];
+  proxyCredentials: ProxyCredentials | undefined = undefined;
+
+  /** tokenDigest(token), from the previous request when it carried the same token at `index`. */
+  digestOf(token: string, index: number): string {
+    if (this.tokens[index] === token) return this.tokenDigests[index] as string;
+    const digest = tokenDigest(token);
+    // Most requests carry one token; a handful is all a connection remembers.
+    if (index < 4) {
+      this.tokens[index] = token;
+      this.tokenDigests[index] = digest;
+    }
+    return digest;
+  }
 }
 
 /** The request to send upstream, with the response processors its secrets asked for. */
@@ -135,7 +160,14 @@ export class RequestPreparer {
       headers,
       body: new OutgoingBody(hasBody ? req.body : undefined, this.maxBodyBytes),
     };
-    const credentials = new ProxyCredentials(authorizationLines);
+    const connection = req.connection;
+    let remembered = connection.handlerState as ConnectionCredentials | undefined;
+    if (remembered === undefined) {
+      remembered = new ConnectionCredentials();
+      connection.handlerState = remembered;
+    }
+    const credentials = ProxyCredentials.reuse(authorizationLines, remembered.proxyCredentials);
+    remembered.proxyCredentials = credentials;
     const queryIndex = target.path.indexOf('?');
     const access = {
       method: request.method,
@@ -144,14 +176,15 @@ export class RequestPreparer {
     };
     const processors: RequestProcessor[] = [];
     const responseProcessors: ResponseProcessor[] = [];
-    for (const line of tokenizerLines) {
+    for (let lineIndex = 0; lineIndex < tokenizerLines.length; lineIndex++) {
+      const line = tokenizerLines[lineIndex] as string;
       const semicolon = line.indexOf(';');
       const token = (semicolon < 0 ? line : line.slice(0, semicolon)).trim();
       const paramsText = semicolon < 0 ? '' : line.slice(semicolon + 1).trim();
       if (token === '')
         throw new BadRequestError('BAD_TOKENIZER_HEADER', 'bad request: bad tokenizer header');
       const params = paramsText === '' ? NO_PARAMS : parseParams(paramsText);
-      const resolution = this.resolver.resolve(token);
+      const resolution = this.resolver.resolveWithDigest(token, remembered.digestOf(token, lineIndex));
       entry.credentials.push(resolution.fingerprint);
       if (resolution.error) throw resolution.error;
       const resolved = resolution.resolved;
@@ -172,7 +205,8 @@ export class RequestPreparer {
 
   /** Processors are pure functions of (secret, params): reuse them per params text. */
   private processorFor(resolved: ResolvedSecret, paramsText: string, params: Params): RequestProcessor {
-    const key = `processor:${paramsText}`;
+    // A constant key (no string to build and hash) for the usual line without params.
+    const key = paramsText === '' ? 'processor:' : `processor:${paramsText}`;
     const cached = resolved.memo.get(key) as RequestProcessor | undefined;
     if (cached) return cached;
     const processor = createProcessor(resolved.secret.processor, params, {

@@ -115,7 +115,11 @@ export class SecretResolver {
 
   /** The opened secret, or its (cached) 502 error. */
   resolve(token: string): Resolution {
-    const key = tokenDigest(token);
+    return this.resolveWithDigest(token, tokenDigest(token));
+  }
+
+  /** resolve() for a caller that already has the token's digest (`tokenDigest(token)`). */
+  resolveWithDigest(token: string, key: string): Resolution {
     let entry = this.cache.get(key);
     if (entry) this.hits++;
     else {

@@ -75,7 +75,15 @@ export class UpstreamTimeoutError extends TokenizerError {
   }
 }
 
-const REQUEST_PATH = /^\/[\x21-\x7e]*$/;
+/** Origin-form: `/` and visible ASCII (the rule /^\/[\x21-\x7e]*$/, as a loop). */
+function isRequestPath(path: string): boolean {
+  if (path.charCodeAt(0) !== 0x2f) return false;
+  for (let index = 1; index < path.length; index++) {
+    const code = path.charCodeAt(index);
+    if (code < 0x21 || code > 0x7e) return false;
+  }
+  return true;
+}
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** Serialises the request head; refuses header names and values that would break framing. */
@@ -84,7 +92,7 @@ export function serializeRequestHead(
   request: UpstreamRequest,
   framing: string,
 ): string {
-  if (!REQUEST_PATH.test(request.path)) throw invalidHeader(':path');
+  if (!isRequestPath(request.path)) throw invalidHeader(':path');
   let head = `${request.method} ${request.path} HTTP/1.1\r\nhost: ${target.hostHeader}\r\n`;
   const headers = request.headers;
   for (const name in headers) {
@@ -116,6 +124,7 @@ function invalidHeader(name: string): TokenizerError {
 export class UpstreamPool {
   private readonly options: UpstreamPoolOptions;
   private readonly origins = new Map<string, OriginPool>();
+  private lastOrigin: OriginPool | undefined = undefined;
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
 
@@ -135,11 +144,24 @@ export class UpstreamPool {
       exchange.fail(new TokenizerError('UPSTREAM_FAILED', 'upstream pool closed', 502));
       return exchange;
     }
-    const key = `${target.hostname}\0${target.port}\0${target.partition ?? ''}`;
-    let origin = this.origins.get(key);
-    if (!origin) {
-      origin = new OriginPool(this, key, target.hostname, target.port, this.options);
-      this.origins.set(key, origin);
+    const partition = target.partition ?? '';
+    let origin = this.lastOrigin;
+    // Consecutive requests mostly go to the same origin and partition: compared field by field,
+    // without building and hashing the key.
+    if (
+      origin === undefined ||
+      origin.hostname !== target.hostname ||
+      origin.port !== target.port ||
+      origin.partition !== partition ||
+      this.origins.get(origin.key) !== origin
+    ) {
+      const key = `${target.hostname}\0${target.port}\0${partition}`;
+      origin = this.origins.get(key);
+      if (!origin) {
+        origin = new OriginPool(this, key, target.hostname, target.port, partition, this.options);
+        this.origins.set(key, origin);
+      }
+      this.lastOrigin = origin;
     }
     origin.enqueue(exchange);
     return exchange;
@@ -177,8 +199,9 @@ class OriginPool {
   private settling: UpstreamConnection[] = [];
   private readonly queue: UpstreamExchange[] = [];
   private readonly owner: UpstreamPool;
-  private readonly hostname: string;
-  private readonly port: number;
+  readonly hostname: string;
+  readonly port: number;
+  readonly partition: string;
   private readonly options: UpstreamPoolOptions;
 
   constructor(
@@ -186,12 +209,14 @@ class OriginPool {
     key: string,
     hostname: string,
     port: number,
+    partition: string,
     options: UpstreamPoolOptions,
   ) {
     this.owner = owner;
     this.key = key;
     this.hostname = hostname;
     this.port = port;
+    this.partition = partition;
     this.options = options;
   }
 

@@ -1,9 +1,13 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   BODY_UNTIL_CLOSE,
   CHUNKED_BODY,
   ChunkedDecoder,
+  HEADER_RULE_EXPRESSIONS,
   HttpMessageError,
+  isValidHeaderName,
+  isValidHeaderValue,
   NO_BODY,
   parseRequestHead,
   parseResponseHead,
@@ -475,5 +479,78 @@ describe('serializeRequestHead', () => {
 
   it('keeps obs-text (bytes 0x80-0xff as latin1) in values', () => {
     expect(serialize({ 'x-a': 'caf\u00e9' })).toContain('x-a: caf\u00e9\r\n');
+  });
+});
+
+describe('the header rules as loops (the hot path) and as regular expressions', () => {
+  const anyText = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 40 }),
+    fc.string({
+      unit: fc.integer({ min: 0, max: 0x17f }).map((code) => String.fromCharCode(code)),
+      maxLength: 40,
+    }),
+    fc.stringMatching(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,20}$/),
+  );
+
+  it('agree on every character up to U+017F, alone and in names and values', () => {
+    for (let code = 0; code <= 0x17f; code++) {
+      const character = String.fromCharCode(code);
+      expect(isValidHeaderName(character)).toBe(HEADER_RULE_EXPRESSIONS.name.test(character));
+      expect(isValidHeaderValue(character)).toBe(!HEADER_RULE_EXPRESSIONS.invalidValue.test(character));
+    }
+    expect(isValidHeaderName('')).toBe(false);
+    expect(isValidHeaderValue('')).toBe(true);
+    fc.assert(
+      fc.property(anyText, (text) => {
+        expect(isValidHeaderName(text)).toBe(HEADER_RULE_EXPRESSIONS.name.test(text));
+        expect(isValidHeaderValue(text)).toBe(!HEADER_RULE_EXPRESSIONS.invalidValue.test(text));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('the parsers accept a head only when every name and value passes the rules (one scan per head)', () => {
+    const headText = fc.string({
+      unit: fc.constantFrom(
+        'a',
+        'B',
+        ':',
+        ' ',
+        '\t',
+        '\r',
+        '\n',
+        '\r\n',
+        '\x00',
+        '\x7f',
+        '\xe9',
+        '\x0b',
+        '\u0130',
+      ),
+      maxLength: 30,
+    });
+    fc.assert(
+      fc.property(
+        fc.array(headText, { maxLength: 4 }),
+        fc.constantFrom('GET / HTTP/1.1', 'HTTP/1.1 200 OK'),
+        (fields, startLine) => {
+          const text = [startLine, ...fields].join('\r\n');
+          let headers: string[];
+          try {
+            headers = startLine.startsWith('GET')
+              ? parseRequestHead(text).headers
+              : parseResponseHead(text, 'GET').headers;
+          } catch (error) {
+            expect(error).toBeInstanceOf(HttpMessageError);
+            return;
+          }
+          expect(headers.length).toBe(fields.length * 2);
+          for (let index = 0; index < headers.length; index += 2) {
+            expect(HEADER_RULE_EXPRESSIONS.name.test(headers[index] as string)).toBe(true);
+            expect(HEADER_RULE_EXPRESSIONS.invalidValue.test(headers[index + 1] as string)).toBe(false);
+          }
+        },
+      ),
+      { numRuns: 5000 },
+    );
   });
 });

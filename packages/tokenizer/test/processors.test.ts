@@ -6,7 +6,9 @@ import { LruCache } from '../src/lru-cache.js';
 import { OutgoingBody, placeholderTransform } from '../src/outgoing-request.js';
 import { ProxyCredentials, queryUnescape } from '../src/proxy-auth.js';
 import { splitAuthority } from '../src/proxy-server.js';
+import { ConnectionCredentials } from '../src/request-preparation.js';
 import { bearerDigest } from '../src/secret.js';
+import { tokenDigest } from '../src/secret-resolver.js';
 
 describe('fmt rules (§2.4, TestFmtProcessor)', () => {
   it('defaults by secret kind', () => {
@@ -90,6 +92,29 @@ describe('proxy authorization candidates (§3.4)', () => {
     expect(credentials.matchesDigest(Buffer.from(bearerDigest('a b c'), 'base64'))).toBe(true);
     expect(credentials.matchesDigest(Buffer.from(bearerDigest('two'), 'base64'))).toBe(false);
     expect(credentials.matchesDigest(new Uint8Array(31))).toBe(false);
+  });
+  it('a kept-alive connection reuses the digests of the same lines, and only of the same lines', () => {
+    const first = ProxyCredentials.reuse(['Bearer one'], undefined);
+    expect(first.matchesDigest(Buffer.from(bearerDigest('one'), 'base64'))).toBe(true);
+    expect(ProxyCredentials.reuse(['Bearer one'], first)).toBe(first);
+    const changed = ProxyCredentials.reuse(['Bearer two'], first);
+    expect(changed).not.toBe(first);
+    expect(changed.matchesDigest(Buffer.from(bearerDigest('one'), 'base64'))).toBe(false);
+    expect(changed.matchesDigest(Buffer.from(bearerDigest('two'), 'base64'))).toBe(true);
+    expect(ProxyCredentials.reuse(['Bearer one', 'Bearer two'], first)).not.toBe(first);
+    expect(ProxyCredentials.reuse([], first).matchesDigest(Buffer.from(bearerDigest('one'), 'base64'))).toBe(
+      false,
+    );
+  });
+  it('a connection remembers token digests by exact text and position', () => {
+    const remembered = new ConnectionCredentials();
+    const token = 'sealed-token-text';
+    expect(remembered.digestOf(token, 0)).toBe(tokenDigest(token));
+    expect(remembered.digestOf(token, 0)).toBe(tokenDigest(token));
+    expect(remembered.digestOf(`${token} `, 0)).toBe(tokenDigest(`${token} `));
+    expect(remembered.digestOf(token, 1)).toBe(tokenDigest(token));
+    expect(remembered.digestOf('other', 1)).toBe(tokenDigest('other'));
+    expect(remembered.digestOf(token, 9)).toBe(tokenDigest(token));
   });
   it('URL-unescapes like Go QueryUnescape', () => {
     expect(queryUnescape('%E2%9C%93+x')).toBe('✓ x');
