@@ -911,7 +911,7 @@ describe('limits and CORS', () => {
       ['POST', '/api/instances/demo/verify'],
       ['PUT', '/api/instances/demo/sidecars/mock'],
     ] as const) {
-      for (const headers of [{ 'content-type': 'text/plain' }, {}]) {
+      for (const headers of [{ 'content-type': 'text/plain' }, {}] as Record<string, string>[]) {
         const error = await errorOf(await send(path, method, headers));
         expect(error, `${method} ${path} ${JSON.stringify(headers)}`).toMatchObject({
           status: 415,
