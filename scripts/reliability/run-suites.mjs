@@ -95,7 +95,8 @@ function runSuite(suite, fast) {
       '--reporter=json',
       `--outputFile.json=${report}`,
     ],
-    { cwd: repositoryRoot, stdio: 'inherit', env: { ...process.env, ...(fast ? {} : suite.long) } },
+    // A variable set by the caller wins: `KEYWARD_LOAD_INSTANCES=8 pnpm test:reliability deploys`.
+    { cwd: repositoryRoot, stdio: 'inherit', env: { ...(fast ? {} : suite.long), ...process.env } },
   );
   if (!existsSync(report)) {
     return [
