@@ -5,7 +5,8 @@
 #   bash scripts/setup.sh           what `pnpm demo` needs (about 2 minutes on a fresh machine)
 #   bash scripts/setup.sh --tests   also what `pnpm test` needs: the real LiteLLM and OpenTelemetry
 #                                   Collector images, a real kube-apiserver/etcd/controller-manager
-#                                   built from Go modules, and Chromium for the UI tests. Cold, that
+#                                   built from Go modules, Chromium for the UI tests, nginx and wrk
+#                                   for the proxy soak, schemathesis for the API fuzz test. Cold, that
 #                                   is 20–45 minutes of builds (once per machine, cached outside
 #                                   the checkout in ~/.cache/keyward); warm, seconds.
 set -euo pipefail
@@ -79,6 +80,16 @@ if [ "$for_tests" = true ]; then
     $sudo_prefix apt-get update >&2
     DEBIAN_FRONTEND=noninteractive $sudo_prefix apt-get install -y "${install_test_packages[@]}" >&2
   fi
+  # The proxy soak test drives keyward-tokenizer with wrk against an nginx TLS upstream.
+  if [ ! -x /usr/sbin/nginx ] || [ ! -x /usr/bin/wrk ]; then
+    say "installing nginx-light and wrk (Debian) for the proxy soak test"
+    sudo_prefix=""
+    if [ "$(id -u)" -ne 0 ]; then sudo_prefix="sudo"; fi
+    $sudo_prefix apt-get update >&2
+    DEBIAN_FRONTEND=noninteractive $sudo_prefix apt-get install -y nginx-light wrk >&2
+  fi
+  say "installing schemathesis (PyPI, hash-pinned) for the API fuzz test"
+  bash scripts/schemathesis/install-schemathesis.sh >/dev/null
   say "building the real OpenTelemetry Collector and LiteLLM images (minutes when cold)"
   pnpm images otelCollector litellm >&2
   say "waiting for the control plane build"

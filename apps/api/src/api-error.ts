@@ -12,6 +12,7 @@ import { HTTPException } from 'hono/http-exception';
 export const apiOnlyErrorCodes = [
   'NOT_FOUND',
   'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
   'FORBIDDEN_ORIGIN',
   // The server's own data directory (jobs, token): see data-directory-errors.ts.
   'DATA_DIRECTORY_FULL',
@@ -19,7 +20,7 @@ export const apiOnlyErrorCodes = [
 ] as const;
 export type ApiErrorCode = KeywardErrorCode | (typeof apiOnlyErrorCodes)[number];
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 422 | 429 | 500 | 501 | 502 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 501 | 502 | 503;
 
 const statusByCode: Partial<Record<ApiErrorCode, ErrorStatus>> = {
   INVALID_INSTANCE_SPEC: 400,
@@ -51,6 +52,7 @@ const statusByCode: Partial<Record<ApiErrorCode, ErrorStatus>> = {
   INSTANCE_EXISTS: 409,
   ROTATION_IN_PROGRESS: 409,
   PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
   UNSUPPORTED_CAPABILITY: 501,
   ROTATION_NOT_SUPPORTED: 501,
@@ -64,7 +66,7 @@ const statusByCode: Partial<Record<ApiErrorCode, ErrorStatus>> = {
   DATA_DIRECTORY_UNWRITABLE: 503,
 };
 
-const knownStatuses = new Set<number>([400, 401, 403, 404, 409, 413, 422, 429, 500, 501, 502, 503]);
+const knownStatuses = new Set<number>([400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 501, 502, 503]);
 
 /** Core and HTTP codes from the table; a provider's own codes from what it registered; else 500. */
 export function statusForCode(code: string): ErrorStatus {
@@ -116,6 +118,18 @@ export function toErrorResponse(
     return {
       status: 400,
       body: clean({ error: { code: 'INVALID_INPUT', message: `${error.message}; send a JSON body.` } }),
+    };
+  }
+  // A body of another type (or with no Content-Type) where the route takes JSON.
+  if (error instanceof HTTPException && error.status === 415) {
+    return {
+      status: 415,
+      body: {
+        error: {
+          code: 'UNSUPPORTED_MEDIA_TYPE',
+          message: 'This route takes a JSON body: send it with "Content-Type: application/json".',
+        },
+      },
     };
   }
   if (isKeywardError(error)) {

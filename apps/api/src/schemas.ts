@@ -21,6 +21,7 @@ export const errorResponses = {
   401: json(ErrorSchema, 'Missing or wrong bearer token (UNAUTHORIZED)'),
   404: json(ErrorSchema, 'Not found (INSTANCE_NOT_FOUND, NOT_FOUND)'),
   409: json(ErrorSchema, 'Conflict (INSTANCE_EXISTS, ROTATION_IN_PROGRESS)'),
+  415: json(ErrorSchema, 'The body is not sent as JSON (UNSUPPORTED_MEDIA_TYPE)'),
   429: json(ErrorSchema, 'Too many requests (RATE_LIMITED)'),
   501: json(ErrorSchema, 'The target or sidecar cannot do this (UNSUPPORTED_CAPABILITY)'),
   502: json(ErrorSchema, 'The runtime failed (RUNTIME_ERROR, DEPLOY_FAILED, …)'),
@@ -197,6 +198,44 @@ export const JobSchema = z
   })
   .openapi('Job');
 
+export const JobEventSchema = z
+  .object({
+    type: z.enum(['progress', 'log', 'result', 'error', 'gap']),
+    sequence: z.number().int(),
+    time: z.string(),
+    step: z.string().optional(),
+    status: z.enum(['started', 'succeeded', 'failed', 'info']).optional(),
+    message: z.string().optional(),
+    result: z.unknown().optional(),
+    error: z.object({ code: z.string(), message: z.string(), step: z.string().optional() }).optional(),
+    dropped: z.number().int().optional(),
+  })
+  .openapi('JobEvent');
+
+/**
+ * One Server-Sent Event as OpenAPI 3.1 describes a `text/event-stream` item: `data` is JSON
+ * (`contentMediaType`) following the named components (`contentSchema`).
+ */
+function serverSentEvent(names: [string, ...string[]], dataComponents: string[], withId: boolean) {
+  const refs = dataComponents.map((name) => ({ $ref: `#/components/schemas/${name}` }));
+  const data = z.string().openapi({
+    contentMediaType: 'application/json',
+    contentSchema: refs.length === 1 ? refs[0] : { anyOf: refs },
+  } as Record<string, unknown>);
+  return z.object({
+    event: z.enum(names),
+    data,
+    ...(withId ? { id: z.string().openapi({ description: 'The event sequence, for Last-Event-ID' }) } : {}),
+  });
+}
+
+/** An event of `GET /jobs/{id}/events`: its name is the job event's `type`. */
+export const JobStreamEventSchema = serverSentEvent(
+  ['progress', 'log', 'result', 'error', 'gap'],
+  ['JobEvent'],
+  true,
+).openapi('JobStreamEvent');
+
 export const LifecycleResultSchema = z
   .object({ name: z.string(), target: z.string(), status: z.enum(['running', 'stopped', 'deleted']) })
   .openapi('LifecycleResult');
@@ -208,6 +247,16 @@ export const LogLineSchema = z.object({
 });
 
 export const LogsSchema = z.object({ lines: z.array(LogLineSchema) }).openapi('Logs');
+
+export const LogLineComponentSchema = LogLineSchema.openapi('LogLine');
+export const EmptyObjectSchema = z.object({}).openapi('EmptyObject');
+
+/** An event of `GET /instances/{id}/logs?follow=true`: `log` lines, then `end` (or `error`). */
+export const LogStreamEventSchema = serverSentEvent(
+  ['log', 'end', 'error'],
+  ['LogLine', 'EmptyObject', 'Error'],
+  false,
+).openapi('LogStreamEvent');
 
 /** A sidecar's page: its provider's view (see `SidecarView_<id>` in the components). */
 export const SidecarViewSchema = z.record(z.string(), z.unknown()).openapi('SidecarView', {

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
+import { KeywardError } from '@keyward/core';
 import { type CreateAppOptions, createApp, type KeywardApp } from './app.js';
 import { createDefaultRegistry } from './default-registry.js';
 import { JobManager } from './jobs/job-manager.js';
@@ -11,6 +12,7 @@ import {
   ensureApiToken,
   resolveDataDirectory,
 } from './security/api-token.js';
+import type { RateLimit } from './security/rate-limiter.js';
 import { defaultWebDirectory } from './web-routes.js';
 
 export const defaultPort = 7878;
@@ -40,6 +42,37 @@ export interface RunningServer {
 
 const loopbackHosts = new Set(['127.0.0.1', '::1', 'localhost']);
 
+const rateLimitVariables = {
+  requests: 'KEYWARD_REQUESTS_PER_MINUTE',
+  deploy: 'KEYWARD_DEPLOYS_PER_MINUTE',
+  rotation: 'KEYWARD_ROTATIONS_PER_MINUTE',
+} as const;
+
+/**
+ * Per-token limits from `KEYWARD_REQUESTS_PER_MINUTE`, `KEYWARD_DEPLOYS_PER_MINUTE` and
+ * `KEYWARD_ROTATIONS_PER_MINUTE` (a load test or a busy UI may need more than the defaults).
+ */
+export function rateLimitsFromEnvironment(
+  environment: NodeJS.ProcessEnv = process.env,
+): Partial<Record<keyof typeof rateLimitVariables, RateLimit>> {
+  const limits: Partial<Record<keyof typeof rateLimitVariables, RateLimit>> = {};
+  for (const [group, variable] of Object.entries(rateLimitVariables) as [
+    keyof typeof rateLimitVariables,
+    string,
+  ][]) {
+    const value = environment[variable];
+    if (value === undefined || value === '') continue;
+    if (!/^[1-9][0-9]{0,8}$/.test(value)) {
+      throw new KeywardError({
+        code: 'INVALID_INPUT',
+        message: `${variable} must be a whole number of requests per minute, at least 1 (got "${value}"); unset it for the default.`,
+      });
+    }
+    limits[group] = { limit: Number(value), windowMilliseconds: 60_000 };
+  }
+  return limits;
+}
+
 /**
  * Binds the API: ensures the token (generated at first start, printed once),
  * builds the default registry (built-ins plus plugins) unless one is given.
@@ -50,6 +83,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const host = options.host ?? process.env['KEYWARD_HOST'] ?? defaultHost;
   const port = options.port ?? Number(process.env['KEYWARD_PORT'] ?? defaultPort);
   const logger = options.logger ?? createJsonLogger();
+  const rateLimits = options.rateLimits ?? rateLimitsFromEnvironment();
 
   const { token, created } = ensureApiToken(dataDirectory);
   if (created) {
@@ -89,6 +123,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     });
   const app = createApp({
     ...options,
+    rateLimits,
     registry,
     logger,
     jobs,

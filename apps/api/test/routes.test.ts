@@ -949,6 +949,31 @@ describe('limits and CORS', () => {
     });
   });
 
+  it('refuses a body that is not sent as JSON with 415 UNSUPPORTED_MEDIA_TYPE, not a 500', async () => {
+    const harness = createHarness();
+    const send = (path: string, method: string, headers: Record<string, string>) =>
+      harness.app.request(path, {
+        method,
+        headers: { authorization: `Bearer ${testToken}`, ...headers },
+        body: JSON.stringify(mockSpec()),
+      });
+    for (const [method, path] of [
+      ['POST', '/api/instances'],
+      ['POST', '/api/render'],
+      ['POST', '/api/instances/demo/verify'],
+      ['PUT', '/api/instances/demo/sidecars/mock'],
+    ] as const) {
+      for (const headers of [{ 'content-type': 'text/plain' }, {}] as Record<string, string>[]) {
+        const error = await errorOf(await send(path, method, headers));
+        expect(error, `${method} ${path} ${JSON.stringify(headers)}`).toMatchObject({
+          status: 415,
+          code: 'UNSUPPORTED_MEDIA_TYPE',
+          message: 'This route takes a JSON body: send it with "Content-Type: application/json".',
+        });
+      }
+    }
+  });
+
   it('rate-limits deploys and rotations with 429 RATE_LIMITED and Retry-After', async () => {
     let now = 1_000_000;
     const harness = createHarness({

@@ -15,6 +15,24 @@ export const dnsLabelSchema = z
       'must be a DNS-1123 label: lower-case letters, digits and "-", starting and ending with a letter or digit (for example "my-agent")',
   });
 
+/**
+ * zod leaves a record's `__proto__` key out of its output without a word (prototype safety): the
+ * entry would vanish from the spec. Refuse it instead, naming the field.
+ */
+function withoutPrototypeKey<T extends z.ZodType>(record: T) {
+  return z.preprocess((value, context) => {
+    if (value !== null && typeof value === 'object' && Object.hasOwn(value, '__proto__')) {
+      context.issues.push({
+        code: 'custom',
+        path: ['__proto__'],
+        message: '"__proto__" cannot be a key here; rename it',
+        input: value,
+      });
+    }
+    return value;
+  }, record);
+}
+
 const portSchema = z
   .number({ error: 'must be a number' })
   .int({ error: 'must be a whole number' })
@@ -31,14 +49,14 @@ export const agentSpecSchema = z
     /** The port the agent listens on; required because every agent image has its own. */
     port: portSchema,
     /** Non-secret environment. Credentials belong in a sidecar (the tokenizer), never here. */
-    env: z
-      .record(
+    env: withoutPrototypeKey(
+      z.record(
         z.string().regex(environmentNamePattern, {
           error: 'environment variable names must match [A-Za-z_][A-Za-z0-9_]*',
         }),
         z.string({ error: 'environment values must be strings' }),
-      )
-      .default({}),
+      ),
+    ).default({}),
     command: z.array(z.string()).min(1, { error: 'must have at least one element when given' }).optional(),
     /** Where the agent reads skills (SKILL.md files sidecars write); needed by sidecars that teach the agent. */
     skillsDirectory: z.string().startsWith('/', { error: 'must be an absolute path' }).optional(),
@@ -72,10 +90,10 @@ export const instanceSpecSchema = z
     target: dnsLabelSchema.default('local'),
     agent: agentSpecSchema,
     /** Options of the target (local: hostPort, hostAddress; k8s: namespace, context); the target validates them. */
-    targetOptions: z.record(z.string(), z.unknown()).default({}),
+    targetOptions: withoutPrototypeKey(z.record(z.string(), z.unknown())).default({}),
     network: networkSpecSchema.default({ egress: 'proxy-only' }),
     /** Per-sidecar config keyed by provider id; each provider validates its own part. */
-    sidecars: z.record(dnsLabelSchema, z.unknown()).default({}),
+    sidecars: withoutPrototypeKey(z.record(dnsLabelSchema, z.unknown())).default({}),
   })
   .strict()
   .transform(({ network, targetOptions, ...rest }) => {

@@ -8,8 +8,8 @@
 //
 // Needs DOCKER_HOST (scripts/ci/start-podman.sh) and the podman CLI.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { composePlanV2, type DeploymentPlanV2, parseInstanceSpec } from '@keyward/core';
@@ -256,6 +256,12 @@ async function main(): Promise<void> {
   // The machines are shared and noisy: the ratio within each round is the fairer view.
   const perRound = providerTimes.map((time, index) => (time / (shellTimes[index] ?? time)).toFixed(2));
   console.log(`  per-round ratios         ${perRound.join(', ')}`);
+  const figures: { figure: string; value: number; unit?: string }[] = [
+    { figure: 'apply (tokenizer, proxy-only), median', value: Math.round(providerMedian), unit: 'ms' },
+    { figure: 'podman CLI script, median', value: Math.round(shellMedian), unit: 'ms' },
+    { figure: 'apply / script', value: providerMedian / shellMedian },
+    { figure: 'load average (1 min) after the apply rounds', value: loadavg()[0] ?? Number.NaN },
+  ];
 
   // list() with 50 instances: three labelled containers each (created, not started).
   const instances = 50;
@@ -298,6 +304,10 @@ async function main(): Promise<void> {
     console.log(`list() with ${instances} instances (${createdIds.length} containers):`);
     console.log(`  runtime calls  ${counting.count() - before}`);
     console.log(`  time           ${elapsed.toFixed(0)} ms`);
+    figures.push(
+      { figure: `list() with ${instances} instances: runtime calls`, value: counting.count() - before },
+      { figure: `list() with ${instances} instances: time`, value: Math.round(elapsed), unit: 'ms' },
+    );
     console.log(
       `  instances seen ${ours.length}, all stopped: ${ours.every((instance) => instance.state === 'stopped')}`,
     );
@@ -308,6 +318,10 @@ async function main(): Promise<void> {
         .remove({ force: true })
         .catch(() => undefined);
   }
+  // For the root `pnpm bench` table (scripts/reliability/run-suites.mjs): JSON lines, one figure each.
+  const figuresFile = process.env['BENCH_FIGURES_FILE'];
+  if (figuresFile)
+    await appendFile(figuresFile, figures.map((figure) => `${JSON.stringify(figure)}\n`).join(''));
 }
 
 await main();

@@ -1,4 +1,5 @@
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeywardError } from '@keyward/core';
 
@@ -24,6 +25,25 @@ function processAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Where the locks live when the settings name no directory. */
+export function lockDirectoryOf(settings: { lockDirectory?: string | undefined }): string {
+  return settings.lockDirectory ?? join(tmpdir(), 'keyward-locks');
+}
+
+/** Who holds the instance's lock now (a live process), if anyone. */
+export async function instanceLockHolder(
+  instance: string,
+  directory: string,
+  isProcessAlive: (pid: number) => boolean = processAlive,
+): Promise<{ pid: number; operation: string } | undefined> {
+  try {
+    const holder = JSON.parse(await readFile(join(directory, `${instance}.lock`), 'utf8')) as LockContent;
+    return isProcessAlive(holder.pid) ? { pid: holder.pid, operation: holder.operation } : undefined;
+  } catch {
+    return undefined; // no lock, or one being written
   }
 }
 

@@ -1,8 +1,6 @@
 // rotateSecrets: new containers for the rotated sidecars (every part: the rotated provider and
 // the dependents that followed), the agent and every container that sees a rotated secret,
 // beside the parked old ones, which come back on any failure: all parts or none.
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   type InstanceDetailV2,
   KeywardError,
@@ -16,7 +14,7 @@ import {
 import { relayPlan } from './agent-network.js';
 import { checkImages, deployContainer } from './container-deployment.js';
 import { noCreatedResources, removeCreatedResources } from './instance-cleanup.js';
-import { acquireInstanceLock } from './instance-lock.js';
+import { acquireInstanceLock, lockDirectoryOf } from './instance-lock.js';
 import { instanceFilter, localLabelKeys, planDigest, type StoredPlan } from './instance-record.js';
 import { getInstance, readInstance } from './instance-state.js';
 import { newGeneration, type OperationContext } from './operation-context.js';
@@ -59,7 +57,7 @@ export async function rotateSecrets(
   const emit = createEmitter(settings, options.onProgress);
   for (const part of request.parts) for (const secret of part.secrets) registerSecret(secret.value);
   const release = await acquireInstanceLock(name, 'rotateSecrets', {
-    directory: settings.lockDirectory ?? join(tmpdir(), 'keyward-locks'),
+    directory: lockDirectoryOf(settings),
     waitMs: settings.lockWaitMs ?? 60_000,
   });
   try {

@@ -1,6 +1,7 @@
 // A sidecar's current secrets, read back from where the runtime holds them.
 import { KeywardError, registerSecret, type SidecarStateV2 } from '@keyward/core';
 import type Docker from 'dockerode';
+import { instanceLockHolder, lockDirectoryOf } from './instance-lock.js';
 import type { StoredPlan } from './instance-record.js';
 import { readInstance } from './instance-state.js';
 import type { OperationContext } from './operation-context.js';
@@ -62,11 +63,28 @@ export async function readSidecarState(
       message: `Instance "${name}" has no sidecar "${providerId}"; it has: ${record.plan.sidecars.map((candidate) => candidate.providerId).join(', ') || 'none'}.`,
     });
   }
-  const values = await readSecretValues(
-    context.runtime.docker,
-    record.plan,
-    (secret) => secret.providerId === providerId,
-  );
+  let values: Map<string, string>;
+  try {
+    values = await readSecretValues(
+      context.runtime.docker,
+      record.plan,
+      (secret) => secret.providerId === providerId,
+    );
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    // A container that held a secret is gone: another process is replacing it (a rotation parks
+    // the old containers under other names), or it was removed behind keyward's back.
+    const holder = await instanceLockHolder(name, lockDirectoryOf(context.settings));
+    throw new KeywardError({
+      code: holder ? 'ROTATION_IN_PROGRESS' : 'RUNTIME_ERROR',
+      providerId: context.providerId,
+      message: holder
+        ? `Instance "${name}" is being changed by process ${holder.pid} (${holder.operation}); wait for it to finish and try again.`
+        : `A container of instance "${name}" that holds a secret of sidecar "${providerId}" is missing (${error instanceof Error ? error.message : String(error)}); redeploy the instance.`,
+      ...(holder ? { isRetryable: true } : {}),
+      cause: error,
+    });
+  }
   return {
     metadata: sidecar.metadata,
     exports: sidecar.exports,

@@ -5,9 +5,22 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleProgram } from '@keyward/images';
 import { describe, expect, it } from 'vitest';
-import { acquireInstanceLock } from '../src/instance-lock.js';
+import { acquireInstanceLock, instanceLockHolder } from '../src/instance-lock.js';
 
 describe('instance lock', () => {
+  it('tells who holds it: a live holder, nobody once released, nobody for a dead holder', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'keyward-lock-'));
+    expect(await instanceLockHolder('a', directory)).toBeUndefined();
+    const release = await acquireInstanceLock('a', 'rotateSecrets', { directory });
+    expect(await instanceLockHolder('a', directory)).toEqual({
+      pid: process.pid,
+      operation: 'rotateSecrets',
+    });
+    expect(await instanceLockHolder('a', directory, () => false)).toBeUndefined();
+    await release();
+    expect(await instanceLockHolder('a', directory)).toBeUndefined();
+  });
+
   it('refuses a second holder with ROTATION_IN_PROGRESS until the first releases', async () => {
     const directory = await mkdtemp(join(tmpdir(), 'keyward-lock-'));
     const release = await acquireInstanceLock('a', 'first', { directory });

@@ -5,7 +5,7 @@
 // Not a test. Run: pnpm --filter @keyward/tokenizer bench   (needs root to apt-get nginx/wrk;
 // builds the reference once per machine with scripts/reference-tokenizer/build.sh).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -812,6 +812,29 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
         `  c=${row.concurrency} round ${row.round}: p99 ${format(row.p99)} ms; loop delay p50 ${row.report.loopDelayMs.p50} p99 ${row.report.loopDelayMs.p99} max ${row.report.loopDelayMs.max} ms; ${gc || 'no GC'}`,
       );
     }
+  }
+  // For the root `pnpm bench` table (scripts/reliability/run-suites.mjs): JSON lines, one figure each.
+  const figuresFile = process.env.BENCH_FIGURES_FILE;
+  if (figuresFile) {
+    const figures = [];
+    for (const row of rows) {
+      const nginx = rows.find(
+        (candidate) =>
+          candidate.nginx &&
+          candidate.concurrency === row.concurrency &&
+          candidate.workers === (row.workers ?? WORKER_COUNTS[0]),
+      );
+      const what = `${row.name}, c=${row.concurrency}`;
+      figures.push({ figure: `${what}: req/s`, value: Math.round(row.rps) });
+      figures.push({ figure: `${what}: p99`, value: row.p99, unit: 'ms' });
+      if (!row.nginx && nginx)
+        figures.push({ figure: `${what}: req/s vs nginx`, value: row.rps / nginx.rps });
+    }
+    figures.push({ figure: 'seals/s', value: Math.round(sealsPerSecond) });
+    figures.push({ figure: 'opens/s', value: Math.round(opensPerSecond) });
+    figures.push({ figure: `RSS, ${IDLE_CLIENTS} idle keep-alive clients`, value: idle.after, unit: 'MiB' });
+    figures.push({ figure: 'load average (1 min) before', value: loadBefore[0] });
+    appendFileSync(figuresFile, figures.map((figure) => `${JSON.stringify(figure)}\n`).join(''));
   }
 }
 

@@ -3,6 +3,7 @@ import { instanceSpecSchema, isKeywardError, type LogLineV2, redact } from '@key
 import { streamSSE } from 'hono/streaming';
 import type { InstanceOperations, VerifyRequest } from '../instance-operations.js';
 import {
+  EmptyObjectSchema,
   errorResponses,
   InstanceDetailSchema,
   InstanceListSchema,
@@ -10,6 +11,8 @@ import {
   JobAcceptedSchema,
   jsonContent,
   LifecycleResultSchema,
+  LogLineComponentSchema,
+  LogStreamEventSchema,
   LogsSchema,
   RenderQuerySchema,
   RenderSchema,
@@ -45,6 +48,7 @@ const deploy = createRoute({
     400: errorResponses[400],
     401: errorResponses[401],
     409: errorResponses[409],
+    415: errorResponses[415],
     429: errorResponses[429],
     501: errorResponses[501],
     503: errorResponses[503],
@@ -117,7 +121,10 @@ const logs = createRoute({
   },
   responses: {
     200: {
-      content: { 'application/json': { schema: LogsSchema }, 'text/event-stream': { schema: z.string() } },
+      content: {
+        'application/json': { schema: LogsSchema },
+        'text/event-stream': { schema: LogStreamEventSchema },
+      },
       description: 'Log lines',
     },
     401: errorResponses[401],
@@ -142,6 +149,7 @@ const verify = createRoute({
     400: errorResponses[400],
     401: errorResponses[401],
     404: errorResponses[404],
+    415: errorResponses[415],
     501: errorResponses[501],
   },
 });
@@ -179,13 +187,18 @@ const renderSpec = createRoute({
     ),
     400: errorResponses[400],
     401: errorResponses[401],
+    415: errorResponses[415],
     501: errorResponses[501],
   },
 });
 
 export function createInstanceRoutes(operations: InstanceOperations) {
   const lifecycle = (action: 'start' | 'stop' | 'restart') => lifecycleRoute(action);
-  return new OpenAPIHono({ defaultHook: validationHook })
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  // Named only inside the log stream's `contentSchema`, so registered by hand.
+  app.openAPIRegistry.register('LogLine', LogLineComponentSchema);
+  app.openAPIRegistry.register('EmptyObject', EmptyObjectSchema);
+  return app
     .openapi(list, async (c) => c.json(await operations.listInstances(), 200))
     .openapi(deploy, async (c) => {
       const { job, warnings } = await operations.deploy(c.req.valid('json'), {

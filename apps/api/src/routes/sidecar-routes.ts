@@ -33,6 +33,7 @@ const rotationResponses = {
   401: errorResponses[401],
   404: errorResponses[404],
   409: errorResponses[409],
+  415: errorResponses[415],
   429: errorResponses[429],
   501: errorResponses[501],
 } as const;

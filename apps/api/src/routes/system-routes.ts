@@ -6,7 +6,9 @@ import { describeProviders } from '../provider-descriptions.js';
 import {
   errorResponses,
   HealthSchema,
+  JobEventSchema,
   JobSchema,
+  JobStreamEventSchema,
   jsonContent,
   ProvidersSchema,
   TargetSchema,
@@ -74,7 +76,7 @@ const jobEvents = createRoute({
     headers: z.object({ 'last-event-id': z.string().optional() }),
   },
   responses: {
-    200: { content: { 'text/event-stream': { schema: z.string() } }, description: 'Event stream' },
+    200: { content: { 'text/event-stream': { schema: JobStreamEventSchema } }, description: 'Event stream' },
     401: errorResponses[401],
     404: errorResponses[404],
   },
@@ -85,7 +87,10 @@ function jobNotFound(id: string): ApiError {
 }
 
 export function createSystemRoutes(operations: InstanceOperations) {
-  return new OpenAPIHono({ defaultHook: validationHook })
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  // Named only inside the event stream's `contentSchema`, so registered by hand.
+  app.openAPIRegistry.register('JobEvent', JobEventSchema);
+  return app
     .openapi(health, (c) => c.json({ status: 'ok' as const, version: VERSION }, 200))
     .openapi(targets, async (c) => c.json({ targets: await operations.listTargets() }, 200))
     .openapi(providers, (c) => c.json(describeProviders(operations.registry), 200))
