@@ -5,7 +5,8 @@
 #   bash scripts/setup.sh           what `pnpm demo` needs (about 2 minutes on a fresh machine)
 #   bash scripts/setup.sh --tests   also what `pnpm test` needs: the real LiteLLM and OpenTelemetry
 #                                   Collector images, a real kube-apiserver/etcd/controller-manager
-#                                   built from Go modules, and Chromium for the UI tests. Cold, that
+#                                   built from Go modules, Chromium for the UI tests, tcpdump, and
+#                                   Debian's Docker engine beside podman (`pnpm test:docker`). Cold, that
 #                                   is 20–45 minutes of builds (once per machine, cached outside
 #                                   the checkout in ~/.cache/keyward); warm, seconds.
 set -euo pipefail
@@ -66,6 +67,19 @@ if [ "$for_tests" = true ]; then
     $sudo_prefix apt-get update >&2
     DEBIAN_FRONTEND=noninteractive $sudo_prefix apt-get install -y chromium >&2
   fi
+  # The host-side DNS capture of the isolation tests (no query of the agent leaves the host).
+  if ! command -v tcpdump >/dev/null 2>&1; then
+    say "installing tcpdump (Debian) for the host-side DNS capture"
+    sudo_prefix=""
+    if [ "$(id -u)" -ne 0 ]; then sudo_prefix="sudo"; fi
+    DEBIAN_FRONTEND=noninteractive $sudo_prefix apt-get install -y --no-install-recommends tcpdump >&2 ||
+      { $sudo_prefix apt-get update >&2 && DEBIAN_FRONTEND=noninteractive $sudo_prefix apt-get install -y --no-install-recommends tcpdump >&2; }
+  fi
+  # `pnpm test:docker` runs provider-local's integration suite on a Docker engine too: Debian's
+  # docker.io, beside podman (scripts/docker/start-docker.sh), with the same local images.
+  say "starting a Docker engine beside podman and building the local images into it"
+  docker_host=$(sh scripts/docker/start-docker.sh | sed -n 's/^export DOCKER_HOST=//p')
+  DOCKER_HOST="$docker_host" pnpm images tokenizer agentStandIn demoUpstream networkHelper >&2
   say "building the real OpenTelemetry Collector and LiteLLM images (minutes when cold)"
   pnpm images otelCollector litellm >&2
   say "waiting for the control plane build"

@@ -19,10 +19,13 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod';
 import { createLocalProvider, type LocalProvider } from '../src/index.js';
-import { connectToTestRuntime, remainingObjects, uniqueName } from '../src/testing/index.js';
+import { connectToTestRuntime, remainingObjects, testRuntimeKind, uniqueName } from '../src/testing/index.js';
 import { compositionTarget } from './plan-fixtures.js';
 import { scanContainer, scanHostCommandLines } from './secret-scan.js';
-import { agentStandInImage, ensureImages, runnable } from './support/podman-environment.js';
+import { agentStandInImage, ensureImages, runnable } from './support/integration-environment.js';
+
+/** podman, or docker under `pnpm test:docker` (KEYWARD_TEST_RUNTIME). */
+const runtime = testRuntimeKind();
 
 let docker: Docker;
 
@@ -97,7 +100,7 @@ describe('a credential sealed by one sidecar for another sidecar’s container (
   });
 });
 
-describe('a two-part rotation on real podman: a dependent follows the rotated provider’s exports', () => {
+describe(`a two-part rotation on real ${runtime}: a dependent follows the rotated provider’s exports`, () => {
   const name = uniqueName('it-chain');
   let provider: LocalProvider;
   // alpha exports a generation; a rotation raises it, and beta (which requires alpha) refreshes.

@@ -1,4 +1,4 @@
-// `@keyward/provider-local/testing`: podman integration-test support shared by this
+// `@keyward/provider-local/testing`: podman and docker integration-test support shared by this
 // package's tests and the API's. Never used in production code.
 export {
   type DemoUpstream,
@@ -10,4 +10,4 @@ export {
   startDemoUpstream,
   testFixtureLabel,
 } from './demo-upstream.js';
-export { connectToTestRuntime, remainingObjects, uniqueName } from './test-runtime.js';
+export { connectToTestRuntime, remainingObjects, testRuntimeKind, uniqueName } from './test-runtime.js';
