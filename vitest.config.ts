@@ -20,8 +20,12 @@ const packageDirectories = ['packages', 'apps', 'examples'].flatMap((group) => {
 
 // scripts/setup.sh starts podman's API on this socket but cannot export DOCKER_HOST into
 // the caller's shell; point the integration tests at it so `pnpm test` works right after.
+// `KEYWARD_TEST_RUNTIME=docker` (`pnpm test:docker`) points them at the Docker engine that
+// scripts/docker/start-docker.sh starts instead, whatever DOCKER_HOST the shell has.
 const keywardPodmanSocket = process.env['KEYWARD_PODMAN_SOCKET'] ?? '/run/keyward-podman.sock';
-if (!process.env['DOCKER_HOST'] && !process.env['CONTAINER_HOST'] && existsSync(keywardPodmanSocket)) {
+if (process.env['KEYWARD_TEST_RUNTIME'] === 'docker') {
+  process.env['DOCKER_HOST'] = `unix://${process.env['KEYWARD_DOCKER_SOCKET'] ?? '/run/keyward-docker.sock'}`;
+} else if (!process.env['DOCKER_HOST'] && !process.env['CONTAINER_HOST'] && existsSync(keywardPodmanSocket)) {
   process.env['DOCKER_HOST'] = `unix://${keywardPodmanSocket}`;
 }
 process.env['CONTAINERS_CONF'] ??= join(repositoryRoot, 'scripts', 'ci', 'containers.conf');

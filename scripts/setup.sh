@@ -6,7 +6,8 @@
 #   bash scripts/setup.sh --tests   also what `pnpm test` needs: the real LiteLLM and OpenTelemetry
 #                                   Collector images, a real kube-apiserver/etcd/controller-manager
 #                                   built from Go modules, Chromium for the UI tests, nginx and wrk
-#                                   for the proxy soak, schemathesis for the API fuzz test. Cold, that
+#                                   for the proxy soak, schemathesis for the API fuzz test, tcpdump,
+#                                   and Debian's Docker engine beside podman (`pnpm test:docker`). Cold, that
 #                                   is 20–45 minutes of builds (once per machine, cached outside
 #                                   the checkout in ~/.cache/keyward); warm, seconds.
 set -euo pipefail
@@ -90,6 +91,19 @@ if [ "$for_tests" = true ]; then
   fi
   say "installing schemathesis (PyPI, hash-pinned) for the API fuzz test"
   bash scripts/schemathesis/install-schemathesis.sh >/dev/null
+  # The host-side DNS capture of the isolation tests (no query of the agent leaves the host).
+  if ! command -v tcpdump >/dev/null 2>&1; then
+    say "installing tcpdump (Debian) for the host-side DNS capture"
+    sudo_prefix=""
+    if [ "$(id -u)" -ne 0 ]; then sudo_prefix="sudo"; fi
+    DEBIAN_FRONTEND=noninteractive $sudo_prefix apt-get install -y --no-install-recommends tcpdump >&2 ||
+      { $sudo_prefix apt-get update >&2 && DEBIAN_FRONTEND=noninteractive $sudo_prefix apt-get install -y --no-install-recommends tcpdump >&2; }
+  fi
+  # `pnpm test:docker` runs provider-local's integration suite on a Docker engine too: Debian's
+  # docker.io, beside podman (scripts/docker/start-docker.sh), with the same local images.
+  say "starting a Docker engine beside podman and building the local images into it"
+  docker_host=$(sh scripts/docker/start-docker.sh | sed -n 's/^export DOCKER_HOST=//p')
+  DOCKER_HOST="$docker_host" pnpm images tokenizer agentStandIn demoUpstream networkHelper >&2
   say "building the real OpenTelemetry Collector and LiteLLM images (minutes when cold)"
   pnpm images otelCollector litellm >&2
   say "waiting for the control plane build"

@@ -2,6 +2,7 @@
 // for each planned container its volumes, files, start and readiness.
 import { labelKeys, objectLabels, type PlannedContainerV2 } from '@keyward/core';
 import type Docker from 'dockerode';
+import { lastLogLines } from './container-logs.js';
 import {
   agentNetworkCreateOptions,
   containerCreateOptions,
@@ -23,6 +24,7 @@ import {
   isNotFound,
   networkAttachStrategy,
   splitNetworks,
+  volumeOwnershipStrategy,
   volumeWriteStrategy,
 } from './runtime-differences.js';
 import {
@@ -79,21 +81,28 @@ export async function createNetworkHelper(
   digest: string,
   generation: string,
   created: CreatedResources,
+  images: ImageInspections,
 ): Promise<void> {
   const { docker } = context.runtime;
   const extraLabels = { [localLabelKeys.planDigest]: digest, [localLabelKeys.generation]: generation };
   if (stored.networkMode === 'proxy-only') {
     const volume = socketVolumeName(stored.instance.name);
+    const labels = { ...helperLabels(stored), [localLabelKeys.volumeKind]: 'sockets' };
     await runStep(
       emit,
       'volume.create:sockets',
       `Creating volume ${volume} (the helpers' unix sockets)`,
       async () => {
-        await docker.createVolume({
-          Name: volume,
-          Labels: { ...helperLabels(stored), [localLabelKeys.volumeKind]: 'sockets' },
-        });
+        await docker.createVolume({ Name: volume, Labels: labels });
         created.volumes.push(volume);
+        // Both helpers run as the helper image's user and create their sockets in it.
+        await makeVolumeWritable(
+          context,
+          volume,
+          imageUser(images.get(context.helperImage)),
+          labels,
+          created,
+        );
       },
     );
   }
@@ -230,6 +239,14 @@ export async function deployContainer(
           if (!isNotFound(error)) throw error;
           await docker.createVolume({ Name: volume.volumeName, Labels: volume.labels });
           created.volumes.push(volume.volumeName);
+          // Only a volume made now: a kept one holds the agent's state as it left it.
+          await makeVolumeWritable(
+            context,
+            volume.volumeName,
+            fileOwner(container, input.images.get(container.image)),
+            volume.labels,
+            created,
+          );
         }
       },
     );
@@ -293,19 +310,79 @@ async function createContainer(
   }
 }
 
+/** An image's numeric user (`uid` or `uid:gid`); root when it names none or a user by name. */
+function imageUser(image: Docker.ImageInspectInfo | undefined): { uid: number; gid: number } {
+  const [userPart, groupPart] = (image?.Config?.User ?? '').split(':');
+  const uid = /^\d+$/.test(userPart ?? '') ? Number(userPart) : 0;
+  return { uid, gid: /^\d+$/.test(groupPart ?? '') ? Number(groupPart) : uid };
+}
+
 /** Who owns the files written for a container: its configured user, else the image's numeric user. */
 function fileOwner(
   container: PlannedContainerV2,
   image: Docker.ImageInspectInfo | undefined,
 ): { uid: number; gid: number } {
-  const [userPart, groupPart] = (image?.Config?.User ?? '').split(':');
-  const imageUid = /^\d+$/.test(userPart ?? '') ? Number(userPart) : 0;
-  const imageGid = /^\d+$/.test(groupPart ?? '') ? Number(groupPart) : imageUid;
-  const uid = container.security?.runAsUser ?? imageUid;
+  const fromImage = imageUser(image);
+  const uid = container.security?.runAsUser ?? fromImage.uid;
   return {
     uid,
-    gid: container.security?.runAsGroup ?? (container.security?.runAsUser !== undefined ? uid : imageGid),
+    gid:
+      container.security?.runAsGroup ?? (container.security?.runAsUser !== undefined ? uid : fromImage.gid),
   };
+}
+
+/**
+ * Gives a new volume's root to the user of the containers that will write to it, the way podman
+ * does by itself (see `volumeOwnershipStrategy`): a container of the helper image, as root with
+ * only CAP_CHOWN, no network and a read-only root filesystem, chowns it and exits.
+ */
+async function makeVolumeWritable(
+  { runtime, settings, helperImage }: OperationContext,
+  volumeName: string,
+  owner: { uid: number; gid: number },
+  labels: Record<string, string>,
+  created: CreatedResources,
+): Promise<void> {
+  const strategy = settings.volumeOwnershipStrategy ?? volumeOwnershipStrategy(runtime.kind);
+  if (strategy === 'runtime' || (owner.uid === 0 && owner.gid === 0)) return;
+  const { docker } = runtime;
+  const ownerName = `${volumeName}-owner`;
+  await docker.createContainer({
+    name: ownerName,
+    Image: helperImage,
+    Labels: { ...labels, [localLabelKeys.role]: 'volume-owner' },
+    User: '0:0',
+    Entrypoint: ['node'],
+    Cmd: [
+      '-e',
+      "require('node:fs').chownSync('/keyward-volume', Number(process.argv[1]), Number(process.argv[2]))",
+      String(owner.uid),
+      String(owner.gid),
+    ],
+    HostConfig: {
+      Binds: [`${volumeName}:/keyward-volume`],
+      NetworkMode: 'none',
+      CapDrop: ['ALL'],
+      CapAdd: ['CHOWN'],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: true,
+    },
+    NetworkDisabled: true,
+  });
+  created.containers.push(ownerName);
+  try {
+    const container = docker.getContainer(ownerName);
+    await container.start();
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    if (StatusCode !== 0) {
+      throw new Error(
+        `could not give volume ${volumeName} to uid ${owner.uid}:${owner.gid} (exit ${StatusCode}): ${await lastLogLines(docker, ownerName, 5)}`,
+      );
+    }
+  } finally {
+    await docker.getContainer(ownerName).remove({ force: true });
+    created.containers.splice(created.containers.indexOf(ownerName), 1);
+  }
 }
 
 async function writeVolume(

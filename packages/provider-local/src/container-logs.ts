@@ -78,3 +78,15 @@ export async function containerLogStream(
     yield Buffer.isBuffer(buffer) ? buffer : Buffer.from(String(buffer));
   })();
 }
+
+/** A stopped container's last log lines, joined for an error message. */
+export async function lastLogLines(docker: Docker, runtimeName: string, count: number): Promise<string> {
+  const lines: string[] = [];
+  for await (const line of demultiplexLines(
+    await containerLogStream(docker, runtimeName, { follow: false, tail: count * 4 }),
+    runtimeName,
+  )) {
+    lines.push(line.line);
+  }
+  return lines.slice(-count).join(' | ') || '(none)';
+}

@@ -60,9 +60,15 @@ export function containerCreateOptions(input: ContainerOptionsInput): Docker.Con
     Image: container.image,
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     Labels: { ...container.labels, ...input.extraLabels },
-    ExposedPorts: Object.fromEntries(
-      container.ports.map((port) => [`${port.containerPort}/${port.protocol ?? 'tcp'}`, {}]),
-    ),
+    // A container in another's namespace exposes nothing of its own (the holder publishes);
+    // docker refuses the pair ("conflicting options: port exposing and the container type network mode").
+    ...(placement.NetworkMode.startsWith('container:')
+      ? {}
+      : {
+          ExposedPorts: Object.fromEntries(
+            container.ports.map((port) => [`${port.containerPort}/${port.protocol ?? 'tcp'}`, {}]),
+          ),
+        }),
     HostConfig: {
       NetworkMode: placement.NetworkMode,
       Binds: [

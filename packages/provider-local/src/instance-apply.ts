@@ -109,7 +109,7 @@ export async function applyPlan(
       await docker.createNetwork({ Name: egress, Labels: { ...plan.labels }, CheckDuplicate: true });
       created.networks.push(egress);
     });
-    await createNetworkHelper(context, emit, stored, digest, generation, created);
+    await createNetworkHelper(context, emit, stored, digest, generation, created, images);
     const deployment = { stored, secretValues, digest, generation, images, created };
     if (!plan.containers.some((container) => container.role === 'agent')) {
       throw new StepError('plan', new Error('the plan has no agent container'));

@@ -29,6 +29,8 @@ export interface LocalProviderSettings {
   readinessIntervalMs?: number;
   /** How files reach read-only volumes; defaults to what the runtime supports (see runtime-differences). */
   volumeWriteStrategy?: 'archive-into-consumer' | 'writer-container';
+  /** Who makes new volumes writable for their non-root user; defaults to what the runtime does (see runtime-differences). */
+  volumeOwnershipStrategy?: 'runtime' | 'owner-container';
   /** How containers join several networks; defaults to what the runtime supports (see runtime-differences). */
   networkAttachStrategy?: 'at-create' | 'connect-after-create';
   /** Seconds a container gets to stop before it is killed. Default 5. */

@@ -6,6 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { AGENT_CONTAINER_NAME, type InstanceDetailV2, type VerifyCheckV2 } from '@keyward/core';
 import { readInstance } from './instance-state.js';
 import {
+  formatOutcome,
   isBlocked,
   type NetworkProbe,
   networkProbeScript,
@@ -21,7 +22,7 @@ import { localAddressOf } from './target-options.js';
 const DEFAULT_HOST_PROBE_PORTS = [22, 80, 443];
 
 function formatOutcomes(results: readonly ProbeOutcome[]): string {
-  return results.map((result) => `${result.target} ${result.outcome}`).join('; ');
+  return results.map(formatOutcome).join('; ');
 }
 
 interface CheckInput {

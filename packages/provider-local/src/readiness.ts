@@ -2,7 +2,7 @@
 // the agent's from the agent-network helper, which shares its namespace in proxy-only.
 import type { PlannedContainerV2, ProbeV2 } from '@keyward/core';
 import { execInContainer } from './container-exec.js';
-import { demultiplexLines } from './container-logs.js';
+import { lastLogLines } from './container-logs.js';
 import type { StoredPlan } from './instance-record.js';
 import type { OperationContext } from './operation-context.js';
 import { agentNetworkRuntimeName, containerRuntimeName, helperRuntimeName } from './runtime-names.js';
@@ -47,18 +47,8 @@ export async function waitUntilReady(
     last = (result.stderr || result.stdout).trim();
     const state = (await docker.getContainer(runtimeName).inspect()).State;
     if (!state.Running) {
-      const logs = await docker.getContainer(runtimeName).logs({ stdout: true, stderr: true, tail: 20 });
-      const lines: string[] = [];
-      for await (const line of demultiplexLines(
-        (async function* () {
-          yield Buffer.isBuffer(logs) ? logs : Buffer.from(String(logs));
-        })(),
-        container.name,
-      )) {
-        lines.push(line.line);
-      }
       throw new Error(
-        `container ${runtimeName} exited with code ${state.ExitCode} before it was ready; last log lines: ${lines.slice(-5).join(' | ') || '(none)'}`,
+        `container ${runtimeName} exited with code ${state.ExitCode} before it was ready; last log lines: ${await lastLogLines(docker, runtimeName, 5)}`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, interval));

@@ -20,6 +20,17 @@ export function volumeWriteStrategy(kind: RuntimeKind): 'archive-into-consumer' 
   return kind === 'podman' ? 'archive-into-consumer' : 'writer-container';
 }
 
+/**
+ * Who makes a new, empty named volume writable for the non-root container that mounts it.
+ * podman chowns it to the user of the first container that mounts it; docker leaves it owned
+ * by root (0755) unless the image holds the mount path, so the helpers could not create their
+ * sockets (`listen EACCES`) and the agent could not write its state. On docker a short-lived,
+ * never-networked container chowns the volume first.
+ */
+export function volumeOwnershipStrategy(kind: RuntimeKind): 'runtime' | 'owner-container' {
+  return kind === 'podman' ? 'runtime' : 'owner-container';
+}
+
 /** Health status: docker reports `State.Health`, podman (before 4.x compat fixes) `State.Healthcheck`. */
 export function healthStatus(state: Record<string, unknown> | undefined): string | undefined {
   const health = (state?.['Health'] ?? state?.['Healthcheck']) as { Status?: string } | undefined;

@@ -62,9 +62,6 @@ describe('dockerode create options (proxy-only)', () => {
           "MOCK_URL=http://localhost:4100",
           "MOCK_TOKEN=030a11181f262d343b424950575e656c",
         ],
-        "ExposedPorts": {
-          "18789/tcp": {},
-        },
         "HostConfig": {
           "Binds": [
             "keyward-snap-agent-files-g1-0:/home/node/.openclaw/skills/mock:ro",

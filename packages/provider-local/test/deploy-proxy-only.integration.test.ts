@@ -17,19 +17,32 @@ import {
   scanContainer,
   scanHostCommandLines,
   startDemoUpstream,
+  testRuntimeKind,
   uniqueName,
 } from '../src/testing/index.js';
+import {
+  capturedQueryFor,
+  lookedUpName,
+  lookUpFromContainer,
+  startDnsCapture,
+  uniqueExternalName,
+} from './support/dns-capture.js';
 import { faultInjectingDocker } from './support/fault-injecting-docker.js';
 import {
+  type CheckReport,
   createUpstreamCertificates,
   demoUpstreamImage,
   ensureImages,
   proxiedRequestScript,
+  runChecks,
   targetChecks,
   tokenizerPlan,
   tokenizerRotation,
   tokenizerSelfTest,
-} from './support/podman-environment.js';
+} from './support/integration-environment.js';
+
+/** podman, or docker under `pnpm test:docker` (KEYWARD_TEST_RUNTIME). */
+const runtime = testRuntimeKind();
 
 /** Milliseconds per step, from started to succeeded/failed: printed to see where time goes. */
 function stepDurations(events: ProgressEventV2[]): string {
@@ -44,7 +57,7 @@ function stepDurations(events: ProgressEventV2[]): string {
   return lines.join('\n');
 }
 
-describe('provider-local on real podman: proxy-only', () => {
+describe(`provider-local on real ${runtime}: proxy-only`, () => {
   let docker: Docker;
   let provider: LocalProvider;
   let certificates: ThrowawayCertificates;
@@ -220,12 +233,16 @@ describe('provider-local on real podman: proxy-only', () => {
       ['allowed-connections-reachable', true],
     ]);
     // Blocked by construction: nothing answered, not even a refusal.
-    // (DNS: the agent has no resolv.conf, so node asks its own loopback, where nothing listens.)
     for (const report of reports.slice(0, -1).filter((item) => item.name !== 'dns-blocked')) {
       expect(report.evidence).not.toMatch(/ECONNREFUSED|connected/);
     }
+    // DNS: podman gives the agent no resolver, so node asks its own loopback, where nothing
+    // listens; docker gives it the host's, which it has no route to. The query sent to each
+    // server directly says which.
     expect(reports.find((report) => report.name === 'dns-blocked')?.evidence).toMatch(
-      /via (127\.0\.0\.1|\(no servers\)) (ECONNREFUSED|timeout|ETIMEOUT)/,
+      runtime === 'podman'
+        ? /via (127\.0\.0\.1|\(no servers\)) (ECONNREFUSED|timeout|ETIMEOUT) \(asked directly: 127\.0\.0\.1:53 ECONNREFUSED\)/
+        : /via [\d.]+ (ECONNREFUSED|timeout|ETIMEOUT) \(asked directly: [\d.]+:53 ENETUNREACH\)/,
     );
     expect(reports.find((report) => report.name === 'other-containers-blocked')?.evidence).toMatch(/:4001 /);
     expect(JSON.stringify([...sidecarReports, ...reports])).not.toContain(rawCredential);
@@ -233,6 +250,32 @@ describe('provider-local on real podman: proxy-only', () => {
     expect(received.some((request) => request.headers['authorization'] === `Bearer ${rawCredential}`)).toBe(
       true,
     );
+  });
+
+  it('no DNS query of the agent leaves it: a host-side capture sees none, while it sees one from a container on a normal network', async () => {
+    const dnsCheck = (await provider.verificationChecks(await provider.get(name))).filter(
+      (check) => check.name === 'dns-blocked',
+    );
+    const control = uniqueExternalName('keyward-capture-control');
+    const capture = await startDnsCapture();
+    let pcap: Buffer;
+    let reports: CheckReport[];
+    let controlSeen: boolean;
+    try {
+      reports = await runChecks(provider, name, dnsCheck);
+      // The demo upstream sits on a normal network with a resolver: its later lookup must show up.
+      await lookUpFromContainer(docker, upstream.containerName, control);
+      controlSeen = await capture.waitFor(control);
+    } finally {
+      pcap = await capture.stop();
+    }
+    expect(reports.map((report) => [report.name, report.passed])).toEqual([['dns-blocked', true]]);
+    const agentName = lookedUpName(reports[0]?.evidence ?? '');
+    console.log(
+      `host capture: ${pcap.length} bytes; ${control} seen: ${controlSeen}; ${agentName} seen: ${capturedQueryFor(pcap, agentName)}`,
+    );
+    expect(controlSeen, 'the capture saw the control lookup').toBe(true);
+    expect(capturedQueryFor(pcap, agentName), 'a query for the agent’s name left it').toBe(false);
   });
 
   it('a proxied request from the agent gets the credential injected; without the sealed token the proxy refuses', async () => {

@@ -24,10 +24,14 @@ import {
   remainingObjects,
   scanContainer,
   scanHostCommandLines,
+  testRuntimeKind,
   uniqueName,
 } from '../src/testing/index.js';
 import { compositionTarget } from './plan-fixtures.js';
-import { agentStandInImage, ensureImages, runnable } from './support/podman-environment.js';
+import { agentStandInImage, ensureImages, runnable } from './support/integration-environment.js';
+
+/** podman, or docker under `pnpm test:docker` (KEYWARD_TEST_RUNTIME). */
+const runtime = testRuntimeKind();
 
 let docker: Docker;
 
@@ -102,7 +106,7 @@ describe('a credential sealed by one sidecar for another sidecar’s container (
   });
 });
 
-describe('a two-part rotation on real podman: a dependent follows the rotated provider’s exports', () => {
+describe(`a two-part rotation on real ${runtime}: a dependent follows the rotated provider’s exports`, () => {
   const name = uniqueName('it-chain');
   let provider: LocalProvider;
   // alpha exports a generation; a rotation raises it, and beta (which requires alpha) refreshes.

@@ -16,16 +16,23 @@ import {
   scanContainer,
   scanHostCommandLines,
   startDemoUpstream,
+  testRuntimeKind,
   uniqueName,
 } from '../src/testing/index.js';
+import { lookedUpName, startDnsCapture } from './support/dns-capture.js';
 import {
+  type CheckReport,
   createUpstreamCertificates,
   demoUpstreamImage,
   ensureImages,
+  runChecks,
   targetChecks,
   tokenizerPlan,
   tokenizerSelfTest,
-} from './support/podman-environment.js';
+} from './support/integration-environment.js';
+
+/** podman, or docker under `pnpm test:docker` (KEYWARD_TEST_RUNTIME). */
+const runtime = testRuntimeKind();
 
 let docker: Docker;
 let certificates: ThrowawayCertificates;
@@ -36,7 +43,7 @@ beforeAll(async () => {
   certificates = createUpstreamCertificates();
 });
 
-describe('provider-local on real podman: open mode (shared network namespace)', () => {
+describe(`provider-local on real ${runtime}: open mode (shared network namespace)`, () => {
   let provider: LocalProvider;
   let upstream: DemoUpstream;
   let plan: DeploymentPlanV2;
@@ -49,8 +56,10 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
     provider = createLocalProvider({
       docker,
       lockDirectory: join(tmpdir(), `keyward-locks-${name}`),
-      // Docker's way of filling read-only volumes, exercised here on podman.
+      // Docker's ways of filling read-only volumes and of giving a new volume to the container's
+      // user (its defaults; exercised on podman too).
       volumeWriteStrategy: 'writer-container',
+      volumeOwnershipStrategy: 'owner-container',
     });
     plan = await tokenizerPlan({
       name,
@@ -95,6 +104,25 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
     );
   });
 
+  it('open mode lets the agent’s DNS query out: the host-side capture sees it (documented, not blocked)', async () => {
+    const dnsCheck = (await provider.verificationChecks(await provider.get(name))).filter(
+      (check) => check.name === 'dns-blocked-open-mode',
+    );
+    const capture = await startDnsCapture();
+    let reports: CheckReport[];
+    let agentName: string;
+    let seen: boolean;
+    try {
+      reports = await runChecks(provider, name, dnsCheck);
+      agentName = lookedUpName(reports[0]?.evidence ?? '');
+      seen = await capture.waitFor(agentName);
+    } finally {
+      await capture.stop();
+    }
+    console.log(`host capture: ${agentName} seen: ${seen}; ${reports[0]?.evidence}`);
+    expect(seen, 'the agent’s query left through the shared namespace').toBe(true);
+  });
+
   it('the agent holds neither the raw credential nor the open key', async () => {
     const openKey = plan.secrets.find((secret) => secret.name === 'tokenizer-open-key')?.value as string;
     const secrets = { rawCredential, openKey };
@@ -102,7 +130,16 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
     expect(await scanHostCommandLines(secrets)).toEqual([]);
   });
 
-  it('delete keeps the agent state volume unless asked; a new apply reuses it', async () => {
+  it('delete keeps the agent state volume unless asked; a new apply reuses it, with what the agent wrote', async () => {
+    // The agent (non-root) can write its state: the new volume was given to its user.
+    const stateFile = '/home/node/.openclaw/keyward-state-check';
+    const written = await provider.exec(name, {
+      container: 'agent',
+      command: ['node', '-'],
+      stdin: `require('node:fs').writeFileSync(${JSON.stringify(stateFile)}, 'kept'); console.log(process.getuid());`,
+    });
+    expect(written.exitCode, written.stderr).toBe(0);
+    expect(written.stdout.trim()).toBe('65532');
     await provider.delete(name);
     expect(await remainingObjects(docker, name)).toEqual([`volume keyward-${name}-agent-state-0`]);
     const createdAt = async () =>
@@ -115,12 +152,18 @@ describe('provider-local on real podman: open mode (shared network namespace)', 
     const detail = await provider.apply(plan);
     expect(detail.state).toBe('running');
     expect(await createdAt()).toBe(volumeBefore);
+    const read = await provider.exec(name, {
+      container: 'agent',
+      command: ['node', '-'],
+      stdin: `console.log(require('node:fs').readFileSync(${JSON.stringify(stateFile)}, 'utf8'));`,
+    });
+    expect(read.stdout.trim()).toBe('kept');
     await provider.delete(name, { removeVolumes: true });
     expect(await remainingObjects(docker, name)).toEqual([]);
   });
 });
 
-describe("docker's way of joining several networks, on podman", () => {
+describe(`docker's way of joining several networks (connect after create), on ${runtime}`, () => {
   it('connects the extra networks between create and start, with the DNS alias on the internal one', async () => {
     const name = uniqueName('it-connect');
     const provider = createLocalProvider({ docker, networkAttachStrategy: 'connect-after-create' });
@@ -148,7 +191,7 @@ describe("docker's way of joining several networks, on podman", () => {
   });
 });
 
-describe('provider-local conformance (core/testing) on real podman', () => {
+describe(`provider-local conformance (core/testing) on real ${runtime}`, () => {
   testTargetProvider({
     createProvider: () => createLocalProvider({ docker }),
     createPlan: (instanceName) =>

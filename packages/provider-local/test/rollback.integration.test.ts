@@ -11,12 +11,20 @@ import {
   demoUpstreamHost,
   demoUpstreamPort,
   remainingObjects,
+  testRuntimeKind,
   uniqueName,
 } from '../src/testing/index.js';
 import { faultInjectingDocker } from './support/fault-injecting-docker.js';
-import { createUpstreamCertificates, ensureImages, tokenizerPlan } from './support/podman-environment.js';
+import {
+  createUpstreamCertificates,
+  ensureImages,
+  tokenizerPlan,
+} from './support/integration-environment.js';
 
-describe('provider-local rollback on real podman', () => {
+/** podman, or docker under `pnpm test:docker` (KEYWARD_TEST_RUNTIME). */
+const runtime = testRuntimeKind();
+
+describe(`provider-local rollback on real ${runtime}`, () => {
   let docker: Docker;
   let certificates: ThrowawayCertificates;
   const name = uniqueName('it-rollback');
@@ -86,7 +94,9 @@ describe('provider-local rollback on real podman', () => {
     // Every step of the clean run except image checks (read-only) failed at least once.
     const mutatingSteps = [...steps].filter((step) => !step.startsWith('image.check'));
     expect(mutatingSteps.filter((step) => !failedSteps.has(step))).toEqual([]);
-  });
+    // One apply and its rollback per distinct runtime call (about 40; more on docker, whose
+    // volume owners are containers too), each bounded by its own steps' waits.
+  }, 600_000);
 
   it('an aborted apply stops before its next step, rolls back and leaves no labelled object', async () => {
     const provider = createLocalProvider({ docker, lockDirectory: join(tmpdir(), `keyward-locks-${name}`) });

@@ -12,6 +12,7 @@ import {
   demoUpstreamHost,
   demoUpstreamPort,
   startDemoUpstream,
+  testRuntimeKind,
   uniqueName,
 } from '../src/testing/index.js';
 import { faultInjectingDocker } from './support/fault-injecting-docker.js';
@@ -22,9 +23,12 @@ import {
   proxiedRequestScript,
   tokenizerPlan,
   tokenizerRotation,
-} from './support/podman-environment.js';
+} from './support/integration-environment.js';
 
-describe('provider-local on real podman: rotating a stopped instance', () => {
+/** podman, or docker under `pnpm test:docker` (KEYWARD_TEST_RUNTIME). */
+const runtime = testRuntimeKind();
+
+describe(`provider-local on real ${runtime}: rotating a stopped instance`, () => {
   let docker: Docker;
   let provider: LocalProvider;
   let upstream: DemoUpstream;

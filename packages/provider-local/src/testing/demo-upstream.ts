@@ -85,9 +85,14 @@ export async function startDemoUpstream(docker: Docker, options: DemoUpstreamOpt
     await container.start();
     const info = await container.inspect();
     adminUrl = `http://127.0.0.1:${info.NetworkSettings.Ports['9090/tcp']?.[0]?.HostPort}`;
+    // Each attempt has its own timeout: docker's userland proxy accepts a connection to the
+    // published port before the container listens and then drops it, and Node's fetch never
+    // settled on that (3 runs of 3 on docker 20.10). The whole wait is bounded and generous for
+    // a loaded machine.
     let healthy = false;
-    for (let attempt = 0; attempt < 50 && !healthy; attempt += 1) {
-      healthy = await fetch(`${adminUrl}/health`).then(
+    const deadline = Date.now() + 60_000;
+    while (!healthy && Date.now() < deadline) {
+      healthy = await fetch(`${adminUrl}/health`, { signal: AbortSignal.timeout(2_000) }).then(
         (response) => response.ok,
         () => false,
       );
@@ -109,12 +114,19 @@ export async function startDemoUpstream(docker: Docker, options: DemoUpstreamOpt
         .getNetwork(network)
         .connect({ Container: containerName, EndpointConfig: { Aliases: [demoUpstreamHost] } });
     },
-    received: async () => (await (await fetch(`${adminUrl}/_received`)).json()) as ReceivedUpstreamRequest[],
+    received: async () =>
+      (await (
+        await fetch(`${adminUrl}/_received`, { signal: AbortSignal.timeout(10_000) })
+      ).json()) as ReceivedUpstreamRequest[],
     clear: async () => {
-      await fetch(`${adminUrl}/_received`, { method: 'DELETE' });
+      await fetch(`${adminUrl}/_received`, { method: 'DELETE', signal: AbortSignal.timeout(10_000) });
     },
     acceptTokens: async (tokens) => {
-      await fetch(`${adminUrl}/_tokens`, { method: 'PUT', body: tokens.join('\n') });
+      await fetch(`${adminUrl}/_tokens`, {
+        method: 'PUT',
+        body: tokens.join('\n'),
+        signal: AbortSignal.timeout(10_000),
+      });
     },
     remove: removeAll,
   };

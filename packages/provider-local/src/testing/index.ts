@@ -1,4 +1,4 @@
-// `@keyward/provider-local/testing`: podman integration-test support shared by this
+// `@keyward/provider-local/testing`: podman and docker integration-test support shared by this
 // package's tests and the API's. Never used in production code.
 export {
   type DemoUpstream,
@@ -15,6 +15,7 @@ export {
   connectToTestRuntime,
   containersOfInstance,
   remainingObjects,
+  testRuntimeKind,
   uniqueName,
   unusedFileVolumes,
 } from './test-runtime.js';

@@ -4,24 +4,50 @@ import { labelKeys } from '@keyward/core';
 import type Docker from 'dockerode';
 import { localLabelKeys } from '../instance-record.js';
 import { dockerForEndpoint, parseHostUrl } from '../runtime-detection.js';
+import { type RuntimeKind, runtimeKindFromVersion } from '../runtime-differences.js';
 
 /**
- * The runtime at DOCKER_HOST, after it answered a ping. Fails (never skips) when none
- * answers: CI always has podman.
+ * The runtime the integration tests run on: `KEYWARD_TEST_RUNTIME` (`podman`, the default, or
+ * `docker` for `pnpm test:docker`). For test names; `connectToTestRuntime` checks it is true.
+ */
+export function testRuntimeKind(environment: NodeJS.ProcessEnv = process.env): RuntimeKind {
+  const wanted = environment['KEYWARD_TEST_RUNTIME'] ?? 'podman';
+  if (wanted !== 'podman' && wanted !== 'docker') {
+    throw new Error(`KEYWARD_TEST_RUNTIME=${wanted} is not a runtime; use podman or docker.`);
+  }
+  return wanted;
+}
+
+function startHint(kind: RuntimeKind): string {
+  return kind === 'docker'
+    ? 'Run `sh scripts/docker/start-docker.sh` from the repository root first (pnpm test:docker does).'
+    : 'Run `eval "$(scripts/ci/start-podman.sh)"` from the repository root first.';
+}
+
+/**
+ * The runtime at DOCKER_HOST, after it answered a ping and turned out to be the runtime
+ * `KEYWARD_TEST_RUNTIME` names. Fails (never skips) when none answers: CI always has both.
  */
 export async function connectToTestRuntime(environment: NodeJS.ProcessEnv = process.env): Promise<Docker> {
+  const wanted = testRuntimeKind(environment);
   const host = environment['DOCKER_HOST'];
   if (!host) {
     throw new Error(
-      'Integration tests need a container runtime: DOCKER_HOST is not set. Run `eval "$(scripts/ci/start-podman.sh)"` from the repository root first.',
+      `Integration tests need a container runtime: DOCKER_HOST is not set. ${startHint(wanted)}`,
     );
   }
   const docker = dockerForEndpoint(parseHostUrl(host));
+  let found: RuntimeKind;
   try {
-    await docker.ping();
+    found = runtimeKindFromVersion(await docker.version());
   } catch (error) {
     throw new Error(
-      `Integration tests need a container runtime, but DOCKER_HOST=${host} does not answer (${(error as Error).message}). Run \`eval "$(scripts/ci/start-podman.sh)"\` first.`,
+      `Integration tests need a container runtime, but DOCKER_HOST=${host} does not answer (${(error as Error).message}). ${startHint(wanted)}`,
+    );
+  }
+  if (found !== wanted) {
+    throw new Error(
+      `The integration tests are to run on ${wanted} (KEYWARD_TEST_RUNTIME), but DOCKER_HOST=${host} is ${found}. ${startHint(wanted)}`,
     );
   }
   return docker;
