@@ -25,7 +25,7 @@ import {
   proxiedRequestScript,
   tokenizerPlan,
   tokenizerRotation,
-} from './support/podman-environment.js';
+} from './support/integration-environment.js';
 
 // recoverInterrupted on real podman: a rotation stopped at one runtime call after another (the
 // fault-injecting client freezes there: nothing the rotation awaits settles again, the
