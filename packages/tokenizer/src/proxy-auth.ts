@@ -37,7 +37,8 @@ export class ProxyCredentials {
    */
   static reuse(lines: readonly string[], previous: ProxyCredentials | undefined): ProxyCredentials {
     if (previous !== undefined && sameLines(previous.lines, lines)) return previous;
-    return new ProxyCredentials(lines);
+    // Kept beyond this request: copies, so that they do not hold the whole request head.
+    return new ProxyCredentials(lines.map(detachedCopy));
   }
 
   constructor(lines: readonly string[]) {
@@ -75,6 +76,14 @@ export class ProxyCredentials {
     }
     return matched;
   }
+}
+
+/**
+ * A copy of `text` that shares no memory with it: a slice of a request head would keep the whole
+ * head (up to 64 KiB) alive for as long as a connection remembers it. Header text is latin1.
+ */
+export function detachedCopy(text: string): string {
+  return Buffer.from(text, 'latin1').toString('latin1');
 }
 
 function sameLines(first: readonly string[], second: readonly string[]): boolean {

@@ -5,7 +5,7 @@ import { type JsonValue, parseJsonTree } from './go-json.js';
 import { type Params, PROXY_CONTROLLED_HEADERS } from './header-rules.js';
 import { OutgoingBody, type OutgoingHeaders, type OutgoingRequest } from './outgoing-request.js';
 import { createProcessor, type RequestProcessor, type ResponseProcessor } from './processors.js';
-import { authorize, ProxyCredentials } from './proxy-auth.js';
+import { authorize, detachedCopy, ProxyCredentials } from './proxy-auth.js';
 import type { RequestTarget } from './request-target.js';
 import { type ResolvedSecret, type SecretResolver, tokenDigest, validateHost } from './secret-resolver.js';
 
@@ -40,7 +40,7 @@ export class ConnectionCredentials {
     const digest = tokenDigest(token);
     // Most requests carry one token; a handful is all a connection remembers.
     if (index < 4) {
-      this.tokens[index] = token;
+      this.tokens[index] = detachedCopy(token);
       this.tokenDigests[index] = digest;
     }
     return digest;

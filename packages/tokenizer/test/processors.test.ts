@@ -4,7 +4,7 @@ import { isPrivateAddress } from '../src/address-policy.js';
 import { applyFmt, canonicalHeaderKey, checkFmt, selectDst, selectFmt } from '../src/header-rules.js';
 import { LruCache } from '../src/lru-cache.js';
 import { OutgoingBody, placeholderTransform } from '../src/outgoing-request.js';
-import { ProxyCredentials, queryUnescape } from '../src/proxy-auth.js';
+import { detachedCopy, ProxyCredentials, queryUnescape } from '../src/proxy-auth.js';
 import { splitAuthority } from '../src/proxy-server.js';
 import { ConnectionCredentials } from '../src/request-preparation.js';
 import { bearerDigest } from '../src/secret.js';
@@ -105,6 +105,15 @@ describe('proxy authorization candidates (§3.4)', () => {
     expect(ProxyCredentials.reuse([], first).matchesDigest(Buffer.from(bearerDigest('one'), 'base64'))).toBe(
       false,
     );
+  });
+  it('what a connection remembers is a copy, equal to the text it came from', () => {
+    const head = `GET / HTTP/1.1\r\nproxy-authorization: Bearer ${'x'.repeat(40)}\r\n`;
+    const line = head.slice(head.indexOf('Bearer'), head.length - 2);
+    const remembered = ProxyCredentials.reuse([line], undefined);
+    expect(remembered.lines).toEqual([line]);
+    expect(remembered.tokens).toEqual(['x'.repeat(40)]);
+    expect(ProxyCredentials.reuse([line], remembered)).toBe(remembered);
+    expect(detachedCopy('caf\xe9 \t')).toBe('caf\xe9 \t');
   });
   it('a connection remembers token digests by exact text and position', () => {
     const remembered = new ConnectionCredentials();
