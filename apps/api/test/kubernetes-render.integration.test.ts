@@ -2,7 +2,6 @@
 // (scripts/k8s: kube-apiserver, etcd, kube-controller-manager). The real `keyward` CLI (bundled
 // from source) renders in process; what it prints goes to the API server by server-side apply,
 // dry-run (`dryRun=All`) unless the test applies for real. kubectl is not needed.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +17,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { bundle } from './bundle.js';
+import { type CommandRun, runCommand } from './cli-command.js';
 
 interface ControlPlane {
   kubeconfigPath: string;
@@ -39,30 +39,16 @@ let dataDirectory: string;
 let cli: string;
 let specPath: string;
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    // No --api and a port nobody listens on: the CLI serves itself, with the k8s target built in.
-    const child = spawn(process.execPath, [cli, ...args], {
-      env: {
-        ...process.env,
-        KUBECONFIG: controlPlane.kubeconfigPath,
-        KEYWARD_BUILTINS: '@keyward/provider-k8s,@keyward/provider-tokenizer',
-        KEYWARD_DATA_DIR: dataDirectory,
-        KEYWARD_PORT: '1',
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.stdin.end('');
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+function run(args: string[]): Promise<CommandRun> {
+  // No --api and a port nobody listens on: the CLI serves itself, with the k8s target built in.
+  return runCommand(cli, args, {
+    environment: {
+      ...process.env,
+      KUBECONFIG: controlPlane.kubeconfigPath,
+      KEYWARD_BUILTINS: '@keyward/provider-k8s,@keyward/provider-tokenizer',
+      KEYWARD_DATA_DIR: dataDirectory,
+      KEYWARD_PORT: '1',
+    },
   });
 }
 
