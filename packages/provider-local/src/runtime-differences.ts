@@ -74,6 +74,19 @@ export function isNotFound(error: unknown): boolean {
   return (error as { statusCode?: number }).statusCode === 404;
 }
 
+/**
+ * A container that is gone. podman 4.3's archive endpoint answers 500 "no such container" for a
+ * container removed while it was being read (seen in the 20-instance load run), where docker and
+ * podman's other endpoints answer 404.
+ */
+export function isMissingContainer(error: unknown): boolean {
+  if (isNotFound(error)) return true;
+  const candidate = error as { statusCode?: number; message?: unknown; json?: { message?: unknown } };
+  if (candidate?.statusCode !== 500) return false;
+  const text = `${String(candidate.json?.message ?? '')} ${String(candidate.message ?? '')}`;
+  return /no such container/i.test(text);
+}
+
 export function isConflict(error: unknown): boolean {
   return (error as { statusCode?: number }).statusCode === 409;
 }

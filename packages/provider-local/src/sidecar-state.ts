@@ -5,7 +5,7 @@ import { instanceLockHolder, lockDirectoryOf } from './instance-lock.js';
 import type { StoredPlan } from './instance-record.js';
 import { readInstance } from './instance-state.js';
 import type { OperationContext } from './operation-context.js';
-import { isNotFound } from './runtime-differences.js';
+import { isMissingContainer } from './runtime-differences.js';
 import { containerRuntimeName } from './runtime-names.js';
 import { readArchive } from './volume-files.js';
 
@@ -38,7 +38,7 @@ export async function readSecretValues(
         const archive = await docker.getContainer(runtimeName).getArchive({ path: secret.delivery.path });
         value = [...(await readArchive(archive)).values()][0];
       } catch (error) {
-        if (!isNotFound(error)) throw error;
+        if (!isMissingContainer(error)) throw error;
       }
     }
     if (value !== undefined) {
@@ -71,7 +71,7 @@ export async function readSidecarState(
       (secret) => secret.providerId === providerId,
     );
   } catch (error) {
-    if (!isNotFound(error)) throw error;
+    if (!isMissingContainer(error)) throw error;
     // A container that held a secret is gone: another process is replacing it (a rotation parks
     // the old containers under other names), or it was removed behind keyward's back.
     const holder = await instanceLockHolder(name, lockDirectoryOf(context.settings));

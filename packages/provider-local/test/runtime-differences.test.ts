@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import {
   healthStatus,
+  isMissingContainer,
   matchesAllLabels,
   networkAttachStrategy,
   publishedHostPort,
@@ -88,5 +89,19 @@ describe('podman / docker differences', () => {
     });
     expect(split.connect).toEqual([{ network: 'keyward-a-egress', endpoint: {} }]);
     expect(splitNetworks({ name: 'x', HostConfig: { NetworkMode: 'container:y' } }).connect).toEqual([]);
+  });
+
+  it('counts a container as missing on 404, and on podman archive 500 "no such container" only', () => {
+    const archive500 = Object.assign(new Error('(HTTP code 500) server error - no such container'), {
+      statusCode: 500,
+      json: { cause: 'no such container', message: 'no such container', response: 500 },
+    });
+    expect(isMissingContainer(Object.assign(new Error('no such container'), { statusCode: 404 }))).toBe(true);
+    expect(isMissingContainer(archive500)).toBe(true);
+    expect(
+      isMissingContainer(Object.assign(new Error('(HTTP code 500) server error - disk full'), { statusCode: 500 })),
+    ).toBe(false);
+    expect(isMissingContainer(Object.assign(new Error('no such container'), { statusCode: 409 }))).toBe(false);
+    expect(isMissingContainer(new Error('connect ENOENT /run/keyward-podman.sock'))).toBe(false);
   });
 });
