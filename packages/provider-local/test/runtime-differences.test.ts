@@ -99,9 +99,13 @@ describe('podman / docker differences', () => {
     expect(isMissingContainer(Object.assign(new Error('no such container'), { statusCode: 404 }))).toBe(true);
     expect(isMissingContainer(archive500)).toBe(true);
     expect(
-      isMissingContainer(Object.assign(new Error('(HTTP code 500) server error - disk full'), { statusCode: 500 })),
+      isMissingContainer(
+        Object.assign(new Error('(HTTP code 500) server error - disk full'), { statusCode: 500 }),
+      ),
     ).toBe(false);
-    expect(isMissingContainer(Object.assign(new Error('no such container'), { statusCode: 409 }))).toBe(false);
+    expect(isMissingContainer(Object.assign(new Error('no such container'), { statusCode: 409 }))).toBe(
+      false,
+    );
     expect(isMissingContainer(new Error('connect ENOENT /run/keyward-podman.sock'))).toBe(false);
   });
 });
