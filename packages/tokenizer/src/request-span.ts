@@ -11,9 +11,10 @@ import {
   type TraceState,
 } from '@opentelemetry/api';
 import {
-  hrTime,
+  addHrTimes,
   hrTimeDuration,
   type InstrumentationScope,
+  millisToHrTime,
   TraceState as W3cTraceState,
 } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
@@ -62,7 +63,11 @@ export class RequestSpan implements ReadableSpan, SpanContext {
   error: string | undefined = undefined;
   detail: string | undefined = undefined;
   credentials: readonly string[] = [];
+  // Built when the exporter first reads them (the protobuf encoder reads every field twice).
   private builtAttributes: Attributes | undefined = undefined;
+  private builtStartTime: HrTime | undefined = undefined;
+  private builtEndTime: HrTime | undefined = undefined;
+  private builtParentSpanContext: SpanContext | undefined = undefined;
 
   constructor(
     private readonly settings: RequestSpanSettings,
@@ -100,20 +105,23 @@ export class RequestSpan implements ReadableSpan, SpanContext {
 
   get parentSpanContext(): SpanContext | undefined {
     if (this.parentSpanId === undefined) return undefined;
-    return {
+    this.builtParentSpanContext ??= {
       traceId: this.traceId,
       spanId: this.parentSpanId,
       traceFlags: this.parentSampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
       isRemote: true,
     };
+    return this.builtParentSpanContext;
   }
 
   get startTime(): HrTime {
-    return hrTime(this.startMs);
+    this.builtStartTime ??= epochTime(this.startMs);
+    return this.builtStartTime;
   }
 
   get endTime(): HrTime {
-    return hrTime(this.endMs);
+    this.builtEndTime ??= epochTime(this.endMs);
+    return this.builtEndTime;
   }
 
   get duration(): HrTime {
@@ -156,7 +164,6 @@ export class RequestSpan implements ReadableSpan, SpanContext {
     return this.settings.scope;
   }
 
-  /** Built once, when the exporter first reads it (the protobuf encoder reads it twice). */
   get attributes(): Attributes {
     this.builtAttributes ??= this.buildAttributes();
     return this.builtAttributes;
@@ -189,6 +196,15 @@ export class RequestSpan implements ReadableSpan, SpanContext {
     }
     return attributes;
   }
+}
+
+/** The time origin as HrTime, read once (hrTime() reads it on every call). */
+let timeOrigin: HrTime | undefined;
+
+/** performance.now() milliseconds as wall-clock HrTime, the SDK's own clock for spans. */
+function epochTime(performanceMs: number): HrTime {
+  timeOrigin ??= millisToHrTime(performance.timeOrigin);
+  return addHrTimes(timeOrigin, millisToHrTime(performanceMs));
 }
 
 /** The part of a span processor the tracer uses: BatchSpanProcessor in the proxy. */
