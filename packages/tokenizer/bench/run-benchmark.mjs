@@ -47,6 +47,8 @@ const TELEMETRY_PAIRS = Math.max(1, Number(process.env.BENCH_TELEMETRY_PAIRS ?? 
 const TELEMETRY_PHASE_MS = Number(process.env.BENCH_TELEMETRY_PHASE_MS ?? 1000);
 const TELEMETRY_SETTLE_MS = Number(process.env.BENCH_TELEMETRY_SETTLE_MS ?? 200);
 const TELEMETRY_WARMUP_MS = 3000;
+// Which samplings: default (10%), every (every request traced), none (metrics only).
+const TELEMETRY_VARIANTS = (process.env.BENCH_TELEMETRY_VARIANTS ?? 'default,every,none').split(',');
 // BENCH_TELEMETRY_ONLY=1: only the OpenTelemetry measurement (no nginx rounds, no reference).
 const TELEMETRY_ONLY = process.env.BENCH_TELEMETRY_ONLY === '1';
 const CLOCK_TICKS = 100;
@@ -577,6 +579,7 @@ async function main() {
   };
   // wrk sends no traceparent: the default sampling traces one request in ten; parentbased_always_on
   // traces every request (as a caller that samples all its traces would). Metrics count every request.
+  // (c): metrics and the sampling decision only, no span: what is left when no request is traced.
   const telemetryVariants = [
     { label: '(a) default sampling (10%)', hooks: 'default', env: telemetryEnv },
     {
@@ -584,7 +587,12 @@ async function main() {
       hooks: 'every',
       env: { ...telemetryEnv, OTEL_TRACES_SAMPLER: 'parentbased_always_on' },
     },
-  ];
+    {
+      label: '(c) no request traced, metrics only',
+      hooks: 'none',
+      env: { ...telemetryEnv, OTEL_TRACES_SAMPLER: 'parentbased_always_off' },
+    },
+  ].filter((variant) => TELEMETRY_VARIANTS.includes(variant.hooks));
   if (TELEMETRY_CONCURRENCY.length > 0) await startOtlpSink(otlpSinkPort);
   const nginxPortFor = (workers) => upstreamPort + 10 + workers;
   startNginx(
