@@ -35,13 +35,22 @@ const CLOSE_CONCURRENCY = (process.env.BENCH_CLOSE_CONCURRENCY ?? '64')
   .split(',')
   .filter(Boolean)
   .map(Number);
-// At these concurrencies (first worker count), proxies with OpenTelemetry on (spans and metrics
-// exported over OTLP/HTTP protobuf to a local sink) join the same alternating rounds: with the
-// default sampling and with every request traced.
+// What OpenTelemetry costs (spans and metrics exported over OTLP/HTTP protobuf to a local sink), at
+// these concurrencies, 1 worker: one proxy under one constant wrk load, its telemetry switched on
+// and off every BENCH_TELEMETRY_PHASE_MS (bench/telemetry-toggle.mjs), BENCH_TELEMETRY_PAIRS
+// on/off pairs; with the default sampling, then with every request traced.
 const TELEMETRY_CONCURRENCY = (process.env.BENCH_TELEMETRY_CONCURRENCY ?? '64')
   .split(',')
   .filter(Boolean)
   .map(Number);
+const TELEMETRY_PAIRS = Math.max(1, Number(process.env.BENCH_TELEMETRY_PAIRS ?? 20));
+const TELEMETRY_PHASE_MS = Number(process.env.BENCH_TELEMETRY_PHASE_MS ?? 1000);
+const TELEMETRY_SETTLE_MS = Number(process.env.BENCH_TELEMETRY_SETTLE_MS ?? 200);
+const TELEMETRY_WARMUP_MS = 3000;
+// Which samplings: default (10%), every (every request traced), none (metrics only).
+const TELEMETRY_VARIANTS = (process.env.BENCH_TELEMETRY_VARIANTS ?? 'default,every,none').split(',');
+// BENCH_TELEMETRY_ONLY=1: only the OpenTelemetry measurement (no nginx rounds, no reference).
+const TELEMETRY_ONLY = process.env.BENCH_TELEMETRY_ONLY === '1';
 const CLOCK_TICKS = 100;
 // BENCH_DIAGNOSTICS=1: the proxy runs with bench/event-loop-probe.cjs, and every round of it
 // reports its event-loop delay and GC pauses (a timer every millisecond: not for the figures).
@@ -194,8 +203,8 @@ function cpuSeconds(pids) {
 }
 
 /** One wrk run; `pids()` lists the processes whose CPU per request is measured. */
-function wrk(url, concurrency, script, pids = () => []) {
-  const args = ['-t', '2', '-c', String(concurrency), '-d', `${DURATION}s`, '--latency', '--timeout', '10s'];
+function wrk(url, concurrency, script, pids = () => [], seconds = DURATION) {
+  const args = ['-t', '2', '-c', String(concurrency), '-d', `${seconds}s`, '--latency', '--timeout', '10s'];
   if (script) args.push('-s', script);
   args.push(url);
   const cpuBefore = cpuSeconds(pids());
@@ -280,8 +289,9 @@ async function startOtlpSink(port) {
   return child;
 }
 
-async function startTokenizer(port, workers, extraEnv = {}) {
-  const probe = DIAGNOSTICS && workers === 1;
+async function startTokenizer(port, workers, extraEnv = {}, extraNodeOptions = '') {
+  const probe = DIAGNOSTICS && workers === 1 && !extraNodeOptions;
+  const nodeOptions = extraNodeOptions ? `${NODE_OPTIONS} ${extraNodeOptions}` : NODE_OPTIONS;
   const child = spawn(process.execPath, [CLI, 'serve'], {
     env: {
       ...process.env,
@@ -292,8 +302,8 @@ async function startTokenizer(port, workers, extraEnv = {}) {
       TOKENIZER_UPSTREAM_CA_FILE: file('ca.pem'),
       TOKENIZER_WORKERS: String(workers),
       NODE_OPTIONS: probe
-        ? `${NODE_OPTIONS} --require ${join(packageDirectory, 'bench', 'event-loop-probe.cjs')}`
-        : NODE_OPTIONS,
+        ? `${nodeOptions} --require ${join(packageDirectory, 'bench', 'event-loop-probe.cjs')}`
+        : nodeOptions,
     },
     // Audit lines stay on (as in production) and go to /dev/null.
     stdio: ['ignore', 'ignore', probe ? 'pipe' : 'inherit'],
@@ -313,6 +323,127 @@ async function startTokenizer(port, workers, extraEnv = {}) {
   await waitForPort(port);
   await sleep(300 * workers);
   return child;
+}
+
+/** The q-quantile (0–1) of the finite values, interpolated. */
+function quantile(values, q) {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const position = (sorted.length - 1) * q;
+  const below = Math.floor(position);
+  const above = Math.min(below + 1, sorted.length - 1);
+  return sorted[below] + (sorted[above] - sorted[below]) * (position - below);
+}
+
+/**
+ * OpenTelemetry's cost in one proxy process under one constant wrk load: bench/telemetry-toggle.mjs
+ * switches the proxy's telemetry on and off and records every phase; adjacent on/off phases make a
+ * pair. Returns, per sampling variant and concurrency, the pairs' ratios and the sums.
+ */
+async function measureTelemetry({ variants, port, url }) {
+  const results = [];
+  for (const concurrency of TELEMETRY_CONCURRENCY) {
+    for (const variant of variants) {
+      const toggleFile = file(`toggle-${variant.hooks}-${concurrency}.jsonl`);
+      const loadBefore = loadavg();
+      const child = await startTokenizer(
+        port,
+        1,
+        {
+          ...variant.env,
+          BENCH_TOGGLE_DIST: dirname(CLI),
+          BENCH_TOGGLE_FILE: toggleFile,
+          BENCH_TOGGLE_PHASE_MS: String(TELEMETRY_PHASE_MS),
+          BENCH_TOGGLE_SETTLE_MS: String(TELEMETRY_SETTLE_MS),
+          BENCH_TOGGLE_WARMUP_MS: String(TELEMETRY_WARMUP_MS),
+        },
+        `--import ${join(packageDirectory, 'bench', 'telemetry-toggle.mjs')}`,
+      );
+      // Phases run a little longer than their nominal length (exports, timers on a busy loop).
+      const seconds =
+        Math.ceil(((TELEMETRY_WARMUP_MS + 2 * TELEMETRY_PAIRS * TELEMETRY_PHASE_MS) * 1.15) / 1000) + 2;
+      const overall = wrk(url, concurrency, file('tokenizer.lua'), () => [child.pid], seconds);
+      const wrkEnded = Date.now();
+      const loadAfter = loadavg();
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      const phases = readFileSync(toggleFile, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line))
+        // A phase that ended after the load stopped is not a loaded phase.
+        .filter((phase) => phase.endedAt <= wrkEnded && phase.requests > 0);
+      const pairs = [];
+      for (const on of phases) {
+        const off = phases.find((phase) => phase.phase === on.phase + 1);
+        if (!on.telemetry || off === undefined || pairs.length >= TELEMETRY_PAIRS) continue;
+        pairs.push({ on, off });
+      }
+      const rate = (phase) => (phase.requests * 1000) / phase.ms;
+      const cpu = (phase) => phase.cpuMicroseconds / phase.requests;
+      const sum = (list, key) => list.reduce((total, phase) => total + phase[key], 0);
+      const total = (side) => {
+        const list = pairs.map((pair) => pair[side]);
+        return {
+          rps: (sum(list, 'requests') * 1000) / sum(list, 'ms'),
+          cpuMicroseconds: sum(list, 'cpuMicroseconds') / sum(list, 'requests'),
+        };
+      };
+      results.push({
+        label: variant.label,
+        hooks: variant.hooks,
+        concurrency,
+        seconds,
+        overall,
+        loadBefore,
+        loadAfter,
+        pairs: pairs.map(({ on, off }) => ({
+          rps: rate(on) / rate(off),
+          cpu: cpu(on) / cpu(off),
+          onCpu: cpu(on),
+          offCpu: cpu(off),
+        })),
+        on: total('on'),
+        off: total('off'),
+      });
+    }
+  }
+  // The hooks alone, in a process of their own, for comparison.
+  const hooks = {};
+  for (const result of results) {
+    hooks[result.hooks] ??= await measureTelemetryHooks(result.hooks, undefined, dirname(CLI));
+    result.hooksMicroseconds = hooks[result.hooks].microsecondsPerRequest;
+  }
+  return results;
+}
+
+function printTelemetry(results, median) {
+  if (results.length === 0) return;
+  const format = (value, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+  const load = (values) => values.map((value) => value.toFixed(2)).join(' ');
+  console.log(
+    `\nOpenTelemetry on vs off in one proxy (1 worker, spans + metrics over OTLP/HTTP protobuf to a sink on loopback) under one constant wrk -t2 load; telemetry switched every ${TELEMETRY_PHASE_MS} ms (the first ${TELEMETRY_SETTLE_MS} ms of each phase not measured), ${TELEMETRY_PAIRS} on/off pairs per line; proxy NODE_OPTIONS=${JSON.stringify(NODE_OPTIONS)}, ${new Date().toISOString()}`,
+  );
+  console.log(
+    '| sampling | c | req/s on ÷ off: median of pairs (p25–p75) | all pairs summed | throughput cost | CPU µs/req off → on (summed) | CPU on ÷ off: median (p25–p75) | hooks alone µs/req | load average before → after |',
+  );
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const result of results) {
+    const rps = result.pairs.map((pair) => pair.rps);
+    const cpu = result.pairs.map((pair) => pair.cpu);
+    const rpsMedian = median(rps);
+    console.log(
+      `| ${result.label} | ${result.concurrency} | ${format(rpsMedian)} (${format(quantile(rps, 0.25))}–${format(quantile(rps, 0.75))}) | ${format(result.on.rps / result.off.rps)} | ${format((1 - rpsMedian) * 100, 1)}% | ${format(result.off.cpuMicroseconds, 1)} → ${format(result.on.cpuMicroseconds, 1)} | ${format(median(cpu))}× (${format(quantile(cpu, 0.25))}–${format(quantile(cpu, 0.75))}) | ${format(result.hooksMicroseconds)} | ${load(result.loadBefore)} → ${load(result.loadAfter)} |`,
+    );
+  }
+  for (const result of results) {
+    console.log(
+      `  ${result.label}, c=${result.concurrency}: ${result.pairs.length} pairs (wrk ${format(result.overall.rps, 0)} req/s over ${result.seconds} s); per pair req/s on÷off; CPU µs/req off → on:`,
+    );
+    console.log(
+      `    ${result.pairs.map((pair) => `${format(pair.rps)}; ${format(pair.offCpu, 0)} → ${format(pair.onCpu, 0)}`).join('  |  ')}`,
+    );
+  }
 }
 
 /** The reference's binary, or undefined where the module proxy refuses its pinned commit (exit 3). */
@@ -411,7 +542,7 @@ async function idleKeepAliveRss(proxyPort, upstreamPort, token) {
 
 async function main() {
   ensureTools();
-  const referenceBinary = buildReference();
+  const referenceBinary = TELEMETRY_ONLY ? undefined : buildReference();
   execFileSync('pnpm', ['run', 'build'], { cwd: packageDirectory, stdio: 'inherit' });
   const library = await import(join(packageDirectory, 'dist', 'index.js'));
   makeCertificates();
@@ -448,20 +579,20 @@ async function main() {
   };
   // wrk sends no traceparent: the default sampling traces one request in ten; parentbased_always_on
   // traces every request (as a caller that samples all its traces would). Metrics count every request.
+  // (c): metrics and the sampling decision only, no span: what is left when no request is traced.
   const telemetryVariants = [
+    { label: '(a) default sampling (10%)', hooks: 'default', env: telemetryEnv },
     {
-      label: 'OpenTelemetry, default sampling',
-      hooks: 'default',
-      port: telemetryProxyPort,
-      env: telemetryEnv,
-    },
-    {
-      label: 'OpenTelemetry, every request traced',
+      label: '(b) every request traced',
       hooks: 'every',
-      port: upstreamPort + 5,
       env: { ...telemetryEnv, OTEL_TRACES_SAMPLER: 'parentbased_always_on' },
     },
-  ];
+    {
+      label: '(c) no request traced, metrics only',
+      hooks: 'none',
+      env: { ...telemetryEnv, OTEL_TRACES_SAMPLER: 'parentbased_always_off' },
+    },
+  ].filter((variant) => TELEMETRY_VARIANTS.includes(variant.hooks));
   if (TELEMETRY_CONCURRENCY.length > 0) await startOtlpSink(otlpSinkPort);
   const nginxPortFor = (workers) => upstreamPort + 10 + workers;
   startNginx(
@@ -537,7 +668,16 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
   const rows = [];
   const diagnosticRows = [];
   const roundRatios = [];
-  const telemetryRatios = [];
+  const telemetry = await measureTelemetry({
+    variants: telemetryVariants,
+    port: telemetryProxyPort,
+    url: `http://127.0.0.1:${telemetryProxyPort}`,
+    median,
+  });
+  if (TELEMETRY_ONLY) {
+    printTelemetry(telemetry, median);
+    return;
+  }
   for (const concurrency of CONCURRENCY) {
     const directUrl = `https://127.0.0.1:${upstreamPort}/`;
     warmUp(directUrl);
@@ -550,20 +690,6 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
       const proxyUrl = `http://127.0.0.1:${proxyPort}`;
       const child = await startTokenizer(proxyPort, workers);
       const reference = referenceBinary ? await startReference(referenceBinary, referencePort) : undefined;
-      const telemetryRuns = [];
-      if (workers === WORKER_COUNTS[0] && TELEMETRY_CONCURRENCY.includes(concurrency)) {
-        for (const variant of telemetryVariants) {
-          const running = await startTokenizer(variant.port, workers, variant.env);
-          telemetryRuns.push({
-            ...variant,
-            child: running,
-            url: `http://127.0.0.1:${variant.port}`,
-            pids: () => [running.pid, ...childPids(running.pid)],
-            results: [],
-            rss: 0,
-          });
-        }
-      }
       const referenceUrl = `http://127.0.0.1:${referencePort}`;
       const proxyPids = () => [child.pid, ...childPids(child.pid)];
       const nginxResults = [];
@@ -580,11 +706,6 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
         const report = await roundDiagnostics(child.pid);
         if (report) diagnosticRows.push({ concurrency, round: round + 1, ...proxyResults.at(-1), report });
         rss = Math.max(rss, rssOf(proxyPids()));
-        for (const run of telemetryRuns) {
-          warmUp(run.url, file('tokenizer.lua'));
-          run.results.push(wrk(run.url, concurrency, file('tokenizer.lua'), run.pids));
-          run.rss = Math.max(run.rss, rssOf(run.pids()));
-        }
         if (reference) {
           warmUp(referenceUrl, file('tokenizer.lua'));
           referenceResults.push(wrk(referenceUrl, concurrency, file('tokenizer.lua'), () => [reference.pid]));
@@ -614,27 +735,6 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
         rss,
         ...summarise(proxyResults),
       });
-      for (const run of telemetryRuns) {
-        rows.push({
-          name: `keyward-tokenizer + ${run.label} (${workers} worker${plural})`,
-          concurrency,
-          workers,
-          rss: run.rss,
-          ...summarise(run.results),
-        });
-        telemetryRatios.push({
-          label: `${run.label}, c=${concurrency}, ${workers} worker${plural}`,
-          hooks: run.hooks,
-          off: summarise(proxyResults),
-          on: summarise(run.results),
-          ratios: run.results.map((result, round) => ({
-            rps: result.rps / (proxyResults[round]?.rps ?? Number.NaN),
-            cpu: result.cpuMicroseconds / (proxyResults[round]?.cpuMicroseconds ?? Number.NaN),
-            offCpu: proxyResults[round]?.cpuMicroseconds,
-            onCpu: result.cpuMicroseconds,
-          })),
-        });
-      }
       if (reference) {
         rows.push({
           name: `Fly.io tokenizer (Go), ${workers}-worker rounds`,
@@ -645,7 +745,7 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
           ...summarise(referenceResults),
         });
       }
-      for (const running of [child, reference, ...telemetryRuns.map((run) => run.child)].filter(Boolean)) {
+      for (const running of [child, reference].filter(Boolean)) {
         running.kill('SIGTERM');
         await new Promise((resolve) => running.once('exit', resolve));
       }
@@ -738,26 +838,7 @@ wrk.headers["Proxy-Authorization"] = "Bearer trustno1"
       `  ${label}: ${ratios.map((ratio) => `${format(ratio.rps)}; ${format(ratio.p99)} / ${format(ratio.referenceRps)}; ${format(ratio.referenceP99)}`).join('  |  ')}`,
     );
   }
-  if (telemetryRatios.length > 0) {
-    console.log(
-      '\nOpenTelemetry on (spans + metrics, OTLP/HTTP protobuf to a local sink) vs off, same rounds — medians of the per-round ratios; per round: req/s on/off; CPU µs/req off → on:',
-    );
-    // The hooks alone, in a process of their own: CPU time, which the machine's load moves far less.
-    const hooks = {};
-    for (const mode of new Set(telemetryRatios.map((item) => item.hooks)))
-      hooks[mode] = await measureTelemetryHooks(mode);
-    for (const { label, off, ratios, hooks: mode } of telemetryRatios) {
-      const rpsRatio = median(ratios.map((ratio) => ratio.rps));
-      const cpuRatio = median(ratios.map((ratio) => ratio.cpu));
-      const alone = hooks[mode].microsecondsPerRequest;
-      console.log(
-        `  ${label}: req/s ${format(rpsRatio)}× (cost ${format((1 - rpsRatio) * 100, 1)}%), CPU per request ${format(cpuRatio)}×; the hooks alone ${format(alone)} µs CPU per request = ${format((alone / off.cpuMicroseconds) * 100, 1)}% of the proxy's ${format(off.cpuMicroseconds, 0)} µs`,
-      );
-      console.log(
-        `    rounds: ${ratios.map((ratio) => `${format(ratio.rps)}; ${format(ratio.offCpu, 0)} → ${format(ratio.onCpu, 0)}`).join('  |  ')}`,
-      );
-    }
-  }
+  printTelemetry(telemetry, median);
   if (closeRows.length > 0) {
     console.log('\nclient closes its connection after every answer (Connection: close), 1 worker:');
     console.log(

@@ -4,7 +4,7 @@
 // another process, the metrics), with no proxy around them. process.cpuUsage() counts every
 // thread of this process (the GC's too), so the figure holds on a loaded machine where
 // requests/s do not. Run by run-benchmark.mjs; alone:
-//   node bench/telemetry-hooks.mjs <default|every|none> [requests]
+//   node bench/telemetry-hooks.mjs <default|every|none> [requests] [dist directory]
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -18,13 +18,14 @@ const SAMPLING = {
 };
 // Like the proxy at c=64: a few requests per event-loop turn, none carrying trace context (as wrk).
 const REQUESTS_PER_TURN = 16;
+const defaultDist = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 
 /** Measures one sampling in a fresh process (its heap and JIT state are its own). */
-export function measureTelemetryHooks(mode, requests = 300_000) {
+export function measureTelemetryHooks(mode, requests = 300_000, distDirectory = defaultDist) {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--max-semi-space-size=64', fileURLToPath(import.meta.url), mode, String(requests)],
+      ['--max-semi-space-size=64', fileURLToPath(import.meta.url), mode, String(requests), distDirectory],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let output = '';
@@ -53,9 +54,8 @@ async function waitForPort(port) {
   }
 }
 
-async function main(mode, requests) {
+async function main(mode, requests, distDirectory) {
   if (!(mode in SAMPLING)) throw new Error(`usage: telemetry-hooks.mjs <${Object.keys(SAMPLING).join('|')}>`);
-  const distDirectory = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
   const { loadTelemetry } = await import(join(distDirectory, 'telemetry.js'));
   const port = 20000 + Math.floor(Math.random() * 20000);
   const sinkSource = `require('node:http').createServer((req, res) => { req.resume(); req.on('end', () => { res.writeHead(200, { 'content-type': 'application/x-protobuf' }); res.end(); }); }).listen(${port}, '127.0.0.1');`;
@@ -140,5 +140,9 @@ async function main(mode, requests) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  await main(process.argv[2] ?? 'default', Number(process.argv[3] ?? 300_000));
+  await main(
+    process.argv[2] ?? 'default',
+    Number(process.argv[3] ?? 300_000),
+    process.argv[4] ?? defaultDist,
+  );
 }

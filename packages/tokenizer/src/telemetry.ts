@@ -55,6 +55,8 @@ export interface RequestTelemetry {
   endRequest(span: unknown, entry: AuditEntry, durationSeconds: number): void;
   /** A request refused before it could be parsed: metrics only. */
   recordMalformed(status: number): void;
+  /** Exports the spans queued so far (metrics keep their interval). */
+  flushSpans(): Promise<void>;
   /** Requests in flight, read when metrics are collected. */
   observeInFlight(read: () => number): void;
   /** Exports what is queued and stops. */
