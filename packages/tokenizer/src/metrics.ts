@@ -24,13 +24,25 @@ export class ProxyMetrics {
 
   private readonly labelKeys = new Map<string, string>();
 
+  /** The previous request's outcome and its label string: most requests repeat it. */
+  private lastStatus = -1;
+  private lastDecision = '';
+  private lastKey = '';
+
   recordRequest(status: number, decision: string, durationSeconds: number): void {
-    // Label strings are built once per (decision, status) pair, not per request.
-    const short = decision + status;
-    let key = this.labelKeys.get(short);
-    if (key === undefined) {
-      key = `decision="${decision}",status="${status}"`;
-      if (this.labelKeys.size < 1024) this.labelKeys.set(short, key);
+    let key: string | undefined;
+    if (status === this.lastStatus && decision === this.lastDecision) key = this.lastKey;
+    else {
+      // Label strings are built once per (decision, status) pair, not per request.
+      const short = decision + status;
+      key = this.labelKeys.get(short);
+      if (key === undefined) {
+        key = `decision="${decision}",status="${status}"`;
+        if (this.labelKeys.size < 1024) this.labelKeys.set(short, key);
+      }
+      this.lastStatus = status;
+      this.lastDecision = decision;
+      this.lastKey = key;
     }
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
     this.durationSum += durationSeconds;

@@ -30,6 +30,8 @@ export class ProxyCredentials {
   readonly lines: readonly string[];
   readonly tokens: string[];
   private digests: Buffer[] | undefined;
+  /** A digest these credentials matched already (the same secret, on a kept-alive connection). */
+  private matched: Uint8Array | undefined = undefined;
 
   /**
    * `previous` when it was built from exactly these lines (the previous request of a kept-alive
@@ -66,6 +68,8 @@ export class ProxyCredentials {
 
   /** Constant-time comparison of SHA-256(candidate) with the sealed digest. */
   matchesDigest(digest: Uint8Array): boolean {
+    // The same digest object (the cached secret's) that matched before: the client knows it did.
+    if (digest === this.matched) return true;
     if (digest.length !== 32) return false;
     // One-shot hash(): no Hash object per candidate (this runs on every request).
     this.digests ??= this.tokens.map((token) => hash('sha256', token, 'buffer') as unknown as Buffer);
@@ -74,6 +78,7 @@ export class ProxyCredentials {
       // No early exit: every candidate is compared.
       if (timingSafeEqual(candidate, digest)) matched = true;
     }
+    if (matched) this.matched = digest;
     return matched;
   }
 }

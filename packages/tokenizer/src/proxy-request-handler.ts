@@ -6,7 +6,12 @@ import { ProcessorRuntimeError } from './header-rules.js';
 import type { HttpMessageError } from './http-messages.js';
 import type { ProxyMetrics } from './metrics.js';
 import { BodyTooLargeError } from './outgoing-request.js';
-import { type PreparedRequest, type RequestPreparer, scanHeaders } from './request-preparation.js';
+import {
+  connectionMemory,
+  type PreparedRequest,
+  type RequestPreparer,
+  scanHeaders,
+} from './request-preparation.js';
 import {
   checkRequestForm,
   isDeniedAddressLiteral,
@@ -121,7 +126,12 @@ export class ProxyRequestHandler implements ClientConnectionOptions, ExchangeErr
       if (req.method === 'CONNECT') entry.host = req.url;
       checkRequestForm(req.method, req.minorVersion, scanned.host);
       if (req.contentLength > this.maxBodyBytes) throw new BodyTooLargeError(this.maxBodyBytes);
-      const target = resolveRequestTarget(req.url, scanned.host, this.ownHostnames);
+      const target = resolveRequestTarget(
+        req.url,
+        scanned.host,
+        this.ownHostnames,
+        connectionMemory(req.connection).authority,
+      );
       entry.host = target.authority;
       const queryIndex = target.path.indexOf('?');
       entry.path = queryIndex < 0 ? target.path : target.path.slice(0, queryIndex);
@@ -237,7 +247,7 @@ export class ProxyRequestHandler implements ClientConnectionOptions, ExchangeErr
         port: target.dialPort,
         hostHeader: target.hostHeader,
         // Upstream connections are never shared between different credentials (upstream-pool.ts).
-        partition: exchange.entry.credentials.join(','),
+        partition: partitionOf(exchange.entry.credentials),
       },
       {
         method: request.method,
@@ -259,6 +269,11 @@ export class ProxyRequestHandler implements ClientConnectionOptions, ExchangeErr
       this.audit(entry);
     }
   }
+}
+
+/** The credentials' fingerprints joined by commas (one credential: its fingerprint, no new string). */
+function partitionOf(credentials: readonly string[]): string {
+  return credentials.length === 1 ? (credentials[0] as string) : credentials.join(',');
 }
 
 function upstreamErrorText(error: unknown): string {

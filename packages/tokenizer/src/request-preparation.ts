@@ -1,16 +1,17 @@
 import type { AuditEntry } from './audit-log.js';
-import type { ClientRequest } from './client-connection.js';
+import type { ClientConnection, ClientRequest } from './client-connection.js';
 import { BadRequestError } from './errors.js';
 import { type JsonValue, parseJsonTree } from './go-json.js';
+import { HeaderNameSet } from './header-name-set.js';
 import { type Params, PROXY_CONTROLLED_HEADERS } from './header-rules.js';
 import { OutgoingBody, type OutgoingHeaders, type OutgoingRequest } from './outgoing-request.js';
 import { createProcessor, type RequestProcessor, type ResponseProcessor } from './processors.js';
 import { authorize, detachedCopy, ProxyCredentials } from './proxy-auth.js';
-import type { RequestTarget } from './request-target.js';
+import { AuthorityMemo, type RequestTarget } from './request-target.js';
 import { type ResolvedSecret, type SecretResolver, tokenDigest, validateHost } from './secret-resolver.js';
 
 // Never forwarded: hop-by-hop headers and the proxy's own headers (framing is re-done upstream).
-const REQUEST_HEADERS_DROPPED = new Set([...PROXY_CONTROLLED_HEADERS, 'http2-settings']);
+const REQUEST_HEADERS_DROPPED = new HeaderNameSet([...PROXY_CONTROLLED_HEADERS, 'http2-settings']);
 
 const NO_PARAMS: Params = Object.freeze(Object.create(null));
 
@@ -33,6 +34,8 @@ export class ConnectionCredentials {
   tokens: string[] = [];
   tokenDigests: string[] = [];
   proxyCredentials: ProxyCredentials | undefined = undefined;
+  /** The previous request's authority, resolved (request-target.ts). */
+  readonly authority = new AuthorityMemo();
 
   /** tokenDigest(token), from the previous request when it carried the same token at `index`. */
   digestOf(token: string, index: number): string {
@@ -45,6 +48,16 @@ export class ConnectionCredentials {
     }
     return digest;
   }
+}
+
+/** What a client connection remembers from one request to the next (created with its first). */
+export function connectionMemory(connection: ClientConnection): ConnectionCredentials {
+  let remembered = connection.handlerState as ConnectionCredentials | undefined;
+  if (remembered === undefined) {
+    remembered = new ConnectionCredentials();
+    connection.handlerState = remembered;
+  }
+  return remembered;
 }
 
 /** The request to send upstream, with the response processors its secrets asked for. */
@@ -160,12 +173,7 @@ export class RequestPreparer {
       headers,
       body: new OutgoingBody(hasBody ? req.body : undefined, this.maxBodyBytes),
     };
-    const connection = req.connection;
-    let remembered = connection.handlerState as ConnectionCredentials | undefined;
-    if (remembered === undefined) {
-      remembered = new ConnectionCredentials();
-      connection.handlerState = remembered;
-    }
+    const remembered = connectionMemory(req.connection);
     const credentials = ProxyCredentials.reuse(authorizationLines, remembered.proxyCredentials);
     remembered.proxyCredentials = credentials;
     const queryIndex = target.path.indexOf('?');

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { isPrivateAddress } from './address-policy.js';
 import { BadRequestError } from './errors.js';
+import { detachedCopy } from './proxy-auth.js';
 
 /** Where a client request goes: what validators check, what is dialled, what is sent as Host. */
 export interface RequestTarget {
@@ -14,6 +15,43 @@ export interface RequestTarget {
   /** Port written in the authority (undefined when none). */
   authorityPort: number | undefined;
   path: string;
+}
+
+/**
+ * The last absolute-form authority (and Host header) a connection's requests named, with what it
+ * resolved to: resolving it (splitting, the host rules, the Host check) is a few thousand
+ * instructions, repeated for every request of a kept-alive connection. Kept as copies, so that
+ * they do not hold the request head they came from.
+ */
+export class AuthorityMemo {
+  authority: string | undefined = undefined;
+  hostHeader: string | undefined = undefined;
+  target: RequestTarget | undefined = undefined;
+
+  remember(authority: string, hostHeader: string | undefined, target: RequestTarget): void {
+    this.authority = detachedCopy(authority);
+    this.hostHeader = hostHeader === undefined ? undefined : detachedCopy(hostHeader);
+    this.target = withPath(
+      {
+        ...target,
+        authority: this.authority,
+        hostname: detachedCopy(target.hostname),
+        hostHeader: detachedCopy(target.hostHeader),
+      },
+      '/',
+    );
+  }
+}
+
+function withPath(target: RequestTarget, path: string): RequestTarget {
+  return {
+    authority: target.authority,
+    hostname: target.hostname,
+    dialPort: target.dialPort,
+    hostHeader: target.hostHeader,
+    authorityPort: target.authorityPort,
+    path,
+  };
 }
 
 /** A transparent-mode refusal: Go's http.Error writes these as text/plain with a trailing newline. */
@@ -78,30 +116,42 @@ export function resolveRequestTarget(
   url: string,
   hostHeader: string | undefined,
   ownHostnames: ReadonlySet<string>,
+  memo?: AuthorityMemo,
 ): RequestTarget {
-  const scheme = url.slice(0, 8).toLowerCase();
-  if (scheme.startsWith('http://')) {
-    const rest = url.slice(7);
-    let end = rest.length;
-    for (const stop of ['/', '?', '#']) {
-      const index = rest.indexOf(stop);
-      if (index >= 0 && index < end) end = index;
+  if (url.startsWith('http://') || url.slice(0, 7).toLowerCase() === 'http://') {
+    let end = url.length;
+    for (let index = 7; index < url.length; index++) {
+      const code = url.charCodeAt(index);
+      // '/', '?', '#'
+      if (code === 0x2f || code === 0x3f || code === 0x23) {
+        end = index;
+        break;
+      }
     }
-    const authority = rest.slice(0, end);
-    let path = rest.slice(end);
+    const authority = url.slice(7, end);
+    let path = url.slice(end);
     const hash = path.indexOf('#');
     if (hash >= 0) path = path.slice(0, hash);
     if (!path.startsWith('/')) path = `/${path}`;
     if (authority.includes('@'))
       throw new BadRequestError('BAD_TARGET', 'bad request: userinfo in request target');
+    // A kept-alive client names the same authority (and Host) request after request.
+    if (
+      memo !== undefined &&
+      memo.target !== undefined &&
+      memo.authority === authority &&
+      memo.hostHeader === hostHeader
+    )
+      return withPath(memo.target, path);
     const target = targetOfAuthority(authority, path);
     if (hostHeader !== undefined && !sameHost(hostHeader, target)) {
       throw new BadRequestError('BAD_TARGET', 'bad request: Host header does not match the request target');
     }
+    if (memo !== undefined) memo.remember(authority, hostHeader, target);
     return target;
   }
   // https:// would mean the client expects end-to-end TLS that we would silently drop.
-  if (scheme === 'https://') throw mustBeHttp();
+  if (url.slice(0, 8).toLowerCase() === 'https://') throw mustBeHttp();
   if (!url.startsWith('/'))
     throw new BadRequestError('BAD_TARGET', 'bad request: unsupported request target');
   if (ownHostnames.size === 0) throw new PlainTextRequestError('BAD_TARGET', "I'm not that kind of server");

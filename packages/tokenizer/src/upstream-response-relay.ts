@@ -2,12 +2,13 @@ import { UpstreamDeniedError } from './address-policy.js';
 import type { AuditEntry } from './audit-log.js';
 import { type ClientResponse, EMPTY_BODY, UNKNOWN_LENGTH } from './client-connection.js';
 import { TokenizerError } from './errors.js';
+import { HeaderNameSet } from './header-name-set.js';
 import { NO_BODY } from './http-messages.js';
 import type { ResponseProcessor } from './processors.js';
 import type { UpstreamExchange, UpstreamResponseHandler } from './upstream-pool.js';
 
 // Hop-by-hop headers of the upstream's response: the client connection writes its own framing.
-const RESPONSE_HEADERS_DROPPED = new Set([
+const HOP_BY_HOP_RESPONSE_HEADERS = [
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -16,6 +17,11 @@ const RESPONSE_HEADERS_DROPPED = new Set([
   'te',
   'trailer',
   'upgrade',
+];
+const RESPONSE_HEADERS_DROPPED = new HeaderNameSet(HOP_BY_HOP_RESPONSE_HEADERS);
+const RESPONSE_HEADERS_DROPPED_WITH_LENGTH = new HeaderNameSet([
+  ...HOP_BY_HOP_RESPONSE_HEADERS,
+  'content-length',
 ]);
 
 export const NO_PROCESSORS: ResponseProcessor[] = [];
@@ -72,11 +78,11 @@ export class UpstreamResponseRelay implements UpstreamResponseHandler {
     // Without a body (HEAD, 204, 304) the upstream's content-length is kept as it came;
     // otherwise the client connection writes its own framing headers.
     const keepLength = bodyLength === NO_BODY;
+    const dropped = keepLength ? RESPONSE_HEADERS_DROPPED : RESPONSE_HEADERS_DROPPED_WITH_LENGTH;
     const responseHeaders: string[] = [];
     for (let index = 0; index < rawHeaders.length; index += 2) {
       const name = rawHeaders[index] as string;
-      const lower = name.toLowerCase();
-      if (RESPONSE_HEADERS_DROPPED.has(lower) || (lower === 'content-length' && !keepLength)) continue;
+      if (dropped.hasIgnoringCase(name)) continue;
       responseHeaders.push(name, rawHeaders[index + 1] as string);
     }
     this.responseHeaders = responseHeaders;

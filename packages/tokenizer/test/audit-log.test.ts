@@ -21,7 +21,13 @@ const entry: fc.Arbitrary<AuditEntry> = fc
     host: text,
     path: text,
     status: fc.oneof(fc.integer({ min: 0, max: 599 }), fc.constant(Number.NaN)),
-    durationMs: fc.oneof(fc.double(), fc.constant(-0)),
+    // The proxy's durations are whole hundredths of a millisecond (written from integers).
+    durationMs: fc.oneof(
+      fc.double(),
+      fc.constant(-0),
+      fc.integer({ min: 0, max: 2_000_000_000 }).map((hundredths) => hundredths / 100),
+      fc.integer({ min: 0, max: 1_000_000 }).map((hundredths) => Math.round(hundredths * 1.001) / 100 + 1e-9),
+    ),
     decision: fc.constantFrom('forwarded' as const, 'denied' as const, 'error' as const),
     error: fc.option(text, { nil: undefined }),
     detail: fc.option(text, { nil: undefined }),

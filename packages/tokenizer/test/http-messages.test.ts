@@ -5,6 +5,7 @@ import {
   CHUNKED_BODY,
   ChunkedDecoder,
   HEADER_RULE_EXPRESSIONS,
+  HEADER_RULE_LOOPS,
   HttpMessageError,
   isValidHeaderName,
   isValidHeaderValue,
@@ -551,6 +552,104 @@ describe('the header rules as loops (the hot path) and as regular expressions', 
         },
       ),
       { numRuns: 5000 },
+    );
+  });
+
+  it('the status line and content-length loops agree with their regular expressions', () => {
+    const statusLine = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 30 }),
+      fc
+        .tuple(
+          fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/1.2', 'HTTP/2.0', 'http/1.1', 'HTTP/1.1 '),
+          fc.constantFrom(' ', '  ', '', '\t'),
+          fc.oneof(
+            fc.integer({ min: 0, max: 1000 }).map(String),
+            fc.constantFrom('2x0', '99', '1000', '0200'),
+          ),
+          fc.oneof(
+            fc.constant(''),
+            fc.string({
+              unit: fc.integer({ min: 0, max: 0x17f }).map((code) => String.fromCharCode(code)),
+              maxLength: 12,
+            }),
+          ),
+        )
+        .map(([version, space, status, reason]) => `${version}${space}${status}${reason}`),
+    );
+    fc.assert(
+      fc.property(statusLine, (line) => {
+        const match = HEADER_RULE_EXPRESSIONS.statusLine.exec(line);
+        expect(HEADER_RULE_LOOPS.statusOfLine(line)).toBe(match ? Number(match[2]) : 0);
+      }),
+      { numRuns: 5000 },
+    );
+    const length = fc.oneof(
+      fc.stringMatching(/^\d{0,17}$/),
+      fc.string({ unit: fc.constantFrom('0', '9', ' ', '+', '-', '.', 'e', 'x', '\u0660'), maxLength: 17 }),
+    );
+    fc.assert(
+      fc.property(length, (value) => {
+        expect(HEADER_RULE_LOOPS.isDecimalLength(value)).toBe(/^\d{1,15}$/.test(value));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('the one scan handles heads past the 64 KiB limit, in one line or in thousands', () => {
+    const long = head('GET / HTTP/1.1', `X-Long: ${'a'.repeat(70_000)}`);
+    expect(HEADER_RULE_EXPRESSIONS.cleanHead.test(long)).toBe(true);
+    expect(parseRequestHead(long).headers[1]).toHaveLength(70_000);
+    const many = head('GET / HTTP/1.1', ...Array.from({ length: 8000 }, (_, index) => `X-${index}: v`));
+    expect(parseRequestHead(many).headers).toHaveLength(16_000);
+    expect(refusedStatus(() => parseRequestHead(`${many}\r\nX-Last: a\rb`))).toBe(400);
+  });
+
+  it('a head the one scan finds clean parses exactly as with every line checked', () => {
+    const headText = fc.string({
+      unit: fc.constantFrom(
+        'a',
+        'B',
+        ':',
+        ' ',
+        '\t',
+        '\r',
+        '\n',
+        '\r\n',
+        '\x00',
+        '\x7f',
+        '\xe9',
+        '\x0b',
+        '1',
+        '\u0130',
+      ),
+      maxLength: 30,
+    });
+    const outcome = (parse: () => unknown) => {
+      try {
+        return { parsed: parse() };
+      } catch (error) {
+        expect(error).toBeInstanceOf(HttpMessageError);
+        return { refused: (error as HttpMessageError).message };
+      }
+    };
+    fc.assert(
+      fc.property(
+        fc.array(headText, { maxLength: 4 }),
+        fc.constantFrom('GET / HTTP/1.1', 'HTTP/1.1 200 OK', 'GET /\r HTTP/1.1', 'HTTP/1.1 200 O\nK'),
+        (fields, startLine) => {
+          const text = [startLine, ...fields].join('\r\n');
+          // Clean: nothing a value may not hold, and CR and LF only as CRLF pairs.
+          expect(HEADER_RULE_EXPRESSIONS.cleanHead.test(text)).toBe(
+            !HEADER_RULE_EXPRESSIONS.notInFieldValues.test(text) && !/\r(?!\n)|(?<!\r)\n/.test(text),
+          );
+          const parse = (checkEveryLine: boolean) =>
+            startLine.startsWith('GET')
+              ? outcome(() => parseRequestHead(text, checkEveryLine))
+              : outcome(() => parseResponseHead(text, 'GET', checkEveryLine));
+          expect(parse(false)).toEqual(parse(true));
+        },
+      ),
+      { numRuns: 2000 },
     );
   });
 });

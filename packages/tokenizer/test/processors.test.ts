@@ -106,6 +106,17 @@ describe('proxy authorization candidates (§3.4)', () => {
       false,
     );
   });
+  it('a digest that matched once is matched again without hashing, and no other digest is', () => {
+    const credentials = ProxyCredentials.reuse(['Bearer one'], undefined);
+    const one = Buffer.from(bearerDigest('one'), 'base64');
+    const two = Buffer.from(bearerDigest('two'), 'base64');
+    expect(credentials.matchesDigest(two)).toBe(false);
+    expect(credentials.matchesDigest(one)).toBe(true);
+    expect(credentials.matchesDigest(one)).toBe(true);
+    expect(credentials.matchesDigest(two)).toBe(false);
+    expect(credentials.matchesDigest(Buffer.from(one))).toBe(true);
+    expect(credentials.matchesDigest(new Uint8Array(32))).toBe(false);
+  });
   it('what a connection remembers is a copy, equal to the text it came from', () => {
     const head = `GET / HTTP/1.1\r\nproxy-authorization: Bearer ${'x'.repeat(40)}\r\n`;
     const line = head.slice(head.indexOf('Bearer'), head.length - 2);

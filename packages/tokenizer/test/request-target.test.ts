@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  AuthorityMemo,
   checkRequestForm,
   isDeniedAddressLiteral,
   PlainTextRequestError,
@@ -22,6 +23,14 @@ function refusal(run: () => unknown): { status: number; code: string; message: s
     return { status, code, message, plainText: error instanceof PlainTextRequestError };
   }
   throw new Error('expected a refusal');
+}
+
+function outcome(run: () => unknown): unknown {
+  try {
+    return { resolved: run() };
+  } catch (error) {
+    return { refused: (error as Error).message };
+  }
 }
 
 describe('absolute-form targets', () => {
@@ -139,6 +148,28 @@ describe('absolute-form targets', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('the authority a connection remembers', () => {
+  it('resolves every request as without it, and checks a new authority or Host afresh', () => {
+    const memo = new AuthorityMemo();
+    const requests: [string, string | undefined][] = [
+      ['http://api.example.com/a', 'api.example.com'],
+      ['http://api.example.com/b?c=d#e', 'api.example.com'],
+      ['http://api.example.com/', 'evil.example'],
+      ['http://api.example.com/c', undefined],
+      ['http://API.example.com:8080/d', 'api.example.com:8080'],
+      ['http://api.example.com:8080/e', 'api.example.com'],
+      ['http://api.example.com:443/f', undefined],
+      ['http://api.example.com/g', 'api.example.com'],
+    ];
+    for (let round = 0; round < 2; round++) {
+      for (const [url, host] of requests) {
+        const expected = outcome(() => resolveRequestTarget(url, host, NO_NAMES));
+        expect(outcome(() => resolveRequestTarget(url, host, NO_NAMES, memo))).toEqual(expected);
+      }
+    }
   });
 });
 
