@@ -294,12 +294,12 @@ describe("keyward-checks.py's checks, against a server that breaks them", () => 
 
   it('reports the leaked secret and the error body without code and message', async () => {
     const { port } = broken.address() as AddressInfo;
-    const run = await runSchemathesis(
-      `http://127.0.0.1:${port}/openapi.json`,
-      [leaked],
-      seed,
-      ['--max-examples', '2', '--phases', 'examples,fuzzing'],
-    );
+    const run = await runSchemathesis(`http://127.0.0.1:${port}/openapi.json`, [leaked], seed, [
+      '--max-examples',
+      '2',
+      '--phases',
+      'examples,fuzzing',
+    ]);
     expect(run.code).not.toBe(0);
     expect(run.output).toContain('the response holds seeded secret #0');
     expect(run.output).toContain('404 answer has no error object');
