@@ -19,12 +19,16 @@ import { bundle } from './bundle.js';
 // CLI test's): fuzzed deploys and deletes must never reach the shared podman, where a generated
 // name could be another engineer's instance. Its sidecars are the real tokenizer and the mock.
 //
-// CI runs a small subset; `pnpm test:reliability` sets KEYWARD_FUZZ_MAX_EXAMPLES and
-// KEYWARD_FUZZ_MINIMUM_CASES for the long run (at least 100,000 cases).
+// CI runs a small subset; `pnpm test:reliability` sets KEYWARD_FUZZ_MAX_EXAMPLES,
+// KEYWARD_FUZZ_PROCESSES and KEYWARD_FUZZ_MINIMUM_CASES for the long run (at least 100,000 cases).
 const maxExamples = Number(process.env['KEYWARD_FUZZ_MAX_EXAMPLES'] ?? 6);
 const minimumCases = Number(process.env['KEYWARD_FUZZ_MINIMUM_CASES'] ?? 200);
-const seed = process.env['KEYWARD_FUZZ_SEED'] ?? String(randomBytes(4).readUInt32BE());
-// Long runs take hours on the shared 2-core VMs; CI's subset about a minute.
+// schemathesis' workers are threads of one Python process: generating the cases is CPU-bound and
+// holds the GIL, so one process uses one core whatever its workers. More processes fuzz the same
+// operations with other seeds (only the first runs the examples, coverage and stateful phases).
+const processes = Number(process.env['KEYWARD_FUZZ_PROCESSES'] ?? 1);
+const seed = Number(process.env['KEYWARD_FUZZ_SEED'] ?? randomBytes(4).readUInt32BE() >>> 1);
+// A long run is about an hour on the shared 2-core VMs; CI's subset under a minute.
 const runTimeout = Number(process.env['KEYWARD_FUZZ_TIMEOUT_SECONDS'] ?? 900) * 1000;
 
 const repositoryRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -43,10 +47,18 @@ let schemathesis: string;
 interface SchemathesisRun {
   code: number | null;
   output: string;
+  /** Test cases run, as schemathesis' own summary counts them ("Test cases: N generated, …"). */
   generated: number;
+  /** That summary line: "N generated, N passed" when every case was checked and passed. */
+  summary: string;
 }
 
-function runSchemathesis(url: string, secrets: string[], extra: string[]): Promise<SchemathesisRun> {
+function runSchemathesis(
+  url: string,
+  secrets: string[],
+  runSeed: number,
+  extra: string[],
+): Promise<SchemathesisRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       schemathesis,
@@ -61,7 +73,7 @@ function runSchemathesis(url: string, secrets: string[], extra: string[]): Promi
         '--request-timeout',
         '60',
         '--seed',
-        seed,
+        String(runSeed),
         ...extra,
       ],
       {
@@ -89,8 +101,13 @@ function runSchemathesis(url: string, secrets: string[], extra: string[]): Promi
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      const generated = Number(/(\d+) generated/.exec(output)?.[1] ?? Number.NaN);
-      resolve({ code, output, generated });
+      const summary = /Test cases:\s*\n\s*(\d+) generated[^\n]*/.exec(output);
+      resolve({
+        code,
+        output,
+        generated: Number(summary?.[1] ?? Number.NaN),
+        summary: summary?.[0].replace(/^Test cases:\s*/, '') ?? '',
+      });
     });
   });
 }
@@ -184,36 +201,52 @@ afterAll(async () => {
 
 describe('the API fuzzed by schemathesis from its OpenAPI document', () => {
   it(
-    `answers every generated request without a server error, in the declared shapes, never with a secret (seed ${seed}, ${maxExamples} examples per operation)`,
+    `answers every generated request without a server error, in the declared shapes, never with a secret (seed ${seed}, ${maxExamples} examples per operation, ${processes} process${processes === 1 ? '' : 'es'})`,
     async ({ task }) => {
       const load = loadavg();
       const started = performance.now();
-      const run = await runSchemathesis(
-        `${serverUrl}/api/openapi.json`,
-        [seededSecret, token],
-        [
-          '--header',
-          `Authorization: Bearer ${token}`,
-          '--max-examples',
-          String(maxExamples),
-          '--workers',
-          '2',
-        ],
+      const logBefore = serverLog.length;
+      const runs = await Promise.all(
+        Array.from({ length: processes }, (_, index) =>
+          runSchemathesis(`${serverUrl}/api/openapi.json`, [seededSecret, token], seed + index, [
+            '--header',
+            `Authorization: Bearer ${token}`,
+            '--max-examples',
+            String(maxExamples),
+            '--workers',
+            '2',
+            ...(index === 0 ? [] : ['--phases', 'fuzzing']),
+          ]),
+        ),
       );
       const seconds = (performance.now() - started) / 1000;
+      const generated = runs.reduce((sum, run) => sum + run.generated, 0);
+      // The server's own count: one "request" log line per answered request.
+      const answered = serverLog.slice(logBefore).match(/"message":"request"/g)?.length ?? 0;
       const figures = [
-        { figure: 'schemathesis cases', value: run.generated, unit: 'cases' },
+        { figure: 'schemathesis cases', value: generated, unit: 'cases' },
+        { figure: 'requests the server answered', value: answered, unit: 'requests' },
+        { figure: 'schemathesis processes', value: processes },
         { figure: 'schemathesis duration', value: Math.round(seconds), unit: 's' },
+        { figure: 'cases per second', value: Number((generated / seconds).toFixed(1)), unit: 'cases/s' },
         { figure: 'load average (1 min) at start', value: load[0] },
+        { figure: 'load average (1 min) at end', value: loadavg()[0] },
       ];
       Object.assign(task.meta, { figures });
       console.log(
-        `schemathesis: ${run.generated} cases in ${seconds.toFixed(0)} s, seed ${seed}, load ${load.map((value) => value.toFixed(2)).join(' ')}`,
+        `schemathesis: ${generated} cases (${runs.map((run) => run.generated).join(' + ')}) in ${seconds.toFixed(0)} s, ${answered} requests answered, seed ${seed}, load ${load.map((value) => value.toFixed(2)).join(' ')} at start, ${loadavg()
+          .map((value) => value.toFixed(2))
+          .join(' ')} at end`,
       );
-      // The report names each failure and a curl line to reproduce it (the token filtered out).
-      expect(run.code, run.output.slice(-12_000)).toBe(0);
-      expect(run.output).toMatch(/Test cases:\s+\d+ generated, \d+ passed/);
-      expect(run.generated).toBeGreaterThanOrEqual(minimumCases);
+      for (const [index, run] of runs.entries()) {
+        // The report names each failure and a curl line to reproduce it (the token filtered out).
+        expect(run.code, `process ${index} (seed ${seed + index}):\n${run.output.slice(-12_000)}`).toBe(0);
+        // Not "…, K skipped" nor "…, K errored": every case got an answer and every check ran on it.
+        expect(run.summary).toBe(`${run.generated} generated, ${run.generated} passed`);
+      }
+      expect(generated).toBeGreaterThanOrEqual(minimumCases);
+      // Every case was sent and answered: the server logged at least as many requests.
+      expect(answered).toBeGreaterThanOrEqual(generated);
     },
     runTimeout + 60_000,
   );
@@ -261,11 +294,12 @@ describe("keyward-checks.py's checks, against a server that breaks them", () => 
 
   it('reports the leaked secret and the error body without code and message', async () => {
     const { port } = broken.address() as AddressInfo;
-    const run = await runSchemathesis(
-      `http://127.0.0.1:${port}/openapi.json`,
-      [leaked],
-      ['--max-examples', '2', '--phases', 'examples,fuzzing'],
-    );
+    const run = await runSchemathesis(`http://127.0.0.1:${port}/openapi.json`, [leaked], seed, [
+      '--max-examples',
+      '2',
+      '--phases',
+      'examples,fuzzing',
+    ]);
     expect(run.code).not.toBe(0);
     expect(run.output).toContain('the response holds seeded secret #0');
     expect(run.output).toContain('404 answer has no error object');
