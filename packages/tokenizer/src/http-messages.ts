@@ -395,8 +395,8 @@ export function parseRequestHead(head: string, checkEveryLine = false): RequestH
 }
 
 /**
- * Parses a response head (`checkEveryLine` as for parseRequestHead). `requestMethod` decides whether a body follows (HEAD never has one).
- * 1xx heads parse with NO_BODY; the caller skips them.
+ * Parses a response head (`checkEveryLine` as for parseRequestHead). `requestMethod` decides
+ * whether a body follows (HEAD never has one). 1xx heads parse with NO_BODY; the caller skips them.
  */
 export function parseResponseHead(head: string, requestMethod: string, checkEveryLine = false): ResponseHead {
   const clean = !checkEveryLine && CLEAN_HEAD.test(head);

@@ -27,8 +27,12 @@ export class AuthorityMemo {
   authority: string | undefined = undefined;
   hostHeader: string | undefined = undefined;
   target: RequestTarget | undefined = undefined;
+  hits = 0;
+  private misses = 0;
 
   remember(authority: string, hostHeader: string | undefined, target: RequestTarget): void {
+    // A connection whose requests keep changing authority would pay for the copies every time.
+    if (++this.misses > 8 && this.misses > this.hits) return;
     this.authority = detachedCopy(authority);
     this.hostHeader = hostHeader === undefined ? undefined : detachedCopy(hostHeader);
     this.target = withPath(
@@ -141,8 +145,10 @@ export function resolveRequestTarget(
       memo.target !== undefined &&
       memo.authority === authority &&
       memo.hostHeader === hostHeader
-    )
+    ) {
+      memo.hits++;
       return withPath(memo.target, path);
+    }
     const target = targetOfAuthority(authority, path);
     if (hostHeader !== undefined && !sameHost(hostHeader, target)) {
       throw new BadRequestError('BAD_TARGET', 'bad request: Host header does not match the request target');
