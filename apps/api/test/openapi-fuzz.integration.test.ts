@@ -160,10 +160,15 @@ beforeAll(async () => {
   });
   serverUrl = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`keyward serve did not start:\n${serverLog}`)), 60_000);
+    let listening = false;
     server.stderr!.on('data', (chunk) => {
       serverLog += chunk;
+      // Only until it listens: a regular expression flattens the whole log (one request line each,
+      // megabytes in a long run) into a copy, on every chunk.
+      if (listening) return;
       const match = /keyward API on (http:\/\/127\.0\.0\.1:\d+)/.exec(serverLog);
       if (match) {
+        listening = true;
         clearTimeout(timer);
         resolve(match[1]!);
       }
