@@ -298,8 +298,11 @@ async function waitFor(description, check, { processes, signal, timeoutMilliseco
     if (result === true) return;
     last = result;
     if (Date.now() > deadline) {
+      // The process waited on is the last one started: its log says why it never answered.
+      const waitedOn = processes.at(-1);
       throw new Error(
-        `timed out after ${timeoutMilliseconds} ms waiting for ${description} (last answer: ${last})`,
+        `timed out after ${timeoutMilliseconds} ms waiting for ${description} (last answer: ${last})` +
+          (waitedOn ? `; ${waitedOn.name}'s log:\n${logTail(waitedOn.logPath)}` : ''),
       );
     }
     await sleep(100, signal);
@@ -409,7 +412,7 @@ export async function startControlPlane(options = {}) {
           `--initial-cluster=keyward-test=${etcdPeerUrl}`,
           // Test data is thrown away: skipping fsync makes every write cheap.
           '--unsafe-no-fsync',
-          '--log-level=warn',
+          '--log-level=info',
         ],
         path('etcd.log'),
       ),

@@ -50,13 +50,12 @@ const suites = [
     what: 'API fuzzed by schemathesis',
     project: 'api:integration',
     file: 'apps/api/test/openapi-fuzz.integration.test.ts',
-    // Four schemathesis processes (its workers are threads under one GIL, so a process uses one core
+    // Seven schemathesis processes (its workers are threads under one GIL, so a process uses one core
     // at most). Measured: a fuzzing-only process stops near 16,000 cases (about 1,000 per operation)
-    // at 1,600 examples per operation as at 1,000, so four make about 62,000 plus the first one's
-    // phases: 100,000 needs about seven (KEYWARD_FUZZ_PROCESSES=7), see the README.
+    // at 1,600 examples per operation as at 1,000, so 100,000 cases take about seven processes.
     long: {
       KEYWARD_FUZZ_MAX_EXAMPLES: '1600',
-      KEYWARD_FUZZ_PROCESSES: '4',
+      KEYWARD_FUZZ_PROCESSES: '7',
       KEYWARD_FUZZ_MINIMUM_CASES: '100000',
       KEYWARD_FUZZ_TIMEOUT_SECONDS: '5400',
     },

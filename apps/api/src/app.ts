@@ -8,6 +8,7 @@ import { ApiError, toErrorResponse } from './api-error.js';
 import { InstanceOperations } from './instance-operations.js';
 import { JobManager } from './jobs/job-manager.js';
 import { createJsonLogger, type Logger } from './logger.js';
+import { withInstalledSidecars } from './openapi-document.js';
 import { createInstanceRoutes } from './routes/instance-routes.js';
 import { createSidecarRoutes } from './routes/sidecar-routes.js';
 import { createSystemRoutes } from './routes/system-routes.js';
@@ -207,16 +208,23 @@ export function createApp(options: CreateAppOptions) {
   app.use('/api/instances/:id/*', rateLimited('rotation', ['PUT']));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
-  app.doc31('/api/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: 'keyward API',
-      version: VERSION,
-      description:
-        'Deploy AI agents next to sidecars (a credential-injecting proxy first) so the agent can use a credential but never read it. Errors are `{ error: { code, message } }`.',
-    },
-    security: [{ bearerAuth: [] }],
-  });
+  app.get('/api/openapi.json', (c) =>
+    c.json(
+      withInstalledSidecars(
+        app.getOpenAPI31Document({
+          openapi: '3.1.0',
+          info: {
+            title: 'keyward API',
+            version: VERSION,
+            description:
+              'Deploy AI agents next to sidecars (a credential-injecting proxy first) so the agent can use a credential but never read it. Errors are `{ error: { code, message } }`.',
+          },
+          security: [{ bearerAuth: [] }],
+        }),
+        operations.registry,
+      ),
+    ),
+  );
 
   const routes = app
     .route('/api', createSystemRoutes(operations))

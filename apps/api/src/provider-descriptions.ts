@@ -22,6 +22,14 @@ export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSch
   }
 }
 
+/** The OpenAPI component that holds a sidecar's schema of that kind. */
+export function componentName(
+  kind: 'Config' | 'Change' | 'View' | 'VerifyOptions',
+  providerId: string,
+): string {
+  return `Sidecar${kind}_${providerId}`;
+}
+
 export interface SidecarDescription {
   id: string;
   displayName?: string;

@@ -152,6 +152,69 @@ describe('system routes', () => {
     expect((await harness.request('PUT', '/api/instances/demo/mock-page', {})).status).toBe(202);
   });
 
+  it('names the installed sidecars in the deploy and render bodies, each with its config schema', async () => {
+    const registry = new ProviderRegistry();
+    registry.registerTarget(createMemoryTargetProvider());
+    registry.registerSidecar(createMockSidecarProvider());
+    registry.registerSidecar(createMockSidecarProvider({ id: 'second' }));
+    const harness = createHarness({ registry });
+    type Operation = { requestBody?: { content: { 'application/json': { schema: JsonSchema } } } };
+    type JsonSchema = {
+      properties?: Record<string, JsonSchema>;
+      $ref?: string;
+      additionalProperties?: unknown;
+    };
+    const document = (await (await harness.request('GET', '/api/openapi.json')).json()) as {
+      paths: Record<string, Record<string, Operation>>;
+      components: { schemas: Record<string, unknown> };
+    };
+    for (const path of ['/api/instances', '/api/render']) {
+      const body = document.paths[path]!['post']!.requestBody!.content['application/json'].schema;
+      const sidecars = body.properties!['sidecars']!;
+      expect(sidecars.additionalProperties, path).toBe(false);
+      expect(
+        Object.fromEntries(Object.entries(sidecars.properties!).map(([id, schema]) => [id, schema.$ref])),
+        path,
+      ).toEqual({
+        mock: '#/components/schemas/SidecarConfig_mock',
+        second: '#/components/schemas/SidecarConfig_second',
+      });
+    }
+    expect(Object.keys(document.components.schemas)).toEqual(
+      expect.arrayContaining(['SidecarConfig_mock', 'SidecarConfig_second']),
+    );
+    // What the document says is what the server does: a sidecar it does not list is refused.
+    const unknown = await harness.request('POST', '/api/instances', {
+      ...mockSpec(),
+      sidecars: { mock: {}, third: {} },
+    });
+    expect(unknown.status).toBe(400);
+    expect((await errorOf(unknown)).code).toBe('UNKNOWN_PROVIDER');
+  });
+
+  it('lists the words a boolean query takes, and the server takes each of them', async () => {
+    const harness = createHarness();
+    const document = (await (await harness.request('GET', '/api/openapi.json')).json()) as {
+      paths: Record<string, Record<string, { parameters?: { name: string; schema: { enum?: string[] } }[] }>>;
+    };
+    const replace = document.paths['/api/instances']!['post']!.parameters!.find(
+      (parameter) => parameter.name === 'replace',
+    );
+    expect(replace?.schema.enum?.length).toBeGreaterThan(0);
+    await deployAndWait(harness);
+    for (const word of replace!.schema.enum!) {
+      const response = await harness.request('POST', `/api/instances?replace=${word}`, mockSpec());
+      // Each word is read as a boolean: replace answers 202, no-replace 409, never a 400.
+      expect([202, 409], word).toContain(response.status);
+      const accepted = response.status === 202;
+      expect(accepted, word).toBe(['true', '1', 'yes', 'on', 'y', 'enabled'].includes(word));
+      if (accepted) {
+        const { jobId } = (await response.json()) as { jobId: string };
+        await readEvents(await harness.request('GET', `/api/jobs/${jobId}/events`));
+      }
+    }
+  });
+
   it('does not serve an alias that would shadow a route of the API', async () => {
     const registry = new ProviderRegistry();
     registry.registerTarget(createMemoryTargetProvider());

@@ -56,13 +56,16 @@ export const agentSpecSchema = z
         }),
         z.string({ error: 'environment values must be strings' }),
       ),
-    ).default({}),
+    )
+      // The key rule in the API's OpenAPI document too (its generator drops a record's key schema).
+      .meta({ propertyNames: { pattern: environmentNamePattern.source } })
+      .default({}),
     command: z.array(z.string()).min(1, { error: 'must have at least one element when given' }).optional(),
     /** Where the agent reads skills (SKILL.md files sidecars write); needed by sidecars that teach the agent. */
-    skillsDirectory: z.string().startsWith('/', { error: 'must be an absolute path' }).optional(),
+    skillsDirectory: z.string().regex(/^\//, { error: 'must be an absolute path' }).optional(),
     /** Writable directories that outlive the container (the agent's home, its workspace). */
     stateDirectories: z
-      .array(z.string().startsWith('/', { error: 'must be an absolute path' }))
+      .array(z.string().regex(/^\//, { error: 'must be an absolute path' }))
       .max(8, { error: 'at most 8 state directories' })
       .default([]),
     /**
@@ -93,7 +96,9 @@ export const instanceSpecSchema = z
     targetOptions: withoutPrototypeKey(z.record(z.string(), z.unknown())).default({}),
     network: networkSpecSchema.default({ egress: 'proxy-only' }),
     /** Per-sidecar config keyed by provider id; each provider validates its own part. */
-    sidecars: withoutPrototypeKey(z.record(dnsLabelSchema, z.unknown())).default({}),
+    sidecars: withoutPrototypeKey(z.record(dnsLabelSchema, z.unknown()))
+      .meta({ propertyNames: { pattern: dnsLabelPattern.source, maxLength: dnsLabelMaxLength } })
+      .default({}),
   })
   .strict()
   .transform(({ network, targetOptions, ...rest }) => {

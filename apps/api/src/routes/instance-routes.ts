@@ -22,7 +22,14 @@ import {
 } from '../schemas.js';
 import { validationHook } from './route-hooks.js';
 
-const booleanQuery = z.stringbool().optional();
+// zod's stringbool takes these words (in any case); the document lists them so clients send one.
+const booleanQuery = z
+  .stringbool()
+  .optional()
+  .openapi({
+    type: 'string',
+    enum: ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off', 'y', 'n', 'enabled', 'disabled'],
+  });
 
 const list = createRoute({
   method: 'get',

@@ -3,7 +3,7 @@ import { KeywardError } from '@keyward/core';
 import type { Context } from 'hono';
 import type { InstanceOperations } from '../instance-operations.js';
 import type { Logger } from '../logger.js';
-import { describeSidecar, routeAliases } from '../provider-descriptions.js';
+import { componentName, describeSidecar, routeAliases } from '../provider-descriptions.js';
 import {
   errorResponses,
   InstanceParamsSchema,
@@ -73,10 +73,6 @@ function sidecarPut(installed: string[]) {
     },
     responses: rotationResponses,
   });
-}
-
-function componentName(kind: 'Config' | 'Change' | 'View' | 'VerifyOptions', providerId: string): string {
-  return `Sidecar${kind}_${providerId}`;
 }
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });

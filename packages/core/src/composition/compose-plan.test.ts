@@ -500,6 +500,46 @@ describe('composePlanV2', () => {
     );
   });
 
+  it('places skills in any absolute skills directory: the root, a trailing slash, a path with ".."', async () => {
+    // Found by the API fuzzer: "/" made every skill a provider contract violation (a 500).
+    for (const [skillsDirectory, expected] of [
+      ['/', '/mock/SKILL.md'],
+      ['/skills/', '/skills/mock/SKILL.md'],
+      ['/opt/../skills', '/skills/mock/SKILL.md'],
+      ['//home//agent', '/home/agent/mock/SKILL.md'],
+    ] as const) {
+      const plan = await composePlanV2({
+        spec: parseInstanceSpec({
+          name: 'demo',
+          target: 'memory',
+          agent: { image: 'localhost/agent:1', port: 18789, skillsDirectory },
+          sidecars: { mock: {} },
+        }),
+        sidecars: lookup(createMockSidecarProvider()),
+        target,
+      });
+      const agent = plan.containers.find((container) => container.name === 'agent');
+      expect(
+        agent?.files.map((file) => file.path),
+        skillsDirectory,
+      ).toEqual([expected]);
+    }
+  });
+
+  it('refuses a skill file that is the skills directory itself or leaves it', async () => {
+    for (const path of ['.', '', 'a/../..', '../skills-other/x', '/etc/passwd']) {
+      const provider = withContribution('mock', (base) => ({
+        ...base,
+        files: [{ container: 'agent', root: 'skills', path, content: 'x' }],
+      }));
+      await expectCode(
+        composePlanV2({ spec: spec({ mock: {} }), sidecars: lookup(provider), target }),
+        'PROVIDER_CONTRACT_VIOLATION',
+        'skills directory',
+      );
+    }
+  });
+
   it('asks for a skills directory when a sidecar writes a skill and the spec has none', async () => {
     const noSkills = parseInstanceSpec({
       name: 'demo',

@@ -212,12 +212,11 @@ export function resolveSidecarContributionV2(input: ResolveContributionInput): R
           `Sidecar "${providerId}" writes ${file.path} into the agent's skills directory, but the instance has none: set agent.skillsDirectory to the folder the agent reads skills from.`,
         );
       }
-      path = posix.join(directory, file.path);
-      if (
-        posix.isAbsolute(file.path) ||
-        path.split('/').includes('..') ||
-        !path.startsWith(`${directory}/`)
-      ) {
+      // Compared normalized: "/", "/skills/" and "/a/../skills" are directories too.
+      const root = posix.normalize(directory);
+      path = posix.join(root, file.path);
+      const inside = posix.relative(root, path);
+      if (posix.isAbsolute(file.path) || inside === '' || inside === '..' || inside.startsWith('../')) {
         contractViolation(providerId, `File "${file.path}" must stay inside the agent's skills directory.`);
       }
     } else {
