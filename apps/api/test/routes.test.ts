@@ -192,6 +192,39 @@ describe('system routes', () => {
     expect((await errorOf(unknown)).code).toBe('UNKNOWN_PROVIDER');
   });
 
+  it('links a deploy to the operations on its instance, each to an operation and parameters that exist', async () => {
+    const harness = createHarness();
+    type Parameter = { name: string; in: string };
+    type Operation = {
+      parameters?: Parameter[];
+      responses: Record<string, { links?: Record<string, Link> }>;
+    };
+    type Link = { operationRef: string; parameters: Record<string, string> };
+    const document = (await (await harness.request('GET', '/api/openapi.json')).json()) as {
+      paths: Record<string, Record<string, Operation>>;
+    };
+    const links = Object.values(document.paths['/api/instances']!['post']!.responses['202']!.links ?? {});
+    expect(links.length).toBeGreaterThanOrEqual(8);
+    const accepted = await harness.request('POST', '/api/instances', mockSpec());
+    const body = (await accepted.json()) as Record<string, unknown>;
+    for (const link of links) {
+      const [, , path, method] = /^#\/(paths)\/([^/]+)\/([a-z]+)$/.exec(link.operationRef) ?? [];
+      const operation = document.paths[path!.replaceAll('~1', '/')]?.[method!];
+      expect(operation, link.operationRef).toBeDefined();
+      for (const [parameter, expression] of Object.entries(link.parameters)) {
+        const [location, name] = parameter.split('.');
+        expect(operation!.parameters, `${link.operationRef} ${parameter}`).toContainEqual(
+          expect.objectContaining({ in: location, name }),
+        );
+        // The value comes from a field the deploy's answer has.
+        const field = expression.replace('$response.body#/', '');
+        expect(typeof body[field], `${link.operationRef} ${expression}`).toBe('string');
+      }
+    }
+    const { jobId } = body as { jobId: string };
+    await readEvents(await harness.request('GET', `/api/jobs/${jobId}/events`));
+  });
+
   it('lists the words a boolean query takes, and the server takes each of them', async () => {
     const harness = createHarness();
     const document = (await (await harness.request('GET', '/api/openapi.json')).json()) as {

@@ -39,6 +39,31 @@ const list = createRoute({
   responses: { 200: jsonContent(InstanceListSchema, 'Instances'), 401: errorResponses[401] },
 });
 
+/**
+ * Links from a deploy's answer to the operations on the instance it makes: a client generated from
+ * the document (and schemathesis' stateful phase) can follow a deploy with them.
+ */
+const linksToTheInstance = Object.fromEntries(
+  (
+    [
+      ['GetInstance', '/api/instances/{id}', 'get'],
+      ['InstanceLogs', '/api/instances/{id}/logs', 'get'],
+      ['VerifyInstance', '/api/instances/{id}/verify', 'post'],
+      ['RenderInstance', '/api/instances/{id}/render', 'get'],
+      ['StartInstance', '/api/instances/{id}/start', 'post'],
+      ['StopInstance', '/api/instances/{id}/stop', 'post'],
+      ['RestartInstance', '/api/instances/{id}/restart', 'post'],
+      ['DeleteInstance', '/api/instances/{id}', 'delete'],
+    ] as const
+  ).map(([name, path, method]) => [
+    name,
+    {
+      operationRef: `#/paths/${path.replaceAll('/', '~1')}/${method}`,
+      parameters: { 'path.id': '$response.body#/instance', 'query.target': '$response.body#/target' },
+    },
+  ]),
+);
+
 const deploy = createRoute({
   method: 'post',
   path: '/instances',
@@ -51,7 +76,7 @@ const deploy = createRoute({
     body: { required: true, content: { 'application/json': { schema: instanceSpecSchema } } },
   },
   responses: {
-    202: jsonContent(JobAcceptedSchema, 'Deploy accepted'),
+    202: { ...jsonContent(JobAcceptedSchema, 'Deploy accepted'), links: linksToTheInstance },
     400: errorResponses[400],
     401: errorResponses[401],
     409: errorResponses[409],
