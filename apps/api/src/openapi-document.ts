@@ -1,5 +1,5 @@
 import type { ProviderRegistry } from '@keyward/core';
-import { componentName } from './provider-descriptions.js';
+import { componentName, schemaReference } from './provider-descriptions.js';
 
 type JsonObject = Record<string, unknown>;
 
@@ -18,9 +18,7 @@ export function withInstalledSidecars<T extends object>(document: T, registry: P
   const sidecars = {
     type: 'object',
     description: 'Config per installed sidecar, keyed by provider id; each provider validates its own part.',
-    properties: Object.fromEntries(
-      ids.map((id) => [id, { $ref: `#/components/schemas/${componentName('Config', id)}` }]),
-    ),
+    properties: Object.fromEntries(ids.map((id) => [id, schemaReference(componentName('Config', id))])),
     additionalProperties: false,
     default: {},
   };

@@ -30,6 +30,9 @@ export function componentName(
   return `Sidecar${kind}_${providerId}`;
 }
 
+/** A reference to a component schema of the OpenAPI document. */
+export const schemaReference = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
 export interface SidecarDescription {
   id: string;
   displayName?: string;

@@ -208,7 +208,7 @@ describe('system routes', () => {
     const accepted = await harness.request('POST', '/api/instances', mockSpec());
     const body = (await accepted.json()) as Record<string, unknown>;
     for (const link of links) {
-      const [, , path, method] = /^#\/(paths)\/([^/]+)\/([a-z]+)$/.exec(link.operationRef) ?? [];
+      const [, path, method] = /^#\/paths\/([^/]+)\/([a-z]+)$/.exec(link.operationRef) ?? [];
       const operation = document.paths[path!.replaceAll('~1', '/')]?.[method!];
       expect(operation, link.operationRef).toBeDefined();
       for (const [parameter, expression] of Object.entries(link.parameters)) {

@@ -96,9 +96,7 @@ export const instanceSpecSchema = z
     targetOptions: withoutPrototypeKey(z.record(z.string(), z.unknown())).default({}),
     network: networkSpecSchema.default({ egress: 'proxy-only' }),
     /** Per-sidecar config keyed by provider id; each provider validates its own part. */
-    sidecars: withoutPrototypeKey(z.record(dnsLabelSchema, z.unknown()))
-      .meta({ propertyNames: { pattern: dnsLabelPattern.source, maxLength: dnsLabelMaxLength } })
-      .default({}),
+    sidecars: withoutPrototypeKey(z.record(dnsLabelSchema, z.unknown())).default({}),
   })
   .strict()
   .transform(({ network, targetOptions, ...rest }) => {

@@ -22,14 +22,13 @@ import {
 } from '../schemas.js';
 import { validationHook } from './route-hooks.js';
 
-// zod's stringbool takes these words (in any case); the document lists them so clients send one.
+// The words a boolean query takes (in any case): one list for the validator and the document.
+const truthyWords = ['true', '1', 'yes', 'on', 'y', 'enabled'];
+const falsyWords = ['false', '0', 'no', 'off', 'n', 'disabled'];
 const booleanQuery = z
-  .stringbool()
+  .stringbool({ truthy: truthyWords, falsy: falsyWords })
   .optional()
-  .openapi({
-    type: 'string',
-    enum: ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off', 'y', 'n', 'enabled', 'disabled'],
-  });
+  .openapi({ type: 'string', enum: [...truthyWords, ...falsyWords] });
 
 const list = createRoute({
   method: 'get',

@@ -3,7 +3,12 @@ import { KeywardError } from '@keyward/core';
 import type { Context } from 'hono';
 import type { InstanceOperations } from '../instance-operations.js';
 import type { Logger } from '../logger.js';
-import { componentName, describeSidecar, routeAliases } from '../provider-descriptions.js';
+import {
+  componentName,
+  describeSidecar,
+  schemaReference as ref,
+  routeAliases,
+} from '../provider-descriptions.js';
 import {
   errorResponses,
   InstanceParamsSchema,
@@ -74,8 +79,6 @@ function sidecarPut(installed: string[]) {
     responses: rotationResponses,
   });
 }
-
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 
 export interface SidecarRoutesOptions {
   logger: Logger;
